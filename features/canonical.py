@@ -1,0 +1,152 @@
+"""The canonical tables: what every source export is turned into, whatever the retailer called things.
+
+One table per source type (see docs/sources.md). Each canonical row also carries:
+
+- `source`: the source's name from the mapping file;
+- `source_row`: the 1-based data row of the source export it came from (for error messages and audits);
+- `record_id`: the source's own id of the person the row is about (its customer ref, or for a guest
+  order the order id, for a card-only receipt the card number), null when the row is anonymous;
+- `identity_key`: `"<namespace>:<record_id>"`, the key identity resolution works on; rows of sources that
+  share an id namespace (web-shop orders and logged-in web events, say) share keys;
+- `x_<column>`: every column of the export that the mapping does not name, kept as text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["string", "timestamp", "date", "float", "int", "bool"]
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: Kind
+    required: bool = False
+    doc: str = ""
+
+
+# Person attributes that any person-carrying source may have; identity resolution matches on them.
+PERSON_COLUMNS: tuple[Column, ...] = (
+    Column("first_name", "string", doc="given name"),
+    Column("last_name", "string", doc="family name"),
+    Column("full_name", "string", doc="whole name when the source does not split it"),
+    Column("email", "string", doc="email address as written"),
+    Column("phone", "string", doc="phone number as written"),
+    Column("street", "string", doc="street and house number"),
+    Column("postcode", "string"),
+    Column("city", "string"),
+    Column("country", "string", doc="ISO 3166 alpha-2 or a country name"),
+    Column("birth_date", "date"),
+    Column("gender", "string"),
+)
+
+LINE_TYPES = ("sale", "return", "cancellation")
+CHANNELS = ("online", "store")
+WEB_EVENT_TYPES = ("page_view", "product_view", "search", "add_to_cart", "remove_from_cart", "checkout_start")
+EMAIL_EVENT_TYPES = ("sent", "open", "click", "unsubscribe", "bounce")
+CONSENT_PURPOSES = ("email", "sms", "personalisation", "profiling")
+CONSENT_STATUSES = ("granted", "withdrawn")
+IDENTIFIER_TYPES = ("email", "phone", "customer_ref", "loyalty_number")
+
+SOURCE_TYPES: dict[str, tuple[Column, ...]] = {
+    "order_lines": (
+        Column("order_id", "string", required=True, doc="order or receipt number"),
+        Column("line_no", "int", doc="line within the order"),
+        Column("customer_ref", "string", doc="the source's customer/account id; empty for guests"),
+        Column("ordered_at", "timestamp", required=True),
+        Column("sku", "string", required=True),
+        Column("product_name", "string"),
+        Column("quantity", "float", required=True, doc="units; negative on a return line"),
+        Column("unit_price", "float", required=True, doc="price per unit, never negative"),
+        Column("currency", "string"),
+        Column("channel", "string", doc="online | store"),
+        Column("store_id", "string"),
+        Column("line_type", "string", doc="sale | return | cancellation, from the mapping's `returns` rules"),
+        Column("loyalty_number", "string", doc="loyalty card shown at the till"),
+        *PERSON_COLUMNS,
+    ),
+    "contacts": (
+        Column("customer_ref", "string", required=True, doc="the CRM's contact id"),
+        *PERSON_COLUMNS,
+        Column("created_at", "timestamp"),
+        Column("updated_at", "timestamp"),
+    ),
+    "loyalty_members": (
+        Column("customer_ref", "string", required=True, doc="the loyalty program's member id"),
+        Column("loyalty_number", "string", required=True, doc="card number, printed on receipts"),
+        Column("tier", "string"),
+        Column("points", "float"),
+        Column("joined_at", "timestamp"),
+        *PERSON_COLUMNS,
+    ),
+    "web_events": (
+        Column("event_id", "string"),
+        Column("occurred_at", "timestamp", required=True),
+        Column("event_type", "string", required=True, doc=" | ".join(WEB_EVENT_TYPES)),
+        Column("session_id", "string"),
+        Column("anonymous_id", "string", doc="cookie/device id"),
+        Column("customer_ref", "string", doc="account id when logged in"),
+        Column("sku", "string"),
+        Column("search_query", "string"),
+        Column("page_url", "string"),
+    ),
+    "email_events": (
+        Column("occurred_at", "timestamp", required=True),
+        Column("event_type", "string", required=True, doc=" | ".join(EMAIL_EVENT_TYPES)),
+        Column("campaign_id", "string"),
+        Column("customer_ref", "string", doc="recipient id in the email tool's namespace"),
+        Column("email", "string"),
+    ),
+    "support_tickets": (
+        Column("ticket_id", "string", required=True),
+        Column("created_at", "timestamp", required=True),
+        Column("customer_ref", "string"),
+        Column("reason", "string"),
+        Column("channel", "string", doc="email | phone | chat | store"),
+        Column("status", "string"),
+        Column("satisfaction", "float", doc="1 (worst) to 5 (best)"),
+        Column("first_name", "string"),
+        Column("last_name", "string"),
+        Column("full_name", "string"),
+        Column("email", "string"),
+        Column("phone", "string"),
+    ),
+    "consents": (
+        Column("identifier_type", "string", required=True, doc=" | ".join(IDENTIFIER_TYPES)),
+        Column("identifier", "string", required=True),
+        Column("purpose", "string", required=True, doc=" | ".join(CONSENT_PURPOSES)),
+        Column("status", "string", required=True, doc=" | ".join(CONSENT_STATUSES)),
+        Column("recorded_at", "timestamp", required=True),
+        Column("origin", "string", doc="where it was given: web form, store, email link ..."),
+    ),
+    "products": (
+        Column("sku", "string", required=True),
+        Column("name", "string"),
+        Column("category", "string", doc="category path, levels separated by ' > '"),
+        Column("brand", "string"),
+        Column("price", "float"),
+        Column("available", "bool"),
+    ),
+}
+
+# Columns every canonical table has besides its own.
+META_COLUMNS: tuple[Column, ...] = (
+    Column("source", "string", required=True),
+    Column("source_row", "int", required=True),
+    Column("record_id", "string"),
+    Column("identity_key", "string"),
+)
+
+# Source types whose rows describe a person (they feed identity resolution).
+PERSON_SOURCE_TYPES = ("order_lines", "contacts", "loyalty_members", "web_events", "email_events", "support_tickets")
+
+
+def columns(source_type: str) -> tuple[Column, ...]:
+    """The canonical columns of a source type, raising a clear error for an unknown type."""
+    try:
+        return SOURCE_TYPES[source_type]
+    except KeyError:
+        known = ", ".join(SOURCE_TYPES)
+        raise ValueError(f"unknown source type {source_type!r}; expected one of: {known}") from None

@@ -1,0 +1,85 @@
+"""Settings and the workspace layout: the one place that knows where Tessera keeps its files.
+
+Nothing here touches the disk at import time; folders are created by the writers that need them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The repository root when Tessera runs from a clone (the package is installed editable by uv).
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Process-wide settings, read from `TESSERA_*` environment variables and an optional `.env`."""
+
+    model_config = SettingsConfigDict(env_prefix="TESSERA_", env_file=".env", extra="ignore", frozen=True)
+
+    workspace: Path = REPO_ROOT
+    # Region used to read phone numbers written without a country code (ISO 3166 alpha-2).
+    default_phone_region: str = "GB"
+    # Rows read per chunk when streaming a source export.
+    ingest_chunk_rows: int = 200_000
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Where one data set lives: `data/` for files, `mlruns/` for MLflow. Paths only, no I/O."""
+
+    root: Path
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> Workspace:
+        return cls((settings or Settings()).workspace.resolve())
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def canonical(self) -> Path:
+        """Canonical tables: `<source_type>/<source>.parquet`."""
+        return self.data / "canonical"
+
+    @property
+    def quarantine(self) -> Path:
+        """Rejected rows, one Parquet file per source, each row with the field and the reason."""
+        return self.data / "quarantine"
+
+    @property
+    def identity(self) -> Path:
+        """Standardised identity records, links with their evidence, clusters, ids and aliases."""
+        return self.data / "identity"
+
+    @property
+    def profile(self) -> Path:
+        """Golden records, unified event tables and consent state, keyed by customer id."""
+        return self.data / "profile"
+
+    @property
+    def reports(self) -> Path:
+        """Per-run reports: ingestion accounting and data quality (JSON plus a readable summary)."""
+        return self.data / "reports"
+
+    @property
+    def feature_repo_data(self) -> Path:
+        """Feast registry, offline sources and the embedded online store."""
+        return self.data / "feast"
+
+    @property
+    def mlruns(self) -> Path:
+        return self.root / "mlruns"
+
+    def canonical_table(self, source_type: str) -> Path:
+        """A folder of Parquet files, one per source of that type: read it as one data set."""
+        return self.canonical / source_type
+
+    def canonical_file(self, source_type: str, source: str) -> Path:
+        return self.canonical_table(source_type) / f"{source}.parquet"
+
+    def quarantine_table(self, source: str) -> Path:
+        return self.quarantine / f"{source}.parquet"

@@ -1,0 +1,125 @@
+"""The `tessera` command line: each command parses its options, calls one function and prints a summary."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from features.progress import show_progress
+from features.settings import Settings, Workspace
+
+app = typer.Typer(
+    help="Tessera: unified customer profiles, features, models and serving for retailers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+WorkspaceOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--workspace",
+        help="Folder whose data/ and mlruns/ this command uses (default: TESSERA_WORKSPACE or the repository root).",
+        file_okay=False,
+    ),
+]
+SourcesOption = Annotated[
+    Path,
+    typer.Option("--sources", help="The sources mapping file (see docs/sources.md).", exists=True, dir_okay=False),
+]
+NowOption = Annotated[
+    datetime | None,
+    typer.Option("--now", help="The 'current time' of the run, ISO 8601 (default: now, UTC)."),
+]
+
+
+def _workspace(path: Path | None) -> Workspace:
+    settings = Settings() if path is None else Settings(workspace=path)
+    return Workspace.from_settings(settings)
+
+
+def _now(value: datetime | None) -> datetime:
+    from features.timeutil import as_utc
+
+    return as_utc(value) if value is not None else as_utc(datetime.now())
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each step.")] = False) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    show_progress.set(True)
+
+
+@app.command()
+def simulate(
+    out: Annotated[Path, typer.Option("--out", help="Folder for the exports, sources.yaml and the truth.")],
+    customers: Annotated[int, typer.Option("--customers", min=10, help="How many people the retailer has.")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives the same files.")] = 42,
+    as_of: Annotated[
+        str, typer.Option("--as-of", help="Last day of the exports (YYYY-MM-DD); the truth covers what follows.")
+    ] = "2025-12-31",
+) -> None:
+    """Write a simulated retailer: every source system's export, its sources.yaml, and the truth."""
+    from features.simulate import simulate_retailer
+
+    summary = simulate_retailer(customers=customers, seed=seed, out=out, as_of=date.fromisoformat(as_of))
+    typer.echo(json.dumps(summary, indent=2, default=str))
+
+
+@app.command()
+def ingest(sources: SourcesOption, workspace: WorkspaceOption = None) -> None:
+    """Read every declared source into the canonical tables; quarantine rows that cannot be used."""
+    from features.ingest import ingest_sources
+
+    report = ingest_sources(sources, _workspace(workspace))
+    typer.echo(report.summary())
+
+
+@app.command()
+def resolve(
+    workspace: WorkspaceOption = None,
+    evaluate: Annotated[
+        Path | None,
+        typer.Option("--evaluate", help="Score against a truth CSV (source, record_id, person_id) instead.", exists=True),
+    ] = None,
+    now: NowOption = None,
+) -> None:
+    """Resolve identities: standardise, link, cluster and give every customer a stable id."""
+    from features.identity import evaluate_against_truth, resolve_identities
+
+    ws = _workspace(workspace)
+    if evaluate is not None:
+        typer.echo(json.dumps(evaluate_against_truth(ws, evaluate), indent=2))
+        return
+    summary = resolve_identities(ws, now=_now(now))
+    typer.echo(json.dumps(summary, indent=2, default=str))
+
+
+@app.command()
+def profile(workspace: WorkspaceOption = None, now: NowOption = None) -> None:
+    """Build the golden records, unified event tables and consent state, and the data-quality report."""
+    from features.profile import build_profile
+
+    summary = build_profile(_workspace(workspace), now=_now(now))
+    typer.echo(json.dumps(summary, indent=2, default=str))
+
+
+@app.command()
+def run(sources: SourcesOption, workspace: WorkspaceOption = None, now: NowOption = None) -> None:
+    """Run the whole chain: ingest, resolve, profile."""
+    from features.pipeline import run_chain
+
+    summary = run_chain(sources, _workspace(workspace), now=_now(now))
+    typer.echo(json.dumps(summary, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    app()
