@@ -140,7 +140,14 @@ META_COLUMNS: tuple[Column, ...] = (
 )
 
 # Source types whose rows describe a person (they feed identity resolution).
-PERSON_SOURCE_TYPES = ("order_lines", "contacts", "loyalty_members", "web_events", "email_events", "support_tickets")
+PERSON_SOURCE_TYPES = (
+    "order_lines",
+    "contacts",
+    "loyalty_members",
+    "web_events",
+    "email_events",
+    "support_tickets",
+)
 
 
 def columns(source_type: str) -> tuple[Column, ...]:

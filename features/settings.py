@@ -24,6 +24,14 @@ class Settings(BaseSettings):
     default_phone_region: str = "GB"
     # Rows read per chunk when streaming a source export.
     ingest_chunk_rows: int = 200_000
+    # Consent assumed for a purpose when a customer has no consent record for it. Marketing channels need
+    # an opt-in; personalisation and profiling rest on the retailer's legitimate interest until withdrawn.
+    consent_defaults: dict[str, bool] = {
+        "email": False,
+        "sms": False,
+        "personalisation": True,
+        "profiling": True,
+    }
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,11 @@ class Workspace:
     @property
     def data(self) -> Path:
         return self.root / "data"
+
+    @property
+    def sample(self) -> Path:
+        """The simulated sample retailer's exports, written by the demo."""
+        return self.data / "sample_retailer"
 
     @property
     def canonical(self) -> Path:

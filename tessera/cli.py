@@ -30,7 +30,9 @@ WorkspaceOption = Annotated[
 ]
 SourcesOption = Annotated[
     Path,
-    typer.Option("--sources", help="The sources mapping file (see docs/sources.md).", exists=True, dir_okay=False),
+    typer.Option(
+        "--sources", help="The sources mapping file (see docs/sources.md).", exists=True, dir_okay=False
+    ),
 ]
 NowOption = Annotated[
     datetime | None,
@@ -50,7 +52,9 @@ def _now(value: datetime | None) -> datetime:
 
 
 @app.callback()
-def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each step.")] = False) -> None:
+def configure(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each step.")] = False,
+) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -61,10 +65,15 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each
 @app.command()
 def simulate(
     out: Annotated[Path, typer.Option("--out", help="Folder for the exports, sources.yaml and the truth.")],
-    customers: Annotated[int, typer.Option("--customers", min=10, help="How many people the retailer has.")] = 1000,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives the same files.")] = 42,
+    customers: Annotated[
+        int, typer.Option("--customers", min=10, help="How many people the retailer has.")
+    ] = 1000,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Random seed: the same seed gives the same files.")
+    ] = 42,
     as_of: Annotated[
-        str, typer.Option("--as-of", help="Last day of the exports (YYYY-MM-DD); the truth covers what follows.")
+        str,
+        typer.Option("--as-of", help="Last day of the exports (YYYY-MM-DD); the truth covers what follows."),
     ] = "2025-12-31",
 ) -> None:
     """Write a simulated retailer: every source system's export, its sources.yaml, and the truth."""
@@ -88,7 +97,11 @@ def resolve(
     workspace: WorkspaceOption = None,
     evaluate: Annotated[
         Path | None,
-        typer.Option("--evaluate", help="Score against a truth CSV (source, record_id, person_id) instead.", exists=True),
+        typer.Option(
+            "--evaluate",
+            help="Score against a truth CSV (source, record_id, person_id) instead.",
+            exists=True,
+        ),
     ] = None,
     now: NowOption = None,
 ) -> None:
@@ -107,9 +120,13 @@ def resolve(
 def profile(workspace: WorkspaceOption = None, now: NowOption = None) -> None:
     """Build the golden records, unified event tables and consent state, and the data-quality report."""
     from features.profile import build_profile
+    from features.profile.quality import quality_report
 
-    summary = build_profile(_workspace(workspace), now=_now(now))
+    ws, moment = _workspace(workspace), _now(now)
+    summary = build_profile(ws, now=moment)
+    quality_report(ws, now=moment)
     typer.echo(json.dumps(summary, indent=2, default=str))
+    typer.echo(f"data-quality report: {ws.reports / 'quality.md'}")
 
 
 @app.command()
@@ -121,5 +138,37 @@ def run(sources: SourcesOption, workspace: WorkspaceOption = None, now: NowOptio
     typer.echo(json.dumps(summary, indent=2, default=str))
 
 
+@app.command()
+def demo(
+    workspace: WorkspaceOption = None,
+    customers: Annotated[
+        int, typer.Option("--customers", min=10, help="Size of the sample retailer.")
+    ] = 2000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed of the sample retailer.")] = 42,
+) -> None:
+    """Simulate a sample retailer and run the whole chain on it."""
+    from features.pipeline import run_chain
+    from features.simulate import simulate_retailer
+
+    ws = _workspace(workspace)
+    typer.echo(f"Simulating a retailer with {customers:,} customers into {ws.sample} ...")
+    simulated = simulate_retailer(customers=customers, seed=seed, out=ws.sample)
+    as_of = datetime.combine(date.fromisoformat(str(simulated["as_of"])), datetime.max.time())
+    summary = run_chain(ws.sample / "sources.yaml", ws, now=_now(as_of))
+    typer.echo(json.dumps(summary, indent=2, default=str))
+    typer.echo(f"Profiles: {ws.profile}; data-quality report: {ws.reports / 'quality.md'}")
+
+
+def main() -> None:
+    """Entry point: input errors end with their message and exit status 2, not a traceback."""
+    from features.errors import InputError
+
+    try:
+        app()
+    except InputError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
+
+
 if __name__ == "__main__":
-    app()
+    main()
