@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from typing import TypeVar
 
+from rich.console import Console
 from rich.progress import track as rich_track
 
 T = TypeVar("T")
@@ -19,4 +20,6 @@ def track(items: Iterable[T], description: str, total: float | None = None) -> I
     if not show_progress.get():
         yield from items
         return
-    yield from rich_track(items, description=description, total=total, transient=True)
+    yield from rich_track(
+        items, description=description, total=total, transient=True, console=Console(stderr=True)
+    )

@@ -1,0 +1,375 @@
+"""The sources mapping file (`sources.yaml`, see docs/sources.md): its models and every check that needs no data.
+
+A mapping that cannot work raises `InputError` naming the mapping file, the source and what was expected,
+before any data is read. Checks that need the export itself (do the named columns exist?) live with the
+readers. `connection` strings keep their `${VAR}` placeholders here; they are expanded only when a reader
+connects, so the secrets they hold never reach a model, a log line or a report.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import re
+from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pandas as pd
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+
+from features.canonical import (
+    CHANNELS,
+    CONSENT_PURPOSES,
+    CONSENT_STATUSES,
+    EMAIL_EVENT_TYPES,
+    IDENTIFIER_TYPES,
+    LINE_TYPES,
+    META_COLUMNS,
+    SOURCE_TYPES,
+    WEB_EVENT_TYPES,
+    Column,
+)
+from features.errors import InputError
+from features.ingest.parse import ParseOptions, parse_values
+
+FORMATS = ("csv", "parquet", "jsonl")
+_SUFFIX_FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
+_SUFFIX_FORMATS |= {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+RETURN_RULES = ("negative_quantity", "flag", "id_prefix")
+CANCELLATION_RULES = ("flag", "id_prefix")
+# The values a column allows, per source type (after the mapping's `values`; compared in lower case).
+# Support-ticket channels mirror the documented list in features/canonical.py.
+ALLOWED_VALUES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("order_lines", "channel"): CHANNELS,
+    ("order_lines", "line_type"): LINE_TYPES,
+    ("web_events", "event_type"): WEB_EVENT_TYPES,
+    ("email_events", "event_type"): EMAIL_EVENT_TYPES,
+    ("support_tickets", "channel"): ("email", "phone", "chat", "store"),
+    ("consents", "identifier_type"): IDENTIFIER_TYPES,
+    ("consents", "purpose"): CONSENT_PURPOSES,
+    ("consents", "status"): CONSENT_STATUSES,
+}
+# Columns whose values must lie in a closed range.
+VALUE_RANGES: dict[tuple[str, str], tuple[float, float]] = {("support_tickets", "satisfaction"): (1, 5)}
+PRICE_COLUMNS = ("unit_price", "price")
+# Builds the InputError for a problem of the source being checked.
+Fail = Callable[[str], InputError]
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_ENV_VAR = re.compile(r"\$\{([^}]*)\}")
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only true/false, so `yes`, `no`, `on`, `off` stay text (`values: {on: granted}`)."""
+
+
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_YamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != _BOOL_TAG]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_YamlLoader.add_implicit_resolver(
+    _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def _as_text(value: Any) -> Any:
+    """YAML reads `1`, `true` and `2024-01-01` as numbers, booleans and dates; the mapping means text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    return value
+
+
+Text = Annotated[str, BeforeValidator(_as_text)]
+
+
+class LineRule(BaseModel):
+    """How a return or a cancellation line is marked in an order-lines export."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    by: str
+    column: Text | None = None
+    values: list[Text] = []
+    prefix: Text | None = None
+
+    @property
+    def id_column(self) -> str:
+        """The canonical column an id_prefix rule reads (default order_id)."""
+        return self.column or "order_id"
+
+
+class SourceConfig(BaseModel):
+    """One declared source: where its rows come from and how its columns map to the canonical ones."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Text
+    type: str
+    path: Text | None = None
+    format: str | None = None
+    encoding: str = "utf-8"
+    delimiter: Text = ","
+    quotechar: Text | None = '"'
+    decimal: Text = "."
+    timezone: str = "UTC"
+    date_formats: list[Text] = []
+    id_namespace: Text | None = None
+    columns: dict[str, Text] = {}
+    constants: dict[str, Text] = {}
+    values: dict[str, dict[Text, Text]] = {}
+    returns: LineRule | None = None
+    cancellations: LineRule | None = None
+    query: str | None = None
+    connection: str | None = None
+
+    @property
+    def namespace(self) -> str:
+        """The id scheme of `customer_ref`: `id_namespace`, or the source's name."""
+        return self.id_namespace or self.name
+
+    @property
+    def file_format(self) -> str:
+        """csv, parquet or jsonl: the declared format, else the one the path's suffix names."""
+        if self.format:
+            return self.format
+        return _SUFFIX_FORMATS.get(Path(self.path or "").suffix.lower(), "")
+
+    @property
+    def parse_options(self) -> ParseOptions:
+        """How this source writes numbers and times."""
+        return ParseOptions(
+            decimal=self.decimal, timezone=self.timezone, date_formats=tuple(self.date_formats)
+        )
+
+    def canonical_columns(self) -> tuple[Column, ...]:
+        """The canonical columns of this source's type."""
+        return SOURCE_TYPES[self.type]
+
+    def flag_columns(self) -> list[str]:
+        """The retailer's columns the returns/cancellations rules read."""
+        rules = (self.returns, self.cancellations)
+        return [rule.column for rule in rules if rule is not None and rule.by == "flag" and rule.column]
+
+
+class SourcesConfig(BaseModel):
+    """A whole `sources.yaml`: its version and its sources, plus where the file lives."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: Literal[1]
+    sources: list[SourceConfig]
+    path: Path
+
+    @property
+    def folder(self) -> Path:
+        """Relative source paths are read from here."""
+        return self.path.resolve().parent
+
+
+def load_sources(mapping_path: Path) -> SourcesConfig:
+    """Read and check a sources mapping file, raising `InputError` for anything that cannot work."""
+    mapping_path = Path(mapping_path)
+    try:
+        document = yaml.load(mapping_path.read_text(encoding="utf-8"), Loader=_YamlLoader)
+    except FileNotFoundError:
+        raise InputError(f"{mapping_path}: the sources mapping file does not exist") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise InputError(f"{mapping_path}: cannot read the sources mapping: {error}") from None
+    if not isinstance(document, dict):
+        raise InputError(f"{mapping_path}: expected a mapping with `version: 1` and a `sources:` list")
+    try:
+        config = SourcesConfig.model_validate({**document, "path": mapping_path})
+    except ValidationError as error:
+        raise InputError(_describe(mapping_path, document, error)) from None
+    if not config.sources:
+        raise InputError(f"{mapping_path}: `sources` is empty; expected at least one source")
+    seen: set[str] = set()
+    for source in config.sources:
+        if source.name in seen:
+            raise InputError(
+                f"{mapping_path}: source {source.name!r} is declared twice; source names must be unique"
+            )
+        seen.add(source.name)
+        check_source(source, mapping_path)
+    return config
+
+
+def _describe(mapping_path: Path, document: dict, error: ValidationError) -> str:
+    """The first pydantic error, said in the mapping's own terms."""
+    problem = error.errors()[0]
+    loc = list(problem["loc"])
+    where = ""
+    if len(loc) >= 2 and loc[0] == "sources" and isinstance(loc[1], int):
+        raw = (document.get("sources") or [])[loc[1]]
+        name = raw.get("name") if isinstance(raw, dict) else None
+        where = f"source {name!r}: " if name else f"source #{loc[1] + 1}: "
+        loc = loc[2:]
+    key = ".".join(str(part) for part in loc)
+    message = problem["msg"]
+    if problem["type"] == "extra_forbidden":
+        model = SourceConfig if where and len(loc) == 1 else LineRule if where else SourcesConfig
+        message = f"unknown key; expected one of {', '.join(k for k in model.model_fields if k != 'path' or model is not SourcesConfig)}"
+    return f"{mapping_path}: {where}`{key}`: {message}"
+
+
+def check_source(source: SourceConfig, mapping_path: Path) -> None:
+    """Every check of one source that needs no data; raises `InputError` naming file, source and expectation."""
+
+    def fail(problem: str) -> InputError:
+        return InputError(f"{mapping_path}: source {source.name!r}: {problem}")
+
+    if not _NAME.match(source.name):
+        raise fail("a source name may hold only letters, digits, '_', '.' and '-' (it names files)")
+    if source.type not in SOURCE_TYPES:
+        raise fail(f"unknown source type {source.type!r}; expected one of: {', '.join(SOURCE_TYPES)}")
+    if source.id_namespace is not None and not _NAME.match(source.id_namespace):
+        raise fail("`id_namespace` may hold only letters, digits, '_', '.' and '-'")
+    _check_origin(source, fail)
+    _check_text_options(source, fail)
+    _check_columns(source, fail)
+    _check_rules(source, fail)
+
+
+def _check_origin(source: SourceConfig, fail: Fail) -> None:
+    if (source.path is None) == (source.query is None):
+        raise fail("expected exactly one of `path` (a file export) or `query` (a SQL source)")
+    if source.query is not None:
+        if not source.connection:
+            raise fail("a `query` source needs a `connection` (an SQLAlchemy URL; write secrets as ${VAR})")
+        for variable in _ENV_VAR.findall(source.connection):
+            if not variable or variable not in os.environ:
+                raise fail(f"environment variable {variable!r} used in `connection` is not set")
+        return
+    if source.connection is not None:
+        raise fail("`connection` belongs to a `query` source; a `path` source reads a file")
+    if source.file_format not in FORMATS:
+        stated = (
+            f"unknown format {source.format!r}"
+            if source.format
+            else f"cannot tell the format of {source.path!r}"
+        )
+        raise fail(f"{stated}; expected `format:` one of {', '.join(FORMATS)}")
+
+
+def _check_text_options(source: SourceConfig, fail: Fail) -> None:
+    try:
+        codecs.lookup(source.encoding)
+    except LookupError:
+        raise fail(
+            f"unknown encoding {source.encoding!r}; expected a Python codec name such as utf-8 or latin-1"
+        ) from None
+    if len(source.delimiter) != 1:
+        raise fail(f"`delimiter` {source.delimiter!r} must be one character")
+    if source.quotechar is not None and len(source.quotechar) != 1:
+        raise fail(f"`quotechar` {source.quotechar!r} must be one character, or null for no quoting")
+    if source.decimal not in (".", ","):
+        raise fail(f"`decimal` {source.decimal!r}: expected '.' or ','")
+    try:
+        ZoneInfo(source.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise fail(
+            f"unknown timezone {source.timezone!r}; expected an IANA name such as Europe/London"
+        ) from None
+    for fmt in source.date_formats:
+        if "%" not in fmt:
+            raise fail(f"date format {fmt!r} has no % directive; expected e.g. '%d/%m/%Y %H:%M'")
+
+
+def _check_columns(source: SourceConfig, fail: Fail) -> None:
+    known = {column.name: column for column in source.canonical_columns()}
+    meta = {column.name for column in META_COLUMNS}
+
+    def check_name(name: str, key: str) -> Column:
+        if name in meta:
+            raise fail(f"`{key}`: {name!r} is added by ingestion and cannot be mapped")
+        if name not in known:
+            raise fail(
+                f"`{key}`: unknown canonical column {name!r} for {source.type}; expected one of: {', '.join(known)}"
+            )
+        return known[name]
+
+    for name, retailer in source.columns.items():
+        check_name(name, "columns")
+        if not retailer.strip():
+            raise fail(f"`columns.{name}` is empty; expected the name of the export's column")
+    for name, value in source.constants.items():
+        column = check_name(name, "constants")
+        if name in source.columns:
+            raise fail(f"{name!r} is both mapped in `columns` and set in `constants`; expected one of them")
+        _check_constant(source, column, value, fail)
+    for name in source.values:
+        check_name(name, "values")
+        if name not in source.columns and name not in source.constants:
+            raise fail(f"`values.{name}`: the column is neither mapped in `columns` nor set in `constants`")
+    missing = [
+        c.name
+        for c in known.values()
+        if c.required and c.name not in source.columns and c.name not in source.constants
+    ]
+    if missing:
+        raise fail(
+            f"required canonical column(s) {', '.join(missing)} have no mapping; expected them in `columns` or `constants`"
+        )
+
+
+def _check_constant(source: SourceConfig, column: Column, value: str, fail: Fail) -> None:
+    """A constant must be a value its column accepts, or every row would be quarantined."""
+    value = source.values.get(column.name, {}).get(value, value)
+    parsed = parse_values(pd.Series([value]), column.kind, source.parse_options)
+    if parsed.bad.iloc[0] or parsed.values.isna().iloc[0]:
+        raise fail(f"`constants.{column.name}` {value!r} is not valid; expected {parsed.expected}")
+    allowed = ALLOWED_VALUES.get((source.type, column.name))
+    if allowed and value.strip().lower() not in allowed:
+        raise fail(
+            f"`constants.{column.name}` {value!r} is not allowed; expected one of {', '.join(allowed)}"
+        )
+
+
+def _check_rules(source: SourceConfig, fail: Fail) -> None:
+    for key, rule, kinds in (
+        ("returns", source.returns, RETURN_RULES),
+        ("cancellations", source.cancellations, CANCELLATION_RULES),
+    ):
+        if rule is None:
+            continue
+        if source.type != "order_lines":
+            raise fail(f"`{key}` applies to order_lines only, not to {source.type}")
+        if rule.by not in kinds:
+            raise fail(f"`{key}.by` {rule.by!r}: expected one of {', '.join(kinds)}")
+        if rule.by == "negative_quantity" and (rule.column or rule.values or rule.prefix):
+            raise fail(f"`{key}` by negative_quantity takes no `column`, `values` or `prefix`")
+        if rule.by == "flag" and (not rule.column or not rule.values or rule.prefix):
+            raise fail(
+                f"`{key}` by flag needs `column` (the export's column) and `values` (the flag values), no `prefix`"
+            )
+        if rule.by == "id_prefix":
+            column = rule.id_column
+            if not rule.prefix or rule.values:
+                raise fail(f"`{key}` by id_prefix needs `prefix` (e.g. 'C-') and no `values`")
+            kinds_of = {c.name: c.kind for c in source.canonical_columns()}
+            if kinds_of.get(column) != "string" or column not in {**source.columns, **source.constants}:
+                raise fail(
+                    f"`{key}.column` {column!r}: expected a mapped canonical text column such as order_id"
+                )
+
+
+def expand_connection(source: SourceConfig) -> tuple[str, list[str]]:
+    """The connection URL with `${VAR}` read from the environment, and the values it took (to mask them)."""
+    secrets: list[str] = []
+
+    def substitute(match: re.Match[str]) -> str:
+        value = os.environ.get(match.group(1))
+        if value is None:
+            raise InputError(f"source {source.name!r}: environment variable {match.group(1)!r} is not set")
+        secrets.append(value)
+        return value
+
+    return _ENV_VAR.sub(substitute, source.connection or ""), secrets

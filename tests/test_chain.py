@@ -1,0 +1,76 @@
+"""The whole chain on the smallest retailer: one order-lines export in its own column names and encoding."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from features.pipeline import run_chain
+from features.settings import Settings, Workspace
+
+# A German shop's till export: latin-1, ';'-separated, decimal commas, its own column names. Cancelled
+# lines carry "S" (storniert) in Status; some receipts have no customer number; one row is broken.
+EXPORT = """Bestellnummer;Kundennummer;Datum;Artikel;Bezeichnung;Menge;Preis;Status
+B1;K100;03.01.2025 10:15;A1;Käse;2;3,50;
+B1;K100;03.01.2025 10:15;A2;Brötchen;6;0,45;
+B2;K200;04.01.2025 11:00;A1;Käse;1;3,50;
+B3;;04.01.2025 12:30;A3;Äpfel;1;2,99;
+B4;K100;10.01.2025 09:00;A2;Brötchen;4;0,45;S
+B5;K300;11.01.2025 17:45;A3;Äpfel;-1;2,99;
+B6;K200;31.02.2025 08:00;A1;Käse;1;3,50;
+"""
+
+MAPPING = """version: 1
+sources:
+  - name: kasse
+    type: order_lines
+    path: kasse.csv
+    format: csv
+    encoding: latin-1
+    delimiter: ";"
+    decimal: ","
+    timezone: Europe/Berlin
+    date_formats: ["%d.%m.%Y %H:%M"]
+    columns:
+      order_id: Bestellnummer
+      customer_ref: Kundennummer
+      ordered_at: Datum
+      sku: Artikel
+      product_name: Bezeichnung
+      quantity: Menge
+      unit_price: Preis
+    constants: {channel: store, currency: EUR}
+    returns: {by: negative_quantity}
+    cancellations: {by: flag, column: Status, values: [S]}
+"""
+
+
+@pytest.mark.integration
+def test_order_lines_only_retailer_gets_a_profile_per_customer(tmp_path: Path) -> None:
+    (tmp_path / "kasse.csv").write_bytes(EXPORT.encode("latin-1"))
+    (tmp_path / "sources.yaml").write_text(MAPPING)
+    workspace = Workspace(tmp_path / "ws")
+    summary = run_chain(
+        tmp_path / "sources.yaml", workspace, now=datetime(2025, 2, 1, tzinfo=UTC),
+        settings=Settings(workspace=workspace.root),
+    )
+
+    assert summary["ingest"]["ok"]
+    customers = pd.read_parquet(workspace.profile / "customers.parquet")
+    orders = pd.read_parquet(workspace.profile / "orders.parquet")
+    quarantine = pd.read_parquet(workspace.quarantine_table("kasse"))
+    # Every customer number of the export is one profile; the anonymous receipt belongs to none.
+    assert len(customers) == 3
+    assert customers["customer_id"].is_unique
+    # 7 rows in = 6 order lines + 1 quarantined (31 February).
+    assert len(orders) + len(quarantine) == 7
+    assert quarantine["reason"].str.contains("31.02.2025").all()
+    assert orders.loc[orders["order_id"] == "B3", "customer_id"].isna().all()
+    assert sorted(orders["line_type"]) == ["cancellation", "return", "sale", "sale", "sale", "sale"]
+    assert orders["product_name"].str.contains("Käse").any()  # decoded from latin-1
+    # K100 has two sales lines in one order and a cancelled order: one order counts.
+    k100 = orders.loc[orders["order_id"] == "B1", "customer_id"].iloc[0]
+    assert customers.set_index("customer_id").loc[k100, "n_orders"] == 1
