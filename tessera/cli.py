@@ -75,11 +75,22 @@ def simulate(
         str,
         typer.Option("--as-of", help="Last day of the exports (YYYY-MM-DD); the truth covers what follows."),
     ] = "2025-12-31",
+    holdback: Annotated[
+        float,
+        typer.Option(
+            "--holdback",
+            min=0.0,
+            max=0.9,
+            help="Share of person records held back into exports_later/ (sources_full.yaml).",
+        ),
+    ] = 0.0,
 ) -> None:
     """Write a simulated retailer: every source system's export, its sources.yaml, and the truth."""
     from features.simulate import simulate_retailer
 
-    summary = simulate_retailer(customers=customers, seed=seed, out=out, as_of=date.fromisoformat(as_of))
+    summary = simulate_retailer(
+        customers=customers, seed=seed, out=out, as_of=date.fromisoformat(as_of), holdback=holdback
+    )
     typer.echo(json.dumps(summary, indent=2, default=str))
 
 
