@@ -1,0 +1,127 @@
+"""Clusters of identity records: connected components of the links, guarded against over-merging.
+
+Connected components alone let one wrong link (a shared household email, a mistyped phone) chain two
+people together. The guard: a cluster holding two records that `conflict.conflict` says cannot be one
+person (clearly different first names, or clearly different birth dates) is rebuilt from its links,
+strongest first (identical records, loyalty card, email, phone, then probabilistic by match weight),
+skipping every link that would put two conflicting records into one cluster. The cluster is thereby
+split at its weakest links, and the skipped links are kept in the evidence with `kept = False`.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+import duckdb
+import numpy as np
+import pandas as pd
+from splink import DuckDBAPI
+from splink.clustering import cluster_pairwise_predictions_at_threshold
+
+from features.identity.conflict import Person, conflict, people
+from features.identity.match import LINK_KINDS
+
+
+def connected_components(keys: pd.Series, links: pd.DataFrame) -> np.ndarray:
+    """Splink's connected components: each key's cluster, named by its smallest identity key, in key order."""
+    db_api = DuckDBAPI(duckdb.connect())
+    nodes = pd.DataFrame({"identity_key": keys.astype(str).to_numpy()})
+    edges = links[["identity_key_l", "identity_key_r"]].astype(str)
+    clustered = cluster_pairwise_predictions_at_threshold(nodes, edges, db_api, "identity_key")
+    # Splink names a cluster after one of its keys; name it after the smallest so it is reproducible.
+    frame = db_api.duckdb_con.execute(
+        f"SELECT identity_key, min(identity_key) OVER (PARTITION BY cluster_id) AS cluster"
+        f" FROM {clustered.physical_name}"
+    ).df()
+    db_api.duckdb_con.close()
+    return frame.set_index("identity_key")["cluster"].reindex(nodes["identity_key"]).to_numpy(dtype=object)
+
+
+class _Components:
+    """Union-find over record positions that refuses unions joining two conflicting records."""
+
+    def __init__(self, persons: list[Person]) -> None:
+        self.parent: dict[int, int] = {}
+        self.persons = persons
+        # Distinct people per component: a cluster of fifty identical guest checkouts is one comparison.
+        self.people: dict[int, set[Person]] = {}
+
+    def find(self, i: int) -> int:
+        if i not in self.parent:
+            self.parent[i] = i
+            self.people[i] = {self.persons[i]}
+        while self.parent[i] != i:
+            self.parent[i] = self.parent[self.parent[i]]
+            i = self.parent[i]
+        return i
+
+    def union(self, i: int, j: int) -> str | None:
+        """Join the components of i and j unless two of their records conflict; returns the conflict."""
+        a, b = self.find(i), self.find(j)
+        if a == b:
+            return None
+        for x in self.people[a]:
+            for y in self.people[b]:
+                reason = conflict(x, y)
+                if reason:
+                    return reason
+        if len(self.people[a]) < len(self.people[b]):
+            a, b = b, a
+        self.parent[b] = a
+        self.people[a] |= self.people.pop(b)
+        return None
+
+
+def _has_conflict(persons: set[Person]) -> bool:
+    return any(conflict(x, y) for x, y in combinations(persons, 2))
+
+
+def cluster_records(records: pd.DataFrame, links: pd.DataFrame) -> tuple[pd.Series, pd.DataFrame]:
+    """The cluster of every record (named by its smallest identity key) and the links marked kept or cut."""
+    keys = records["identity_key"].astype(str).reset_index(drop=True)
+    links = links.reset_index(drop=True)
+    links = links.assign(kept=True, cut_reason=pd.Series(pd.NA, index=links.index, dtype="string"))
+    cluster = connected_components(keys, links)
+    codes, _ = pd.factorize(cluster)
+    persons = people(records.reset_index(drop=True))
+    distinct: dict[int, set[Person]] = {}
+    for code, person in zip(codes, persons, strict=True):
+        distinct.setdefault(int(code), set()).add(person)
+    suspicious = [code for code, group in distinct.items() if len(group) > 1 and _has_conflict(group)]
+    if suspicious:
+        cut = _split(np.array(suspicious), codes, cluster, links, keys, persons)
+        links.loc[cut.index, "kept"] = False
+        links.loc[cut.index, "cut_reason"] = cut
+    return pd.Series(cluster, index=keys.to_numpy(), name="cluster"), links
+
+
+def _split(
+    suspicious: np.ndarray,
+    codes: np.ndarray,
+    cluster: np.ndarray,
+    links: pd.DataFrame,
+    keys: pd.Series,
+    persons: list[Person],
+) -> pd.Series:
+    """Rebuild each suspicious cluster from its links, strongest first, skipping conflicting unions.
+
+    Renames the parts in `cluster` (each after its smallest key) and returns why each cut link was cut.
+    """
+    position = pd.Series(np.arange(len(keys)), index=keys.to_numpy())
+    left = position.reindex(links["identity_key_l"]).to_numpy()
+    right = position.reindex(links["identity_key_r"]).to_numpy()
+    rank = links["kind"].map({kind: i for i, kind in enumerate(LINK_KINDS)}).to_numpy()
+    weight = links["match_weight"].astype(float).fillna(np.inf).to_numpy()
+    order = np.lexsort((-weight, rank))
+    order = order[np.isin(codes[left[order]], suspicious)]
+    components = _Components(persons)
+    cut: dict[int, str] = {}
+    for link in order:
+        reason = components.union(int(left[link]), int(right[link]))
+        if reason:
+            cut[int(link)] = f"conflicting {reason}"
+    rows = np.flatnonzero(np.isin(codes, suspicious))
+    parts = pd.DataFrame({"root": [components.find(int(i)) for i in rows], "key": keys.to_numpy()[rows]})
+    smallest = parts.sort_values("key").groupby("root")["key"].transform("first")
+    cluster[rows] = smallest.reindex(parts.index).to_numpy()
+    return pd.Series(cut, dtype="string")

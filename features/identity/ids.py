@@ -1,0 +1,179 @@
+"""Stable customer ids: clusters of this run get the ids their identity keys had in the last run.
+
+- Every previous id follows the largest part of its old records (ties: the part with the smallest key).
+- A cluster followed by one previous id keeps it; followed by several (a merge), the oldest survives and
+  the others become aliases of it; followed by none (new, or a smaller part of a split), gets a new id.
+- Ids are `C` plus a zero-padded sequence that never reuses a number, aliases included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+
+PREFIX = "C"
+DIGITS = 9
+ALIAS_COLUMNS = ["alias_id", "customer_id", "merged_at"]
+
+
+@dataclass(frozen=True)
+class IdAssignment:
+    """The outcome of one run: each key's customer id, the customers and the full alias table."""
+
+    keys: pd.DataFrame  # identity_key, customer_id
+    customers: pd.DataFrame  # customer_id, created_at
+    aliases: pd.DataFrame  # alias_id, customer_id, merged_at
+    minted: int
+    merged: int
+    kept: int
+    retired: int
+
+
+def empty_aliases() -> pd.DataFrame:
+    """An alias table with no rows."""
+    return pd.DataFrame(
+        {
+            "alias_id": pd.Series(dtype="string"),
+            "customer_id": pd.Series(dtype="string"),
+            "merged_at": pd.Series(dtype="datetime64[us, UTC]"),
+        }
+    )
+
+
+def _number(customer_id: str) -> int:
+    return (
+        int(customer_id[len(PREFIX) :]) if customer_id.startswith(PREFIX) and customer_id[1:].isdigit() else 0
+    )
+
+
+def assign_customer_ids(
+    clusters: pd.Series,
+    previous_keys: pd.DataFrame | None,
+    previous_customers: pd.DataFrame | None,
+    previous_aliases: pd.DataFrame | None,
+    now: datetime,
+) -> IdAssignment:
+    """Customer ids for this run's clusters (index: identity_key, value: cluster), stable across runs."""
+    keys = pd.DataFrame({"identity_key": clusters.index.astype(str), "cluster": clusters.to_numpy()})
+    aliases = previous_aliases if previous_aliases is not None else empty_aliases()
+    created = (
+        previous_customers.set_index("customer_id")["created_at"]
+        if previous_customers is not None
+        else pd.Series(dtype=object)
+    )
+    if previous_keys is None or previous_keys.empty:
+        old = pd.DataFrame(columns=["identity_key", "old_id"])
+    else:
+        old = previous_keys[["identity_key", "customer_id"]].rename(columns={"customer_id": "old_id"})
+    joined = keys.merge(old, on="identity_key", how="inner")
+    parts = joined.groupby(["old_id", "cluster"]).size().rename("n").reset_index()
+    # Each previous id follows its largest part.
+    parts = parts.sort_values(["old_id", "n", "cluster"], ascending=[True, False, True])
+    follow = parts.drop_duplicates("old_id")
+    follow = follow.assign(created_at=follow["old_id"].map(created), number=follow["old_id"].map(_number))
+    follow = follow.sort_values(["cluster", "created_at", "number"], na_position="last")
+    survivors = follow.drop_duplicates("cluster")
+    merged_away = follow[~follow.index.isin(survivors.index)]
+    owner = dict(zip(survivors["cluster"], survivors["old_id"], strict=True))
+
+    next_number = (
+        max(
+            [
+                0,
+                *map(_number, old["old_id"]),
+                *map(_number, aliases["alias_id"]),
+                *map(_number, created.index),
+            ]
+        )
+        + 1
+    )
+    new_clusters = sorted(set(keys["cluster"]) - set(owner))
+    for offset, name in enumerate(new_clusters):
+        owner[name] = f"{PREFIX}{next_number + offset:0{DIGITS}d}"
+
+    new_aliases = pd.DataFrame(
+        {
+            "alias_id": merged_away["old_id"].astype("string"),
+            "customer_id": merged_away["cluster"].map(owner).astype("string"),
+            "merged_at": pd.Series(
+                [pd.Timestamp(now)] * len(merged_away), index=merged_away.index, dtype="datetime64[us, UTC]"
+            ),
+        }
+    )
+    all_aliases = _compress(pd.concat([aliases[ALIAS_COLUMNS], new_aliases], ignore_index=True))
+    keys["customer_id"] = keys["cluster"].map(owner).astype("string")
+    customers = pd.DataFrame({"customer_id": sorted(set(owner.values()))}, dtype="string")
+    stamp = pd.Timestamp(now)
+    customers["created_at"] = pd.to_datetime(customers["customer_id"].map(created), utc=True).fillna(stamp)
+    previous_ids = set(created.index) | set(old["old_id"])
+    retired = previous_ids - set(owner.values()) - set(merged_away["old_id"])
+    return IdAssignment(
+        keys=keys[["identity_key", "customer_id"]],
+        customers=customers,
+        aliases=all_aliases,
+        minted=len(new_clusters),
+        merged=len(merged_away),
+        kept=len(survivors),
+        retired=len(retired),
+    )
+
+
+def _compress(aliases: pd.DataFrame) -> pd.DataFrame:
+    """Point every alias straight at its final customer (A -> B -> C becomes A -> C, B -> C)."""
+    target = dict(zip(aliases["alias_id"], aliases["customer_id"], strict=True))
+    final = []
+    for customer in aliases["customer_id"]:
+        seen = set()
+        while customer in target and customer not in seen:
+            seen.add(customer)
+            customer = target[customer]
+        final.append(customer)
+    out = aliases.assign(customer_id=pd.Series(final, index=aliases.index, dtype="string"))
+    return out.drop_duplicates("alias_id", keep="last").reset_index(drop=True)
+
+
+def follow_alias(customer_ids: set[str], aliases: pd.DataFrame, any_id: str) -> str | None:
+    """The live customer an id stands for: itself, the customer it was merged into, or None."""
+    target = dict(zip(aliases["alias_id"], aliases["customer_id"], strict=True))
+    seen: set[str] = set()
+    current = any_id
+    while current not in customer_ids:
+        if current not in target or current in seen:
+            return None
+        seen.add(current)
+        current = target[current]
+    return current
+
+
+def id_stability(
+    before: pd.DataFrame, after: pd.DataFrame, customers: pd.DataFrame, aliases: pd.DataFrame
+) -> dict:
+    """How stable ids were between two runs, given each run's identity_key -> customer_id table.
+
+    A customer is unaffected when its records all still share one cluster and that cluster holds no
+    record of another previous customer (new records may have joined). Reports the share of unaffected
+    customers that kept their id, and whether every id that disappeared still resolves to a customer.
+    """
+    joined = before.merge(after, on="identity_key", suffixes=("_before", "_after"))
+    after_ids_per_old = joined.groupby("customer_id_before")["customer_id_after"].nunique()
+    old_per_new = joined.groupby("customer_id_after")["customer_id_before"].nunique()
+    single_new = joined.groupby("customer_id_before")["customer_id_after"].first()
+    unaffected = after_ids_per_old.index[
+        (after_ids_per_old == 1) & (single_new.map(old_per_new) == 1).to_numpy()
+    ]
+    kept = int((single_new.loc[unaffected] == unaffected).sum())
+    live = set(customers["customer_id"])
+    gone = sorted(set(before["customer_id"]) - live)
+    unresolved = [cid for cid in gone if follow_alias(live, aliases, cid) is None]
+    return {
+        "customers_before": int(before["customer_id"].nunique()),
+        "customers_after": int(after["customer_id"].nunique()),
+        "unaffected": len(unaffected),
+        "unaffected_kept_id": kept,
+        "unaffected_kept_share": kept / len(unaffected) if len(unaffected) else 1.0,
+        "ids_gone": len(gone),
+        "ids_gone_unresolved": len(unresolved),
+        "all_gone_ids_resolve": not unresolved,
+    }

@@ -1,0 +1,159 @@
+"""The identity step end to end: canonical tables in, records, links, clusters and stable ids out.
+
+Files in `workspace.identity`: records.parquet (standardised identity records), links.parquet (every
+link with its evidence), crosswalk.parquet (source, record_id, identity_key, customer_id),
+customers.parquet, aliases.parquet, model.json (the fitted matcher) and summary.json.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from features.identity.cluster import cluster_records
+from features.identity.ids import assign_customer_ids, empty_aliases, follow_alias
+from features.identity.match import IdentityMatcher, model_fingerprint
+from features.identity.records import canonical_views, identity_records, record_ids
+from features.identity.standardise import null_placeholders, standardise_records
+from features.settings import Settings, Workspace
+from features.timeutil import as_utc
+
+logger = logging.getLogger(__name__)
+
+# Identifiers (and birth dates) that a form or a shop may fill with one value for everybody.
+PLACEHOLDER_COLUMNS = ("email", "phone", "loyalty_number", "birth_date")
+
+
+def _read(path: Path) -> pd.DataFrame | None:
+    return pd.read_parquet(path) if path.exists() else None
+
+
+def _write(frame: pd.DataFrame, path: Path) -> None:
+    # Write then rename, so a crash never leaves a half-written table behind.
+    tmp = path.with_suffix(".tmp")
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def load_matcher(path: Path) -> IdentityMatcher | None:
+    """The matcher saved at `path`, or None when there is none, it is untrained or its structure is out of date."""
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if data.get("fingerprint") != model_fingerprint():
+        logger.warning("saved identity model %s was built for other comparisons; retraining", path)
+        return None
+    if not data.get("trained"):
+        return None  # priors only: train as soon as there is enough data
+    return IdentityMatcher.from_json(data)
+
+
+def resolve_identities(
+    workspace: Workspace, now: datetime, settings: Settings | None = None, retrain: bool = False
+) -> dict:
+    """Standardise, link and cluster every identity record and give each cluster a stable customer id."""
+    settings = settings or Settings()
+    now = as_utc(now)
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    def lap(step: str) -> None:
+        timings[step] = round(time.perf_counter() - started - sum(timings.values()), 2)
+        logger.info("identity: %s done in %.1fs", step, timings[step])
+
+    out = workspace.identity
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    present = canonical_views(con, workspace)
+    raw = identity_records(con, present)
+    crosswalk = record_ids(con, present)
+    con.close()
+    lap("load")
+
+    records, invalid = standardise_records(raw, settings.default_phone_region)
+    records, placeholders = null_placeholders(records, PLACEHOLDER_COLUMNS)
+    lap("standardise")
+
+    matcher = None if retrain else load_matcher(out / "model.json")
+    trained = matcher is None
+    if matcher is None:
+        matcher = IdentityMatcher().fit(records)
+        lap("fit")
+    links = matcher.predict(records)
+    lap("predict")
+
+    clusters, links = cluster_records(records, links)
+    lap("cluster")
+
+    previous = _read(out / "crosswalk.parquet")
+    previous_keys = None if previous is None else previous[["identity_key", "customer_id"]].drop_duplicates()
+    ids = assign_customer_ids(
+        clusters, previous_keys, _read(out / "customers.parquet"), _read(out / "aliases.parquet"), now
+    )
+    key_to_customer = ids.keys.set_index("identity_key")["customer_id"]
+    records = records.assign(customer_id=records["identity_key"].map(key_to_customer))
+    crosswalk = crosswalk.assign(customer_id=crosswalk["identity_key"].map(key_to_customer))
+    customers = _customers(ids.customers, records)
+
+    out.mkdir(parents=True, exist_ok=True)
+    _write(records, out / "records.parquet")
+    _write(links, out / "links.parquet")
+    _write(crosswalk, out / "crosswalk.parquet")
+    _write(customers, out / "customers.parquet")
+    _write(ids.aliases if not ids.aliases.empty else empty_aliases(), out / "aliases.parquet")
+    if trained:
+        (out / "model.json").write_text(json.dumps(matcher.to_json(), indent=2), encoding="utf-8")
+    lap("ids and write")
+
+    kept = links[links["kept"]]
+    summary = {
+        "now": now.isoformat(),
+        "source_types": sorted(present),
+        "records": len(records),
+        "source_records": len(crosswalk),
+        "links": {kind: int(n) for kind, n in kept["kind"].value_counts().sort_index().items()},
+        "links_cut_by_guards": int((~links["kept"]).sum()),
+        "customers": len(customers),
+        "new_ids": ids.minted,
+        "kept_ids": ids.kept,
+        "merges": ids.merged,
+        "retired_ids": ids.retired,
+        "aliases": len(ids.aliases),
+        "invalid_values": invalid,
+        "placeholder_values": placeholders,
+        "model": ("trained" if matcher.trained_ else "priors only") if trained else "reused",
+        "seconds": round(time.perf_counter() - started, 2),
+        "step_seconds": timings,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    return summary
+
+
+def _customers(customers: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
+    """customer_id, created_at, n_records (identity records) and the sorted sources they come from."""
+    con = duckdb.connect()
+    con.register("records", records[["customer_id", "sources"]])
+    per_customer = con.execute(
+        """SELECT customer_id, count(*) AS n_records, list_sort(list_distinct(flatten(list(sources)))) AS sources
+           FROM records GROUP BY customer_id"""
+    ).df()
+    con.close()
+    return customers.merge(per_customer, on="customer_id", how="left").astype({"n_records": "int64"})
+
+
+def resolve_customer_id(workspace: Workspace, any_id: str) -> str | None:
+    """The live customer id for any id ever issued: itself, the customer it was merged into, or None."""
+    customers = _read(workspace.identity / "customers.parquet")
+    if customers is None:
+        return None
+    aliases = _read(workspace.identity / "aliases.parquet")
+    return follow_alias(
+        set(customers["customer_id"]), aliases if aliases is not None else empty_aliases(), any_id
+    )

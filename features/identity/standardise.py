@@ -1,0 +1,346 @@
+"""Standardise identity records: pure functions from raw person attributes to comparable values.
+
+Every function works on the distinct values of a column and maps them back, so the slow parts
+(phonenumbers, unidecode) run once per distinct value, not once per record.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Callable
+from functools import cache
+from importlib import resources
+
+import pandas as pd
+import phonenumbers
+from unidecode import unidecode
+
+# Deliberately simple: one @, a dotted domain with a 2+ letter top level, no spaces.
+_EMAIL = re.compile(r"^[a-z0-9!#$%&'*+/=?^_`{|}~.-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}$")
+_NOT_NAME = re.compile(r"[^a-z\s]")
+_SPACES = re.compile(r"\s+")
+_NOT_PHONE = re.compile(r"[^\d+]")
+_TITLES = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame", "rev", "lord", "lady"})
+_SUFFIXES = frozenset({"jr", "snr", "sr", "jnr", "ii", "iii", "iv", "phd", "esq"})
+_STREET_WORDS = {
+    "street": "st",
+    "road": "rd",
+    "avenue": "ave",
+    "av": "ave",
+    "lane": "ln",
+    "drive": "dr",
+    "close": "cl",
+    "court": "ct",
+    "crescent": "cres",
+    "place": "pl",
+    "square": "sq",
+    "terrace": "ter",
+    "gardens": "gdns",
+    "grove": "gr",
+    "park": "pk",
+    "mews": "mws",
+    "hill": "hl",
+    "parade": "pde",
+    "apartment": "apt",
+    "flat": "flat",
+    "north": "n",
+    "south": "s",
+    "east": "e",
+    "west": "w",
+}
+# The house number: the first number that is not a flat's.
+_HOUSE_NUMBER = re.compile(r"(?<!flat )(?<!apt )(?<!unit )\b(\d+[a-z]?)\b")
+# A UK postcode: outward code (area + district) then a 3-character inward code.
+_UK_POSTCODE = re.compile(r"^([A-Z]{1,2}\d[A-Z\d]?)(\d[A-Z]{2})$")
+_COUNTRY_NAMES = {
+    "uk": "GB",
+    "united kingdom": "GB",
+    "great britain": "GB",
+    "britain": "GB",
+    "england": "GB",
+    "scotland": "GB",
+    "wales": "GB",
+    "northern ireland": "GB",
+    "ireland": "IE",
+    "republic of ireland": "IE",
+    "france": "FR",
+    "germany": "DE",
+    "spain": "ES",
+    "italy": "IT",
+    "netherlands": "NL",
+    "belgium": "BE",
+    "united states": "US",
+    "usa": "US",
+    "canada": "CA",
+    "australia": "AU",
+}
+
+
+def standardise_emails(emails: pd.Series) -> tuple[pd.Series, int]:
+    """Emails trimmed and lower-cased; invalid ones become null. Returns them and how many were invalid."""
+    cleaned = emails.astype("string").str.strip().str.lower().str.removeprefix("mailto:").str.rstrip(".")
+    cleaned = cleaned.mask(cleaned == "")
+    valid = cleaned.str.fullmatch(_EMAIL).fillna(False).astype(bool)
+    invalid = int((cleaned.notna() & ~valid).sum())
+    return cleaned.where(valid), invalid
+
+
+def phone_region(countries: pd.Series, default_region: str) -> pd.Series:
+    """The phone region (ISO 3166 alpha-2) for each record's country, or the default when unknown."""
+    regions = phonenumbers.SUPPORTED_REGIONS
+
+    @cache
+    def one(country: str) -> str:
+        text = country.strip()
+        code = "GB" if text.upper() == "UK" else text.upper()
+        if len(code) == 2 and code in regions:
+            return code
+        return _COUNTRY_NAMES.get(text.lower(), default_region)
+
+    return _map_distinct(countries.astype("string"), one).fillna(default_region)
+
+
+def standardise_phones(phones: pd.Series, regions: pd.Series) -> tuple[pd.Series, int]:
+    """Phones in E.164 (`+447700900123`), read in each record's region; unreadable ones become null."""
+    frame = pd.DataFrame({"phone": phones.astype("string").str.strip(), "region": regions.astype("string")})
+    frame["phone"] = frame["phone"].mask(frame["phone"] == "")
+    present = frame["phone"].notna()
+    # Reduce each number to a key first, so that the ways of writing one number are parsed once.
+    distinct = frame[present].drop_duplicates()
+    keys = [_phone_key(p, r) for p, r in zip(distinct["phone"], distinct["region"], strict=True)]
+    parsed = {key: _e164(*key) for key in set(keys)}
+    lookup = pd.Series([parsed[k] for k in keys], index=pd.MultiIndex.from_frame(distinct), dtype="string")
+    out = pd.Series(pd.NA, index=phones.index, dtype="string")
+    if present.any():
+        out.loc[present] = lookup.reindex(pd.MultiIndex.from_frame(frame.loc[present])).to_numpy()
+    invalid = int((present & out.isna()).sum())
+    return out, invalid
+
+
+@cache
+def _trunk_prefix(region: str) -> tuple[int, str | None]:
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    return (metadata.country_code, metadata.national_prefix) if metadata else (0, None)
+
+
+def _phone_key(raw: str, region: str) -> tuple[str, str | None]:
+    """The number as `+<country><digits>` where that is certain (00 or a trunk 0), else digits and region."""
+    digits = _NOT_PHONE.sub("", raw.replace("(0)", ""))
+    if digits.startswith("00"):
+        return "+" + digits[2:], None
+    if digits.startswith("+"):
+        return digits, None
+    country, trunk = _trunk_prefix(region)
+    if trunk == "0" and digits.startswith("0"):
+        return f"+{country}{digits[1:]}", None
+    return raw, region
+
+
+def _e164(raw: str, region: str | None) -> str | None:
+    try:
+        number = phonenumbers.parse(raw, region or None)
+    except phonenumbers.NumberParseException:
+        return None
+    # "Possible" (right length for the region) rather than "valid": number plans change faster than
+    # the library's metadata, and a retailer's customers keep their numbers regardless.
+    if not phonenumbers.is_possible_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def clean_name(value: str | None) -> str | None:
+    """A name transliterated to ASCII, lower-cased, apostrophes dropped, other punctuation as spaces."""
+    if value is None:
+        return None
+    text = unidecode(value).lower().replace("'", "").replace("`", "")
+    text = _SPACES.sub(" ", _NOT_NAME.sub(" ", text)).strip()
+    words = [w for w in text.split(" ") if w and w not in _TITLES and w not in _SUFFIXES]
+    return " ".join(words) or None
+
+
+def split_full_name(full_name: str | None) -> tuple[str | None, str | None]:
+    """First and last name of a whole name: `Last, First` or `First [Middle] Last`."""
+    if full_name is None:
+        return None, None
+    if "," in full_name:
+        last, _, first = full_name.partition(",")
+        return clean_name(first.strip().split(" ")[0] if first.strip() else None), clean_name(last)
+    words = (clean_name(full_name) or "").split(" ")
+    if not words[0]:
+        return None, None
+    if len(words) == 1:
+        return None, words[0]
+    return words[0], words[-1]
+
+
+def standardise_names(first: pd.Series, last: pd.Series, full: pd.Series) -> pd.DataFrame:
+    """Clean first and last names; a whole name fills whichever of them is missing."""
+    out = pd.DataFrame(
+        {
+            "first_name": _map_distinct(first.astype("string"), clean_name),
+            "last_name": _map_distinct(last.astype("string"), clean_name),
+        },
+        index=first.index,
+    )
+    need = full.notna() & (out["first_name"].isna() | out["last_name"].isna())
+    if need.any():
+        split = full[need].astype("string").map(split_full_name, na_action="ignore")
+        out.loc[need, "first_name"] = out.loc[need, "first_name"].fillna(split.str[0])
+        out.loc[need, "last_name"] = out.loc[need, "last_name"].fillna(split.str[1])
+    return out.astype("string")
+
+
+@cache
+def nickname_table() -> dict[str, tuple[str, ...]]:
+    """The curated nickname table shipped with the package: nickname -> formal names it can stand for."""
+    text = resources.files("features.identity").joinpath("nicknames.csv").read_text(encoding="utf-8")
+    table: dict[str, list[str]] = {}
+    for row in csv.DictReader(text.splitlines()):
+        table.setdefault(row["nickname"].strip(), []).append(row["canonical"].strip())
+    return {name: tuple(sorted(formal)) for name, formal in table.items()}
+
+
+@cache
+def known_given_names() -> frozenset[str]:
+    """Names known to be names in their own right: the shipped list plus every name in the nickname table."""
+    text = resources.files("features.identity").joinpath("given_names.txt").read_text(encoding="utf-8")
+    listed = {line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")}
+    table = nickname_table()
+    return frozenset(listed | set(table) | {f for formal in table.values() for f in formal})
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Damerau-Levenshtein distance (optimal string alignment): edits, including swapping two neighbours."""
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        row = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            row[j] = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], prev2[j - 2] + 1)
+        prev2, prev = prev, row
+    return prev[-1]
+
+
+@cache
+def _nickname_neighbours() -> dict[str, set[str]]:
+    """Every nickname with one letter deleted -> the nicknames it came from (to find typos cheaply)."""
+    index: dict[str, set[str]] = {}
+    for name in nickname_table():
+        for variant in {name, *(name[:i] + name[i + 1 :] for i in range(len(name)))}:
+            index.setdefault(variant, set()).add(name)
+    return index
+
+
+@cache
+def formal_names(name: str) -> tuple[str, ...]:
+    """The formal names a first name can stand for: `bob` -> robert; `doave` (a typo of dave) -> david, doave."""
+    head = name.split(" ")[0]
+    table = nickname_table()
+    if head in table:
+        return table[head]
+    if head in known_given_names() or len(head) < 2:
+        return (head,)
+    # An unknown name one typo away from a nickname also stands for that nickname's formal names.
+    index = _nickname_neighbours()
+    candidates = set().union(
+        *(index.get(v, set()) for v in {head, *(head[:i] + head[i + 1 :] for i in range(len(head)))})
+    )
+    formal = {f for c in candidates if edit_distance(head, c) <= 1 for f in table[c]}
+    return tuple(sorted(formal | {head}))
+
+
+def canonical_first_names(first_names: pd.Series) -> pd.Series:
+    """The formal names each first name can stand for (`bill` -> `william`), sorted, joined by `|`.
+
+    A name that is not a nickname stands for itself; an ambiguous one (`alex`) for several.
+    """
+    return _map_distinct(first_names.astype("string"), lambda name: "|".join(formal_names(name)))
+
+
+def null_placeholders(
+    records: pd.DataFrame, columns: tuple[str, ...], min_names: int = 20, factor: float = 5.0
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Null out values that many different people share: placeholders, not identifiers.
+
+    A value is a placeholder when it appears under more different names than both `min_names` and
+    `factor` times the column's median (`none@none.com`, a shop's landline, a form's default birth
+    date). Left in, it would link strangers and blow up the blocks that join on it.
+    """
+    out = records.copy()
+    counts: dict[str, int] = {}
+    names = out["first_name"].fillna("") + " " + out["last_name"].fillna("")
+    for column in columns:
+        frame = pd.DataFrame({"value": out[column], "name": names}).dropna()
+        per_value = frame.groupby("value")["name"].nunique()
+        limit = max(min_names, factor * per_value.median()) if len(per_value) else min_names
+        shared = per_value.index[per_value > limit]
+        counts[column] = len(shared)
+        out[column] = out[column].where(~out[column].isin(shared), None)
+    return out, counts
+
+
+@cache
+def clean_street(street: str) -> str | None:
+    """A street line lower-cased, punctuation as spaces, common words abbreviated (road -> rd)."""
+    text = _SPACES.sub(" ", re.sub(r"[^a-z0-9\s]", " ", unidecode(street).lower())).strip()
+    words = [_STREET_WORDS.get(w, w) for w in text.split(" ") if w]
+    return " ".join(words) or None
+
+
+def standardise_streets(streets: pd.Series) -> pd.DataFrame:
+    """Standardised street lines and their house numbers."""
+    cleaned = _map_distinct(streets.astype("string"), clean_street)
+    number = cleaned.str.extract(_HOUSE_NUMBER, expand=False).astype("string")
+    return pd.DataFrame({"street": cleaned, "house_number": number}, index=streets.index)
+
+
+def standardise_postcodes(postcodes: pd.Series) -> pd.DataFrame:
+    """Postcodes upper-case without spaces, and the UK outward code (district) where it is one."""
+    cleaned = _map_distinct(postcodes.astype("string"), lambda p: re.sub(r"[^A-Z0-9]", "", p.upper()) or None)
+    district = _map_distinct(cleaned, lambda p: m.group(1) if (m := _UK_POSTCODE.match(p)) else None)
+    return pd.DataFrame({"postcode": cleaned, "postcode_district": district}, index=postcodes.index)
+
+
+def standardise_cities(cities: pd.Series) -> pd.Series:
+    """City names transliterated, lower-cased, punctuation removed."""
+    return _map_distinct(cities.astype("string"), clean_name)
+
+
+def standardise_birth_dates(values: pd.Series) -> pd.Series:
+    """Birth dates as dates; anything unreadable, in the future of 1900-2100 or empty becomes null."""
+    parsed = pd.to_datetime(values, errors="coerce")
+    parsed = parsed.where((parsed.dt.year >= 1900) & (parsed.dt.year <= 2100))
+    return parsed.dt.date.astype(object).where(parsed.notna(), None)
+
+
+def standardise_records(records: pd.DataFrame, default_region: str) -> tuple[pd.DataFrame, dict[str, int]]:
+    """All person attributes of identity records standardised; returns the frame and invalid-value counts."""
+    out = records.copy()
+    names = standardise_names(records["first_name"], records["last_name"], records["full_name"])
+    out["first_name"], out["last_name"] = names["first_name"], names["last_name"]
+    out["first_name_formal"] = canonical_first_names(out["first_name"])
+    out["email"], bad_emails = standardise_emails(records["email"])
+    regions = phone_region(records["country"], default_region)
+    out["phone"], bad_phones = standardise_phones(records["phone"], regions)
+    streets = standardise_streets(records["street"])
+    out["street"], out["house_number"] = streets["street"], streets["house_number"]
+    postcodes = standardise_postcodes(records["postcode"])
+    out["postcode"], out["postcode_district"] = postcodes["postcode"], postcodes["postcode_district"]
+    out["city"] = standardise_cities(records["city"])
+    out["country"] = regions.where(records["country"].notna())
+    out["birth_date"] = standardise_birth_dates(records["birth_date"])
+    loyalty = records["loyalty_number"].astype("string").str.strip().str.upper()
+    out["loyalty_number"] = loyalty.mask(loyalty == "")
+    out = out.drop(columns=["full_name"])
+    return out, {"invalid_emails": bad_emails, "invalid_phones": bad_phones}
+
+
+def _map_distinct(values: pd.Series, func: Callable[[str], str | None]) -> pd.Series:
+    """Apply `func` once per distinct non-null value; nulls stay null."""
+    distinct = values.dropna().unique()
+    lookup = {v: func(v) for v in distinct}
+    return values.map(lookup, na_action="ignore").astype("string")

@@ -1,0 +1,100 @@
+"""The matcher as an estimator: fit learns from data, predict links duplicates, the model round-trips."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import date, timedelta
+
+import pandas as pd
+
+from features.identity.match import IdentityMatcher, collapse_identical, model_fingerprint
+from features.identity.resolve import load_matcher
+from features.identity.standardise import standardise_records
+
+FIRST = ["anna", "ben", "carl", "dina", "emil", "fay", "gus", "hana", "ivan", "jill", "kurt", "lena"]
+LAST = ["smith", "jones", "patel", "khan", "brown", "evans", "ward", "price", "hill", "cole", "reid", "moss"]
+
+
+def _people(n: int, copies: int, seed: int = 7) -> pd.DataFrame:
+    """n people, each written `copies` times with a little noise; identity_key `p<person>-<copy>`."""
+    rng = random.Random(seed)
+    rows = []
+    for p in range(n):
+        first, last = rng.choice(FIRST), rng.choice(LAST) + rng.choice(["", "er", "son", "ley", "ton"])
+        born = date(1950, 1, 1) + timedelta(days=rng.randrange(20_000))
+        street, postcode = (
+            f"{rng.randrange(1, 200)} {rng.choice(LAST)} road",
+            f"LS{rng.randrange(1, 30)} {rng.randrange(1, 9)}AB",
+        )
+        for c in range(copies):
+            typo = c == 1 and len(last) > 4
+            rows.append(
+                {
+                    "identity_key": f"p{p}-{c}",
+                    "first_name": first,
+                    "last_name": last[:2] + last[3] + last[2] + last[4:] if typo else last,
+                    "full_name": None,
+                    "email": f"{first}.{last}{p}@example.com" if c != 2 else None,
+                    "phone": None,
+                    "street": street,
+                    "postcode": postcode,
+                    "city": "leeds",
+                    "country": "GB",
+                    "birth_date": born if c != 1 else None,
+                    "gender": None,
+                    "loyalty_number": None,
+                }
+            )
+    records, _ = standardise_records(pd.DataFrame(rows), "GB")
+    return records
+
+
+def test_fit_predict_and_round_trip() -> None:
+    records = _people(500, 3)
+    matcher = IdentityMatcher(u_max_pairs=2e5, em_max_pairs=2e5, min_training_records=1000)
+    assert not hasattr(matcher, "model_")
+    assert matcher.fit(records) is matcher
+    assert matcher.trained_ and matcher.n_training_records_ == 1500
+    assert 0 < matcher.model_["probability_two_random_records_match"] < 0.01
+
+    links = matcher.predict(records)
+    person = links["identity_key_l"].str.split("-").str[0]
+    assert (person == links["identity_key_r"].str.split("-").str[0]).mean() > 0.99  # precise
+    linked = pd.concat([links["identity_key_l"], links["identity_key_r"]]).str.split("-").str[0]
+    assert linked.nunique() >= 0.95 * 500 and len(links) >= 2 * 500  # every person's copies are joined
+    assert set(links["kind"]) <= {"email", "probabilistic"}
+
+    again = IdentityMatcher.from_json(matcher.to_json())
+    assert again.get_params() == matcher.get_params()
+    pd.testing.assert_frame_equal(again.predict(records), links)
+
+
+def test_identical_records_with_an_identifier_are_scored_once() -> None:
+    base = {"first_name": "ann", "last_name": "lee", "email": "ann@lee.com", "phone": None, "street": None,
+            "postcode": None, "city": None, "country": None, "birth_date": None, "gender": None,
+            "loyalty_number": None, "full_name": None}  # fmt: skip
+    bare = {**base, "email": None}
+    raw = pd.DataFrame(
+        [{**base, "identity_key": k} for k in ("g3", "g1", "g2")]
+        + [{**bare, "identity_key": k} for k in ("b1", "b2")]
+    )
+    records, _ = standardise_records(raw, "GB")
+    distinct, copies = collapse_identical(records)
+    assert sorted(distinct["identity_key"]) == ["b1", "b2", "g1"]  # bare names are never collapsed
+    assert copies[["identity_key_l", "identity_key_r"]].values.tolist() == [["g1", "g3"], ["g1", "g2"]]
+    assert set(copies["kind"]) == {"identical"}
+
+
+def test_a_saved_model_is_reused_only_when_trained_and_current(tmp_path) -> None:
+    saved = {"format": "tessera-identity-matcher/1", "params": IdentityMatcher(threshold=0.95).get_params(),
+             "fingerprint": model_fingerprint(), "n_training_records": 5000, "trained": True,
+             "splink_model": {"comparisons": []}}  # fmt: skip
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps(saved))
+    assert load_matcher(path).threshold == 0.95
+    path.write_text(json.dumps({**saved, "fingerprint": "an older model"}))
+    assert load_matcher(path) is None
+    path.write_text(json.dumps({**saved, "trained": False}))
+    assert load_matcher(path) is None
+    assert load_matcher(tmp_path / "absent.json") is None
