@@ -59,6 +59,8 @@ def configure(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Splink warns about every comparison level its training sample did not contain; that is expected.
+    logging.getLogger("splink").setLevel(logging.INFO if verbose else logging.ERROR)
     show_progress.set(True)
 
 
@@ -115,6 +117,9 @@ def resolve(
         ),
     ] = None,
     now: NowOption = None,
+    retrain: Annotated[
+        bool, typer.Option("--retrain", help="Train the matcher afresh instead of reusing the saved model.")
+    ] = False,
 ) -> None:
     """Resolve identities: standardise, link, cluster and give every customer a stable id."""
     from features.identity import evaluate_against_truth, resolve_identities
@@ -123,7 +128,7 @@ def resolve(
     if evaluate is not None:
         typer.echo(json.dumps(evaluate_against_truth(ws, evaluate), indent=2))
         return
-    summary = resolve_identities(ws, now=_now(now))
+    summary = resolve_identities(ws, now=_now(now), retrain=retrain)
     typer.echo(json.dumps(summary, indent=2, default=str))
 
 
