@@ -1,0 +1,66 @@
+"""Benchmark of the profile chain: simulate N customers, then ingest and resolve; wall time and peak memory.
+
+    uv run python benchmarks/profile_pipeline.py --customers 100000
+
+Target on the 2-core machine (issue 2): ingest + resolve of 100k customers (≥ 1M source records)
+within 3 minutes and 8 GiB. Each step runs as its own process, as `tessera` would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from _measure import machine, run_measured
+
+TESSERA = [sys.executable, "-m", "tessera.cli"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--dir", type=Path, default=None, help="working folder (default: a temporary one)")
+    args = parser.parse_args()
+    root = args.dir or Path(tempfile.mkdtemp(prefix="tessera-bench-"))
+    sample, workspace = root / "sample", root / "workspace"
+
+    steps = [
+        run_measured(
+            "simulate",
+            [
+                *TESSERA,
+                "simulate",
+                "--customers",
+                str(args.customers),
+                "--seed",
+                str(args.seed),
+                "--out",
+                str(sample),
+            ],
+        ),
+        run_measured(
+            "ingest",
+            [*TESSERA, "ingest", "--sources", str(sample / "sources.yaml"), "--workspace", str(workspace)],
+        ),
+        run_measured("resolve", [*TESSERA, "resolve", "--workspace", str(workspace)]),
+    ]
+    report = json.loads((workspace / "data" / "reports" / "ingest.json").read_text())
+    records = sum(source["rows_read"] for source in report["sources"])
+    ingest_resolve = steps[1].seconds + steps[2].seconds
+    print(f"\n{machine()}")
+    print(f"customers: {args.customers:,}; source records read: {records:,}")
+    for step in steps:
+        print(f"{step.name:>9}: {step.seconds:7.1f} s  peak {step.peak_gib:5.2f} GiB")
+    print(
+        f"ingest + resolve: {ingest_resolve:.1f} s (target ≤ 180 s); peak {max(s.peak_gib for s in steps[1:]):.2f} GiB (target ≤ 8 GiB)"
+    )
+
+
+if __name__ == "__main__":
+    main()
