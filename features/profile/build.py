@@ -15,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow.parquet as pq
 
 from features.errors import InputError
 from features.identity.standardise import phone_region, standardise_emails, standardise_phones
@@ -88,8 +89,9 @@ def _standardised_consents(con: duckdb.DuckDBPyConnection, settings: Settings) -
 
 
 def _write(relation: duckdb.DuckDBPyRelation, path: Path) -> int:
+    """Write a relation to Parquet and return how many rows it wrote."""
     relation.write_parquet(str(path))
-    return int(duckdb.execute(f"SELECT count(*) FROM read_parquet('{path}')").fetchone()[0])
+    return int(pq.ParquetFile(path).metadata.num_rows)
 
 
 def build_profile(

@@ -41,7 +41,7 @@ def _null_rates(con: duckdb.DuckDBPyConnection, workspace: Workspace) -> dict[st
         rates = ", ".join(f"avg(({n} IS NULL)::INT) AS {n}" for n in names)
         row = con.execute(
             f"SELECT count(*) AS rows, {rates} FROM {_parquet(folder / '*.parquet')}"
-        ).fetchone()
+        ).fetchall()[0]
         tables[source_type] = {
             "rows": row[0],
             "null_rate": {n: round(r or 0.0, 4) for n, r in zip(names, row[1:], strict=True)},
@@ -71,7 +71,7 @@ def _identity(con: duckdb.DuckDBPyConnection, workspace: Workspace) -> dict:
                                       HAVING count(DISTINCT source) > 1))
         FROM {_parquet(crosswalk)}
         """
-    ).fetchone()
+    ).fetchall()[0]
     result = {
         "source_records": records,
         "identity_records": keys,
@@ -95,7 +95,7 @@ def _match_rates(con: duckdb.DuckDBPyConnection, workspace: Workspace) -> dict[s
         if path.exists():
             value = con.execute(
                 f"SELECT avg((customer_id IS NOT NULL)::INT) FROM {_parquet(path)}"
-            ).fetchone()[0]
+            ).fetchall()[0][0]
             rates[f"{name}_with_customer"] = round(value or 0.0, 4)
     return rates
 
