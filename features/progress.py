@@ -16,10 +16,9 @@ show_progress: ContextVar[bool] = ContextVar("show_progress", default=False)
 
 
 def track(items: Iterable[T], description: str, total: float | None = None) -> Iterator[T]:
-    """Iterate over `items`, with a progress bar on stderr when the command line asked for one."""
-    if not show_progress.get():
+    """Iterate over `items`, with a progress bar on stderr when the command line runs in a terminal."""
+    console = Console(stderr=True)
+    if not (show_progress.get() and console.is_terminal):
         yield from items
         return
-    yield from rich_track(
-        items, description=description, total=total, transient=True, console=Console(stderr=True)
-    )
+    yield from rich_track(items, description=description, total=total, transient=True, console=console)

@@ -54,11 +54,12 @@ def _register_canonical(con: duckdb.DuckDBPyConnection, workspace: Workspace, no
 
 
 def _standardised(frame: pd.DataFrame, settings: Settings) -> pd.DataFrame:
-    """Emails and phones in the one standard form identity resolution matched on."""
+    """Emails, phones and countries (ISO 3166 alpha-2) in the one standard form identity resolution uses."""
     frame = frame.copy()
     frame["email"], _ = standardise_emails(frame["email"])
     regions = phone_region(frame["country"], settings.default_phone_region)
     frame["phone"], _ = standardise_phones(frame["phone"], regions)
+    frame["country"] = regions.where(frame["country"].notna())
     return frame
 
 
@@ -111,8 +112,11 @@ def build_profile(
     present = _register_canonical(con, workspace, now)
     con.execute(f"CREATE VIEW crosswalk AS SELECT * FROM read_parquet('{crosswalk}')")
     con.execute("CREATE VIEW customer_keys AS SELECT DISTINCT identity_key, customer_id FROM crosswalk")
-    candidates = _standardised(candidate_values(con, present).df(), settings)
-    con.register("candidates", candidates)
+    # Through pandas for the phone library; dates come back as timestamps, so they are cast back.
+    con.register("candidates_std", _standardised(candidate_values(con, present).df(), settings))
+    con.execute(
+        "CREATE VIEW candidates AS SELECT * REPLACE (birth_date::DATE AS birth_date) FROM candidates_std"
+    )
 
     counts: dict[str, int] = {}
     if "order_lines" in present:

@@ -131,7 +131,8 @@ def render_markdown(report: dict) -> str:
     if not any(report["quarantine"].values()):
         lines.append("No row was quarantined.")
     for source, reasons in report["quarantine"].items():
-        lines += [f"- **{source}**: " + "; ".join(f"{kind} ({n:,})" for kind, n in reasons.items())]
+        if reasons:
+            lines += [f"- **{source}**: " + "; ".join(f"{kind} ({n:,})" for kind, n in reasons.items())]
     identity = report["identity"]
     if identity:
         lines += ["", "## Identity", ""]
