@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     default_phone_region: str = "GB"
     # Rows read per chunk when streaming a source export.
     ingest_chunk_rows: int = 200_000
+    # Survivorship rules for the golden record (default: features/profile/survivorship.yaml).
+    survivorship_rules: Path | None = None
     # Consent assumed for a purpose when a customer has no consent record for it. Marketing channels need
     # an opt-in; personalisation and profiling rest on the retailer's legitimate interest until withdrawn.
     consent_defaults: dict[str, bool] = {

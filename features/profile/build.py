@@ -95,13 +95,11 @@ def _write(relation: duckdb.DuckDBPyRelation, path: Path) -> int:
     return int(pq.ParquetFile(path).metadata.num_rows)
 
 
-def build_profile(
-    workspace: Workspace, now: datetime, settings: Settings | None = None, rules_path: Path = DEFAULT_RULES
-) -> dict:
+def build_profile(workspace: Workspace, now: datetime, settings: Settings | None = None) -> dict:
     """Write golden records, unified events and consent state for every resolved customer as of `now`."""
     started = time.perf_counter()
     settings = settings or Settings()
-    rules = SurvivorshipRules.load(rules_path)
+    rules = SurvivorshipRules.load(settings.survivorship_rules or DEFAULT_RULES)
     crosswalk = workspace.identity / "crosswalk.parquet"
     if not crosswalk.exists():
         raise InputError(f"{crosswalk} is missing: run `tessera resolve` before building the profile")

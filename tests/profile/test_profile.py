@@ -66,3 +66,12 @@ def test_quality_report_accounts_for_tables_and_match_rates(built: Workspace) ->
     assert report["identity"]["customers"] == 2
     assert report["match_rates"]["orders_with_customer"] == pytest.approx(2 / 3, abs=1e-3)
     assert (built.reports / "quality.md").read_text().startswith("# Data quality")
+
+
+def test_survivorship_rules_are_configurable(workspace: Workspace, tmp_path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "groups:\n  name: {fields: [first_name, last_name], strategy: source_priority, order: [order_lines]}\n"
+    )
+    build_profile(workspace, now=NOW, settings=Settings(workspace=workspace.root, survivorship_rules=rules))
+    assert customers(workspace).loc["CUST1", "first_name"] == "Bob"  # the web shop now wins names
