@@ -116,8 +116,10 @@ class SourceConfig(BaseModel):
     path: Text | None = None
     format: str | None = None
     encoding: str = "utf-8"
-    delimiter: Text = ","
+    delimiter: Text = ","  # one character, or `whitespace` for fields separated by runs of blanks
     quotechar: Text | None = '"'
+    header: bool = True  # false: the first line is data, and `column_names` names the fields
+    column_names: list[Text] | None = None
     decimal: Text = "."
     timezone: str = "UTC"
     date_formats: list[Text] = []
@@ -266,8 +268,12 @@ def _check_text_options(source: SourceConfig, fail: Fail) -> None:
         raise fail(
             f"unknown encoding {source.encoding!r}; expected a Python codec name such as utf-8 or latin-1"
         ) from None
-    if len(source.delimiter) != 1:
-        raise fail(f"`delimiter` {source.delimiter!r} must be one character")
+    if len(source.delimiter) != 1 and source.delimiter != "whitespace":
+        raise fail(f"`delimiter` {source.delimiter!r} must be one character, or `whitespace`")
+    if not source.header and not source.column_names:
+        raise fail("`header: false` needs `column_names`, the export's fields in order")
+    if source.header and source.column_names:
+        raise fail("`column_names` is for an export without a header; add `header: false` or remove it")
     if source.quotechar is not None and len(source.quotechar) != 1:
         raise fail(f"`quotechar` {source.quotechar!r} must be one character, or null for no quoting")
     if source.decimal not in (".", ","):

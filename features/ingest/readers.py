@@ -8,6 +8,7 @@ row read is accounted for. With a glob, files are read in sorted order and data 
 from __future__ import annotations
 
 import glob
+import itertools
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -27,6 +29,7 @@ from features.ingest.quarantine import no_rejected_rows, rejected_rows
 InvalidRowHandler = Callable[[pacsv.InvalidRow], str]
 _GLOB_CHARACTERS = set("*?[")
 _CSV_BLOCK_BYTES = 4 << 20
+WHITESPACE = "whitespace"
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,11 @@ def _csv_parse_options(source: SourceConfig, handler: InvalidRowHandler | None =
 
 
 def csv_columns(path: Path, source: SourceConfig) -> list[str]:
-    """The header of a CSV export."""
+    """The header of a CSV export (or the mapping's `column_names` for one without a header)."""
+    if not source.header:
+        return list(source.column_names or [])
+    if source.delimiter == WHITESPACE:
+        return _first_line(path, source).split()
     try:
         reader = pacsv.open_csv(
             path,
@@ -147,7 +154,10 @@ def _open_csv(
         path,
         # Single-threaded so Arrow reports the number of each invalid row; the chunks still stream.
         read_options=pacsv.ReadOptions(
-            encoding=source.encoding, use_threads=False, block_size=_CSV_BLOCK_BYTES
+            encoding=source.encoding,
+            use_threads=False,
+            block_size=_CSV_BLOCK_BYTES,
+            column_names=None if source.header else names,
         ),
         parse_options=_csv_parse_options(source, on_invalid),
         convert_options=pacsv.ConvertOptions(
@@ -159,11 +169,15 @@ def _open_csv(
 def csv_chunks(path: Path, source: SourceConfig, chunk_rows: int, first_row: int) -> Iterator[RawChunk]:
     """A CSV export in chunks of about `chunk_rows` rows; a line with the wrong number of fields is rejected."""
     names = csv_columns(path, source)
+    if source.delimiter == WHITESPACE:
+        yield from _whitespace_chunks(path, source, names, chunk_rows, first_row)
+        return
     bad: list[tuple[int, str, int]] = []
+    header_lines = 1 if source.header else 0
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
-        # Arrow counts rows from the header (1) on and skips blank lines, which gives the data row + 1.
-        bad.append((row.number - 1, row.text, row.actual_columns))
+        # Arrow counts rows from the file's first line (the header, if any) and skips blank lines.
+        bad.append((row.number - header_lines, row.text, row.actual_columns))
         return "skip"
 
     schema = pa.schema([pa.field(name, pa.string()) for name in names])
@@ -213,6 +227,54 @@ def csv_chunks(path: Path, source: SourceConfig, chunk_rows: int, first_row: int
     finally:
         if reader is not None:
             reader.close()
+
+
+def _first_line(path: Path, source: SourceConfig) -> str:
+    try:
+        with path.open(encoding=source.encoding) as lines:
+            return next((line for line in lines if line.strip()), "")
+    except UnicodeDecodeError as error:
+        raise InputError(f"file {str(path)!r} cannot be read as {source.encoding} ({error})") from None
+
+
+def _whitespace_chunks(
+    path: Path, source: SourceConfig, names: list[str], chunk_rows: int, first_row: int
+) -> Iterator[RawChunk]:
+    """An export whose fields are separated by runs of blanks (fixed-width reports); blank lines skipped."""
+    with path.open(encoding=source.encoding) as handle:
+        lines = (line.rstrip("\r\n") for line in handle)
+        numbered = ((n, line) for n, line in enumerate((x for x in lines if x.strip()), start=1))
+        if source.header:
+            next(numbered, None)
+            numbered = ((n - 1, line) for n, line in numbered)
+        while batch := list(itertools.islice(numbered, chunk_rows)):
+            yield _split_whitespace(batch, names, first_row, str(path))
+
+
+def _split_whitespace(batch: list[tuple[int, str]], names: list[str], first_row: int, file: str) -> RawChunk:
+    rows = np.array([n for n, _ in batch], dtype=np.int64) + first_row - 1
+    parts = pc.utf8_split_whitespace(pa.array([line.strip() for _, line in batch], pa.string()))
+    counts = pc.list_value_length(parts).to_numpy()
+    good = counts == len(names)
+    kept = parts.filter(pa.array(good))
+    frame = pd.DataFrame(
+        {
+            name: pc.list_element(kept, i).to_pandas(types_mapper=lambda _: TEXT)
+            for i, name in enumerate(names)
+        }
+    )
+    frame.index = pd.Index(rows[good], name="source_row")
+    bad = np.flatnonzero(~good)
+    rejected = rejected_rows(
+        [int(rows[i]) for i in bad],
+        [None] * len(bad),
+        [
+            f"wrong number of fields: data row {int(rows[i])} has {counts[i]} fields; expected {len(names)}"
+            for i in bad
+        ],
+        [json.dumps({"_line": batch[i][1]}, ensure_ascii=False) for i in bad],
+    )
+    return RawChunk(frame, rejected, file, len(batch))
 
 
 # --- Parquet -----------------------------------------------------------------------------------------------
