@@ -1,4 +1,7 @@
-"""The chain so far, step after step: ingest → resolve identities → build the profile → quality report."""
+"""The features chain, step after step: ingest → resolve identities → profile → quality report → feature store.
+
+Training comes after it (`training.pipelines.train_all`); `tessera run` calls both.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from features.ingest import ingest_sources
 from features.profile import build_profile
 from features.profile.quality import quality_report
 from features.settings import Settings, Workspace
+from features.store import build_feature_store
 
 
 def run_chain(sources: Path, workspace: Workspace, now: datetime, settings: Settings | None = None) -> dict:
@@ -19,11 +23,13 @@ def run_chain(sources: Path, workspace: Workspace, now: datetime, settings: Sett
     identity = resolve_identities(workspace, now=now, settings=settings)
     profile = build_profile(workspace, now=now, settings=settings)
     quality = quality_report(workspace, now=now)
+    feature_store = build_feature_store(workspace, now, settings)
     return {
         "workspace": str(workspace.root),
         "ingest": {"ok": ingest.ok, "summary": ingest.summary()},
         "identity": identity,
         "profile": profile,
         "quality": {"identity": quality["identity"], "match_rates": quality["match_rates"]},
+        "feature_store": feature_store,
         "reports": str(workspace.reports),
     }

@@ -147,11 +147,19 @@ def profile(workspace: WorkspaceOption = None, now: NowOption = None) -> None:
 
 @app.command()
 def run(sources: SourcesOption, workspace: WorkspaceOption = None, now: NowOption = None) -> None:
-    """Run the whole chain: ingest, resolve, profile."""
-    from features.pipeline import run_chain
-
-    summary = run_chain(sources, _workspace(workspace), now=_now(now))
+    """Run the whole chain: ingest, resolve, profile, feature store, then train and register the models."""
+    ws, moment = _workspace(workspace), _now(now)
+    summary = _run_everything(sources, ws, moment)
     typer.echo(json.dumps(summary, indent=2, default=str))
+
+
+def _run_everything(sources: Path, ws: Workspace, moment: datetime) -> dict:
+    from features.pipeline import run_chain
+    from training.pipelines import train_all
+
+    summary = run_chain(sources, ws, now=moment)
+    summary["models"] = train_all(ws, moment)
+    return summary
 
 
 @app.command()
@@ -163,16 +171,25 @@ def demo(
     seed: Annotated[int, typer.Option("--seed", help="Random seed of the sample retailer.")] = 42,
 ) -> None:
     """Simulate a sample retailer and run the whole chain on it."""
-    from features.pipeline import run_chain
     from features.simulate import simulate_retailer
 
     ws = _workspace(workspace)
     typer.echo(f"Simulating a retailer with {customers:,} customers into {ws.sample} ...")
     simulated = simulate_retailer(customers=customers, seed=seed, out=ws.sample)
     as_of = datetime.combine(date.fromisoformat(str(simulated["as_of"])), datetime.max.time())
-    summary = run_chain(ws.sample / "sources.yaml", ws, now=_now(as_of))
+    summary = _run_everything(ws.sample / "sources.yaml", ws, _now(as_of))
     typer.echo(json.dumps(summary, indent=2, default=str))
     typer.echo(f"Profiles: {ws.profile}; data-quality report: {ws.reports / 'quality.md'}")
+
+
+def _mount_subcommands() -> None:
+    from tessera import features_cli, training_cli
+
+    app.add_typer(features_cli.app, name="features", help="The Feast feature store: apply, materialize, docs.")
+    training_cli.register(app)
+
+
+_mount_subcommands()
 
 
 def main() -> None:

@@ -1,0 +1,132 @@
+"""Online feature vectors for serving: one feature service, read from the online store with defaults.
+
+    reader = OnlineFeatures.open(workspace, "churn_v1")
+    reader.vectors(["C1", "C2"])        # [{"orders_30d": 1, ...}, {...}] in the order asked
+
+Where the time goes in Feast's `get_online_features` (profiled on 100 customers × 46 features, ~35 ms): the
+feature service is re-resolved into feature references and parsed back on every call, each entity key is
+serialised once per view, and every value passes through generic response building and per-value type
+dispatch twice (into a response proto, then out to Python). The reader resolves the service once, reads
+each view with Feast's own `OnlineStore.online_read` (the same call `get_online_features` makes, on SQLite
+or Redis), converts each value once, and runs the on-demand view's registered transformation
+(`OnDemandFeatureView.transform_dict`) on the columns. A test checks it returns exactly what
+`get_online_features` returns. Create a new reader after `tessera features apply` changes the registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from feast import FeatureStore, FeatureView, OnDemandFeatureView
+from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+from feast.protos.feast.types.Value_pb2 import Value as ValueProto
+from feast.type_map import NULL_TIMESTAMP_INT_VALUE, feast_value_type_to_python_type
+
+from features.settings import Workspace
+from features.store.config import open_store
+from features.store.defaults import Feature, fill_column, service_features
+from features.store.settings import FeatureStoreSettings
+
+
+def python_value(value: ValueProto | None) -> Any:
+    """A stored value as Python, as Feast's online response gives it (None when missing)."""
+    if value is None:
+        return None
+    kind = value.WhichOneof("val")
+    if kind is None:
+        return None
+    if kind in ("int64_val", "double_val", "bool_val", "string_val"):
+        return getattr(value, kind)
+    if kind == "unix_timestamp_val":
+        seconds = value.unix_timestamp_val
+        return None if seconds == NULL_TIMESTAMP_INT_VALUE else datetime.fromtimestamp(seconds, tz=UTC)
+    if kind == "string_list_val":
+        return list(value.string_list_val.val)
+    return feast_value_type_to_python_type(value)
+
+
+class OnlineFeatures:
+    """Reads one feature service's vectors from the online store."""
+
+    def __init__(self, store: FeatureStore, feature_service: str) -> None:
+        self.store = store
+        self.service = store.get_feature_service(feature_service)
+        self.features: list[Feature] = service_features(store, self.service)
+        self.names = [f.name for f in self.features]
+        views = {view.name: view for view in store.list_feature_views()}
+        on_demand = {view.name: view for view in store.list_on_demand_feature_views()}
+        wanted: dict[str, list[str]] = {}
+        self.on_demand: list[tuple[OnDemandFeatureView, list[str]]] = []
+        for projection in self.service.feature_view_projections:
+            if projection.name in on_demand:
+                odfv = on_demand[projection.name]
+                self.on_demand.append((odfv, [f.name for f in projection.features]))
+                # Its inputs are read too, as get_online_features does, even when the service omits them.
+                for source in odfv.source_feature_view_projections.values():
+                    wanted.setdefault(source.name, []).extend(f.name for f in source.features)
+            else:
+                wanted.setdefault(projection.name, []).extend(f.name for f in projection.features)
+        self.reads: list[tuple[FeatureView, list[str]]] = [
+            (views[name], list(dict.fromkeys(names))) for name, names in wanted.items()
+        ]
+        self.join_keys = sorted({key for view, _ in self.reads for key in view.join_keys})
+        self.needs_request_time = bool(self.on_demand)
+        self._online_store = store._get_provider().online_store
+
+    @classmethod
+    def open(
+        cls, workspace: Workspace, feature_service: str, store_settings: FeatureStoreSettings | None = None
+    ) -> OnlineFeatures:
+        """A reader on the workspace's store as the settings configure it."""
+        return cls(open_store(workspace, store_settings), feature_service)
+
+    def _entity_keys(self, customer_ids: Sequence[str] | None, skus: Sequence[str] | None) -> dict[str, list]:
+        given = {"customer_id": customer_ids, "sku": skus}
+        keys = {}
+        for key in self.join_keys:
+            values = given.get(key)
+            if values is None:
+                raise ValueError(f"the feature service {self.service.name} needs `{key}` values")
+            keys[key] = [
+                EntityKey(join_keys=[key], entity_values=[ValueProto(string_val=str(v))]) for v in values
+            ]
+        if len({len(v) for v in keys.values()}) > 1:
+            raise ValueError(f"entity columns of different lengths: { {k: len(v) for k, v in keys.items()} }")
+        return keys
+
+    def columns(
+        self,
+        customer_ids: Sequence[str] | None = None,
+        skus: Sequence[str] | None = None,
+        request_time: datetime | None = None,
+    ) -> dict[str, list[Any]]:
+        """Feature values column-wise, one entry per entity row, nulls left as None (no defaults)."""
+        keys = self._entity_keys(customer_ids, skus)
+        size = len(next(iter(keys.values())))
+        values: dict[str, list[Any]] = {}
+        for view, names in self.reads:
+            (join_key,) = view.join_keys
+            # A copy: Feast's Redis store appends its timestamp key to the list it is given.
+            rows = self._online_store.online_read(self.store.config, view, keys[join_key], list(names))
+            for name in names:
+                values[name] = [python_value(found.get(name)) if found else None for _, found in rows]
+        if self.on_demand:
+            moment = request_time or datetime.now(UTC)
+            inputs = {**values, "request_time": [moment] * size}
+            for odfv, outputs in self.on_demand:
+                computed = odfv.transform_dict(inputs)
+                values.update({name: list(computed[name]) for name in outputs})
+        return {name: values[name] for name in self.names}
+
+    def vectors(
+        self,
+        customer_ids: Sequence[str] | None = None,
+        skus: Sequence[str] | None = None,
+        request_time: datetime | None = None,
+    ) -> list[dict[str, Any]]:
+        """One feature vector per entity row (feature name → value, declared defaults for nulls)."""
+        columns = self.columns(customer_ids, skus, request_time)
+        filled = [fill_column(columns[f.name], f) for f in self.features]
+        return [dict(zip(self.names, row, strict=True)) for row in zip(*filled, strict=True)]

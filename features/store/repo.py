@@ -1,0 +1,159 @@
+"""Apply the declarations in `features/feature_repo/` to a workspace's store, and materialise it.
+
+Feast's own `parse_repo` imports the repository's files by their path relative to the working directory;
+Tessera must not depend on the working directory, so the declarations are imported as the package
+`features.feature_repo` and collected the same way (same object types, same de-duplication), then applied
+with Feast's own diff so objects removed from the declarations are removed from the registry too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import importlib
+import io
+import logging
+import pkgutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+from feast import (
+    Entity,
+    FeatureService,
+    FeatureStore,
+    FeatureView,
+    FileSource,
+    OnDemandFeatureView,
+    PushSource,
+)
+from feast.data_source import DataSource
+from feast.feature_view import DUMMY_ENTITY
+from feast.infra.registry.sql import SqlRegistry, feature_view_version_history
+from feast.repo_contents import RepoContents
+from feast.repo_operations import extract_objects_for_apply_delete
+from sqlalchemy import delete
+
+from features.settings import Workspace
+from features.store.config import offline_folder
+from features.store.online_write import materialize_view
+
+logger = logging.getLogger(__name__)
+
+DECLARATIONS_PACKAGE = "features.feature_repo"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def load_declarations(workspace: Workspace) -> RepoContents:
+    """Every Feast object declared in `features/feature_repo/`, offline paths made absolute for `workspace`."""
+    package = importlib.import_module(DECLARATIONS_PACKAGE)
+    found: list[object] = []
+    for module_info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{DECLARATIONS_PACKAGE}.{module_info.name}")
+        for value in vars(module).values():
+            if isinstance(
+                value, DataSource | Entity | FeatureView | OnDemandFeatureView | FeatureService
+            ) and not any(value is seen for seen in found):
+                found.append(value)
+    # A copy, so the module-level declarations keep their relative paths for the next workspace.
+    objects = copy.deepcopy(found)
+    _resolve_paths(objects, offline_folder(workspace))
+    sources = [o for o in objects if isinstance(o, DataSource)]
+    for source in list(sources):
+        if isinstance(source, PushSource) and source.batch_source is not None:
+            sources.append(source.batch_source)
+    return RepoContents(
+        projects=[],
+        data_sources=_unique(sources),
+        entities=[o for o in objects if isinstance(o, Entity)] + [DUMMY_ENTITY],
+        feature_views=[o for o in objects if type(o) is FeatureView],
+        feature_services=[o for o in objects if isinstance(o, FeatureService)],
+        on_demand_feature_views=[o for o in objects if isinstance(o, OnDemandFeatureView)],
+        stream_feature_views=[],
+        label_views=[],
+        permissions=[],
+    )
+
+
+def _unique(items: list[DataSource]) -> list[DataSource]:
+    out: list[DataSource] = []
+    for item in items:
+        if not any(item is seen for seen in out):
+            out.append(item)
+    return out
+
+
+def _resolve_paths(objects: list[object], folder: Path) -> None:
+    """Point every FileSource (standalone, behind a push source or in a view) at `folder`."""
+    sources: list[FileSource] = []
+    for obj in objects:
+        if isinstance(obj, FileSource):
+            sources.append(obj)
+        if isinstance(obj, PushSource | FeatureView) and isinstance(obj.batch_source, FileSource):
+            sources.append(obj.batch_source)
+    for source in sources:
+        uri = source.file_options.uri
+        if uri.startswith("offline/"):
+            source.file_options.uri = str(folder / uri.removeprefix("offline/"))
+
+
+def apply_declarations(store: FeatureStore, workspace: Workspace) -> dict[str, int]:
+    """Register the declarations in the store's registry (adding, updating and deleting), create online tables."""
+    repo = load_declarations(workspace)
+    to_apply, to_delete, _, _ = extract_objects_for_apply_delete(store.project, store.registry, repo)
+    store.apply(to_apply, objects_to_delete=to_delete, partial=False)
+    return {
+        "feature_views": len(repo.feature_views),
+        "on_demand_feature_views": len(repo.on_demand_feature_views),
+        "feature_services": len(repo.feature_services),
+        "deleted": len(to_delete),
+    }
+
+
+def materialize(store: FeatureStore, now: datetime) -> dict[str, str]:
+    """Bring the online store up to `now`: from the start for a view never materialised, else incrementally."""
+    store.refresh_registry()
+    # Feast prints its progress on stdout, which belongs to the command's own output: log it instead.
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        done = _materialize_views(store, now)
+    for line in printed.getvalue().splitlines():
+        if line.strip():
+            logger.info("feast: %s", line.strip())
+    return done
+
+
+def _materialize_views(store: FeatureStore, now: datetime) -> dict[str, str]:
+    done: dict[str, str] = {}
+    for view in store.list_feature_views():
+        if not view.online:
+            continue
+        last = view.most_recent_end_time
+        # A view never materialised is read from the start (Feast's own first incremental run starts at
+        # "wall clock minus TTL", which misses history and backtests); later runs from the last end.
+        start = EPOCH if last is None else _aware(last)
+        if start >= now:
+            done[view.name] = "up to date"
+            continue
+        rows = materialize_view(store, view, start, now)
+        done[view.name] = f"{'full' if last is None else 'from ' + start.isoformat()}: {rows} rows"
+    return done
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def teardown_project(store: FeatureStore) -> None:
+    """Delete this project's online values and registry entries, and nothing of any other project.
+
+    (`FeatureStore.teardown` deletes every project of the registry, which a shared registry database must
+    never see; the SQL registry's `delete_project` leaves the project's feature-view version history behind,
+    which makes the next apply under the same name fail.)
+    """
+    views = store.list_feature_views()
+    store._get_provider().teardown_infra(store.project, views, store.list_entities())
+    if store.project in {project.name for project in store.list_projects()}:
+        store.registry.delete_project(store.project, commit=True)
+    if isinstance(store.registry, SqlRegistry):
+        history = feature_view_version_history
+        with store.registry.write_engine.begin() as connection:
+            connection.execute(delete(history).where(history.c.project_id == store.project))

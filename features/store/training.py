@@ -1,0 +1,78 @@
+"""Point-in-time-correct training frames: the one way training code and notebooks get feature values.
+
+    from features.store import training_frame
+    frame = training_frame(entities, "churn_v1", workspace)
+
+`entities` has one row per example: `customer_id`, `cutoff` (the moment the prediction is made; a naive
+time is UTC) and, for `next_best_product_v1`, `sku`; any other column (a label, a fold) is carried through.
+Each row gets the service's features as Feast's point-in-time join sees them at its cutoff: only data at
+or before the cutoff, request-time features computed at the cutoff, nulls replaced by declared defaults.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from feast import FeatureService, FeatureStore
+
+from features.errors import InputError
+from features.settings import Workspace
+from features.store.config import open_store
+from features.store.defaults import fill_defaults, service_features
+from features.store.settings import FeatureStoreSettings
+
+CUTOFF = "cutoff"
+_ROW = "__tessera_row"
+
+
+def training_frame(
+    entities: pd.DataFrame,
+    feature_service: str,
+    workspace: Workspace | None = None,
+    store_settings: FeatureStoreSettings | None = None,
+    store: FeatureStore | None = None,
+) -> pd.DataFrame:
+    """The entity rows, in their order, with the feature service's values as of each row's cutoff."""
+    if store is None:
+        if workspace is None:
+            raise ValueError("pass the workspace (or an open store) to read features from")
+        store = open_store(workspace, store_settings)
+    service = store.get_feature_service(feature_service)
+    features = service_features(store, service)
+    join_keys = _join_keys(store, service)
+    _check_columns(entities, join_keys, [f.name for f in features])
+
+    cutoffs = pd.to_datetime(entities[CUTOFF])
+    cutoffs = cutoffs.dt.tz_localize("UTC") if cutoffs.dt.tz is None else cutoffs.dt.tz_convert("UTC")
+    # Feast sees each (entity, cutoff) once (its file store would merge duplicates) and none of the
+    # caller's other columns; the values are joined back onto every row in the caller's order.
+    keys = entities[join_keys].assign(event_timestamp=cutoffs.to_numpy())
+    unique = keys.drop_duplicates(ignore_index=True)
+    unique = unique.assign(**{_ROW: range(len(unique))})
+    retrieved = store.get_historical_features(
+        entity_df=unique.assign(request_time=unique["event_timestamp"]), features=service
+    ).to_df()
+    names = [f.name for f in features]
+    values = unique.merge(retrieved[[_ROW, *names]], on=_ROW, how="left").drop(columns=[_ROW])
+    matched = keys.merge(values, on=[*join_keys, "event_timestamp"], how="left", validate="many_to_one")
+    frame = entities.copy()
+    for name in names:
+        frame[name] = matched[name].to_numpy()
+    return fill_defaults(frame, features)
+
+
+def _join_keys(store: FeatureStore, service: FeatureService) -> list[str]:
+    """The join keys of the plain feature views in the service (on-demand views have none of their own)."""
+    views = {view.name: view for view in store.list_feature_views()}
+    names = [p.name for p in service.feature_view_projections if p.name in views]
+    return sorted({key for name in names for key in views[name].join_keys})
+
+
+def _check_columns(entities: pd.DataFrame, join_keys: list[str], feature_names: list[str]) -> None:
+    missing = [c for c in [*join_keys, CUTOFF] if c not in entities.columns]
+    if missing:
+        raise InputError(f"the entity frame needs the columns {missing} (it has {list(entities.columns)})")
+    clashing = [c for c in entities.columns if c in {*feature_names, "event_timestamp", "request_time", _ROW}]
+    if clashing:
+        raise InputError(f"the entity frame's columns {clashing} clash with feature or reserved names")
+    if entities[CUTOFF].isna().any():
+        raise InputError(f"the entity frame has rows without a {CUTOFF}")

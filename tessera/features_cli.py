@@ -1,0 +1,73 @@
+"""`tessera features ...`: apply the Feast declarations, materialise the online store, write the catalogue."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from features.settings import Settings, Workspace
+
+app = typer.Typer(
+    help="The Feast feature store: offline tables from the profile, the registry and the online store.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+WorkspaceOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--workspace",
+        help="Folder whose data/ this command uses (default: TESSERA_WORKSPACE or the repository root).",
+        file_okay=False,
+    ),
+]
+NowOption = Annotated[
+    datetime | None,
+    typer.Option("--now", help="Materialise up to this moment, ISO 8601 (default: now, UTC)."),
+]
+
+
+def _settings(path: Path | None) -> tuple[Settings, Workspace]:
+    settings = Settings() if path is None else Settings(workspace=path)
+    return settings, Workspace.from_settings(settings)
+
+
+@app.command()
+def apply(workspace: WorkspaceOption = None) -> None:
+    """Write feature_store.yaml from TESSERA_FEAST_* settings and register the declarations in the registry."""
+    from features.store import apply_feature_store
+
+    _, ws = _settings(workspace)
+    typer.echo(json.dumps(apply_feature_store(ws), indent=2))
+
+
+@app.command()
+def materialize(workspace: WorkspaceOption = None, now: NowOption = None) -> None:
+    """Recompute the offline feature tables from the profile and load the online store up to --now."""
+    from features.store import materialize_feature_store
+    from features.timeutil import as_utc
+
+    settings, ws = _settings(workspace)
+    moment = as_utc(now) if now is not None else as_utc(datetime.now())
+    typer.echo(json.dumps(materialize_feature_store(ws, moment, settings), indent=2, default=str))
+
+
+@app.command()
+def docs(
+    workspace: WorkspaceOption = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Where to write (default: docs/features.md).")
+    ] = None,
+) -> None:
+    """Apply the declarations, then regenerate the feature catalogue (docs/features.md) from the registry."""
+    from features.store import apply_feature_store, open_store
+    from features.store.catalogue import CATALOGUE, write_catalogue
+
+    _, ws = _settings(workspace)
+    apply_feature_store(ws)
+    typer.echo(f"feature catalogue: {write_catalogue(open_store(ws), out or CATALOGUE)}")

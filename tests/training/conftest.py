@@ -1,0 +1,76 @@
+"""Training fixtures: a synthetic retailer's profile with a built feature store, and the models trained on it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from training_fixtures import retailer, write_retailer
+
+from features.settings import Settings, Workspace
+from training.settings import TrainingSettings
+
+NOW = datetime(2025, 6, 30, 23, 59, 59, 999999, tzinfo=UTC)
+
+
+def small_settings(**changes: object) -> TrainingSettings:
+    """Few cutoffs, few trees and a one-point ALS grid: the whole training in seconds."""
+    values = {
+        "training_cutoffs": 3,
+        "cutoff_spacing_days": 45,
+        "lgbm_n_estimators": 80,
+        "lgbm_min_child_samples": 10,
+        "als_factors": (16,),
+        "als_regularization": (0.1,),
+        "als_alpha": (10.0,),
+        "als_iterations": 8,
+        **changes,
+    }
+    return TrainingSettings(**values)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def embedded_feature_store() -> Iterator[None]:
+    """The file offline store and no MLflow telemetry: nothing beyond the locked dependencies, no network."""
+    saved = {key: os.environ.get(key) for key in ("TESSERA_FEAST_OFFLINE_STORE", "MLFLOW_DISABLE_TELEMETRY")}
+    os.environ["TESSERA_FEAST_OFFLINE_STORE"] = "file"
+    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def tables() -> dict:
+    """The synthetic retailer's tables, future included (360 customers)."""
+    return retailer(360, NOW, seed=3)
+
+
+@pytest.fixture(scope="session")
+def built_workspace(tmp_path_factory: pytest.TempPathFactory, tables: dict) -> Workspace:
+    """The synthetic retailer as of NOW with its feature store built (no models yet)."""
+    from features.store import build_feature_store
+
+    workspace = Workspace(tmp_path_factory.mktemp("retailer"))
+    write_retailer(workspace, tables, NOW)
+    build_feature_store(workspace, NOW, Settings(workspace=workspace.root))
+    return workspace
+
+
+@pytest.fixture(scope="session")
+def trained(built_workspace: Workspace) -> tuple[Workspace, dict]:
+    """The three models trained and registered once; tests that add versions only assert relative changes."""
+    from training.pipelines import train_all
+
+    return built_workspace, train_all(built_workspace, NOW, small_settings())
+
+
+@pytest.fixture
+def empty_workspace(tmp_path: Path) -> Workspace:
+    return Workspace(tmp_path)

@@ -1,0 +1,86 @@
+"""The five steps against the real Feast and MLflow: runs, registered versions, aliases and the gate."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from conftest import NOW, small_settings
+
+from features.settings import Workspace
+from training import tracking
+from training.pipelines import train
+
+pytestmark = pytest.mark.integration
+
+
+def test_every_model_is_registered_logged_and_champion(trained: tuple[Workspace, dict]) -> None:
+    workspace, results = trained
+    assert set(results) == {"churn", "cltv", "next_best_product"}
+    churn = results["churn"]
+    # Both churn baselines are measured on the same window; the model beats them on this data.
+    assert churn["metrics"]["roc_auc"] > max(b["roc_auc"] for b in churn["baselines"].values())
+    # This synthetic retailer buys like BG/NBD assumes, so CLTV is only checked to be measured against it.
+    assert 0 < results["cltv"]["baselines"]["bgnbd_gamma_gamma"]["normalized_gini"] <= 1
+    ranking = results["next_best_product"]
+    assert ranking["metrics"]["ndcg_at_10"] > ranking["baselines"]["global_popularity"]["ndcg_at_10"]
+    with tracking.mlflow_store(workspace) as client:
+        for name in results:
+            assert tracking.alias_version(workspace, name) is not None
+            run = client.get_run(client.get_model_version_by_alias(name, tracking.CHAMPION).tags["run_id"])
+            assert {"validation_cutoff", "training_rows", "training_digest", "validation_rows"} <= set(
+                run.data.params
+            )
+            artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+            assert artifacts, f"{name} logged no plots"
+    assert (workspace.mlruns / "mlflow.db").exists()
+
+
+def test_the_champion_loads_as_one_object_with_a_documented_predict(trained: tuple[Workspace, dict]) -> None:
+    import mlflow
+
+    workspace, _ = trained
+    with tracking.mlflow_store(workspace):
+        churn = mlflow.pyfunc.load_model("models:/churn@champion")
+        example = churn.input_example
+        scored = churn.predict(example)
+        assert {"customer_id", "churn_probability", "reason_1"} <= set(scored.columns)
+        assert scored["churn_probability"].between(0, 1).all()
+        cltv = mlflow.pyfunc.load_model("models:/cltv@champion")
+        assert {"cltv", "cltv_low", "cltv_high"} <= set(cltv.predict(cltv.input_example).columns)
+        recommender = mlflow.pyfunc.load_model("models:/next_best_product@champion")
+        shown = recommender.predict(recommender.input_example, params={"k": 3, "now": NOW.isoformat()})
+        assert shown.groupby("customer_id").size().eq(3).all()
+        assert not shown.loc[shown["customer_id"] == "new-customer", "personalised"].any()
+
+
+def test_a_worse_model_does_not_replace_the_champion(trained: tuple[Workspace, dict]) -> None:
+    workspace, _ = trained
+    before = tracking.alias_version(workspace, "churn")
+    # One tree of two leaves: two distinct probabilities, a much worse ranking.
+    worse = train(workspace, "churn", NOW, small_settings(lgbm_n_estimators=1, lgbm_num_leaves=2))
+    assert not worse["gate"]["promoted"]
+    assert worse["gate"]["challenger"] < worse["gate"]["champion"]
+    assert tracking.alias_version(workspace, "churn") == before
+    assert tracking.alias_version(workspace, "churn", tracking.CHALLENGER) == worse["version"]
+
+
+def test_batch_scores_respect_consent_and_carry_source_ids(trained: tuple[Workspace, dict], tmp_path) -> None:
+    from training.scoring import recommend_all, score_customers, write_table
+
+    workspace, _ = trained
+    customers = pd.read_parquet(workspace.profile / "customers.parquet")
+    scores = score_customers(workspace, "churn", NOW)
+    assert set(scores["customer_id"]) == set(customers.loc[customers["consent_profiling"], "customer_id"])
+    assert scores["source_ids"].str.startswith("shop:S").all()
+    path = write_table(scores, tmp_path / "churn.csv")
+    assert len(pd.read_csv(path)) == len(scores)
+
+    recommendations = recommend_all(workspace, NOW, k=5, exclude_purchased=True)
+    per_customer = recommendations.drop_duplicates("customer_id").set_index("customer_id")
+    assert len(per_customer) == len(customers)
+    refused = customers.loc[~customers["consent_personalisation"], "customer_id"]
+    assert not per_customer.loc[refused, "personalised"].any()
+    assert recommendations.groupby("customer_id").size().eq(5).all()
+    assert len(pd.read_parquet(write_table(recommendations, tmp_path / "recs.parquet"))) == len(
+        recommendations
+    )

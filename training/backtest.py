@@ -1,0 +1,131 @@
+"""The champions against a known future: the simulator's truth of what each person bought after `now`.
+
+`truth/future_orders.parquet` is keyed by person; `truth/identity.csv` maps (source, record_id) to person and
+the identity crosswalk maps the same pair to Tessera's customer id, so each customer gets the future of the
+person most of their records belong to. Every model and baseline predicts as of `now` from data up to
+`now` only, and is judged on (now, now + horizon].
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from features.settings import Workspace
+from features.timeutil import as_utc
+from training import tracking
+from training.baselines import co_purchase, own_most_bought, popularity_recs
+from training.datasets import load_events, load_order_lines, point_in_time_features
+from training.evaluate import classification_metrics, ranking_metrics, value_metrics
+from training.labels import order_events, sales
+from training.probabilistic import ProbabilisticCLV
+from training.settings import TrainingSettings
+
+
+def customer_persons(workspace: Workspace, truth: Path) -> pd.Series:
+    """customer_id → person_id: the person most of the customer's source records belong to."""
+    identity = pd.read_csv(truth / "identity.csv", dtype=str)
+    crosswalk = pd.read_parquet(
+        workspace.identity / "crosswalk.parquet", columns=["source", "record_id", "customer_id"]
+    )
+    joined = crosswalk.astype({"record_id": str}).merge(identity, on=["source", "record_id"])
+    counts = joined.groupby(["customer_id", "person_id"]).size().rename("n").reset_index()
+    return (
+        counts.sort_values(["customer_id", "n"], ascending=[True, False])
+        .drop_duplicates("customer_id")
+        .set_index("customer_id")["person_id"]
+    )
+
+
+def future_lines(workspace: Workspace, truth: Path, now: datetime, horizon_days: int) -> pd.DataFrame:
+    """The true order lines of (now, now + horizon] per customer: customer_id, order_id, ordered_at, sku, amount, line_type."""
+    moment = pd.Timestamp(as_utc(now))
+    future = pd.read_parquet(truth / "future_orders.parquet")
+    future = future[
+        (future["ordered_at"] > moment) & (future["ordered_at"] <= moment + pd.Timedelta(days=horizon_days))
+    ]
+    persons = customer_persons(workspace, truth)
+    customers = persons.rename_axis("customer_id").reset_index()
+    lines = customers.merge(future, on="person_id")
+    return lines.assign(amount=lines["quantity"] * lines["unit_price"], sku=lines["sku"].astype(str))[
+        ["customer_id", "order_id", "ordered_at", "sku", "amount", "line_type"]
+    ]
+
+
+def accuracy_against_truth(
+    workspace: Workspace, truth: Path, now: datetime, settings: TrainingSettings | None = None
+) -> dict[str, Any]:
+    """Each champion and its baselines scored as of `now` against the true future: churn, CLTV, next-best-product."""
+    settings = settings or TrainingSettings()
+    moment = pd.Timestamp(as_utc(now))
+    horizon = settings.horizon_days
+    history = order_events(load_order_lines(workspace, moment))
+    lines = future_lines(workspace, truth, moment, horizon)
+    future = order_events(lines)
+    population = pd.Index(sales(history)["customer_id"].unique(), name="customer_id")
+    bought = set(future.loc[future["is_sale"], "customer_id"])
+    outcome = pd.DataFrame(index=population)
+    outcome["churned"] = ~outcome.index.isin(bought)
+    outcome["value"] = (
+        future.groupby("customer_id")["amount"].sum().clip(lower=0).reindex(population).fillna(0.0)
+    )
+    probabilistic = (
+        ProbabilisticCLV()
+        .fit(sales(history), moment)
+        .predict(sales(history), moment, horizon)
+        .reindex(population)
+    )
+    last = sales(history).groupby("customer_id")["ordered_at"].max().reindex(population)
+    recency = (moment - last).dt.total_seconds().to_numpy() / 86400
+    entities = outcome.reset_index()[["customer_id"]].assign(cutoff=moment)
+    report: dict[str, Any] = {
+        "now": moment.isoformat(),
+        "horizon_days": horizon,
+        "customers": len(population),
+    }
+
+    churn, churn_meta = tracking.load_champion(workspace, "churn") or (None, {})
+    if churn is not None:
+        frame = point_in_time_features(workspace, entities, churn_meta["feature_service"])
+        y = outcome["churned"].to_numpy(dtype=int)
+        report["churn"] = {
+            "model": classification_metrics(y, churn.predict_proba(frame)),
+            "days_since_last_purchase": classification_metrics(y, recency),
+            "bgnbd_p_alive": classification_metrics(y, 1 - probabilistic["p_alive"].to_numpy()),
+        }
+    cltv, cltv_meta = tracking.load_champion(workspace, "cltv") or (None, {})
+    if cltv is not None:
+        frame = point_in_time_features(workspace, entities, cltv_meta["feature_service"])
+        y = outcome["value"].to_numpy()
+        report["cltv"] = {
+            "model": value_metrics(y, cltv.predict(frame)["cltv"].to_numpy()),
+            "bgnbd_gamma_gamma": value_metrics(y, probabilistic["expected_value"].to_numpy()),
+        }
+    recommender = tracking.load_champion(workspace, "next_best_product")
+    if recommender is not None:
+        items = lines.loc[lines["line_type"] == "sale", ["customer_id", "sku"]].drop_duplicates()
+        events = load_events(workspace, moment)
+        report["next_best_product"] = _recommendations(
+            events, recommender[0], items, moment, settings.recommend_k, settings.recent_popularity_days
+        )
+    return report
+
+
+def _recommendations(
+    events: pd.DataFrame, model: Any, truth: pd.DataFrame, moment: pd.Timestamp, k: int, recent_days: int
+) -> dict[str, Any]:
+    """Recall/NDCG@k of the recommender and the baselines for customers with history who bought in the window."""
+    customers = sorted(set(events["customer_id"]) & set(truth["customer_id"]))
+    truth = truth[truth["customer_id"].isin(customers)]
+    shown = model.recommend(events, moment, customers, k=k).sort_values(["customer_id", "rank"])
+    methods = {
+        "model": shown.groupby("customer_id", sort=False)["sku"].agg(list).to_dict(),
+        "global_popularity": popularity_recs(events, moment, customers, k),
+        "recent_popularity": popularity_recs(events, moment, customers, k, recent_days),
+        "item_to_item": co_purchase(events, moment, customers, k),
+        "own_most_bought": own_most_bought(events, moment, customers, k),
+    }
+    return {name: ranking_metrics(recommended, truth, k) for name, recommended in methods.items()}

@@ -1,0 +1,214 @@
+"""The five steps every model goes through, written once: load point-in-time data → split by time → fit →
+evaluate against baselines → log, register and gate. Each model is a recipe (`training.recipes`) that says
+how to do the steps for it; `train_model` runs them and `train_all` runs the three models.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from features.progress import track
+from features.settings import Workspace
+from features.timeutil import as_utc
+from training import tracking
+from training.datasets import load_catalogue, load_events, load_order_lines
+from training.evaluate import close
+from training.labels import Cutoffs, order_events, plan_cutoffs, sales
+from training.probabilistic import ProbabilisticCLV
+from training.settings import TrainingSettings
+
+log = logging.getLogger(__name__)
+
+
+class TrainingContext:
+    """One training moment: workspace, now, settings, the time split, and the profile data read once."""
+
+    def __init__(self, workspace: Workspace, now: datetime, settings: TrainingSettings) -> None:
+        self.workspace = workspace
+        self.now = pd.Timestamp(as_utc(now))
+        self.settings = settings
+        self.cutoffs: Cutoffs = plan_cutoffs(
+            self.now, settings.horizon_days, settings.training_cutoffs, settings.cutoff_spacing_days
+        )
+
+    @cached_property
+    def order_lines(self) -> pd.DataFrame:
+        """Identified customers' order lines up to now."""
+        return load_order_lines(self.workspace, self.now)
+
+    @cached_property
+    def orders(self) -> pd.DataFrame:
+        """Orders and returns per customer (labels and the probabilistic baseline read these)."""
+        return order_events(self.order_lines)
+
+    @cached_property
+    def events(self) -> pd.DataFrame:
+        """Purchases, add-to-carts and views up to now (the recommender's signals)."""
+        return load_events(self.workspace, self.now)
+
+    @cached_property
+    def catalogue(self) -> pd.DataFrame | None:
+        """The product catalogue (sku, category, available), when the retailer sent one."""
+        return load_catalogue(self.workspace)
+
+    @cached_property
+    def probabilistic(self) -> pd.DataFrame:
+        """BG/NBD + Gamma-Gamma fitted on history up to the validation cutoff, predicted over its horizon."""
+        history = sales(self.orders)
+        model = ProbabilisticCLV(unit_days=7.0).fit(history, self.cutoffs.validation)
+        predicted = model.predict(history, self.cutoffs.validation, self.settings.horizon_days)
+        predicted.attrs["params"] = {**model.bgnbd_.params_, **model.gamma_gamma_.params_}
+        return predicted
+
+    def days_since_last_purchase(self, customers: pd.Series, cutoff: datetime) -> np.ndarray:
+        """Days from each customer's last sale to `cutoff` (the simplest churn score)."""
+        known = self.orders[self.orders["is_sale"] & (self.orders["ordered_at"] <= pd.Timestamp(cutoff))]
+        last = known.groupby("customer_id")["ordered_at"].max()
+        return (
+            pd.Timestamp(cutoff) - last.reindex(customers.to_numpy())
+        ).dt.total_seconds().to_numpy() / 86400.0
+
+
+@dataclass
+class Evaluation:
+    """What step 4 produces: the model's metrics, each baseline's, plots and tables."""
+
+    metrics: dict[str, float]
+    baselines: dict[str, dict[str, float]]
+    figures: dict[str, Figure] = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+@dataclass
+class Logged:
+    """What step 5 needs from a recipe besides the evaluation: params, inputs, datasets and an example."""
+
+    params: dict[str, Any]
+    inputs: dict[str, Any]  # feature service and its features, or the event signals
+    datasets: dict[str, tuple[pd.DataFrame, str | None]]  # context → (frame, target column)
+    input_example: pd.DataFrame
+    params_example: dict[str, Any] | None = None
+
+
+class Recipe(Protocol):
+    """How one model does the five steps; see `training.recipes`."""
+
+    name: str
+    primary_metric: str
+
+    def load(self, ctx: TrainingContext) -> Any:
+        """Steps 1-2: the point-in-time training and validation data, split at the context's cutoffs."""
+        ...
+
+    def fit(self, ctx: TrainingContext, data: Any) -> Any:
+        """Step 3: a fitted estimator (`fit` returns self, learned state ends in `_`)."""
+        ...
+
+    def evaluate(self, ctx: TrainingContext, estimator: Any, data: Any) -> Evaluation:
+        """Step 4: metrics of the estimator and of every baseline on the validation window, plots, tables."""
+        ...
+
+    def score(self, ctx: TrainingContext, estimator: Any, metadata: dict[str, Any], data: Any) -> float:
+        """The primary metric of any estimator (the champion) on this run's validation window: the gate's input."""
+        ...
+
+    def logged(self, ctx: TrainingContext, estimator: Any, data: Any) -> Logged:
+        """What step 5 logs besides the evaluation: parameters, inputs, datasets, an input example."""
+        ...
+
+
+def train_model(recipe: Recipe, ctx: TrainingContext) -> dict[str, Any]:
+    """Run the five steps for one model; returns its metrics, baselines' and the gate's decision."""
+    started = time.perf_counter()
+    data = recipe.load(ctx)  # steps 1-2: point-in-time data, split at the cutoffs
+    estimator = recipe.fit(ctx, data)  # step 3
+    evaluation = recipe.evaluate(ctx, estimator, data)  # step 4
+    challenger_score = evaluation.metrics[recipe.primary_metric]
+    champion = tracking.load_champion(ctx.workspace, recipe.name)
+    # The gate compares on the same validation window: the champion is scored on this run's data.
+    champion_score = None if champion is None else recipe.score(ctx, champion[0], champion[1], data)
+    logged = recipe.logged(ctx, estimator, data)
+    window = ctx.cutoffs.describe()
+    with tracking.training_run(
+        ctx.workspace, recipe.name, f"{recipe.name} {ctx.now:%Y-%m-%d %H:%M}"
+    ) as run:  # step 5
+        run.log_params({**logged.params, **window, "now": ctx.now.isoformat(), "seed": ctx.settings.seed})
+        run.log_dict(logged.inputs, "inputs.json")
+        run.set_tags({"model": recipe.name, **{k: v for k, v in logged.inputs.items() if isinstance(v, str)}})
+        for context, (frame, target) in logged.datasets.items():
+            run.log_dataset(frame, f"{recipe.name}-{context}", context, target)
+        run.log_metrics(evaluation.metrics)
+        for baseline, metrics in evaluation.baselines.items():
+            run.log_metrics(metrics, prefix=f"baseline_{baseline}_")
+        run.log_figures(evaluation.figures)
+        run.log_tables(evaluation.tables)
+        metadata = {
+            **{k: v for k, v in logged.inputs.items() if isinstance(v, str | int | float | list)},
+            "model": recipe.name,
+            "horizon_days": ctx.settings.horizon_days,
+            "trained_until": ctx.cutoffs.validation.isoformat(),
+            "validation_window": [
+                ctx.cutoffs.validation.isoformat(),
+                (ctx.cutoffs.validation + ctx.cutoffs.horizon).isoformat(),
+            ],
+            "primary_metric": recipe.primary_metric,
+            recipe.primary_metric: challenger_score,
+        }
+        version = run.log_model(estimator, recipe.name, logged.input_example, metadata, logged.params_example)
+        if champion_score is not None:
+            run.log_metrics({f"champion_{recipe.primary_metric}": champion_score})
+        decision = tracking.apply_gate(
+            ctx.workspace,
+            version,
+            recipe.primary_metric,
+            challenger_score,
+            champion_score,
+            ctx.settings.gate_tolerance,
+        )
+    close(evaluation.figures)
+    return {
+        "version": version.version,
+        "run_id": version.run_id,
+        "metrics": evaluation.metrics,
+        "baselines": evaluation.baselines,
+        "gate": decision,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def train(
+    workspace: Workspace, model: str, now: datetime, settings: TrainingSettings | None = None
+) -> dict[str, Any]:
+    """Train, log, register and gate one model (`churn`, `cltv` or `next_best_product`)."""
+    return train_all(workspace, now, settings, models=(model,))[model]
+
+
+def train_all(
+    workspace: Workspace,
+    now: datetime,
+    settings: TrainingSettings | None = None,
+    models: tuple[str, ...] | None = None,
+) -> dict[str, Any]:
+    """Train the models (default: `settings.models`) as of `now` from the profile and the feature store.
+
+    The feature store must have been built as of `now` (`tessera run` does it before training).
+    """
+    from training.recipes import recipe_for  # the recipes import this module
+
+    settings = settings or TrainingSettings()
+    recipes = [recipe_for(name, settings) for name in (settings.models if models is None else models)]
+    ctx = TrainingContext(workspace, now, settings)
+    results = {}
+    for recipe in track(recipes, "Training models"):
+        log.info("training %s as of %s", recipe.name, ctx.now)
+        results[recipe.name] = train_model(recipe, ctx)
+    return results

@@ -1,0 +1,315 @@
+"""The three models as recipes for `training.pipelines.train_model`: what each step means for each model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from training.baselines import co_purchase, own_most_bought, popularity_recs
+from training.churn import ChurnModel
+from training.cltv import CLTVModel
+from training.datasets import LabelledFrames, labelled_frames, point_in_time_features
+from training.evaluate import (
+    calibration_figure,
+    classification_metrics,
+    comparison_figure,
+    decile_figure,
+    decile_table,
+    interval_coverage,
+    lift_figure,
+    ranking_metrics,
+    value_metrics,
+)
+from training.pipelines import Evaluation, Logged, TrainingContext
+from training.recommend import NextBestProduct
+from training.settings import TrainingSettings
+from training.tuning import SearchSpace, search, validation_sample
+
+LABELS = ("churned", "value")
+
+
+def _lgbm_settings(ctx: TrainingContext) -> dict[str, Any]:
+    s = ctx.settings
+    return {
+        "n_estimators": s.lgbm_n_estimators,
+        "learning_rate": s.lgbm_learning_rate,
+        "num_leaves": s.lgbm_num_leaves,
+        "min_child_samples": s.lgbm_min_child_samples,
+        "seed": s.seed,
+    }
+
+
+def _validation_for(ctx: TrainingContext, data: LabelledFrames, metadata: dict[str, Any]) -> pd.DataFrame:
+    """The validation rows with the features of the service a (champion) model was trained on."""
+    service = metadata.get("feature_service", data.feature_service)
+    if service == data.feature_service:
+        return data.validation
+    keys = data.validation[["customer_id", "cutoff", *LABELS]]
+    return point_in_time_features(ctx.workspace, keys, service)
+
+
+def _tabular_logged(data: LabelledFrames, target: str, params: dict[str, Any]) -> Logged:
+    columns = ["customer_id", "cutoff", *data.features, target]
+    return Logged(
+        params={**params, "feature_service": data.feature_service, "n_features": len(data.features)},
+        inputs={"feature_service": data.feature_service, "features": data.features},
+        datasets={
+            "training": (data.train[columns], target),
+            "validation": (data.validation[columns], target),
+        },
+        input_example=data.validation[["customer_id", *data.features]].head(5).reset_index(drop=True),
+    )
+
+
+class ChurnRecipe:
+    """Churn: LightGBM on `churn_v1`, against days since last purchase and BG/NBD P(alive)."""
+
+    name = "churn"
+    primary_metric = "roc_auc"
+
+    def load(self, ctx: TrainingContext) -> LabelledFrames:
+        return labelled_frames(ctx.workspace, ctx.orders, ctx.cutoffs, ctx.settings.churn_feature_service)
+
+    def fit(self, ctx: TrainingContext, data: LabelledFrames) -> ChurnModel:
+        model = ChurnModel(n_reasons=ctx.settings.churn_reasons, **_lgbm_settings(ctx))
+        return model.fit(data.train, data.train["churned"], data.train["cutoff"])
+
+    def evaluate(self, ctx: TrainingContext, model: ChurnModel, data: LabelledFrames) -> Evaluation:
+        val = data.validation
+        y = val["churned"].to_numpy(dtype=int)
+        p = model.predict_proba(val)
+        recency = ctx.days_since_last_purchase(val["customer_id"], ctx.cutoffs.validation)
+        dead = 1 - ctx.probabilistic["p_alive"].reindex(val["customer_id"]).to_numpy()
+        metrics = {
+            **classification_metrics(y, p),
+            "churn_rate": float(y.mean()),
+            "mean_probability": float(p.mean()),
+        }
+        baselines = {
+            "days_since_last_purchase": classification_metrics(y, recency),
+            "bgnbd_p_alive": classification_metrics(y, dead),
+        }
+        scores = {"model": p, "days since last purchase": recency, "BG/NBD 1 - P(alive)": dead}
+        importance = model.feature_importance().rename("gain").rename_axis("feature").reset_index()
+        return Evaluation(
+            metrics=metrics,
+            baselines=baselines,
+            figures={
+                "calibration": calibration_figure(y, {"model": p, "BG/NBD 1 - P(alive)": dead}),
+                "lift": lift_figure(y, scores),
+                "deciles": decile_figure(y, {"model": p, "BG/NBD": dead}),
+            },
+            tables={"deciles": decile_table(y, p), "feature_importance": importance},
+        )
+
+    def score(
+        self, ctx: TrainingContext, model: Any, metadata: dict[str, Any], data: LabelledFrames
+    ) -> float:
+        frame = _validation_for(ctx, data, metadata)
+        return classification_metrics(frame["churned"].to_numpy(dtype=int), model.predict_proba(frame))[
+            "roc_auc"
+        ]
+
+    def logged(self, ctx: TrainingContext, model: ChurnModel, data: LabelledFrames) -> Logged:
+        params = {**_lgbm_settings(ctx), "best_iteration": model.best_iteration_, "calibration": "platt"}
+        return _tabular_logged(data, "churned", params)
+
+
+class CLTVRecipe:
+    """CLTV: LightGBM point and interval on `cltv_v1`, against BG/NBD + Gamma-Gamma."""
+
+    name = "cltv"
+    primary_metric = "normalized_gini"
+
+    def load(self, ctx: TrainingContext) -> LabelledFrames:
+        return labelled_frames(ctx.workspace, ctx.orders, ctx.cutoffs, ctx.settings.cltv_feature_service)
+
+    def fit(self, ctx: TrainingContext, data: LabelledFrames) -> CLTVModel:
+        model = CLTVModel(interval=ctx.settings.cltv_interval, **_lgbm_settings(ctx))
+        return model.fit(data.train, data.train["value"], data.train["cutoff"])
+
+    def evaluate(self, ctx: TrainingContext, model: CLTVModel, data: LabelledFrames) -> Evaluation:
+        val = data.validation
+        y = val["value"].to_numpy(dtype=float)
+        predicted = model.predict(val)
+        point = predicted["cltv"].to_numpy()
+        baseline = ctx.probabilistic["expected_value"].reindex(val["customer_id"]).to_numpy()
+        metrics = {
+            **value_metrics(y, point),
+            "interval_coverage": interval_coverage(y, predicted["cltv_low"], predicted["cltv_high"]),
+            "mean_interval_width": float((predicted["cltv_high"] - predicted["cltv_low"]).mean()),
+        }
+        scores = {"model": point, "BG/NBD + Gamma-Gamma": baseline}
+        params = pd.DataFrame([ctx.probabilistic.attrs.get("params", {})])
+        return Evaluation(
+            metrics=metrics,
+            baselines={"bgnbd_gamma_gamma": value_metrics(y, baseline)},
+            figures={"lift": lift_figure(y, scores), "deciles": decile_figure(y, scores)},
+            tables={"deciles": decile_table(y, point), "probabilistic_params": params},
+        )
+
+    def score(
+        self, ctx: TrainingContext, model: Any, metadata: dict[str, Any], data: LabelledFrames
+    ) -> float:
+        frame = _validation_for(ctx, data, metadata)
+        return value_metrics(frame["value"].to_numpy(dtype=float), model.predict(frame)["cltv"].to_numpy())[
+            "normalized_gini"
+        ]
+
+    def logged(self, ctx: TrainingContext, model: CLTVModel, data: LabelledFrames) -> Logged:
+        params = {**_lgbm_settings(ctx), "interval": list(model.interval), "objective": "tweedie"}
+        return _tabular_logged(data, "value", params)
+
+
+@dataclass
+class RecommenderData:
+    """Events up to the validation cutoff, and who bought what in the validation window."""
+
+    history: pd.DataFrame
+    customers: list[str]
+    truth: pd.DataFrame
+    trials: pd.DataFrame = field(default_factory=pd.DataFrame)
+    chosen: dict[str, Any] = field(default_factory=dict)
+
+
+def _as_lists(recommendations: pd.DataFrame) -> dict[str, list[str]]:
+    ordered = recommendations.sort_values(["customer_id", "rank"])
+    return ordered.groupby("customer_id", sort=False)["sku"].agg(list).to_dict()
+
+
+class NextBestProductRecipe:
+    """Next-best-product: blended ALS against popularity, item-to-item and the customer's own favourites."""
+
+    name = "next_best_product"
+
+    def __init__(self, k: int = 10) -> None:
+        self.k = k
+        self.primary_metric = f"ndcg_at_{k}"
+
+    def load(self, ctx: TrainingContext) -> RecommenderData:
+        v = ctx.cutoffs.validation
+        customers, truth = validation_sample(
+            ctx.events,
+            v,
+            v + ctx.cutoffs.horizon,
+            ctx.settings.recommend_evaluation_customers,
+            ctx.settings.seed,
+        )
+        if not customers:
+            raise ValueError(f"no customer with history bought anything in the validation window after {v}")
+        return RecommenderData(ctx.events[ctx.events["occurred_at"] <= v], customers, truth)
+
+    def fit(self, ctx: TrainingContext, data: RecommenderData) -> NextBestProduct:
+        s = ctx.settings
+        base = {
+            "iterations": s.als_iterations,
+            "event_weights": dict(s.event_weights),
+            "half_life_days": s.recency_half_life_days,
+            "recent_days": s.recent_popularity_days,
+            "seed": s.seed,
+        }
+        space = SearchSpace(s.als_factors, s.als_regularization, s.als_alpha)
+        v = ctx.cutoffs.validation
+        data.chosen, data.trials = search(
+            data.history, v, s.horizon_days, space, base, ctx.catalogue, self.k, seed=s.seed
+        )
+        return NextBestProduct(**data.chosen).fit(data.history, v, ctx.catalogue)
+
+    def _metrics(self, recommended: dict[str, list[str]], data: RecommenderData) -> dict[str, float]:
+        return ranking_metrics(recommended, data.truth, self.k)
+
+    def evaluate(self, ctx: TrainingContext, model: NextBestProduct, data: RecommenderData) -> Evaluation:
+        v, k, customers, history = ctx.cutoffs.validation, self.k, data.customers, data.history
+        metrics = self._metrics(_as_lists(model.recommend(history, v, customers, k)), data)
+        baselines = {
+            "global_popularity": self._metrics(popularity_recs(history, v, customers, k), data),
+            "recent_popularity": self._metrics(
+                popularity_recs(history, v, customers, k, ctx.settings.recent_popularity_days), data
+            ),
+            "item_to_item": self._metrics(co_purchase(history, v, customers, k), data),
+            "own_most_bought": self._metrics(own_most_bought(history, v, customers, k), data),
+        }
+        table = pd.DataFrame({"model": metrics, **baselines}).T.drop(columns="customers")
+        shown = [f"recall_at_{k}", f"ndcg_at_{k}", f"hit_rate_at_{k}"]
+        blend = pd.DataFrame(model.blend_).T.rename_axis("assortment").reset_index()
+        return Evaluation(
+            metrics=metrics,
+            baselines=baselines,
+            figures={"comparison": comparison_figure(table, shown)},
+            tables={
+                "comparison": table.rename_axis("method").reset_index(),
+                "tuning": data.trials,
+                "blend": blend,
+            },
+        )
+
+    def score(
+        self, ctx: TrainingContext, model: Any, metadata: dict[str, Any], data: RecommenderData
+    ) -> float:
+        recommended = model.recommend(data.history, ctx.cutoffs.validation, data.customers, self.k)
+        return self._metrics(_as_lists(recommended), data)[self.primary_metric]
+
+    def logged(self, ctx: TrainingContext, model: NextBestProduct, data: RecommenderData) -> Logged:
+        s = ctx.settings
+        params = {
+            **{key: data.chosen[key] for key in ("factors", "regularization", "alpha", "iterations")},
+            "blend": model.blend_,
+            "event_weights": dict(s.event_weights),
+            "half_life_days": s.recency_half_life_days,
+            "k": self.k,
+            "items": len(model.items_),
+        }
+        example_customers = list(pd.unique(data.history["customer_id"]))[:2]
+        example = data.history[data.history["customer_id"].isin(example_customers)].head(20)
+        example = example.rename(columns={"kind": "event_type"})[
+            ["customer_id", "sku", "event_type", "occurred_at", "count"]
+        ]
+        example = example.assign(occurred_at=example["occurred_at"].map(pd.Timestamp.isoformat)).astype(
+            {"count": float}
+        )
+        # A customer without history: one row without a sku.
+        cold = {
+            "customer_id": "new-customer",
+            "sku": None,
+            "event_type": None,
+            "occurred_at": None,
+            "count": np.nan,
+        }
+        example = pd.concat([example, pd.DataFrame([cold])], ignore_index=True)
+        truth = data.truth.assign(cutoff=ctx.cutoffs.validation)
+        return Logged(
+            params=params,
+            inputs={
+                "feature_service": "none: profile events",
+                "signals": list(s.event_weights),
+                "categories_known": bool(ctx.catalogue is not None),
+            },
+            datasets={"training": (data.history, None), "validation": (truth, None)},
+            input_example=example,
+            # These become the signature's defaults: neutral values ("" = the current time, no filter).
+            params_example={
+                "now": "",
+                "k": self.k,
+                "exclude_purchased": False,
+                "categories": [""],
+                "exclude_skus": [""],
+                "personalised": True,
+            },
+        )
+
+
+def recipe_for(name: str, settings: TrainingSettings) -> ChurnRecipe | CLTVRecipe | NextBestProductRecipe:
+    """The recipe of a model by its registered name."""
+    if name == "churn":
+        return ChurnRecipe()
+    if name == "cltv":
+        return CLTVRecipe()
+    if name == "next_best_product":
+        return NextBestProductRecipe(k=settings.recommend_k)
+    raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODELS)}")
+
+
+MODELS = ("churn", "cltv", "next_best_product")

@@ -1,0 +1,123 @@
+"""Unattended retraining: the whole chain and the gate under a lock, on a cron schedule with APScheduler.
+
+The lock is an exclusive `flock` on `mlruns/retrain.lock`: the kernel releases it when its holder exits,
+even after a crash, so a lock is never stale; a second retrain while one runs is refused, not queued.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from features.settings import Settings, Workspace
+from features.timeutil import as_utc
+from training.pipelines import train_all
+from training.settings import TrainingSettings
+
+log = logging.getLogger(__name__)
+
+
+class RetrainRunning(RuntimeError):
+    """Another retrain holds the lock."""
+
+
+def lock_path(workspace: Workspace) -> Path:
+    """The workspace's retrain lock file."""
+    return workspace.mlruns / "retrain.lock"
+
+
+@contextmanager
+def retrain_lock(workspace: Workspace) -> Iterator[Path]:
+    """Hold the workspace's retrain lock for the block; raise `RetrainRunning` if another run holds it."""
+    path = lock_path(workspace)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = path.open("a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise RetrainRunning(
+                f"a retrain is already running in {workspace.root} ({holder}); not starting another"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps({"pid": os.getpid(), "started": datetime.now(UTC).isoformat()}))
+        handle.flush()
+        yield path
+    finally:
+        handle.close()  # closing the file releases the lock
+
+
+def retrain(
+    workspace: Workspace,
+    now: datetime,
+    settings: TrainingSettings | None = None,
+    sources: Path | None = None,
+) -> dict[str, Any]:
+    """Under the lock: re-run the chain (when `sources` is given), rebuild the feature store, train and gate all."""
+    moment = as_utc(now)
+    with retrain_lock(workspace):
+        from features.pipeline import run_chain  # heavy imports only once the lock is ours
+        from features.store import build_feature_store
+
+        summary: dict[str, Any] = {"now": moment.isoformat()}
+        if sources is not None:
+            summary["chain"] = run_chain(
+                sources, workspace, now=moment, settings=Settings(workspace=workspace.root)
+            )
+        if "feature_store" not in summary.get("chain", {}):
+            summary["feature_store"] = build_feature_store(
+                workspace, moment, Settings(workspace=workspace.root)
+            )
+        summary["models"] = train_all(workspace, moment, settings)
+    summary["promoted"] = {name: result["gate"]["promoted"] for name, result in summary["models"].items()}
+    return summary
+
+
+def scheduled_job(
+    workspace: Workspace,
+    settings: TrainingSettings,
+    sources: Path | None,
+    clock: Callable[[], datetime] | None = None,
+) -> Callable[[], dict[str, Any] | None]:
+    """The function the scheduler calls: a retrain as of the clock's time; a refused lock is logged, not raised."""
+    clock = clock or (lambda: datetime.now(UTC))
+
+    def job() -> dict[str, Any] | None:
+        try:
+            result = retrain(workspace, clock(), settings, sources)
+        except RetrainRunning as refused:
+            log.warning("%s", refused)
+            return None
+        log.info("retrained: %s", result["promoted"])
+        return result
+
+    return job
+
+
+def build_scheduler(
+    workspace: Workspace, settings: TrainingSettings, sources: Path | None = None
+) -> BlockingScheduler:
+    """A blocking scheduler running `retrain` on `settings.retrain_cron` (UTC); one run at a time, missed runs merged."""
+    scheduler = BlockingScheduler(timezone=UTC)
+    scheduler.add_job(
+        scheduled_job(workspace, settings, sources),
+        CronTrigger.from_crontab(settings.retrain_cron, timezone=UTC),
+        id="retrain",
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=3600,
+    )
+    return scheduler

@@ -1,0 +1,60 @@
+"""Training settings: horizon, cutoffs, hyper-parameters, the promotion gate and the retraining schedule.
+
+Read from `TESSERA_TRAINING_*` environment variables and an optional `.env`; nothing happens at import.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class TrainingSettings(BaseSettings):
+    """Everything the three models and their retraining need to know, with documented defaults."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TESSERA_TRAINING_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    # Days after a cutoff that a label looks at: churn = no purchase in it, CLTV = value in it.
+    horizon_days: int = Field(90, ge=7)
+    # Training cutoffs before the validation cutoff, and the days between consecutive ones.
+    # The default six cutoffs two months apart span a year, so every season is among the training examples.
+    training_cutoffs: int = Field(6, ge=1)
+    cutoff_spacing_days: int = Field(61, ge=1)
+    seed: int = 42
+    # The models `train all`, `tessera run` and `retrain` train.
+    models: tuple[str, ...] = ("churn", "cltv", "next_best_product")
+    # Feature services the models train and serve on (features/feature_repo/feature_services.py).
+    churn_feature_service: str = "churn_v1"
+    cltv_feature_service: str = "cltv_v1"
+    next_best_product_feature_service: str = "next_best_product_v1"
+
+    # LightGBM, shared by churn and CLTV.
+    lgbm_n_estimators: int = 300
+    lgbm_learning_rate: float = 0.05
+    lgbm_num_leaves: int = 31
+    lgbm_min_child_samples: int = 40
+    # Central interval of the CLTV model: (lower, upper) quantiles.
+    cltv_interval: tuple[float, float] = (0.1, 0.9)
+    # Churn: number of per-customer reasons reported.
+    churn_reasons: int = 3
+
+    # Next-best-product: signal weights, recency half-life and the ALS search space.
+    event_weights: dict[str, float] = {"purchase": 1.0, "add_to_cart": 0.4, "product_view": 0.1}
+    recency_half_life_days: float = 120.0
+    als_factors: tuple[int, ...] = (32, 64)
+    als_regularization: tuple[float, ...] = (0.05, 0.5)
+    als_alpha: tuple[float, ...] = (5.0, 20.0)
+    als_iterations: int = 15
+    # Days of recent sales behind the "recent popularity" baseline and the cold-start fallback.
+    recent_popularity_days: int = 28
+    recommend_k: int = 10
+    # Customers the recommender is evaluated on (a seeded sample when more bought in the validation window).
+    recommend_evaluation_customers: int = 20_000
+
+    # Promotion gate: a challenger becomes champion when its metric >= champion's - tolerance.
+    gate_tolerance: float = 0.0
+
+    # Unattended retraining: the cron expression `tessera schedule` uses (minute hour day month weekday, UTC).
+    retrain_cron: str = "0 3 * * 1"

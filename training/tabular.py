@@ -1,0 +1,106 @@
+"""What the two LightGBM models share: turning a feature-service frame into model input, and a time holdout.
+
+The encoder follows the estimator rules so a fitted model carries the exact columns and categories it saw:
+at serving time an unseen category becomes missing instead of shifting the codes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+# Columns of a training frame that are keys or labels, never features.
+KEY_COLUMNS = ("customer_id", "cutoff", "event_timestamp", "request_time", "churned", "value", "sku")
+
+
+class TabularEncoder:
+    """Numbers and booleans to float, text to pandas categories fixed at fit; other columns dropped."""
+
+    def __init__(self, exclude: tuple[str, ...] = KEY_COLUMNS) -> None:
+        self.exclude = exclude
+
+    def fit(self, frame: pd.DataFrame) -> TabularEncoder:
+        """Learn the feature columns, which of them are categorical, and each one's categories."""
+        self.features_: list[str] = []
+        self.categories_: dict[str, list[str]] = {}
+        for name in frame.columns:
+            if name in self.exclude:
+                continue
+            column = frame[name]
+            if _is_text(column):
+                values = column.dropna().astype(str)
+                self.categories_[name] = sorted(values.unique().tolist())
+            elif not (pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)):
+                continue  # lists and timestamps (e.g. last_order_skus) are not tabular features
+            self.features_.append(name)
+        if not self.features_:
+            raise ValueError(f"no usable feature columns among {list(frame.columns)}")
+        return self
+
+    def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The model's input: the fitted columns in order, missing ones as NaN, categories as fitted."""
+        missing = [name for name in self.features_ if name not in frame.columns]
+        if len(missing) == len(self.features_):
+            raise ValueError(f"none of the model's features are present; expected {self.features_}")
+        out = {}
+        for name in self.features_:
+            column = frame[name] if name in frame.columns else pd.Series(np.nan, index=frame.index)
+            if name in self.categories_:
+                text = column.astype("object").where(column.notna(), None)
+                text = text.map(lambda v: None if v is None else str(v))
+                out[name] = pd.Categorical(text, categories=self.categories_[name])
+            else:
+                out[name] = pd.to_numeric(
+                    column.astype("object").where(column.notna(), np.nan), errors="coerce"
+                ).astype(float)
+        return pd.DataFrame(out, index=frame.index)
+
+
+def with_customer_id(frame: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
+    """Predictions with the input's customer_id in front when it had one, so a caller can join them back."""
+    if "customer_id" in frame.columns:
+        predictions.insert(0, "customer_id", frame["customer_id"].astype(str).to_numpy())
+    return predictions
+
+
+def _is_text(column: pd.Series) -> bool:
+    if isinstance(column.dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(column.dtype):
+        return True
+    if column.dtype == object:
+        sample = column.dropna().head(50)
+        return bool(len(sample)) and all(isinstance(v, str) for v in sample)
+    return False
+
+
+def time_holdout(cutoffs: pd.Series, customer_ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Masks (fit, holdout): the latest cutoff is held out for early stopping and calibration.
+
+    With a single cutoff, a stable hash of the customer id holds out a fifth of the customers instead.
+    """
+    values = pd.to_datetime(pd.Series(cutoffs).reset_index(drop=True))
+    if values.nunique() > 1:
+        holdout = (values == values.max()).to_numpy()
+    else:
+        ids = pd.Series(customer_ids).reset_index(drop=True).astype(str)
+        holdout = pd.util.hash_pandas_object(ids, index=False).to_numpy() % 5 == 0
+    return ~holdout, holdout
+
+
+def lgbm_params(
+    n_estimators: int, learning_rate: float, num_leaves: int, min_child_samples: int, seed: int
+) -> dict[str, object]:
+    """Keyword arguments shared by every LightGBM model: deterministic, two threads, quiet."""
+    return {
+        "n_estimators": n_estimators,
+        "learning_rate": learning_rate,
+        "num_leaves": num_leaves,
+        "min_child_samples": min_child_samples,
+        "subsample": 0.8,
+        "subsample_freq": 1,
+        "colsample_bytree": 0.8,
+        "random_state": seed,
+        "deterministic": True,
+        "force_row_wise": True,
+        "n_jobs": 2,
+        "verbose": -1,
+    }

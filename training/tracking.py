@@ -1,0 +1,273 @@
+"""MLflow, and the only module that imports it: runs, logged models, the registry, aliases and the gate.
+
+The tracking store is the workspace's `mlruns/`: SQLite (`mlruns/mlflow.db`) for runs and the registry,
+artifacts beside it in `mlruns/artifacts/`. Registered models are named like the models (`churn`, `cltv`,
+`next_best_product`); versions are addressed by the aliases `champion` and `challenger` only.
+
+Every logged model is a `TesseraModel` pyfunc: `mlflow.pyfunc.load_model("models:/churn@champion")`
+gives an object whose `predict(frame, params=...)` returns a frame (docs/models.md); `load_estimator`
+returns the fitted estimator inside it for batch use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import mlflow
+import pandas as pd
+from matplotlib.figure import Figure
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+
+from features.settings import Workspace
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+log = logging.getLogger(__name__)
+
+
+def tracking_uri(workspace: Workspace) -> str:
+    """The SQLite tracking and registry URI of a workspace."""
+    return f"sqlite:///{workspace.mlruns / 'mlflow.db'}"
+
+
+def artifact_root(workspace: Workspace) -> str:
+    """Where runs and models keep their files: beside the database."""
+    return (workspace.mlruns / "artifacts").as_uri()
+
+
+@contextmanager
+def mlflow_store(workspace: Workspace) -> Iterator[MlflowClient]:
+    """Point MLflow at the workspace's store for the duration of the block, then restore what was set before."""
+    workspace.mlruns.mkdir(parents=True, exist_ok=True)
+    previous = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+    uri = tracking_uri(workspace)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield MlflowClient(tracking_uri=uri, registry_uri=uri)
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
+
+
+def frame_digest(frame: pd.DataFrame) -> str:
+    """A stable digest of a frame's columns and values (first 16 hex digits of SHA-256)."""
+    plain = frame.reset_index(drop=True)
+    try:
+        hashed = pd.util.hash_pandas_object(plain, index=False).to_numpy()
+    except TypeError:  # list-valued columns (e.g. last_order_skus) are hashed by their text
+        hashed = pd.util.hash_pandas_object(plain.astype(str), index=False).to_numpy()
+    digest = hashlib.sha256(",".join(map(str, frame.columns)).encode())
+    digest.update(hashed.tobytes())
+    return digest.hexdigest()[:16]
+
+
+class TesseraModel(mlflow.pyfunc.PythonModel):
+    """A fitted Tessera estimator as an MLflow pyfunc: `predict(frame, params)` calls `estimator.predict`."""
+
+    def __init__(self, estimator: Any, kind: str, metadata: dict[str, Any]) -> None:
+        self.estimator = estimator
+        self.kind = kind
+        self.metadata = metadata
+
+    # No type hints here on purpose: MLflow would read them as an input schema competing with the signature.
+    def predict(self, context, model_input, params=None):
+        """The estimator's predictions for `model_input`, with `params` passed on as keyword arguments."""
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        return self.estimator.predict(frame, **{k: v for k, v in (params or {}).items() if v is not None})
+
+
+@dataclass(frozen=True)
+class LoggedVersion:
+    """A registered model version made by a run."""
+
+    name: str
+    version: str
+    run_id: str
+    model_uri: str
+
+
+class TrainingRun:
+    """The active MLflow run of one training: everything a run logs goes through here."""
+
+    def __init__(self, client: MlflowClient, run_id: str) -> None:
+        self.client = client
+        self.run_id = run_id
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        """Log parameters; dicts and lists as JSON."""
+        mlflow.log_params(
+            {k: json.dumps(v) if isinstance(v, dict | list | tuple) else v for k, v in params.items()}
+        )
+
+    def log_metrics(self, metrics: dict[str, float], prefix: str = "") -> None:
+        """Log metrics under `prefix`; missing values are left out."""
+        mlflow.log_metrics({f"{prefix}{k}": float(v) for k, v in metrics.items() if pd.notna(v)})
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        """Tag the run."""
+        mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+    def log_dataset(self, frame: pd.DataFrame, name: str, context: str, targets: str | None = None) -> str:
+        """Log a training or validation frame as a run input; returns and records its digest and row count."""
+        digest = frame_digest(frame)
+        with warnings.catch_warnings():
+            # Counts are integers in the frame; the hint about missing integers concerns serving, not this record.
+            warnings.filterwarnings(
+                "ignore", message="Hint: Inferred schema contains integer", category=UserWarning
+            )
+            dataset = mlflow.data.from_pandas(frame, name=name, targets=targets, digest=digest)
+        mlflow.log_input(dataset, context=context)
+        mlflow.log_params({f"{context}_rows": len(frame), f"{context}_digest": digest})
+        return digest
+
+    def log_figures(self, figures: dict[str, Figure]) -> None:
+        """Log each figure as `plots/<name>.png`."""
+        for name, figure in figures.items():
+            mlflow.log_figure(figure, f"plots/{name}.png")
+
+    def log_tables(self, tables: dict[str, pd.DataFrame]) -> None:
+        """Log each table as `tables/<name>.csv`."""
+        for name, table in tables.items():
+            mlflow.log_text(table.to_csv(index=False), f"tables/{name}.csv")
+
+    def log_dict(self, data: dict[str, Any], path: str) -> None:
+        """Log a dict as a JSON artifact."""
+        mlflow.log_dict(data, path)
+
+    def log_model(
+        self,
+        estimator: Any,
+        registered_name: str,
+        input_example: pd.DataFrame,
+        metadata: dict[str, Any],
+        params_example: dict[str, Any] | None = None,
+    ) -> LoggedVersion:
+        """Log the estimator as a pyfunc with signature and input example, and register a new version."""
+        wrapper = TesseraModel(estimator, registered_name, metadata)
+        # Integers declared as doubles: a missing count at serving time (NaN) then still fits the schema.
+        input_example = input_example.astype(
+            {c: float for c in input_example.select_dtypes("integer").columns}
+        )
+        output = estimator.predict(input_example, **(params_example or {}))
+        signature = infer_signature(input_example, output, params=params_example)
+        with warnings.catch_warnings():
+            # MLflow suggests type hints on `predict` and models-from-code; the signature already says it all.
+            warnings.filterwarnings("ignore", message=".*type hint.*", category=UserWarning)
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=wrapper,
+                signature=signature,
+                input_example=input_example,
+                metadata=metadata,
+                pip_requirements=_requirements(),
+            )
+        version = mlflow.register_model(info.model_uri, registered_name)
+        self.client.set_model_version_tag(registered_name, version.version, "run_id", self.run_id)
+        return LoggedVersion(registered_name, str(version.version), self.run_id, info.model_uri)
+
+
+def _requirements() -> list[str]:
+    """The packages a logged model needs to load, pinned to what trained it (saves MLflow's slow inference)."""
+    from importlib.metadata import version
+
+    return [
+        f"{name}=={version(name)}"
+        for name in ("mlflow", "lightgbm", "implicit", "scikit-learn", "pandas", "numpy", "scipy")
+    ]
+
+
+@contextmanager
+def training_run(
+    workspace: Workspace, experiment: str, run_name: str, tags: dict[str, str] | None = None
+) -> Iterator[TrainingRun]:
+    """Start a run in the workspace's store, in the experiment named like the model, and yield its logger."""
+    with mlflow_store(workspace) as client:
+        found = client.get_experiment_by_name(experiment)
+        experiment_id = (
+            found.experiment_id
+            if found is not None
+            else client.create_experiment(
+                experiment, artifact_location=f"{artifact_root(workspace)}/{experiment}"
+            )
+        )
+        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
+            yield TrainingRun(client, run.info.run_id)
+
+
+def _version_by_alias(client: MlflowClient, name: str, alias: str) -> Any | None:
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def alias_version(workspace: Workspace, name: str, alias: str = CHAMPION) -> str | None:
+    """The version number an alias points at, or None (no such model or alias)."""
+    with mlflow_store(workspace) as client:
+        found = _version_by_alias(client, name, alias)
+        return None if found is None else str(found.version)
+
+
+def load_pyfunc(workspace: Workspace, name: str, alias: str = CHAMPION) -> Any:
+    """The registered model behind an alias as an MLflow pyfunc (what serving loads)."""
+    with mlflow_store(workspace):
+        return mlflow.pyfunc.load_model(f"models:/{name}@{alias}")
+
+
+def load_champion(
+    workspace: Workspace, name: str, alias: str = CHAMPION
+) -> tuple[Any, dict[str, Any]] | None:
+    """The fitted estimator behind an alias and the metadata logged with it, or None when the alias is not set."""
+    if alias_version(workspace, name, alias) is None:
+        return None
+    model = load_pyfunc(workspace, name, alias)
+    return model.unwrap_python_model().estimator, dict(model.metadata.metadata or {})
+
+
+def runs(workspace: Workspace, experiment: str) -> pd.DataFrame:
+    """Every run of an experiment (a model) as a frame: params, metrics and tags, newest first."""
+    with mlflow_store(workspace):
+        return mlflow.search_runs(experiment_names=[experiment], order_by=["attributes.start_time DESC"])
+
+
+def apply_gate(
+    workspace: Workspace,
+    version: LoggedVersion,
+    metric: str,
+    challenger: float,
+    champion: float | None,
+    tolerance: float,
+) -> dict[str, Any]:
+    """Make `version` champion when it is at least as good as the champion on the same window, else challenger."""
+    with mlflow_store(workspace) as client:
+        promoted = champion is None or challenger >= champion - tolerance
+        previous = _version_by_alias(client, version.name, CHAMPION)
+        if promoted:
+            client.set_registered_model_alias(version.name, CHAMPION, version.version)
+            if _version_by_alias(client, version.name, CHALLENGER) is not None:
+                client.delete_registered_model_alias(version.name, CHALLENGER)
+        else:
+            client.set_registered_model_alias(version.name, CHALLENGER, version.version)
+        decision = {
+            "model": version.name,
+            "version": version.version,
+            "metric": metric,
+            "challenger": challenger,
+            "champion": champion,
+            "previous_champion_version": None if previous is None else str(previous.version),
+            "promoted": promoted,
+        }
+        for key in ("metric", "challenger", "champion", "promoted"):
+            client.set_model_version_tag(version.name, version.version, f"gate_{key}", str(decision[key]))
+        client.set_tag(version.run_id, "gate", "promoted" if promoted else "rejected")
+        log.info("gate %s", decision)
+        return decision
