@@ -11,7 +11,8 @@ from typing import Annotated
 import typer
 
 from features.progress import show_progress
-from features.settings import Settings, Workspace
+from features.settings import Workspace
+from tessera.options import NowOption, WorkspaceOption, now_from, workspace_from
 
 app = typer.Typer(
     help="Tessera: unified customer profiles, features, models and serving for retailers.",
@@ -20,35 +21,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-WorkspaceOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--workspace",
-        help="Folder whose data/ and mlruns/ this command uses (default: TESSERA_WORKSPACE or the repository root).",
-        file_okay=False,
-    ),
-]
 SourcesOption = Annotated[
     Path,
     typer.Option(
         "--sources", help="The sources mapping file (see docs/sources.md).", exists=True, dir_okay=False
     ),
 ]
-NowOption = Annotated[
-    datetime | None,
-    typer.Option("--now", help="The 'current time' of the run, ISO 8601 (default: now, UTC)."),
-]
-
-
-def _workspace(path: Path | None) -> Workspace:
-    settings = Settings() if path is None else Settings(workspace=path)
-    return Workspace.from_settings(settings)
-
-
-def _now(value: datetime | None) -> datetime:
-    from features.timeutil import as_utc
-
-    return as_utc(value) if value is not None else as_utc(datetime.now())
 
 
 @app.callback()
@@ -101,7 +79,7 @@ def ingest(sources: SourcesOption, workspace: WorkspaceOption = None) -> None:
     """Read every declared source into the canonical tables; quarantine rows that cannot be used."""
     from features.ingest import ingest_sources
 
-    report = ingest_sources(sources, _workspace(workspace))
+    report = ingest_sources(sources, workspace_from(workspace))
     typer.echo(report.summary())
 
 
@@ -124,11 +102,11 @@ def resolve(
     """Resolve identities: standardise, link, cluster and give every customer a stable id."""
     from features.identity import evaluate_against_truth, resolve_identities
 
-    ws = _workspace(workspace)
+    ws = workspace_from(workspace)
     if evaluate is not None:
         typer.echo(json.dumps(evaluate_against_truth(ws, evaluate), indent=2))
         return
-    summary = resolve_identities(ws, now=_now(now), retrain=retrain)
+    summary = resolve_identities(ws, now=now_from(now), retrain=retrain)
     typer.echo(json.dumps(summary, indent=2, default=str))
 
 
@@ -138,7 +116,7 @@ def profile(workspace: WorkspaceOption = None, now: NowOption = None) -> None:
     from features.profile import build_profile
     from features.profile.quality import quality_report
 
-    ws, moment = _workspace(workspace), _now(now)
+    ws, moment = workspace_from(workspace), now_from(now)
     summary = build_profile(ws, now=moment)
     quality_report(ws, now=moment)
     typer.echo(json.dumps(summary, indent=2, default=str))
@@ -148,7 +126,7 @@ def profile(workspace: WorkspaceOption = None, now: NowOption = None) -> None:
 @app.command()
 def run(sources: SourcesOption, workspace: WorkspaceOption = None, now: NowOption = None) -> None:
     """Run the whole chain: ingest, resolve, profile, feature store, then train and register the models."""
-    ws, moment = _workspace(workspace), _now(now)
+    ws, moment = workspace_from(workspace), now_from(now)
     summary = _run_everything(sources, ws, moment)
     typer.echo(json.dumps(summary, indent=2, default=str))
 
@@ -173,11 +151,11 @@ def demo(
     """Simulate a sample retailer and run the whole chain on it."""
     from features.simulate import simulate_retailer
 
-    ws = _workspace(workspace)
+    ws = workspace_from(workspace)
     typer.echo(f"Simulating a retailer with {customers:,} customers into {ws.sample} ...")
     simulated = simulate_retailer(customers=customers, seed=seed, out=ws.sample)
     as_of = datetime.combine(date.fromisoformat(str(simulated["as_of"])), datetime.max.time())
-    summary = _run_everything(ws.sample / "sources.yaml", ws, _now(as_of))
+    summary = _run_everything(ws.sample / "sources.yaml", ws, now_from(as_of))
     typer.echo(json.dumps(summary, indent=2, default=str))
     typer.echo(f"Profiles: {ws.profile}; data-quality report: {ws.reports / 'quality.md'}")
 
@@ -185,7 +163,9 @@ def demo(
 def _mount_subcommands() -> None:
     from tessera import features_cli, training_cli
 
-    app.add_typer(features_cli.app, name="features", help="The Feast feature store: apply, materialize, docs.")
+    app.add_typer(
+        features_cli.app, name="features", help="The Feast feature store: apply, materialize, docs."
+    )
     training_cli.register(app)
 
 

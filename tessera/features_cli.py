@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from features.settings import Settings, Workspace
+from tessera.options import NowOption, WorkspaceOption, workspace_settings
 
 app = typer.Typer(
     help="The Feast feature store: offline tables from the profile, the registry and the online store.",
@@ -18,22 +19,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-WorkspaceOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--workspace",
-        help="Folder whose data/ this command uses (default: TESSERA_WORKSPACE or the repository root).",
-        file_okay=False,
-    ),
-]
-NowOption = Annotated[
-    datetime | None,
-    typer.Option("--now", help="Materialise up to this moment, ISO 8601 (default: now, UTC)."),
-]
-
 
 def _settings(path: Path | None) -> tuple[Settings, Workspace]:
-    settings = Settings() if path is None else Settings(workspace=path)
+    settings = workspace_settings(path)
     return settings, Workspace.from_settings(settings)
 
 

@@ -8,27 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from features.settings import Settings, Workspace
+from tessera.options import NowOption, WorkspaceOption, now_from, workspace_from
 
-WorkspaceOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--workspace",
-        help="Folder whose data/ and mlruns/ this command uses (default: TESSERA_WORKSPACE or the repository root).",
-        file_okay=False,
-    ),
-]
-NowOption = Annotated[
-    datetime | None,
-    typer.Option("--now", help="The 'current time' of the run, ISO 8601 (default: now, UTC)."),
-]
 HorizonOption = Annotated[
     int | None,
     typer.Option(
@@ -56,16 +43,6 @@ class ModelChoice(StrEnum):
 class ScoreChoice(StrEnum):
     churn = "churn"
     cltv = "cltv"
-
-
-def _workspace(path: Path | None) -> Workspace:
-    return Workspace.from_settings(Settings() if path is None else Settings(workspace=path))
-
-
-def _now(value: datetime | None) -> datetime:
-    from features.timeutil import as_utc
-
-    return as_utc(value) if value is not None else datetime.now(UTC)
 
 
 def _settings(horizon_days: int | None) -> Any:
@@ -100,7 +77,7 @@ def train(
     from training.pipelines import train_all
 
     models = None if model is ModelChoice.all else (model.value.replace("-", "_"),)
-    results = train_all(_workspace(workspace), _now(now), _settings(horizon_days), models=models)
+    results = train_all(workspace_from(workspace), now_from(now), _settings(horizon_days), models=models)
     typer.echo(json.dumps(_summary(results), indent=2))
 
 
@@ -114,7 +91,7 @@ def score(
     """Score every customer who consented to profiling with the champion, as of --now; CSV or Parquet by extension."""
     from training.scoring import score_customers, write_table
 
-    scores = score_customers(_workspace(workspace), model.value, _now(now), horizon_days)
+    scores = score_customers(workspace_from(workspace), model.value, now_from(now), horizon_days)
     write_table(scores, out)
     typer.echo(
         f"{len(scores):,} customers scored by {model.value} v{scores['model_version'].iloc[0] if len(scores) else '?'} → {out}"
@@ -143,7 +120,7 @@ def recommend(
         )
     del horizon_days  # accepted for symmetry: recommendations have no horizon of their own
     recommendations = recommend_all(
-        _workspace(workspace), _now(now), k=k, exclude_purchased=exclude_purchased
+        workspace_from(workspace), now_from(now), k=k, exclude_purchased=exclude_purchased
     )
     write_table(recommendations, out)
     customers = recommendations["customer_id"].nunique()
@@ -164,7 +141,7 @@ def retrain(
     from training.schedule import retrain as run_retrain
 
     try:
-        result = run_retrain(_workspace(workspace), _now(now), _settings(horizon_days), sources)
+        result = run_retrain(workspace_from(workspace), now_from(now), _settings(horizon_days), sources)
     except RetrainRunning as refused:
         typer.echo(f"error: {refused}", err=True)
         raise typer.Exit(3) from None
@@ -186,7 +163,7 @@ def schedule(
     settings = _settings(horizon_days)
     if cron is not None:
         settings = settings.model_copy(update={"retrain_cron": cron})
-    scheduler = build_scheduler(_workspace(workspace), settings, sources)
+    scheduler = build_scheduler(workspace_from(workspace), settings, sources)
     logging.getLogger("apscheduler").setLevel(logging.INFO)
     typer.echo(f"retraining on '{settings.retrain_cron}' (UTC); Ctrl-C stops")
     try:

@@ -4,32 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from training_fixtures import retailer, write_retailer
+from training_fixtures import NOW, retailer, small_settings, write_retailer  # noqa: F401 (re-exported)
 
 from features.settings import Settings, Workspace
-from training.settings import TrainingSettings
-
-NOW = datetime(2025, 6, 30, 23, 59, 59, 999999, tzinfo=UTC)
-
-
-def small_settings(**changes: object) -> TrainingSettings:
-    """Few cutoffs, few trees and a one-point ALS grid: the whole training in seconds."""
-    values = {
-        "training_cutoffs": 3,
-        "cutoff_spacing_days": 45,
-        "lgbm_n_estimators": 80,
-        "lgbm_min_child_samples": 10,
-        "als_factors": (16,),
-        "als_regularization": (0.1,),
-        "als_alpha": (10.0,),
-        "als_iterations": 8,
-        **changes,
-    }
-    return TrainingSettings(**values)
 
 
 @pytest.fixture(scope="session", autouse=True)

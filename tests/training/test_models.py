@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import NOW
-from training_fixtures import events_from
+from training_fixtures import NOW, events_from
 
 from training.churn import ChurnModel
 from training.cltv import CLTVModel

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import NOW
 from nbclient import NotebookClient
+from training_fixtures import NOW
 
 from features.settings import REPO_ROOT, Workspace
 

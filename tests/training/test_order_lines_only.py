@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import NOW, small_settings
-from training_fixtures import retailer
+from training_fixtures import NOW, retailer, small_settings
 
 from features.settings import Settings, Workspace
 

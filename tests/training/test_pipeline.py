@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from conftest import NOW, small_settings
+from training_fixtures import NOW, small_settings
 
 from features.settings import Workspace
 from training import tracking

@@ -7,7 +7,7 @@ import sys
 from datetime import UTC, datetime
 
 import pytest
-from conftest import NOW, small_settings
+from training_fixtures import NOW, small_settings
 
 from features.settings import Workspace
 from training import tracking

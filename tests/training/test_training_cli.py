@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import NOW
+from training_fixtures import NOW
 from typer.testing import CliRunner
 
 from features.errors import InputError

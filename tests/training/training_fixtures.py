@@ -7,12 +7,13 @@ here is clever: it is just enough signal for a model to beat its baselines on a 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 
 from features.settings import Workspace
+from training.settings import TrainingSettings
 
 CATEGORIES = [
     *(f"Food > Aisle {i}" for i in range(6)),
@@ -167,3 +168,22 @@ def events_from(tables: dict[str, pd.DataFrame], now: datetime) -> pd.DataFrame:
         [purchases.assign(kind="purchase"), web.rename(columns={"event_type": "kind"})], ignore_index=True
     )
     return events.assign(count=1.0)
+
+
+NOW = datetime(2025, 6, 30, 23, 59, 59, 999999, tzinfo=UTC)
+
+
+def small_settings(**changes: object) -> TrainingSettings:
+    """Few cutoffs, few trees and a one-point ALS grid: the whole training in seconds."""
+    values = {
+        "training_cutoffs": 3,
+        "cutoff_spacing_days": 45,
+        "lgbm_n_estimators": 80,
+        "lgbm_min_child_samples": 10,
+        "als_factors": (16,),
+        "als_regularization": (0.1,),
+        "als_alpha": (10.0,),
+        "als_iterations": 8,
+        **changes,
+    }
+    return TrainingSettings(**values)

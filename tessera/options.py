@@ -1,0 +1,40 @@
+"""Options every `tessera` command shares, and turning them into a workspace and a moment."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from features.settings import Settings, Workspace
+from features.timeutil import as_utc
+
+WorkspaceOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--workspace",
+        help="Folder whose data/ and mlruns/ this command uses (default: TESSERA_WORKSPACE or the repository root).",
+        file_okay=False,
+    ),
+]
+NowOption = Annotated[
+    datetime | None,
+    typer.Option("--now", help="The 'current time' of the run, ISO 8601 (default: now, UTC)."),
+]
+
+
+def workspace_settings(path: Path | None) -> Settings:
+    """Settings from the environment, with the workspace the command line named."""
+    return Settings() if path is None else Settings(workspace=path)
+
+
+def workspace_from(path: Path | None) -> Workspace:
+    """The workspace the command line named, else the one the settings name."""
+    return Workspace.from_settings(workspace_settings(path))
+
+
+def now_from(value: datetime | None) -> datetime:
+    """The run's 'current time' in UTC: the one given, else now."""
+    return as_utc(value) if value is not None else datetime.now(UTC)
