@@ -161,12 +161,13 @@ def demo(
 
 
 def _mount_subcommands() -> None:
-    from tessera import features_cli, training_cli
+    from tessera import features_cli, serving_cli, training_cli
 
     app.add_typer(
         features_cli.app, name="features", help="The Feast feature store: apply, materialize, docs."
     )
     training_cli.register(app)
+    serving_cli.register(app)
 
 
 _mount_subcommands()

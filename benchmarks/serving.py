@@ -1,0 +1,308 @@
+"""Serving benchmark: /recommend under load, BentoML against the same engine on bare Starlette, with wrk.
+
+    uv run python benchmarks/serving.py --workspace DIR [--now 2025-12-31T23:59:59Z] [--duration 10 --rounds 3]
+    uv run python benchmarks/serving.py --time-demo      # `tessera demo` until its service is ready
+
+DIR is a workspace with trained champions (`uv run tessera demo --workspace DIR` makes one). wrk is the load
+generator (Debian: `apt-get install -y wrk`); it runs on loopback, one connection per concurrent client, each
+request for a different customer (a tenth of them unknown, so the fallback path is measured too). Both
+servers run side by side with the same worker count, are warmed up, then measured in turn, round after round;
+each figure is the median round (the machine's other work then falls on both alike). Targets (issue): p99 ≤ 10 ms
+at concurrency 1; ≥ 1,000 requests/s with p99 ≤ 50 ms at concurrency 16; BentoML ≥ half the bare app's
+throughput. Measure on an idle machine (`uptime` load below 1): the script prints the load it started with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import duckdb
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _measure import machine  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY = "benchmark-key"
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+@dataclass(frozen=True)
+class Result:
+    server: str
+    concurrency: int
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def customer_ids(workspace: Path, n: int = 400) -> list[str]:
+    """Customers with orders, and a tenth as many ids nobody has (the popular fallback)."""
+    orders = workspace / "data" / "profile" / "orders.parquet"
+    with duckdb.connect() as con:
+        known = [
+            r[0]
+            for r in con.execute(
+                "SELECT DISTINCT customer_id FROM read_parquet(?) WHERE customer_id IS NOT NULL ORDER BY hash(customer_id) LIMIT ?",
+                [str(orders), n],
+            ).fetchall()
+        ]
+    return known + [f"ANON{i:05d}" for i in range(max(1, len(known) // 10))]
+
+
+def wrk_script(ids: list[str], path: Path) -> Path:
+    """A wrk Lua script cycling through one /recommend body per customer."""
+    bodies = ",\n".join(f"  '{json.dumps({'customer_id': c, 'k': 10})}'" for c in ids)
+    path.write_text(
+        f"local bodies = {{\n{bodies}\n}}\nlocal i = 0\n"
+        'local headers = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer ' + KEY + '"}\n'
+        "request = function()\n  i = i % #bodies + 1\n"
+        '  return wrk.format("POST", "/recommend", headers, bodies[i])\nend\n'
+    )
+    return path
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text.strip()).groups()  # type: ignore[union-attr]
+    return float(value) * UNITS[unit]
+
+
+def run_wrk(url: str, script: Path, concurrency: int, seconds: int) -> tuple[float, float, float, int]:
+    """Requests/s, p50 and p99 latency (ms) and failed responses of one wrk run."""
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = (int(bad.group(1)) if bad else 0) + (sum(map(int, socket.groups())) if socket else 0)
+    return rps, p50, p99, errors
+
+
+def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """A server in its own process group (so it and its workers can be stopped together)."""
+    handle = log.open("wb")
+    return subprocess.Popen(
+        command,
+        env={**os.environ, **env},
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        start_new_session=True,
+    )
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 600.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the server exited ({process.returncode}); its log: {log}")
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(1.0)
+    raise SystemExit(f"not ready after {timeout:.0f} s; log: {log}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def measure(servers: dict[str, str], script: Path, args: argparse.Namespace) -> list[Result]:
+    """wrk against each running server, interleaved round by round; per server and concurrency the median round.
+
+    Interleaving spreads whatever else the machine does over both servers alike.
+    """
+    for url in servers.values():
+        run_wrk(f"{url}/recommend", script, 4, args.warmup)
+    runs: dict[tuple[str, int], list[Result]] = {}
+    for round_ in range(1, args.rounds + 1):
+        for concurrency in args.concurrency:
+            for name, url in servers.items():
+                rps, p50, p99, errors = run_wrk(f"{url}/recommend", script, concurrency, args.duration)
+                runs.setdefault((name, concurrency), []).append(
+                    Result(name, concurrency, rps, p50, p99, errors)
+                )
+                print(
+                    f"  round {round_}  {name:9} c={concurrency:<3} {rps:8.0f} req/s  p50 {p50:6.2f} ms  "
+                    f"p99 {p99:6.2f} ms  errors {errors}",
+                    flush=True,
+                )
+    results = []
+    for rounds in runs.values():
+        median = sorted(rounds, key=lambda r: r.requests_per_second)[len(rounds) // 2]
+        # Errors of every round count, not only the median's.
+        results.append(replace(median, errors=sum(r.errors for r in rounds)))
+    return sorted(results, key=lambda r: (r.server != "bentoml", r.concurrency))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--workspace", type=Path, help="A workspace with trained champions.")
+    parser.add_argument(
+        "--time-demo",
+        action="store_true",
+        help="Instead: time `tessera demo` on a new workspace until its service is ready (target ≤ 300 s).",
+    )
+    parser.add_argument("--demo-port", type=int, default=3000, help="The port the demo serves on.")
+    parser.add_argument(
+        "--now", help="The service's current time (default: the clock), e.g. the demo's as-of day."
+    )
+    parser.add_argument("--duration", type=int, default=10, help="Seconds per measurement.")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="Rounds of measurements; the median is reported."
+    )
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
+    parser.add_argument("--workers", type=int, default=2, help="Worker processes of each server.")
+    parser.add_argument(
+        "--port", type=int, default=3700, help="BentoML's port; the bare app uses the next one."
+    )
+    args = parser.parse_args()
+    # A SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so the servers started here are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if shutil.which("wrk") is None:
+        raise SystemExit(
+            "wrk is not installed: `apt-get install -y wrk` (Debian/Ubuntu) or see https://github.com/wg/wrk"
+        )
+    print(machine())
+    print(f"load average at start: {os.getloadavg()[0]:.2f} (measure below 1)")
+    if args.time_demo:
+        time_demo(args.demo_port)
+        return
+    if args.workspace is None:
+        parser.error("--workspace is required (or --time-demo)")
+    workspace = args.workspace.resolve()
+    env = {
+        "TESSERA_SERVE_WORKSPACE": str(workspace),
+        "TESSERA_SERVE_API_KEYS": KEY,
+        "TESSERA_SERVE_WORKERS": str(args.workers),
+        "TESSERA_SERVE_POLL_SECONDS": "0",
+        "BENTOML_DO_NOT_TRACK": "true",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        **({"TESSERA_SERVE_NOW": args.now} if args.now else {}),
+    }
+    logs = Path(tempfile.mkdtemp(prefix="tessera-serving-bench-"))
+    script = wrk_script(customer_ids(workspace), logs / "recommend.lua")
+    bento = [
+        sys.executable,
+        "-m",
+        "tessera.serving_cli",
+        "--workspace",
+        str(workspace),
+        "--port",
+        str(args.port),
+        "--workers",
+        str(args.workers),
+        "--poll-seconds",
+        "0",
+    ]
+    # `benchmarks` is imported as a namespace package from the repository root: `--app-dir benchmarks` would
+    # make this script, not the `serving` package, what `import serving` finds.
+    bare = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "benchmarks.serving_bare:app",
+        "--port",
+        str(args.port + 1),
+        "--workers",
+        str(args.workers),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    processes = []
+    try:
+        for name, command, port in (("bentoml", bento, args.port), ("starlette", bare, args.port + 1)):
+            log = logs / f"{name}.log"
+            processes.append(start(command, env, log))
+            wait_ready(f"http://127.0.0.1:{port}", processes[-1], log)
+        servers = {
+            "bentoml": f"http://127.0.0.1:{args.port}",
+            "starlette": f"http://127.0.0.1:{args.port + 1}",
+        }
+        report(measure(servers, script, args))
+    finally:
+        for process in processes:
+            stop(process)
+
+
+def time_demo(port: int) -> None:
+    """Seconds from `tessera demo` on an empty workspace to its service answering /readyz."""
+    workspace = Path(tempfile.mkdtemp(prefix="tessera-demo-"))
+    log = workspace / "demo.log"
+    env = {"BENTOML_DO_NOT_TRACK": "true", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    started = time.monotonic()
+    process = start([sys.executable, "-m", "tessera.cli", "demo", "--workspace", str(workspace)], env, log)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", process, log, timeout=900)
+        seconds = time.monotonic() - started
+        print(
+            f"{'PASS' if seconds <= 300 else 'FAIL'}  demo to a running service: {seconds:.0f} s <= 300 s (log: {log})"
+        )
+    finally:
+        stop(process)
+
+
+def report(results: list[Result]) -> None:
+    """The table for docs/serving.md and each target met or missed."""
+    by = {(r.server, r.concurrency): r for r in results}
+    print("\n| server | concurrency | requests/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|---|")
+    for r in results:
+        print(
+            f"| {r.server} | {r.concurrency} | {r.requests_per_second:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.errors} |"
+        )
+    checks = []
+    if (one := by.get(("bentoml", 1))) is not None:
+        checks.append((f"c=1 p99 {one.p99_ms:.2f} ms <= 10 ms", one.p99_ms <= 10))
+    if (many := by.get(("bentoml", 16))) is not None:
+        checks.append(
+            (f"c=16 {many.requests_per_second:,.0f} req/s >= 1,000", many.requests_per_second >= 1000)
+        )
+        checks.append((f"c=16 p99 {many.p99_ms:.2f} ms <= 50 ms", many.p99_ms <= 50))
+    for concurrency in sorted({r.concurrency for r in results}):
+        bento, bare = by.get(("bentoml", concurrency)), by.get(("starlette", concurrency))
+        if bento is not None and bare is not None:
+            share = bento.requests_per_second / bare.requests_per_second
+            checks.append(
+                (
+                    f"c={concurrency} BentoML at {share:.0%} of bare Starlette's throughput >= 50%",
+                    share >= 0.5,
+                )
+            )
+    checks.append(("no failed responses", all(r.errors == 0 for r in results)))
+    print()
+    for text, ok in checks:
+        print(f"{'PASS' if ok else 'FAIL'}  {text}")
+
+
+if __name__ == "__main__":
+    main()

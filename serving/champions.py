@@ -1,0 +1,225 @@
+"""The models and data the service answers from, loaded as one snapshot and replaced whole when they change.
+
+A snapshot holds the three champions (the registry's `champion` aliases, loaded through `training.tracking`,
+the only module that talks to MLflow), the recommender's precomputed histories and the customer directory.
+`Watcher` checks every few seconds whether an alias points at another version or a profile file was
+rewritten; if so it builds a new snapshot in its own thread, reusing what did not change, and hands it over
+with one assignment: requests already running finish on the old snapshot, new ones get the new one, and none
+is refused or dropped meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from feast import FeatureStore
+
+from features.settings import Workspace
+from features.store import OnlineFeatures
+from serving.customers import Directory
+from serving.recommender import Recommender, load_products
+from serving.scores import ChurnScorer, CltvScorer
+from serving.settings import ServeSettings
+from training import tracking
+from training.datasets import load_events
+
+log = logging.getLogger(__name__)
+MODELS = ("churn", "cltv", "next_best_product")
+
+
+def _stamp(paths: list[Any]) -> tuple[float, ...]:
+    return tuple(p.stat().st_mtime if p.exists() else 0.0 for p in paths)
+
+
+def history_files(workspace: Workspace) -> tuple[float, ...]:
+    """Modification times of the files the recommender's histories and the catalogue come from."""
+    return _stamp(
+        [
+            workspace.profile / "orders.parquet",
+            workspace.profile / "interactions.parquet",
+            workspace.canonical_table("products"),
+        ]
+    )
+
+
+def directory_files(workspace: Workspace) -> tuple[float, ...]:
+    """Modification times of the files the customer directory comes from."""
+    return _stamp([workspace.profile / "customers.parquet", workspace.identity / "aliases.parquet"])
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What a snapshot was built from: champion versions and the source files' modification times."""
+
+    versions: dict[str, str | None] = field(default_factory=dict)
+    histories: tuple[float, ...] = ()
+    directory: tuple[float, ...] = ()
+
+    @classmethod
+    def now(cls, workspace: Workspace) -> Fingerprint:
+        return cls(
+            {name: tracking.alias_version(workspace, name) for name in MODELS},
+            history_files(workspace),
+            directory_files(workspace),
+        )
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything a request reads that is not in the online store."""
+
+    fingerprint: Fingerprint
+    directory: Directory
+    recommender: Recommender | None
+    churn: ChurnScorer | None
+    cltv: CltvScorer | None
+
+    @property
+    def versions(self) -> dict[str, str | None]:
+        return self.fingerprint.versions
+
+
+def _champion(workspace: Workspace, name: str) -> tuple[Any, dict[str, Any], str] | None:
+    """The champion's estimator, metadata and version; retried if the alias moves while it loads."""
+    for _ in range(3):
+        before = tracking.alias_version(workspace, name)
+        found = None if before is None else tracking.load_champion(workspace, name)
+        if found is None:
+            return None
+        if tracking.alias_version(workspace, name) == before:
+            return found[0], found[1], str(before)
+    raise RuntimeError(f"the `{name}` champion kept changing while it loaded")
+
+
+class Loader:
+    """Builds snapshots for a workspace: `load(previous)` reuses whatever `previous` already has unchanged."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        settings: ServeSettings,
+        store: FeatureStore,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.workspace = workspace
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+
+    def load(self, previous: Snapshot | None = None) -> Snapshot:
+        """A snapshot of the current champions and files."""
+        fingerprint = Fingerprint.now(self.workspace)
+        old = previous.fingerprint if previous is not None else Fingerprint()
+        directory = (
+            previous.directory if previous is not None and old.directory == fingerprint.directory else None
+        )
+        if directory is None:
+            directory = Directory.load(self.workspace)
+        same = {
+            name: previous is not None and old.versions.get(name) == fingerprint.versions[name]
+            for name in MODELS
+        }
+        recommender = (
+            previous.recommender
+            if same["next_best_product"] and old.histories == fingerprint.histories
+            else None
+        )
+        churn = previous.churn if same["churn"] else None
+        cltv = previous.cltv if same["cltv"] else None
+        snapshot = Snapshot(
+            fingerprint,
+            directory,
+            recommender if recommender is not None else self._recommender(),
+            churn if churn is not None else self._churn(),
+            cltv if cltv is not None else self._cltv(directory),
+        )
+        log.info("serving champions %s", snapshot.versions)
+        return snapshot
+
+    def _recommender(self) -> Recommender | None:
+        found = _champion(self.workspace, "next_best_product")
+        if found is None:
+            return None
+        model, _, version = found
+        now = self.clock()
+        events = load_events(self.workspace, now)
+        return Recommender(
+            model, version, events, now, load_products(self.workspace), self.settings.cart_weight
+        )
+
+    def _reader(self, metadata: dict[str, Any], default: str) -> OnlineFeatures:
+        return OnlineFeatures(self.store, str(metadata.get("feature_service", default)))
+
+    def _churn(self) -> ChurnScorer | None:
+        found = _champion(self.workspace, "churn")
+        if found is None:
+            return None
+        estimator, metadata, version = found
+        return ChurnScorer(
+            estimator, metadata, version, self._reader(metadata, "churn_v1"), self.settings.risk_bands
+        )
+
+    def _cltv(self, directory: Directory) -> CltvScorer | None:
+        found = _champion(self.workspace, "cltv")
+        if found is None:
+            return None
+        estimator, metadata, version = found
+        sample = sorted(directory.ids)[:: max(1, len(directory.ids) // self.settings.value_band_sample)]
+        return CltvScorer(
+            estimator,
+            metadata,
+            version,
+            self._reader(metadata, "cltv_v1"),
+            self.settings.value_band_quantiles,
+            sample[: self.settings.value_band_sample],
+            self.clock(),
+        )
+
+    def changed(self, snapshot: Snapshot) -> bool:
+        """Whether a champion or a source file changed since the snapshot was built."""
+        return Fingerprint.now(self.workspace) != snapshot.fingerprint
+
+
+class Watcher:
+    """A daemon thread that reloads the snapshot when it changed, every `seconds`, until stopped."""
+
+    def __init__(
+        self,
+        loader: Loader,
+        current: Callable[[], Snapshot],
+        install: Callable[[Snapshot], None],
+        seconds: float,
+    ) -> None:
+        self.loader = loader
+        self.current = current
+        self.install = install
+        self.seconds = seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tessera-champion-watcher", daemon=True)
+
+    def start(self) -> None:
+        if self.seconds > 0:
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def check(self) -> bool:
+        """Reload now if anything changed; whether a new snapshot was installed."""
+        snapshot = self.current()
+        if not self.loader.changed(snapshot):
+            return False
+        self.install(self.loader.load(snapshot))
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.seconds):
+            try:
+                self.check()
+            except Exception:  # a failed reload keeps the current snapshot serving; the next poll retries
+                log.exception("reloading the champions failed; still serving %s", self.current().versions)

@@ -1,0 +1,117 @@
+"""The service's side of the feature store: per-customer live values on the hot path, model vectors, live events.
+
+`/recommend` needs only five values per customer (consent, the live cart and last order); it reads them with
+Feast's own `OnlineStore.online_read`, two small reads, instead of a whole feature service. Churn and CLTV
+read their model's feature service through `features.store.OnlineFeatures`; events go through
+`features.store.push_events`, so the next read of the same store sees them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from feast import FeatureStore
+from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+from feast.protos.feast.types.Value_pb2 import Value as ValueProto
+
+from features.errors import InputError
+from features.store import OnlineFeatures, push_events
+from features.store.online import python_value
+from serving.schemas import EventRequest, LiveState
+
+REALTIME = ("customer_realtime", ("last_event_at", "cart_items", "last_order_skus"))
+CONSENT = ("customer_profile", ("consent_personalisation", "consent_profiling"))
+
+
+@dataclass(frozen=True)
+class CustomerLive:
+    """A customer's online values; a customer missing from the store has no consent and an empty state."""
+
+    consent_personalisation: bool
+    consent_profiling: bool
+    last_event_at: datetime | None
+    cart_items: int
+    last_order_skus: tuple[str, ...]
+
+    def state(self) -> LiveState:
+        """The live part, as the API shows it."""
+        return LiveState(
+            last_event_at=self.last_event_at,
+            cart_items=self.cart_items,
+            last_order_skus=list(self.last_order_skus),
+        )
+
+
+class LiveFeatures:
+    """Reads `CustomerLive` values for customers, in the order asked."""
+
+    def __init__(self, store: FeatureStore) -> None:
+        self.store = store
+        views = {view.name: view for view in store.list_feature_views()}
+        missing = [name for name, _ in (REALTIME, CONSENT) if name not in views]
+        if missing:
+            raise InputError(
+                f"the feature store has no {', '.join(missing)} view: run `tessera features apply` and "
+                "`tessera features materialize` (or `tessera run`) on this workspace first"
+            )
+        self._reads = [(views[name], list(names)) for name, names in (REALTIME, CONSENT)]
+        self._online_store = store._get_provider().online_store
+
+    def read(self, customer_ids: Sequence[str]) -> list[CustomerLive]:
+        """One `CustomerLive` per id (a missing value takes the conservative default: no consent, empty)."""
+        keys = [
+            EntityKey(join_keys=["customer_id"], entity_values=[ValueProto(string_val=c)])
+            for c in customer_ids
+        ]
+        values: dict[str, list[Any]] = {}
+        for view, names in self._reads:
+            rows = self._online_store.online_read(self.store.config, view, keys, names)
+            for name in names:
+                values[name] = [python_value(found.get(name)) if found else None for _, found in rows]
+        return [
+            CustomerLive(
+                consent_personalisation=bool(values["consent_personalisation"][i]),
+                consent_profiling=bool(values["consent_profiling"][i]),
+                last_event_at=values["last_event_at"][i],
+                cart_items=int(values["cart_items"][i] or 0),
+                last_order_skus=tuple(values["last_order_skus"][i] or ()),
+            )
+            for i in range(len(customer_ids))
+        ]
+
+    def one(self, customer_id: str) -> CustomerLive:
+        """The live values of one customer."""
+        return self.read([customer_id])[0]
+
+    def push(self, customer_id: str, event: EventRequest, now: datetime) -> LiveState:
+        """Fold one live event into the customer's realtime state in the online store; the new state."""
+        rows = push_events(
+            self.store,
+            [
+                {
+                    "customer_id": customer_id,
+                    "occurred_at": event.occurred_at or now,
+                    "event_type": event.event_type,
+                    "skus": list(event.skus),
+                    "quantity": event.quantity,
+                }
+            ],
+        )
+        row = rows.iloc[0]
+        return LiveState(
+            last_event_at=pd.Timestamp(row["last_event_at"]).to_pydatetime(),
+            cart_items=int(row["cart_items"]),
+            last_order_skus=list(row["last_order_skus"]),
+        )
+
+
+def model_vectors(reader: OnlineFeatures, customer_ids: Sequence[str], now: datetime) -> pd.DataFrame:
+    """A model's feature vectors (declared defaults filled in) with customer_id first, one row per id."""
+    vectors = reader.vectors(customer_ids=list(customer_ids), request_time=now)
+    frame = pd.DataFrame(vectors, columns=reader.names)
+    frame.insert(0, "customer_id", list(customer_ids))
+    return frame

@@ -1,0 +1,147 @@
+"""Tessera's BentoML service: recommendations, similar items, churn and CLTV scores, live events, the 360 view.
+
+    bentoml serve serving.service:Tessera          # or: tessera serve --workspace DIR --port 3000
+
+Every endpoint is a typed method over `serving.engine.Engine`, which loads the champions and opens the
+online store once per worker in `__init__`. Health (/livez, /healthz), readiness (/readyz), Prometheus
+(/metrics) and the OpenAPI document (/docs.json, viewer at /) are BentoML's own; every other path needs an
+API key (`serving.auth`). The BentoML configuration below is what makes it fast: see docs/serving.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bentoml
+from bentoml.exceptions import NotFound, ServiceUnavailable
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, RedirectResponse
+from starlette.requests import Request
+
+from serving.auth import ApiKeyMiddleware
+from serving.engine import Engine, NotReady, UnknownCustomer, UnknownProduct
+from serving.schemas import (
+    ChurnResponse,
+    CltvResponse,
+    CustomerView,
+    ErrorBody,
+    EventRequest,
+    EventResponse,
+    RecommendRequest,
+    RecommendResponse,
+    ScoreRequest,
+    SimilarItemsRequest,
+    SimilarItemsResponse,
+)
+from serving.settings import ServeSettings
+
+
+def bentoml_config(settings: ServeSettings) -> dict[str, Any]:
+    """BentoML's service configuration for these settings.
+
+    Stock BentoML spends more per request than a recommendation costs: an OpenTelemetry span around every
+    request and its body reads, an access-log line, and a thread hop for synchronous APIs. Tracing and access
+    logs are off unless asked for; the hot APIs are `async` so they run on the event loop.
+    """
+    return {
+        "workers": settings.workers,
+        "threads": settings.threads,
+        "traffic": {"timeout": settings.timeout_seconds},
+        "logging": {"access": {"enabled": settings.access_log}},
+        "tracing": {} if settings.tracing else {"excluded_urls": [".*"]},
+        "metrics": {"enabled": True, "namespace": "tessera"},
+        "http": {"host": settings.host, "port": settings.port},
+    }
+
+
+# The 360 view is a GET with the id in the path, which BentoML's APIs (POST, JSON body) do not do; a FastAPI
+# app mounted on the service does, and BentoML merges its routes into the service's OpenAPI document (so the
+# sub-app's own documentation pages are switched off).
+customers = FastAPI(
+    title="Tessera customers",
+    description="The customer 360 view.",
+    docs_url=None,
+    redoc_url=None,
+    openapi_url=None,
+)
+
+
+@bentoml.asgi_app(customers, path="/customers")
+@bentoml.service(name="tessera", **bentoml_config(ServeSettings()))
+class Tessera:
+    """Recommendations, scores, live events and the customer 360 view of one Tessera workspace."""
+
+    def __init__(self) -> None:
+        self.engine = Engine(ServeSettings())
+
+    @bentoml.on_shutdown
+    def close(self) -> None:
+        self.engine.close()
+
+    def __is_ready__(self) -> bool:
+        return self.engine.ready()
+
+    @bentoml.api(route="/recommend", input_spec=RecommendRequest)
+    async def recommend(self, **request: Any) -> RecommendResponse:
+        """Top-k products for a customer, each with its reason; a flagged fallback when history can't be used."""
+        try:
+            return self.engine.recommend(RecommendRequest(**request))
+        except NotReady as exc:
+            raise ServiceUnavailable(str(exc)) from exc
+
+    @bentoml.api(route="/similar-items", input_spec=SimilarItemsRequest)
+    async def similar_items(self, **request: Any) -> SimilarItemsResponse:
+        """Products similar to one (ALS item vectors); best sellers of its category when the model lacks it."""
+        try:
+            return self.engine.similar_items(SimilarItemsRequest(**request))
+        except UnknownProduct as exc:
+            raise NotFound(str(exc)) from exc
+        except NotReady as exc:
+            raise ServiceUnavailable(str(exc)) from exc
+
+    @bentoml.api(route="/churn", input_spec=ScoreRequest)
+    def churn(self, **request: Any) -> ChurnResponse:
+        """Churn probability within the horizon, risk band and top reasons; none without profiling consent."""
+        try:
+            return self.engine.churn(ScoreRequest(**request).customer_ids)
+        except NotReady as exc:
+            raise ServiceUnavailable(str(exc)) from exc
+
+    @bentoml.api(route="/cltv", input_spec=ScoreRequest)
+    def cltv(self, **request: Any) -> CltvResponse:
+        """Value over the horizon with its interval, value band and top reasons; none without profiling consent."""
+        try:
+            return self.engine.cltv(ScoreRequest(**request).customer_ids)
+        except NotReady as exc:
+            raise ServiceUnavailable(str(exc)) from exc
+
+    @bentoml.api(route="/events", input_spec=EventRequest)
+    def events(self, **request: Any) -> EventResponse:
+        """A live event (purchase, cart, product view) into the online store: the next recommendation sees it."""
+        try:
+            return self.engine.event(EventRequest(**request))
+        except UnknownCustomer as exc:
+            raise NotFound(str(exc)) from exc
+
+    @customers.get(
+        "/{customer_id}",
+        response_model=CustomerView,
+        responses={
+            404: {"model": ErrorBody},
+            307: {"description": "A merged id: the surviving customer's view."},
+        },
+    )
+    def customer(self, customer_id: str, request: Request) -> Any:
+        """The 360 view: golden record, identities, consent, recent orders and interactions, labels, scores."""
+        surviving = self.engine.resolve(customer_id)
+        if surviving is None:
+            return JSONResponse({"error": f"unknown customer {customer_id!r}"}, status_code=404)
+        if surviving != customer_id:
+            return RedirectResponse(f"{request.scope.get('root_path', '')}/{surviving}", status_code=307)
+        try:
+            return self.engine.customer(surviving)
+        except UnknownCustomer as exc:
+            return JSONResponse({"error": str(exc)}, status_code=404)
+
+
+Tessera.add_asgi_middleware(ApiKeyMiddleware)

@@ -1,0 +1,137 @@
+"""The real server: `python -m tessera.serving_cli` in a subprocess on a free loopback port, called over HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+from conftest import API_KEY, NOW, Served, serve_env
+
+from training import tracking
+
+pytestmark = pytest.mark.integration
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop the server and every worker it started (by their process ids)."""
+    children = psutil.Process(process.pid).children(recursive=True)
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    for child in children:
+        if child.is_running():
+            child.kill()
+
+
+@pytest.fixture(scope="module")
+def server(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    env = {**os.environ, **serve_env(served, poll_seconds=1)}
+    command = [
+        sys.executable,
+        "-m",
+        "tessera.serving_cli",
+        "--workspace",
+        str(served.workspace.root),
+        "--port",
+        str(port),
+    ]
+    command += ["--now", NOW.isoformat(), "--workers", "1", "--poll-seconds", "1"]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            assert process.poll() is None, f"the server exited: {log.read_text()[-3000:]}"
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(1)
+        else:
+            pytest.fail(f"the server was not ready in 300 s: {log.read_text()[-3000:]}")
+        yield url
+    finally:
+        stop(process)
+
+
+def test_every_endpoint(server: str, served: Served) -> None:
+    with httpx.Client(base_url=server, headers=AUTH, timeout=30) as client:
+        assert client.post("/recommend", json={"customer_id": served.regular, "k": 5}).json()["personalised"]
+        assert len(client.post("/similar-items", json={"sku": served.skus[0], "k": 3}).json()["items"]) == 3
+        assert client.post("/churn", json={"customer_ids": [served.regular]}).json()["scores"][0]["scored"]
+        assert client.post("/cltv", json={"customer_ids": [served.regular]}).json()["scores"][0]["scored"]
+        assert client.get(f"/customers/{served.regular}").json()["customer_id"] == served.regular
+        moved = client.get(f"/customers/{served.merged}", follow_redirects=True)
+        assert moved.history[0].status_code == 307 and moved.json()["customer_id"] == served.survivor
+        event = {"customer_id": served.survivor, "event_type": "add_to_cart", "skus": [served.skus[3]]}
+        assert client.post("/events", json=event).json()["accepted"]
+    for path in ("/livez", "/healthz", "/readyz", "/metrics", "/docs.json"):
+        assert httpx.get(f"{server}{path}", timeout=10).status_code == 200
+    assert httpx.post(f"{server}/recommend", json={"customer_id": served.regular}).status_code == 401
+
+
+def test_a_purchase_changes_the_next_recommendation(server: str, served: Served) -> None:
+    with httpx.Client(base_url=server, headers=AUTH, timeout=30) as client:
+        first = client.post("/recommend", json={"customer_id": served.regular, "k": 5}).json()
+        bought = first["items"][0]["sku"]
+        event = {"customer_id": served.regular, "event_type": "purchase", "skus": [bought]}
+        assert client.post("/events", json=event).status_code == 200
+        after = client.post("/recommend", json={"customer_id": served.regular, "k": 5}).json()
+    assert bought not in {item["sku"] for item in after["items"]}
+
+
+def test_a_new_champion_is_picked_up_while_requests_keep_succeeding(server: str, served: Served) -> None:
+    statuses: list[int] = []
+    versions: list[str] = []
+    stop_sending = threading.Event()
+
+    def send() -> None:
+        with httpx.Client(base_url=server, headers=AUTH, timeout=30) as client:
+            deadline = time.monotonic() + 180
+            while not stop_sending.is_set() and time.monotonic() < deadline:
+                response = client.post("/recommend", json={"customer_id": served.buyer, "k": 5})
+                statuses.append(response.status_code)
+                if response.status_code == 200:
+                    versions.append(response.json()["model_version"])
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    time.sleep(1)
+    name = "next_best_product"
+    with tracking.mlflow_store(served.workspace) as client:
+        current = client.get_model_version_by_alias(name, tracking.CHAMPION)
+        new = client.create_model_version(name, current.source, run_id=current.run_id)
+        client.set_registered_model_alias(name, tracking.CHAMPION, new.version)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not versions or versions[-1] != str(new.version)):
+        time.sleep(0.5)
+    time.sleep(1)
+    stop_sending.set()
+    sender.join(timeout=60)
+    assert versions and versions[-1] == str(new.version), f"still serving {versions[-1:]} after 120 s"
+    assert str(current.version) in versions  # requests were served before, during and after the change
+    assert len(statuses) > 10 and set(statuses) == {200}

@@ -1,0 +1,76 @@
+"""The precomputed recommender gives the champion's own scores, and applies the serving rules."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import NOW, Served
+
+from serving.recommender import Recommender, exclusions, load_products
+from training import tracking
+from training.datasets import load_events
+
+NONE = np.empty(0, dtype=np.int64)
+
+
+@pytest.fixture(scope="module")
+def model_and_recommender(served: Served) -> tuple[object, Recommender, object]:
+    model, _ = tracking.load_champion(served.workspace, "next_best_product")
+    events = load_events(served.workspace, NOW)
+    return model, Recommender(model, "1", events, NOW, load_products(served.workspace)), events
+
+
+def test_served_scores_are_the_models_own(model_and_recommender: tuple, served: Served) -> None:
+    model, recommender, events = model_and_recommender
+    customers = [c for c in sorted(recommender.row) if recommender.knows(c)][:25]
+    expected = model.blended(model.components(model.histories(events, NOW, customers)))
+    for row, customer in enumerate(customers):
+        np.testing.assert_allclose(recommender.personal_scores(customer), expected[row], rtol=1e-4, atol=1e-5)
+
+
+def test_top_k_matches_the_models_recommendations(model_and_recommender: tuple, served: Served) -> None:
+    model, recommender, events = model_and_recommender
+    expected = model.recommend(events, NOW, [served.regular], k=5)
+    items, personal = recommender.recommend(served.regular, 5, recommender.allowed(None, NONE), NONE)
+    assert personal
+    assert [i.sku for i in items] == expected["sku"].tolist()
+    assert all(i.reason == "personalised" for i in items)
+
+
+def test_a_customer_without_history_gets_the_models_best_sellers(model_and_recommender: tuple) -> None:
+    model, recommender, events = model_and_recommender
+    expected = model.recommend(events, NOW, ["nobody"], k=5)
+    items, personal = recommender.recommend("nobody", 5, recommender.allowed(None, NONE), NONE)
+    assert not personal
+    assert [i.sku for i in items] == expected["sku"].tolist()
+    assert {i.reason for i in items} == {"popular"}
+
+
+def test_rules_category_exclusions_and_availability(model_and_recommender: tuple, served: Served) -> None:
+    _, recommender, _ = model_and_recommender
+    excluded = exclusions(recommender, served.skus[:3])
+    items, _ = recommender.recommend(served.regular, 20, recommender.allowed("Food", excluded), NONE)
+    assert items and all(i.category.startswith("Food") for i in items)
+    assert not {i.sku for i in items} & set(served.skus[:3])
+    unavailable = set(recommender.skus[~recommender.available])
+    everything, _ = recommender.recommend(served.regular, 100, recommender.allowed(None, NONE), NONE)
+    assert not {i.sku for i in everything} & unavailable
+
+
+def test_a_cart_pulls_in_similar_items(model_and_recommender: tuple, served: Served) -> None:
+    _, recommender, _ = model_and_recommender
+    sku = next(s for s in served.skus if s in recommender.position)
+    cart = recommender.positions([sku])
+    items, personal = recommender.recommend(None, 5, recommender.allowed(None, cart), cart)
+    assert not personal
+    assert items[0].reason == "similar_to_cart"
+    assert items[0].sku == recommender.similar(sku, 1)[0].sku
+    assert sku not in {i.sku for i in items}
+
+
+def test_similar_items_leave_out_the_product_itself(model_and_recommender: tuple, served: Served) -> None:
+    _, recommender, _ = model_and_recommender
+    similar = recommender.similar(served.skus[0], 5)
+    assert len(similar) == 5 and served.skus[0] not in {i.sku for i in similar}
+    assert [i.score for i in similar] == sorted((i.score for i in similar), reverse=True)
+    assert recommender.similar("no-such-sku", 5) is None

@@ -1,0 +1,37 @@
+"""What `serve_forever` passes to the workers and prints for the demo."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from conftest import Served
+
+from serving.run import example_ids, example_requests, serve_environment
+
+
+def test_arguments_reach_the_workers_through_the_environment(tmp_path: Path) -> None:
+    env = serve_environment(
+        tmp_path, 3100, now=datetime(2025, 12, 31, tzinfo=UTC), api_keys=["a", "b"], workers=1
+    )
+    assert env["TESSERA_SERVE_WORKSPACE"] == str(tmp_path.resolve())
+    assert env["TESSERA_SERVE_PORT"] == "3100" and env["TESSERA_SERVE_API_KEYS"] == "a,b"
+    assert env["TESSERA_SERVE_NOW"] == "2025-12-31T00:00:00+00:00" and env["TESSERA_SERVE_WORKERS"] == "1"
+    assert "TESSERA_SERVE_POLL_SECONDS" not in env
+
+
+def test_the_example_requests_cover_every_endpoint(served: Served) -> None:
+    customer, sku = example_ids(served.workspace)
+    assert customer.startswith("T") and sku in served.skus
+    text = example_requests("http://127.0.0.1:3000", "secret", customer, sku, served.workspace)
+    for path in (
+        "/recommend",
+        "/events",
+        "/similar-items",
+        "/churn",
+        "/cltv",
+        f"/customers/{customer}",
+        "/metrics",
+    ):
+        assert f"http://127.0.0.1:3000{path}" in text
+    assert "Bearer secret" in text and f"sqlite:///{served.workspace.mlruns}/mlflow.db" in text
