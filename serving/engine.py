@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
@@ -193,7 +194,7 @@ class Engine:
 
     def _scores(
         self, scorer: ChurnScorer | CltvScorer, ids: list[str], kind: type[ChurnScore] | type[CltvScore]
-    ) -> list:
+    ) -> list[Any]:
         resolved, consented = self._consented(ids)
         to_score = list(
             dict.fromkeys(r for r, ok in zip(resolved, consented, strict=True) if ok and r is not None)

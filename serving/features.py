@@ -63,6 +63,8 @@ class LiveFeatures:
 
     def read(self, customer_ids: Sequence[str]) -> list[CustomerLive]:
         """One `CustomerLive` per id (a missing value takes the conservative default: no consent, empty)."""
+        if not customer_ids:
+            return []
         keys = [
             EntityKey(join_keys=["customer_id"], entity_values=[ValueProto(string_val=c)])
             for c in customer_ids

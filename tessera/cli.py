@@ -147,8 +147,12 @@ def demo(
         int, typer.Option("--customers", min=10, help="Size of the sample retailer.")
     ] = 2000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed of the sample retailer.")] = 42,
+    port: Annotated[int, typer.Option("--port", help="Port of the service the demo leaves running.")] = 3000,
+    serve: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Leave the service running at the end.")
+    ] = True,
 ) -> None:
-    """Simulate a sample retailer and run the whole chain on it."""
+    """Simulate a sample retailer, run the whole chain on it, then serve it until interrupted."""
     from features.simulate import simulate_retailer
 
     ws = workspace_from(workspace)
@@ -158,6 +162,10 @@ def demo(
     summary = _run_everything(ws.sample / "sources.yaml", ws, now_from(as_of))
     typer.echo(json.dumps(summary, indent=2, default=str))
     typer.echo(f"Profiles: {ws.profile}; data-quality report: {ws.reports / 'quality.md'}")
+    if serve:
+        from serving.run import serve_forever
+
+        serve_forever(ws.root, port=port, now=now_from(as_of))
 
 
 def _mount_subcommands() -> None:

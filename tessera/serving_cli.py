@@ -7,21 +7,11 @@ Mount it on the main app with `register(app)`; `app` here is the same command as
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from features.settings import Settings, Workspace
-
-WorkspaceOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--workspace",
-        help="Folder whose data/ and mlruns/ are served (default: TESSERA_WORKSPACE or the repository root).",
-        file_okay=False,
-    ),
-]
+from tessera.options import WorkspaceOption, workspace_from
 
 
 def serve(
@@ -47,9 +37,8 @@ def serve(
     from features.timeutil import as_utc
     from serving.run import serve_forever
 
-    ws = Workspace.from_settings(Settings() if workspace is None else Settings(workspace=workspace))
     serve_forever(
-        ws.root,
+        workspace_from(workspace).root,
         port=port,
         host=host,
         now=as_utc(now) if now is not None else None,

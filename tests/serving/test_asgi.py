@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from conftest import API_KEY, OTHER_KEY, Served
+from serving_fixtures import API_KEY, OTHER_KEY, Served
 from starlette.testclient import TestClient
 
 from serving.schemas import MAX_BATCH, MAX_K

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from conftest import API_KEY, NOW, Served, serve_env
+from serving_fixtures import API_KEY, NOW, Served, serve_env
 
 from training import tracking
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import NOW, Served
+from serving_fixtures import NOW, Served
 
 from serving.recommender import Recommender, exclusions, load_products
 from training import tracking

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from conftest import Served
+from serving_fixtures import Served
 
 from serving.run import example_ids, example_requests, serve_environment
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 from bentoml.exceptions import NotFound
-from conftest import Served
 from pydantic import ValidationError
+from serving_fixtures import Served
 
 from serving.engine import UnknownCustomer
 
@@ -118,6 +118,11 @@ def test_churn_scores_bands_and_reasons(service: Any, served: Served) -> None:
         and unknown.churn_probability is None
     )
     assert response.horizon_days == 90
+
+
+def test_a_batch_of_unknown_ids_is_answered_not_refused(service: Any) -> None:
+    scores = service.churn(customer_ids=["nobody-at-all", "nobody-either"]).scores
+    assert [s.not_scored_reason for s in scores] == ["unknown_customer", "unknown_customer"]
 
 
 def test_withdrawn_profiling_consent_means_no_score_at_all(service: Any, served: Served) -> None:

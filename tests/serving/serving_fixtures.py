@@ -1,0 +1,100 @@
+"""What the serving tests share (a module of its own: `from conftest import` is ambiguous across test folders).
+
+The retailer is the training tests' synthetic one (`tests/training/training_fixtures.py`), with two consent
+withdrawals and a merged id added, its feature store built and the three models trained.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "training"))
+from training_fixtures import NOW, retailer, small_settings, write_retailer  # noqa: E402
+
+from features.settings import Settings, Workspace  # noqa: E402
+
+API_KEY = "test-key-1"
+OTHER_KEY = "test-key-2"
+__all__ = ["API_KEY", "NOW", "OTHER_KEY", "Served", "build_served", "serve_env"]
+
+
+@dataclass(frozen=True)
+class Served:
+    """The workspace and the customers the tests talk about."""
+
+    workspace: Workspace
+    regular: str  # long history, every consent
+    buyer: str  # long history, every consent: the live-event tests change its state
+    no_personalisation: str  # withdrew consent to personalisation
+    no_profiling: str  # withdrew consent to profiling
+    merged: str  # an id merged into `survivor`
+    survivor: str
+    skus: list[str]  # products sold, most sold first
+
+
+def _withdraw(workspace: Workspace, customers: pd.DataFrame, withdrawals: dict[str, str]) -> None:
+    """Consent records withdrawing a purpose, and the golden records saying the same."""
+    at = pd.Timestamp(NOW) - pd.Timedelta(days=30)
+    pd.DataFrame(
+        [
+            {
+                "customer_id": customer,
+                "purpose": purpose,
+                "granted": False,
+                "recorded_at": at,
+                "identifier_type": "email",
+                "origin": "test",
+                "source": "consents",
+            }
+            for customer, purpose in withdrawals.items()
+        ]
+    ).to_parquet(workspace.profile / "consent_events.parquet")
+    customers = customers.copy()
+    for customer, purpose in withdrawals.items():
+        customers.loc[customers["customer_id"] == customer, f"consent_{purpose}"] = False
+    customers.to_parquet(workspace.profile / "customers.parquet")
+
+
+def build_served(root: Path) -> Served:
+    """Write the retailer as of NOW into `root`, build its feature store and train the champions."""
+    from features.store import build_feature_store
+    from training.pipelines import train_all
+
+    workspace = Workspace(root)
+    tables = retailer(360, NOW, seed=3)
+    write_retailer(workspace, tables, NOW)
+    orders = tables["orders"][tables["orders"]["ordered_at"] <= pd.Timestamp(NOW)]
+    by_orders = (
+        orders.groupby("customer_id")["order_id"].nunique().sort_values(ascending=False, kind="stable")
+    )
+    flags = tables["customers"].set_index("customer_id")
+    consenting = set(flags.index[flags["consent_profiling"] & flags["consent_personalisation"]])
+    regular, buyer, no_personalisation, no_profiling, survivor = [
+        c for c in by_orders.index if c in consenting
+    ][:5]
+    _withdraw(
+        workspace, tables["customers"], {no_personalisation: "personalisation", no_profiling: "profiling"}
+    )
+    merged = "T90000"
+    pd.DataFrame(
+        {"alias_id": [merged], "customer_id": [survivor], "merged_at": [pd.Timestamp(NOW)]}
+    ).to_parquet(workspace.identity / "aliases.parquet")
+    build_feature_store(workspace, NOW, Settings(workspace=workspace.root))
+    train_all(workspace, NOW, small_settings())
+    skus = orders["sku"].value_counts().index.astype(str).tolist()
+    return Served(workspace, regular, buyer, no_personalisation, no_profiling, merged, survivor, skus)
+
+
+def serve_env(served: Served, poll_seconds: float = 0) -> dict[str, str]:
+    """The TESSERA_SERVE_* variables for a service on the served workspace."""
+    return {
+        "TESSERA_SERVE_WORKSPACE": str(served.workspace.root),
+        "TESSERA_SERVE_NOW": NOW.isoformat(),
+        "TESSERA_SERVE_API_KEYS": f"{API_KEY},{OTHER_KEY}",
+        "TESSERA_SERVE_POLL_SECONDS": str(poll_seconds),
+        "TESSERA_SERVE_WORKERS": "1",
+    }
