@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import sys
 import time
 from datetime import UTC, datetime
@@ -159,7 +160,7 @@ def stage_build(args: argparse.Namespace) -> dict:
 
     summary = build_feature_store(Workspace(args.workspace), NOW, Settings(), _settings(args))
     rows = {name: table["rows"] for name, table in summary["tables"].items()}
-    return {"seconds": summary["seconds"], "rows": rows}
+    return {"seconds": summary["seconds"], "rows": rows, "materialized": summary["materialized"]}
 
 
 def _percentiles(samples: list[float]) -> dict[str, float]:
@@ -277,9 +278,12 @@ def main() -> None:
         print(f"{machine()} · {args.customers:,} customers · offline store: {args.offline_store}", flush=True)
         if not (args.workspace / "data" / "profile" / "customers.parquet").exists():
             _child(args, "generate")
+        # Every build starts empty: a registry left by an earlier run would make materialisation incremental.
+        shutil.rmtree(args.workspace / "data" / "feast", ignore_errors=True)
         _child(args, "build", online="sqlite")
         _child(args, "online", online="sqlite")
         _child(args, "retrieval", online="sqlite")
+        _child(args, "teardown", online="redis")
         _child(args, "build", online="redis")
         _child(args, "online", online="redis")
         _child(args, "teardown", online="redis")

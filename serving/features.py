@@ -1,7 +1,7 @@
 """The service's side of the feature store: per-customer live values on the hot path, model vectors, live events.
 
 `/recommend` needs only five values per customer (consent, the live cart and last order); it reads them with
-Feast's own `OnlineStore.online_read`, two small reads, instead of a whole feature service. Churn and CLTV
+the online store's `read_columns` (two views, one call) instead of a whole feature service. Churn and CLTV
 read their model's feature service through `features.store.OnlineFeatures`; events go through
 `features.store.push_events`, so the next read of the same store sees them.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import pandas as pd
 from feast import FeatureStore
@@ -20,7 +19,6 @@ from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 
 from features.errors import InputError
 from features.store import OnlineFeatures, push_events
-from features.store.online import python_value
 from serving.schemas import EventRequest, LiveState
 
 REALTIME = ("customer_realtime", ("last_event_at", "cart_items", "last_order_skus"))
@@ -65,15 +63,16 @@ class LiveFeatures:
         """One `CustomerLive` per id (a missing value takes the conservative default: no consent, empty)."""
         if not customer_ids:
             return []
-        keys = [
-            EntityKey(join_keys=["customer_id"], entity_values=[ValueProto(string_val=c)])
-            for c in customer_ids
-        ]
-        values: dict[str, list[Any]] = {}
-        for view, names in self._reads:
-            rows = self._online_store.online_read(self.store.config, view, keys, names)
-            for name in names:
-                values[name] = [python_value(found.get(name)) if found else None for _, found in rows]
+        keys = self._online_store.serialize_keys(
+            self.store.config,
+            [
+                EntityKey(join_keys=["customer_id"], entity_values=[ValueProto(string_val=c)])
+                for c in customer_ids
+            ],
+        )
+        values = self._online_store.read_columns(
+            self.store.config, [(view, names, keys) for view, names in self._reads]
+        )
         return [
             CustomerLive(
                 consent_personalisation=bool(values["consent_personalisation"][i]),

@@ -35,14 +35,26 @@ def apply(workspace: WorkspaceOption = None) -> None:
 
 
 @app.command()
-def materialize(workspace: WorkspaceOption = None, now: NowOption = None) -> None:
+def materialize(
+    workspace: WorkspaceOption = None,
+    now: NowOption = None,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Load every view from the start, not from the previous run's end: after the online store "
+            "was emptied (a Redis flush, a deleted online_store.db).",
+        ),
+    ] = False,
+) -> None:
     """Recompute the offline feature tables from the profile and load the online store up to --now."""
     from features.store import materialize_feature_store
     from features.timeutil import as_utc
 
     settings, ws = _settings(workspace)
     moment = as_utc(now) if now is not None else as_utc(datetime.now())
-    typer.echo(json.dumps(materialize_feature_store(ws, moment, settings), indent=2, default=str))
+    summary = materialize_feature_store(ws, moment, settings, full=full)
+    typer.echo(json.dumps(summary, indent=2, default=str))
 
 
 @app.command()

@@ -26,8 +26,12 @@ def materialize_feature_store(
     now: datetime,
     settings: Settings | None = None,
     store_settings: FeatureStoreSettings | None = None,
+    full: bool = False,
 ) -> dict:
-    """Recompute the offline tables from the profile as of `now`, then materialise incrementally up to `now`."""
+    """Recompute the offline tables from the profile as of `now`, then materialise up to `now`.
+
+    Incrementally from each view's previous end, or from the start with `full` (an emptied online store).
+    """
     settings, store_settings, now = (
         settings or Settings(),
         store_settings or FeatureStoreSettings(),
@@ -39,7 +43,7 @@ def materialize_feature_store(
     )
     computed = time.perf_counter()
     store = open_store(workspace, store_settings)
-    materialized = materialize(store, now)
+    materialized = materialize(store, now, full=full)
     return {
         "as_of": now.isoformat(),
         "tables": tables["tables"],

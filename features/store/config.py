@@ -54,11 +54,14 @@ def config_dict(workspace: Workspace, settings: FeatureStoreSettings) -> dict[st
             "cache_ttl_seconds": settings.registry_cache_ttl_seconds,
         }
     if settings.online_store == "redis":
-        online: dict[str, Any] = {"type": "redis", "connection_string": "${TESSERA_FEAST_REDIS_URL}"}
+        online: dict[str, Any] = {
+            "type": "features.store.online_stores.TesseraRedisOnlineStore",
+            "connection_string": "${TESSERA_FEAST_REDIS_URL}",
+        }
     else:
-        # Feast's SQLite store with a batched writer (features.store.online_write): same tables, same reads.
+        # Feast's Redis and SQLite stores keeping one vector per entity and view (features.store.online_stores).
         online = {
-            "type": "features.store.online_write.TesseraSqliteOnlineStore",
+            "type": "features.store.online_stores.TesseraSqliteOnlineStore",
             "path": str(data / "online_store.db"),
         }
     return {

@@ -3,14 +3,13 @@
     reader = OnlineFeatures.open(workspace, "churn_v1")
     reader.vectors(["C1", "C2"])        # [{"orders_30d": 1, ...}, {...}] in the order asked
 
-Where the time goes in Feast's `get_online_features` (profiled on 100 customers × 46 features, ~35 ms): the
-feature service is re-resolved into feature references and parsed back on every call, each entity key is
-serialised once per view, and every value passes through generic response building and per-value type
-dispatch twice (into a response proto, then out to Python). The reader resolves the service once, reads
-each view with Feast's own `OnlineStore.online_read` (the same call `get_online_features` makes, on SQLite
-or Redis), converts each value once, and runs the on-demand view's registered transformation
-(`OnDemandFeatureView.transform_dict`) on the columns. A test checks it returns exactly what
-`get_online_features` returns. Create a new reader after `tessera features apply` changes the registry.
+Feast's `get_online_features` re-resolves the feature service on every call, serialises each entity key
+once per view, reads view by view and passes every value through generic response building twice. The
+reader resolves the service once, serialises each key once, reads every view in one call to the online
+store's `read_columns` (features.store.online_stores: one JSON vector per entity and view, decoded straight
+to Python), and runs the on-demand view's registered transformation (`OnDemandFeatureView.transform_dict`)
+on the columns. A test checks it returns exactly what `get_online_features` returns. Create a new reader
+after `tessera features apply` changes the registry.
 """
 
 from __future__ import annotations
@@ -22,29 +21,13 @@ from typing import Any
 from feast import FeatureStore, FeatureView, OnDemandFeatureView
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
-from feast.type_map import NULL_TIMESTAMP_INT_VALUE, feast_value_type_to_python_type
 
+from features.errors import InputError
 from features.settings import Workspace
 from features.store.config import open_store
 from features.store.defaults import Feature, fill_column, service_features
+from features.store.online_stores import PackedVectors
 from features.store.settings import FeatureStoreSettings
-
-
-def python_value(value: ValueProto | None) -> Any:
-    """A stored value as Python, as Feast's online response gives it (None when missing)."""
-    if value is None:
-        return None
-    kind = value.WhichOneof("val")
-    if kind is None:
-        return None
-    if kind in ("int64_val", "double_val", "bool_val", "string_val"):
-        return getattr(value, kind)
-    if kind == "unix_timestamp_val":
-        seconds = value.unix_timestamp_val
-        return None if seconds == NULL_TIMESTAMP_INT_VALUE else datetime.fromtimestamp(seconds, tz=UTC)
-    if kind == "string_list_val":
-        return list(value.string_list_val.val)
-    return feast_value_type_to_python_type(value)
 
 
 class OnlineFeatures:
@@ -74,6 +57,11 @@ class OnlineFeatures:
         self.join_keys = sorted({key for view, _ in self.reads for key in view.join_keys})
         self.needs_request_time = bool(self.on_demand)
         self._online_store = store._get_provider().online_store
+        if not isinstance(self._online_store, PackedVectors):
+            raise InputError(
+                f"the online store {type(self._online_store).__name__} is not one of Tessera's "
+                "(features.store.online_stores): open the store with features.store.open_store"
+            )
 
     @classmethod
     def open(
@@ -82,16 +70,19 @@ class OnlineFeatures:
         """A reader on the workspace's store as the settings configure it."""
         return cls(open_store(workspace, store_settings), feature_service)
 
-    def _entity_keys(self, customer_ids: Sequence[str] | None, skus: Sequence[str] | None) -> dict[str, list]:
+    def _entity_keys(
+        self, customer_ids: Sequence[str] | None, skus: Sequence[str] | None
+    ) -> dict[str, list[bytes]]:
         given = {"customer_id": customer_ids, "sku": skus}
         keys = {}
         for key in self.join_keys:
             values = given.get(key)
             if values is None:
                 raise ValueError(f"the feature service {self.service.name} needs `{key}` values")
-            keys[key] = [
-                EntityKey(join_keys=[key], entity_values=[ValueProto(string_val=str(v))]) for v in values
-            ]
+            keys[key] = self._online_store.serialize_keys(
+                self.store.config,
+                [EntityKey(join_keys=[key], entity_values=[ValueProto(string_val=str(v))]) for v in values],
+            )
         if len({len(v) for v in keys.values()}) > 1:
             raise ValueError(f"entity columns of different lengths: { {k: len(v) for k, v in keys.items()} }")
         return keys
@@ -105,13 +96,9 @@ class OnlineFeatures:
         """Feature values column-wise, one entry per entity row, nulls left as None (no defaults)."""
         keys = self._entity_keys(customer_ids, skus)
         size = len(next(iter(keys.values())))
-        values: dict[str, list[Any]] = {}
-        for view, names in self.reads:
-            (join_key,) = view.join_keys
-            # A copy: Feast's Redis store appends its timestamp key to the list it is given.
-            rows = self._online_store.online_read(self.store.config, view, keys[join_key], list(names))
-            for name in names:
-                values[name] = [python_value(found.get(name)) if found else None for _, found in rows]
+        values = self._online_store.read_columns(
+            self.store.config, [(view, names, keys[view.join_keys[0]]) for view, names in self.reads]
+        )
         if self.on_demand:
             moment = request_time or datetime.now(UTC)
             inputs = {**values, "request_time": [moment] * size}

@@ -4,48 +4,35 @@
 type checks (~12 µs a value) and, for SQLite, writing one row per statement (~20 µs a value): 100k customers
 × 51 features took minutes. `materialize_view` does the same three steps through the same Feast interfaces
 — the offline store's `pull_latest_from_table_or_query`, the provider's `online_write_batch`, the registry's
-`apply_materialization` — with a column-wise conversion for the handful of types the declarations use. For
-SQLite, `TesseraSqliteOnlineStore` is Feast's SqliteOnlineStore (same tables, same reads) whose batch write
-uses one `executemany` per batch. A test checks both write exactly what Feast's own materialisation writes.
+`apply_materialization` — with a column-wise conversion for the handful of types the declarations use. The
+online stores (features.store.online_stores) then write one vector per entity and view. A test checks the
+result reads back exactly as Feast's own materialisation into Feast's own store does.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
-from typing import Any, Literal
+from datetime import datetime
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from feast import FeatureStore, FeatureView
-from feast.infra.key_encoding_utils import serialize_entity_key
-from feast.infra.online_stores.helpers import extract_text_and_num
-from feast.infra.online_stores.sqlite import (
-    SqliteOnlineStore,
-    SqliteOnlineStoreConfig,
-    _quote_id,
-    _table_id,
-    adapt_datetime_epoch,
-)
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 from feast.protos.feast.types.Value_pb2 import StringList
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
-from feast.repo_config import RepoConfig
 from feast.type_map import NULL_TIMESTAMP_INT_VALUE
 from feast.types import Array, Bool, Float64, Int64, String, UnixTimestamp
-from feast.utils import to_naive_utc
+
+from features.store.online_stores import OnlineRow
 
 BATCH_ROWS = 20_000
-MMAP_BYTES = 4 * 1024**3
-CACHE_KIB = 256 * 1024
 SCALARS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     str(Int64): ("int64_val", int),
     str(Float64): ("double_val", float),
     str(Bool): ("bool_val", bool),
     str(String): ("string_val", str),
 }
-OnlineRow = tuple[EntityKey, dict[str, ValueProto], datetime, datetime | None]
 
 
 def _values(column: pa.ChunkedArray | pa.Array, dtype: object) -> list[ValueProto]:
@@ -119,106 +106,3 @@ def materialize_view(store: FeatureStore, view: FeatureView, start: datetime, en
         provider.online_write_batch(store.config, view, online_rows(batch, view), progress=None)
     store.registry.apply_materialization(view, store.project, start, end, commit=True)
     return table.num_rows
-
-
-class TesseraSqliteOnlineStoreConfig(SqliteOnlineStoreConfig):
-    """Feast's SQLite online store configuration, selecting the batched writer below."""
-
-    type: Literal["features.store.online_write.TesseraSqliteOnlineStore"] = (  # type: ignore[assignment]
-        "features.store.online_write.TesseraSqliteOnlineStore"
-    )
-
-
-class TesseraSqliteOnlineStore(SqliteOnlineStore):
-    """Feast's SQLite online store (same tables), with a batched write and a read of the requested features only.
-
-    Feast's read parses every feature of the view and converts each row's timestamp (~5 µs a row: 100
-    random customers of 100k took ~100 ms); this one memory-maps the file, parses only the requested
-    features and converts one timestamp per entity.
-    """
-
-    def _get_conn(self, config: RepoConfig) -> sqlite3.Connection:
-        new = self._conn is None
-        conn = super()._get_conn(config)
-        if new:
-            # Memory-mapped reads and a larger page cache: a random customer costs page look-ups, not read()
-            # calls (CPU for 100 random customers of 100k: 13 ms → 8 ms of SQLite time).
-            conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}").fetchall()
-            conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}").fetchall()
-        return conn
-
-    def online_read(
-        self,
-        config: RepoConfig,
-        table: FeatureView,
-        entity_keys: list[EntityKey],
-        requested_features: list[str] | None = None,
-    ) -> list[tuple[datetime | None, dict[str, ValueProto] | None]]:
-        if config.registry.enable_online_feature_view_versioning:
-            return super().online_read(config, table, entity_keys, requested_features)
-        version = config.entity_key_serialization_version
-        keys = [serialize_entity_key(k, entity_key_serialization_version=version) for k in entity_keys]
-        name = _quote_id(_table_id(config.project, table, False))
-        # `event_ts + 0` has no declared type, so sqlite3 hands back the stored integer without a converter.
-        # Features are filtered here, not in SQL: a second IN list turns range scans into point look-ups.
-        marks = ", ".join("?" * len(keys))
-        sql = (
-            f"SELECT entity_key, feature_name, value, event_ts + 0 FROM {name} WHERE entity_key IN ({marks})"
-        )
-        wanted = set(requested_features or ())
-        found: dict[bytes, dict[str, ValueProto]] = {}
-        stamps: dict[bytes, Any] = {}
-        for key, feature, value, stamp in self._get_conn(config).execute(sql, keys):
-            stamps[key] = stamp
-            if not wanted or feature in wanted:
-                found.setdefault(key, {})[feature] = ValueProto.FromString(value)
-        # The same instant Feast's reader builds: its converter reads the epoch as local time, then says UTC.
-        return [
-            (datetime.fromtimestamp(int(stamps[k])).replace(tzinfo=UTC), found[k])
-            if k in found
-            else (None, None)
-            for k in keys
-        ]
-
-    def online_write_batch(
-        self,
-        config: RepoConfig,
-        table: FeatureView,
-        data: list[OnlineRow],
-        progress: Callable[[int], Any] | None,
-    ) -> None:
-        if config.online_store.vector_enabled or getattr(
-            config.online_store, "enable_openai_compatible_store", False
-        ):
-            super().online_write_batch(config, table, data, progress)
-            return
-        version = config.entity_key_serialization_version
-        encoded: dict[int, tuple[bytes, str | None]] = {}  # by proto identity: equal values share protos
-        rows = []
-        for entity_key, values, timestamp, created in data:
-            key = serialize_entity_key(entity_key, entity_key_serialization_version=version)
-            # The values Feast's own writer stores, through the adapter it registers for datetimes.
-            event_ts = adapt_datetime_epoch(to_naive_utc(timestamp))
-            created_ts = adapt_datetime_epoch(to_naive_utc(created)) if created else None
-            for name, value in values.items():
-                found = encoded.get(id(value))
-                if found is None:
-                    found = encoded[id(value)] = (
-                        value.SerializeToString(),
-                        extract_text_and_num(value, False)[0],
-                    )
-                rows.append((key, name, found[0], found[1], event_ts, created_ts))
-        name = _quote_id(
-            _table_id(config.project, table, config.registry.enable_online_feature_view_versioning)
-        )
-        conn = self._get_conn(config)
-        with conn:
-            conn.executemany(
-                f"INSERT INTO {name} (entity_key, feature_name, value, value_text, event_ts, created_ts) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(entity_key, feature_name) DO UPDATE SET "
-                "value = excluded.value, value_text = excluded.value_text, event_ts = excluded.event_ts, "
-                "created_ts = excluded.created_ts",
-                rows,
-            )
-        if progress:
-            progress(len(data))

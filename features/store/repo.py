@@ -109,24 +109,25 @@ def apply_declarations(store: FeatureStore, workspace: Workspace) -> dict[str, i
     }
 
 
-def materialize(store: FeatureStore, now: datetime) -> dict[str, str]:
-    """Bring the online store up to `now`: from the start for a view never materialised, else incrementally."""
+def materialize(store: FeatureStore, now: datetime, full: bool = False) -> dict[str, str]:
+    """Bring the online store up to `now`: from the start for a view never materialised (or all, with
+    `full`), else incrementally from the previous run's end."""
     store.refresh_registry()
     # Feast prints its progress on stdout, which belongs to the command's own output: log it instead.
     with contextlib.redirect_stdout(io.StringIO()) as printed:
-        done = _materialize_views(store, now)
+        done = _materialize_views(store, now, full)
     for line in printed.getvalue().splitlines():
         if line.strip():
             logger.info("feast: %s", line.strip())
     return done
 
 
-def _materialize_views(store: FeatureStore, now: datetime) -> dict[str, str]:
+def _materialize_views(store: FeatureStore, now: datetime, full: bool) -> dict[str, str]:
     done: dict[str, str] = {}
     for view in store.list_feature_views():
         if not view.online:
             continue
-        last = view.most_recent_end_time
+        last = None if full else view.most_recent_end_time
         # A view never materialised is read from the start (Feast's own first incremental run starts at
         # "wall clock minus TTL", which misses history and backtests); later runs from the last end.
         start = EPOCH if last is None else _aware(last)

@@ -31,6 +31,14 @@ def test_apply_materialize_and_docs_from_the_command_line(tmp_path) -> None:
     assert summary["tables"]["customer_transactions"]["rows"] > 0
     assert all(how.startswith("full") for how in summary["materialized"].values())
 
+    # An emptied online store: the registry still records the loads, so only --full brings it back.
+    (workspace.feature_repo_data / "online_store.db").unlink()
+    assert runner.invoke(app, ["apply", "--workspace", str(workspace.root)], env=EMBEDDED).exit_code == 0
+    again = json.loads(runner.invoke(app, args, env=EMBEDDED).stdout)
+    assert set(again["materialized"].values()) == {"up to date"}
+    full = json.loads(runner.invoke(app, [*args, "--full"], env=EMBEDDED).stdout)
+    assert full["materialized"] == summary["materialized"]
+
     out = tmp_path / "features.md"
     documented = runner.invoke(
         app, ["docs", "--workspace", str(workspace.root), "--out", str(out)], env=EMBEDDED
