@@ -44,6 +44,7 @@ PERSON_COLUMNS: tuple[Column, ...] = (
 
 LINE_TYPES = ("sale", "return", "cancellation")
 CHANNELS = ("online", "store")
+TICKET_CHANNELS = ("email", "phone", "chat", "store")
 WEB_EVENT_TYPES = ("page_view", "product_view", "search", "add_to_cart", "remove_from_cart", "checkout_start")
 EMAIL_EVENT_TYPES = ("sent", "open", "click", "unsubscribe", "bounce")
 CONSENT_PURPOSES = ("email", "sms", "personalisation", "profiling")
@@ -104,7 +105,7 @@ SOURCE_TYPES: dict[str, tuple[Column, ...]] = {
         Column("created_at", "timestamp", required=True),
         Column("customer_ref", "string"),
         Column("reason", "string"),
-        Column("channel", "string", doc="email | phone | chat | store"),
+        Column("channel", "string", doc=" | ".join(TICKET_CHANNELS)),
         Column("status", "string"),
         Column("satisfaction", "float", doc="1 (worst) to 5 (best)"),
         Column("first_name", "string"),

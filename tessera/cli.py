@@ -158,14 +158,14 @@ def demo(
     ws = workspace_from(workspace)
     typer.echo(f"Simulating a retailer with {customers:,} customers into {ws.sample} ...")
     simulated = simulate_retailer(customers=customers, seed=seed, out=ws.sample)
-    as_of = datetime.combine(date.fromisoformat(str(simulated["as_of"])), datetime.max.time())
-    summary = _run_everything(ws.sample / "sources.yaml", ws, now_from(as_of))
+    as_of = now_from(datetime.combine(date.fromisoformat(str(simulated["as_of"])), datetime.max.time()))
+    summary = _run_everything(ws.sample / "sources.yaml", ws, as_of)
     typer.echo(json.dumps(summary, indent=2, default=str))
     typer.echo(f"Profiles: {ws.profile}; data-quality report: {ws.reports / 'quality.md'}")
     if serve:
         from serving.run import serve_forever
 
-        serve_forever(ws.root, port=port, now=now_from(as_of))
+        serve_forever(ws.root, port=port, now=as_of)
 
 
 def _mount_subcommands() -> None:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from features.settings import Settings, Workspace
-from tessera.options import NowOption, WorkspaceOption, workspace_settings
+from features.settings import Workspace
+from tessera.options import NowOption, WorkspaceOption, now_from, workspace_from, workspace_settings
 
 app = typer.Typer(
     help="The Feast feature store: offline tables from the profile, the registry and the online store.",
@@ -20,18 +19,12 @@ app = typer.Typer(
 )
 
 
-def _settings(path: Path | None) -> tuple[Settings, Workspace]:
-    settings = workspace_settings(path)
-    return settings, Workspace.from_settings(settings)
-
-
 @app.command()
 def apply(workspace: WorkspaceOption = None) -> None:
     """Write feature_store.yaml from TESSERA_FEAST_* settings and register the declarations in the registry."""
     from features.store import apply_feature_store
 
-    _, ws = _settings(workspace)
-    typer.echo(json.dumps(apply_feature_store(ws), indent=2))
+    typer.echo(json.dumps(apply_feature_store(workspace_from(workspace)), indent=2))
 
 
 @app.command()
@@ -49,11 +42,9 @@ def materialize(
 ) -> None:
     """Recompute the offline feature tables from the profile and load the online store up to --now."""
     from features.store import materialize_feature_store
-    from features.timeutil import as_utc
 
-    settings, ws = _settings(workspace)
-    moment = as_utc(now) if now is not None else as_utc(datetime.now())
-    summary = materialize_feature_store(ws, moment, settings, full=full)
+    settings = workspace_settings(workspace)
+    summary = materialize_feature_store(Workspace.from_settings(settings), now_from(now), settings, full=full)
     typer.echo(json.dumps(summary, indent=2, default=str))
 
 
@@ -68,6 +59,6 @@ def docs(
     from features.store import apply_feature_store, open_store
     from features.store.catalogue import CATALOGUE, write_catalogue
 
-    _, ws = _settings(workspace)
+    ws = workspace_from(workspace)
     apply_feature_store(ws)
     typer.echo(f"feature catalogue: {write_catalogue(open_store(ws), out or CATALOGUE)}")

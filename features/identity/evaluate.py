@@ -64,13 +64,3 @@ def evaluate_against_truth(workspace: Workspace, truth_csv: Path) -> dict:
         raise FileNotFoundError(f"{crosswalk_path} does not exist: run `tessera resolve` before evaluating")
     crosswalk = pd.read_parquet(crosswalk_path, columns=[*RECORD, "customer_id"]).astype(str)
     return pairwise_scores(read_truth(truth_csv), crosswalk)
-
-
-def pairwise_errors(truth: pd.DataFrame, predicted: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The records behind the errors: customers holding several people, and people split over customers."""
-    both = truth[[*RECORD, "person_id"]].merge(predicted[[*RECORD, "customer_id"]], on=RECORD)
-    people_per_customer = both.groupby("customer_id")["person_id"].transform("nunique")
-    customers_per_person = both.groupby("person_id")["customer_id"].transform("nunique")
-    false_merges = both[people_per_customer > 1].sort_values(["customer_id", "person_id"])
-    missed_links = both[customers_per_person > 1].sort_values(["person_id", "customer_id"])
-    return false_merges, missed_links

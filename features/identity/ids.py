@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -43,9 +44,8 @@ def empty_aliases() -> pd.DataFrame:
 
 
 def _number(customer_id: str) -> int:
-    return (
-        int(customer_id[len(PREFIX) :]) if customer_id.startswith(PREFIX) and customer_id[1:].isdigit() else 0
-    )
+    digits = customer_id[len(PREFIX) :]
+    return int(digits) if customer_id.startswith(PREFIX) and digits.isdigit() else 0
 
 
 def assign_customer_ids(
@@ -122,7 +122,7 @@ def assign_customer_ids(
 
 def _compress(aliases: pd.DataFrame) -> pd.DataFrame:
     """Point every alias straight at its final customer (A -> B -> C becomes A -> C, B -> C)."""
-    target = dict(zip(aliases["alias_id"], aliases["customer_id"], strict=True))
+    target = alias_targets(aliases)
     final = []
     for customer in aliases["customer_id"]:
         seen = set()
@@ -134,16 +134,23 @@ def _compress(aliases: pd.DataFrame) -> pd.DataFrame:
     return out.drop_duplicates("alias_id", keep="last").reset_index(drop=True)
 
 
-def follow_alias(customer_ids: set[str], aliases: pd.DataFrame, any_id: str) -> str | None:
-    """The live customer an id stands for: itself, the customer it was merged into, or None."""
-    target = dict(zip(aliases["alias_id"], aliases["customer_id"], strict=True))
+def alias_targets(aliases: pd.DataFrame) -> dict[str, str]:
+    """An alias table as a mapping: alias_id -> the customer_id it was merged into."""
+    return dict(zip(aliases["alias_id"], aliases["customer_id"], strict=True))
+
+
+def follow_alias(customer_ids: set[str], targets: Mapping[str, str], any_id: str) -> str | None:
+    """The live customer an id stands for: itself, the customer it was merged into, or None.
+
+    `targets` is the alias table as `alias_targets` gives it, built once for any number of look-ups.
+    """
     seen: set[str] = set()
     current = any_id
     while current not in customer_ids:
-        if current not in target or current in seen:
+        if current not in targets or current in seen:
             return None
         seen.add(current)
-        current = target[current]
+        current = targets[current]
     return current
 
 
@@ -166,7 +173,8 @@ def id_stability(
     kept = int((single_new.loc[unaffected] == unaffected).sum())
     live = set(customers["customer_id"])
     gone = sorted(set(before["customer_id"]) - live)
-    unresolved = [cid for cid in gone if follow_alias(live, aliases, cid) is None]
+    targets = alias_targets(aliases)
+    unresolved = [cid for cid in gone if follow_alias(live, targets, cid) is None]
     return {
         "customers_before": int(before["customer_id"].nunique()),
         "customers_after": int(after["customer_id"].nunique()),

@@ -60,6 +60,27 @@ def _null(*columns: str) -> dict[str, Any]:
     return {"sql_condition": either, "label_for_charts": "missing", "is_null_level": True}
 
 
+def _identifier(column: str, typo_u: float, different_m: float, different_u: float) -> CustomComparison:
+    """An email or phone comparison: missing, exact, a typo, different (the priors that differ as arguments)."""
+    return CustomComparison(
+        output_column_name=column,
+        comparison_levels=[
+            _null(column),
+            _level(f"{column}_l = {column}_r", "exact", 0.85, 1e-4),
+            # A typo only: same length, at most two characters differ (a slip or a swap). Anything looser
+            # (john.smith vs john.smith67) says little beyond the name, which the name comparison counts.
+            _level(
+                f"CASE WHEN length({column}_l) = length({column}_r)"
+                f" THEN hamming({column}_l, {column}_r) <= 2 ELSE false END",
+                "typo",
+                0.05,
+                typo_u,
+            ),
+            _level("ELSE", "different", different_m, different_u),
+        ],
+    )
+
+
 def comparisons() -> list[CustomComparison]:
     """The model's comparisons, each from most to least similar (levels become gamma values)."""
     jw_first, jw_last, jw_street = _JW.format("first_name"), _JW.format("last_name"), _JW.format("street")
@@ -107,36 +128,8 @@ def comparisons() -> list[CustomComparison]:
             _level("ELSE", "different", 0.02, 0.9977),
         ],
     )
-    email = CustomComparison(
-        output_column_name="email",
-        comparison_levels=[
-            _null("email"),
-            _level("email_l = email_r", "exact", 0.85, 1e-4),
-            # A typo only: same length, at most two characters differ (a slip or a swap). Anything looser
-            # (john.smith vs john.smith67) says little beyond the name, which the name comparison counts.
-            _level(
-                "CASE WHEN length(email_l) = length(email_r) THEN hamming(email_l, email_r) <= 2 ELSE false END",
-                "typo",
-                0.05,
-                2e-5,
-            ),
-            _level("ELSE", "different", 0.07, 0.9995),
-        ],
-    )
-    phone = CustomComparison(
-        output_column_name="phone",
-        comparison_levels=[
-            _null("phone"),
-            _level("phone_l = phone_r", "exact", 0.85, 1e-4),
-            _level(
-                "CASE WHEN length(phone_l) = length(phone_r) THEN hamming(phone_l, phone_r) <= 2 ELSE false END",
-                "typo",
-                0.05,
-                2e-4,
-            ),
-            _level("ELSE", "different", 0.10, 0.9997),
-        ],
-    )
+    email = _identifier("email", typo_u=2e-5, different_m=0.07, different_u=0.9995)
+    phone = _identifier("phone", typo_u=2e-4, different_m=0.10, different_u=0.9997)
     # Street, postcode and city describe one address: comparing them jointly avoids counting it thrice.
     address = CustomComparison(
         output_column_name="address",
@@ -321,21 +314,23 @@ class IdentityMatcher:
 
     def _label(self, pairs: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
         """Give each pair its kind: the strongest deterministic rule that holds, else probabilistic."""
-        top = {c: _exact_gamma(c) for c in DETERMINISTIC_RULES}
+        exact = {c: pairs[f"gamma_{c}"].to_numpy() == _exact_gamma(c) for c in DETERMINISTIC_RULES}
         kind = np.full(len(pairs), None, dtype=object)
         kind[pairs["match_probability"].to_numpy() >= self.threshold] = "probabilistic"
+        # Loyalty cards are held by one person; an email or phone may be a household's, so those links
+        # need the two records not to conflict (checked only where such a link could be made).
+        shared = [c for c in DETERMINISTIC_RULES if c != "loyalty_number"]
+        check = np.flatnonzero(np.logical_or.reduce([exact[c] for c in shared]))
         position = pd.Series(np.arange(len(records)), index=records["identity_key"].to_numpy())
         persons = people(records)
-        left = position.reindex(pairs["identity_key_l"]).to_numpy()
-        right = position.reindex(pairs["identity_key_r"]).to_numpy()
-        clash = np.array(
-            [conflict(persons[i], persons[j]) is not None for i, j in zip(left, right, strict=True)],
-            dtype=bool,
-        )
+        left = position.reindex(pairs["identity_key_l"].iloc[check]).to_numpy()
+        right = position.reindex(pairs["identity_key_r"].iloc[check]).to_numpy()
+        clash = np.zeros(len(pairs), dtype=bool)
+        clash[check] = [
+            conflict(persons[i], persons[j]) is not None for i, j in zip(left, right, strict=True)
+        ]
         for rule in reversed(DETERMINISTIC_RULES):
-            exact = pairs[f"gamma_{rule}"].to_numpy() == top[rule]
-            # Loyalty cards are held by one person; an email or phone may be a household's.
-            kind[exact if rule == "loyalty_number" else exact & ~clash] = rule
+            kind[exact[rule] if rule == "loyalty_number" else exact[rule] & ~clash] = rule
         out = pairs.assign(kind=pd.Series(kind, dtype="string"))
         out = out[out["kind"].notna()].reset_index(drop=True)
         return out[

@@ -18,7 +18,7 @@ import duckdb
 import pandas as pd
 
 from features.identity.cluster import cluster_records
-from features.identity.ids import assign_customer_ids, empty_aliases, follow_alias
+from features.identity.ids import alias_targets, assign_customer_ids, empty_aliases, follow_alias
 from features.identity.match import IdentityMatcher, model_fingerprint
 from features.identity.records import canonical_views, identity_records, record_ids
 from features.identity.standardise import null_placeholders, standardise_records
@@ -154,6 +154,5 @@ def resolve_customer_id(workspace: Workspace, any_id: str) -> str | None:
     if customers is None:
         return None
     aliases = _read(workspace.identity / "aliases.parquet")
-    return follow_alias(
-        set(customers["customer_id"]), aliases if aliases is not None else empty_aliases(), any_id
-    )
+    targets = alias_targets(aliases) if aliases is not None else {}
+    return follow_alias(set(customers["customer_id"]), targets, any_id)

@@ -90,7 +90,6 @@ def phone_region(countries: pd.Series, default_region: str) -> pd.Series:
     """The phone region (ISO 3166 alpha-2) for each record's country, or the default when unknown."""
     regions = phonenumbers.SUPPORTED_REGIONS
 
-    @cache
     def one(country: str) -> str:
         text = country.strip()
         code = "GB" if text.upper() == "UK" else text.upper()
@@ -283,7 +282,6 @@ def null_placeholders(
     return out, counts
 
 
-@cache
 def clean_street(street: str) -> str | None:
     """A street line lower-cased, punctuation as spaces, common words abbreviated (road -> rd)."""
     text = _SPACES.sub(" ", re.sub(r"[^a-z0-9\s]", " ", unidecode(street).lower())).strip()
@@ -317,26 +315,37 @@ def standardise_birth_dates(values: pd.Series) -> pd.Series:
     return parsed.dt.date.astype(object).where(parsed.notna(), None)
 
 
-def standardise_records(records: pd.DataFrame, default_region: str) -> tuple[pd.DataFrame, dict[str, int]]:
-    """All person attributes of identity records standardised; returns the frame and invalid-value counts."""
+def standardise_contact_points(
+    records: pd.DataFrame, default_region: str
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Emails, phones (E.164, read in each record's country) and countries (ISO 3166 alpha-2) standardised.
+
+    Returns a copy of `records` with those three columns replaced, and the invalid-value counts.
+    """
     out = records.copy()
-    names = standardise_names(records["first_name"], records["last_name"], records["full_name"])
-    out["first_name"], out["last_name"] = names["first_name"], names["last_name"]
-    out["first_name_formal"] = canonical_first_names(out["first_name"])
     out["email"], bad_emails = standardise_emails(records["email"])
     regions = phone_region(records["country"], default_region)
     out["phone"], bad_phones = standardise_phones(records["phone"], regions)
+    out["country"] = regions.where(records["country"].notna())
+    return out, {"invalid_emails": bad_emails, "invalid_phones": bad_phones}
+
+
+def standardise_records(records: pd.DataFrame, default_region: str) -> tuple[pd.DataFrame, dict[str, int]]:
+    """All person attributes of identity records standardised; returns the frame and invalid-value counts."""
+    out, invalid = standardise_contact_points(records, default_region)
+    names = standardise_names(records["first_name"], records["last_name"], records["full_name"])
+    out["first_name"], out["last_name"] = names["first_name"], names["last_name"]
+    out["first_name_formal"] = canonical_first_names(out["first_name"])
     streets = standardise_streets(records["street"])
     out["street"], out["house_number"] = streets["street"], streets["house_number"]
     postcodes = standardise_postcodes(records["postcode"])
     out["postcode"], out["postcode_district"] = postcodes["postcode"], postcodes["postcode_district"]
     out["city"] = standardise_cities(records["city"])
-    out["country"] = regions.where(records["country"].notna())
     out["birth_date"] = standardise_birth_dates(records["birth_date"])
     loyalty = records["loyalty_number"].astype("string").str.strip().str.upper()
     out["loyalty_number"] = loyalty.mask(loyalty == "")
     out = out.drop(columns=["full_name"])
-    return out, {"invalid_emails": bad_emails, "invalid_phones": bad_phones}
+    return out, invalid
 
 
 def _map_distinct(values: pd.Series, func: Callable[[str], str | None]) -> pd.Series:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from features.errors import InputError
 from features.ingest.parse import TEXT
-from features.ingest.quarantine import rejected_rows
+from features.ingest.quarantine import rejected_lines
 from features.ingest.readers import RawChunk
 
 _BLOCK_LINES = 20_000
@@ -144,11 +144,10 @@ def _chunk(lines: list[tuple[int, str]], first_row: int, path: Path) -> RawChunk
         ]
         frames.append(_frame(records))
     frame = pd.concat(frames) if len(frames) > 1 else frames[0]
-    rejected = rejected_rows(
+    rejected = rejected_lines(
         [row for row, _, _ in failed],
-        [None] * len(failed),
         [reason for _, _, reason in failed],
-        [json.dumps({"_line": text.rstrip("\r\n")}, ensure_ascii=False) for _, text, _ in failed],
+        [text.rstrip("\r\n") for _, text, _ in failed],
     )
     return RawChunk(frame.astype(TEXT).rename_axis("source_row"), rejected, str(path), len(lines))
 

@@ -30,6 +30,7 @@ from features.canonical import (
     LINE_TYPES,
     META_COLUMNS,
     SOURCE_TYPES,
+    TICKET_CHANNELS,
     WEB_EVENT_TYPES,
     Column,
 )
@@ -41,14 +42,15 @@ _SUFFIX_FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "par
 _SUFFIX_FORMATS |= {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 RETURN_RULES = ("negative_quantity", "flag", "id_prefix")
 CANCELLATION_RULES = ("flag", "id_prefix")
+# The `delimiter` of an export whose fields are separated by runs of blanks.
+WHITESPACE = "whitespace"
 # The values a column allows, per source type (after the mapping's `values`; compared in lower case).
-# Support-ticket channels mirror the documented list in features/canonical.py.
 ALLOWED_VALUES: dict[tuple[str, str], tuple[str, ...]] = {
     ("order_lines", "channel"): CHANNELS,
     ("order_lines", "line_type"): LINE_TYPES,
     ("web_events", "event_type"): WEB_EVENT_TYPES,
     ("email_events", "event_type"): EMAIL_EVENT_TYPES,
-    ("support_tickets", "channel"): ("email", "phone", "chat", "store"),
+    ("support_tickets", "channel"): TICKET_CHANNELS,
     ("consents", "identifier_type"): IDENTIFIER_TYPES,
     ("consents", "purpose"): CONSENT_PURPOSES,
     ("consents", "status"): CONSENT_STATUSES,
@@ -268,7 +270,7 @@ def _check_text_options(source: SourceConfig, fail: Fail) -> None:
         raise fail(
             f"unknown encoding {source.encoding!r}; expected a Python codec name such as utf-8 or latin-1"
         ) from None
-    if len(source.delimiter) != 1 and source.delimiter != "whitespace":
+    if len(source.delimiter) != 1 and source.delimiter != WHITESPACE:
         raise fail(f"`delimiter` {source.delimiter!r} must be one character, or `whitespace`")
     if not source.header and not source.column_names:
         raise fail("`header: false` needs `column_names`, the export's fields in order")

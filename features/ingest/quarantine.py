@@ -19,8 +19,8 @@ QUARANTINE_SCHEMA = pa.schema(
         pa.field("raw", pa.string()),  # the row's original fields as a JSON object
     ]
 )
-REJECTED_COLUMNS = ("source_row", "field", "reason", "raw")
-_KIND = re.compile(r"^[^:'\"]*")
+# What `reason_kind` keeps of a reason; the quality report runs the same pattern in SQL.
+REASON_KIND = re.compile(r"^[^:'\"]*")
 
 
 def rejected_rows(
@@ -38,6 +38,12 @@ def rejected_rows(
             "raw": pd.array(list(raws), dtype=object),
         }
     )
+
+
+def rejected_lines(source_rows: Sequence[int], reasons: Sequence[str], lines: Sequence[str]) -> pd.DataFrame:
+    """Rejected rows no field could be read from: no field named, the line's text kept as `{"_line": ...}`."""
+    raws = [json.dumps({"_line": line}, ensure_ascii=False) for line in lines]
+    return rejected_rows(source_rows, [None] * len(raws), reasons, raws)
 
 
 def no_rejected_rows() -> pd.DataFrame:
@@ -59,5 +65,5 @@ def raw_json(frame: pd.DataFrame) -> list[str]:
 
 def reason_kind(reason: str) -> str:
     """The kind of a reason: its text up to the first quote or colon ("unparseable date")."""
-    match = _KIND.match(reason)
+    match = REASON_KIND.match(reason)
     return (match.group(0) if match else reason).strip()

@@ -22,14 +22,13 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from features.errors import InputError
-from features.ingest.mapping import SourceConfig
+from features.ingest.mapping import WHITESPACE, SourceConfig
 from features.ingest.parse import DATE, TEXT
-from features.ingest.quarantine import no_rejected_rows, rejected_rows
+from features.ingest.quarantine import no_rejected_rows, rejected_lines
 
 InvalidRowHandler = Callable[[pacsv.InvalidRow], str]
 _GLOB_CHARACTERS = set("*?[")
 _CSV_BLOCK_BYTES = 4 << 20
-WHITESPACE = "whitespace"
 
 
 @dataclass(frozen=True)
@@ -147,6 +146,10 @@ def _data_rows(count: int, start: int, bad: np.ndarray) -> np.ndarray:
     return rows[~np.isin(rows, bad)] if skipped else rows
 
 
+def _wrong_field_count(row: int, fields: int, expected: int) -> str:
+    return f"wrong number of fields: data row {row} has {fields} fields; expected {expected}"
+
+
 def _open_csv(
     path: Path, source: SourceConfig, names: list[str], on_invalid: InvalidRowHandler
 ) -> pacsv.CSVStreamingReader:
@@ -198,14 +201,10 @@ def csv_chunks(path: Path, source: SourceConfig, chunk_rows: int, first_row: int
         table = pa.Table.from_batches(batches, schema=schema)
         frame = table.to_pandas(types_mapper=lambda _: TEXT)
         frame.index = pd.Index(rows + first_row - 1, name="source_row")
-        rejected = rejected_rows(
+        rejected = rejected_lines(
             [first_row - 1 + row for row, _, _ in mine],
-            [None] * len(mine),
-            [
-                f"wrong number of fields: data row {row} has {n} fields; expected {len(names)}"
-                for row, _, n in mine
-            ],
-            [json.dumps({"_line": text}, ensure_ascii=False) for _, text, _ in mine],
+            [_wrong_field_count(row, n, len(names)) for row, _, n in mine],
+            [text for _, text, _ in mine],
         )
         chunk = RawChunk(frame, rejected, str(path), end - next_row)
         next_row, batches, pending = end, [], 0
@@ -265,14 +264,10 @@ def _split_whitespace(batch: list[tuple[int, str]], names: list[str], first_row:
     )
     frame.index = pd.Index(rows[good], name="source_row")
     bad = np.flatnonzero(~good)
-    rejected = rejected_rows(
+    rejected = rejected_lines(
         [int(rows[i]) for i in bad],
-        [None] * len(bad),
-        [
-            f"wrong number of fields: data row {int(rows[i])} has {counts[i]} fields; expected {len(names)}"
-            for i in bad
-        ],
-        [json.dumps({"_line": batch[i][1]}, ensure_ascii=False) for i in bad],
+        [_wrong_field_count(int(rows[i]), counts[i], len(names)) for i in bad],
+        [batch[i][1] for i in bad],
     )
     return RawChunk(frame, rejected, file, len(batch))
 

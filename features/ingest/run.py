@@ -78,7 +78,7 @@ def _export_columns(source: SourceConfig, files: tuple[Path, ...], sample_rows: 
     return {", ".join(str(p) for p in files): list(found)}
 
 
-def plan_source(config: SourcesConfig, source: SourceConfig, settings: Settings) -> SourcePlan:
+def plan_source(config: SourcesConfig, source: SourceConfig) -> SourcePlan:
     """Check a source against its export before anything is written."""
     with _about(config, source):
         files = tuple(resolve_files(source, config.folder)) if source.path is not None else ()
@@ -217,7 +217,7 @@ def ingest_sources(
     settings = settings or Settings()
     started_at, started = datetime.now(UTC), time.perf_counter()
     config = load_sources(Path(mapping_path))
-    plans = [plan_source(config, source, settings) for source in config.sources]
+    plans = [plan_source(config, source) for source in config.sources]
     report = IngestReport(mapping=str(config.path), started_at=started_at)
     written: set[Path] = set()
     for plan in plans:

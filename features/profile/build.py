@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from features.errors import InputError
-from features.identity.standardise import phone_region, standardise_emails, standardise_phones
+from features.identity.standardise import standardise_contact_points, standardise_emails, standardise_phones
 from features.profile.candidates import candidate_values
 from features.profile.consent import consent_events, consent_state
 from features.profile.events import unified_interactions, unified_orders
@@ -51,16 +51,6 @@ def _register_canonical(con: duckdb.DuckDBPyConnection, workspace: Workspace, no
         )
         present.add(source_type)
     return present
-
-
-def _standardised(frame: pd.DataFrame, settings: Settings) -> pd.DataFrame:
-    """Emails, phones and countries (ISO 3166 alpha-2) in the one standard form identity resolution uses."""
-    frame = frame.copy()
-    frame["email"], _ = standardise_emails(frame["email"])
-    regions = phone_region(frame["country"], settings.default_phone_region)
-    frame["phone"], _ = standardise_phones(frame["phone"], regions)
-    frame["country"] = regions.where(frame["country"].notna())
-    return frame
 
 
 def _customer_identifiers(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
@@ -110,8 +100,12 @@ def build_profile(workspace: Workspace, now: datetime, settings: Settings | None
     present = _register_canonical(con, workspace, now)
     con.execute(f"CREATE VIEW crosswalk AS SELECT * FROM read_parquet('{crosswalk}')")
     con.execute("CREATE VIEW customer_keys AS SELECT DISTINCT identity_key, customer_id FROM crosswalk")
-    # Through pandas for the phone library; dates come back as timestamps, so they are cast back.
-    con.register("candidates_std", _standardised(candidate_values(con, present).df(), settings))
+    # Through pandas for the phone library, into the one standard form identity resolution uses; dates
+    # come back as timestamps, so they are cast back.
+    candidates, _ = standardise_contact_points(
+        candidate_values(con, present).df(), settings.default_phone_region
+    )
+    con.register("candidates_std", candidates)
     con.execute(
         "CREATE VIEW candidates AS SELECT * REPLACE (birth_date::DATE AS birth_date) FROM candidates_std"
     )

@@ -5,14 +5,13 @@ from __future__ import annotations
 import duckdb
 
 from features.canonical import PERSON_COLUMNS, SOURCE_TYPES
+from features.identity.records import EVENT_TIME
 
-# When a record of each type was last known to be true: the moment its values were observed.
+# When a record of each type was last known to be true, as identity resolution reads it, for the types that
+# carry person values (web events carry none).
 OBSERVED_AT = {
-    "order_lines": "ordered_at",
-    "contacts": "coalesce(updated_at, created_at)",
-    "loyalty_members": "joined_at",
-    "support_tickets": "created_at",
-    "email_events": "occurred_at",
+    source_type: EVENT_TIME[source_type]
+    for source_type in ("order_lines", "contacts", "loyalty_members", "support_tickets", "email_events")
 }
 CANDIDATE_FIELDS = [c for c in PERSON_COLUMNS if c.name != "full_name"] + [
     next(c for c in SOURCE_TYPES["loyalty_members"] if c.name == "loyalty_number")

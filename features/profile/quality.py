@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 
 from features.canonical import SOURCE_TYPES
+from features.ingest.quarantine import REASON_KIND
 from features.settings import Workspace
 
 # The fields whose emptiness a reader of the report cares about first, per source type.
@@ -54,9 +55,10 @@ def _quarantine(con: duckdb.DuckDBPyConnection, workspace: Workspace) -> dict[st
     found: dict[str, dict[str, int]] = {}
     for path in sorted(workspace.quarantine.glob("*.parquet")):
         rows = con.execute(
-            f"SELECT regexp_extract(reason, '^[^:''\"]*') AS kind, count(*) FROM {_parquet(path)} GROUP BY 1 ORDER BY 2 DESC"
+            f"SELECT trim(regexp_extract(reason, ?)) AS kind, count(*) FROM {_parquet(path)} GROUP BY 1 ORDER BY 2 DESC",
+            [REASON_KIND.pattern],
         ).fetchall()
-        found[path.stem] = {kind.strip(): n for kind, n in rows}
+        found[path.stem] = dict(rows)
     return found
 
 
