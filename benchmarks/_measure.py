@@ -1,13 +1,17 @@
-"""Run a command as a child process and measure its wall time and peak memory (max RSS)."""
+"""Child processes measured for wall time and peak memory (max RSS), and the `tessera` steps benchmarks share."""
 
 from __future__ import annotations
 
 import os
 import platform
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
+
+TESSERA = [sys.executable, "-m", "tessera.cli"]
 
 
 @dataclass(frozen=True)
@@ -31,3 +35,17 @@ def run_measured(name: str, command: list[str]) -> Measured:
 def machine() -> str:
     """One line naming the machine, for docs/benchmarks.md."""
     return f"{platform.node()} · {os.cpu_count()} cores · {platform.machine()} · Python {platform.python_version()} · {datetime.now(UTC):%Y-%m-%d}"
+
+
+def simulate_and_resolve(
+    sample: Path, workspace: Path, customers: int, seed: int, holdback: float = 0.0
+) -> list[Measured]:
+    """`tessera simulate` into `sample`, `ingest` of its sources.yaml and `resolve`, each in its own process."""
+    size = ["--customers", str(customers), "--seed", str(seed), "--holdback", str(holdback)]
+    on_workspace = ["--workspace", str(workspace)]
+    sources = str(sample / "sources.yaml")
+    return [
+        run_measured("simulate", [*TESSERA, "simulate", *size, "--out", str(sample)]),
+        run_measured("ingest", [*TESSERA, "ingest", "--sources", sources, *on_workspace]),
+        run_measured("resolve", [*TESSERA, "resolve", *on_workspace]),
+    ]

@@ -23,9 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import machine, run_measured  # noqa: E402
+from _measure import machine, run_measured
 
 NOW = datetime(2025, 12, 31, 23, 59, tzinfo=UTC)
 START = datetime(2024, 1, 1, tzinfo=UTC)

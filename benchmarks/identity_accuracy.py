@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 from pathlib import Path
 
 import pandas as pd
-from _measure import machine, run_measured
+from _measure import TESSERA, machine, run_measured, simulate_and_resolve
 
 from features.identity import evaluate_against_truth, id_stability
 from features.settings import Workspace
-
-TESSERA = [sys.executable, "-m", "tessera.cli"]
 
 
 def _keys(workspace: Workspace) -> pd.DataFrame:
@@ -41,23 +38,7 @@ def main() -> None:
     sample, ws = root / "sample", Workspace(root / "workspace")
     ws_flag = ["--workspace", str(ws.root)]
 
-    run_measured(
-        "simulate",
-        [
-            *TESSERA,
-            "simulate",
-            "--customers",
-            str(args.customers),
-            "--seed",
-            str(args.seed),
-            "--holdback",
-            str(args.holdback),
-            "--out",
-            str(sample),
-        ],
-    )
-    run_measured("ingest", [*TESSERA, "ingest", "--sources", str(sample / "sources.yaml"), *ws_flag])
-    first = run_measured("resolve", [*TESSERA, "resolve", *ws_flag])
+    _, _, first = simulate_and_resolve(sample, ws.root, args.customers, args.seed, args.holdback)
     before = _keys(ws)
     first_scores = evaluate_against_truth(ws, sample / "truth" / "identity.csv")
     run_measured("ingest+", [*TESSERA, "ingest", "--sources", str(sample / "sources_full.yaml"), *ws_flag])

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 from pathlib import Path
 
-from _measure import machine, run_measured
-
-TESSERA = [sys.executable, "-m", "tessera.cli"]
+from _measure import machine, simulate_and_resolve
 
 
 def main() -> None:
@@ -30,26 +27,7 @@ def main() -> None:
     root = args.dir or Path(tempfile.mkdtemp(prefix="tessera-bench-"))
     sample, workspace = root / "sample", root / "workspace"
 
-    steps = [
-        run_measured(
-            "simulate",
-            [
-                *TESSERA,
-                "simulate",
-                "--customers",
-                str(args.customers),
-                "--seed",
-                str(args.seed),
-                "--out",
-                str(sample),
-            ],
-        ),
-        run_measured(
-            "ingest",
-            [*TESSERA, "ingest", "--sources", str(sample / "sources.yaml"), "--workspace", str(workspace)],
-        ),
-        run_measured("resolve", [*TESSERA, "resolve", "--workspace", str(workspace)]),
-    ]
+    steps = simulate_and_resolve(sample, workspace, args.customers, args.seed)
     report = json.loads((workspace / "data" / "reports" / "ingest.json").read_text())
     records = sum(source["rows_read"] for source in report["sources"])
     ingest_resolve = steps[1].seconds + steps[2].seconds

@@ -29,9 +29,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import duckdb
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import machine  # noqa: E402
+from _measure import machine
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "benchmark-key"
@@ -239,16 +237,13 @@ def main() -> None:
         "--log-level",
         "warning",
     ]
-    processes = []
+    processes, servers = [], {}
     try:
         for name, command, port in (("bentoml", bento, args.port), ("starlette", bare, args.port + 1)):
-            log = logs / f"{name}.log"
+            url, log = f"http://127.0.0.1:{port}", logs / f"{name}.log"
             processes.append(start(command, env, log))
-            wait_ready(f"http://127.0.0.1:{port}", processes[-1], log)
-        servers = {
-            "bentoml": f"http://127.0.0.1:{args.port}",
-            "starlette": f"http://127.0.0.1:{args.port + 1}",
-        }
+            wait_ready(url, processes[-1], log)
+            servers[name] = url
         report(measure(servers, script, args))
     finally:
         for process in processes:

@@ -20,7 +20,7 @@ import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from _measure import machine, run_measured
+from _measure import Measured, machine, run_measured
 
 # This script is itself named `training`: keep its folder off the path so `import training` finds the package.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
@@ -128,26 +128,16 @@ def _als(workspace: Path, now: str, iterations: int) -> None:
     )
 
 
+def _train(name: str, model: str, workspace: Path, now: datetime) -> Measured:
+    """`tessera train MODEL` (or `all`) as of `now`, in its own process."""
+    command = ["train", model, "--workspace", str(workspace), "--now", now.isoformat()]
+    return run_measured(name, [PYTHON, "-m", "tessera.training_cli", *command])
+
+
 def speed(args: argparse.Namespace) -> None:
     root = args.dir or Path(tempfile.mkdtemp(prefix="tessera-train-bench-"))
     _, workspace, now = prepare(root, args.customers, args.seed)
-    trained = [
-        run_measured(
-            model,
-            [
-                PYTHON,
-                "-m",
-                "tessera.training_cli",
-                "train",
-                model,
-                "--workspace",
-                str(workspace),
-                "--now",
-                now.isoformat(),
-            ],
-        )
-        for model in MODELS
-    ]
+    trained = [_train(model, model, workspace, now) for model in MODELS]
     print(f"\n{machine()}\ncustomers: {args.customers:,}")
     for step in trained:
         print(f"{step.name:>18}: {step.seconds:7.1f} s  peak {step.peak_gib:5.2f} GiB")
@@ -161,20 +151,7 @@ def accuracy(args: argparse.Namespace) -> None:
     root = args.dir or Path(tempfile.mkdtemp(prefix="tessera-accuracy-"))
     sample, workspace, now = prepare(root, args.customers, args.seed)
     if not args.skip_training:
-        run_measured(
-            "train all",
-            [
-                PYTHON,
-                "-m",
-                "tessera.training_cli",
-                "train",
-                "all",
-                "--workspace",
-                str(workspace),
-                "--now",
-                now.isoformat(),
-            ],
-        )
+        _train("train all", "all", workspace, now)
     report = accuracy_against_truth(Workspace(workspace), sample / "truth", now)
     print(f"\n{machine()}\ncustomers: {args.customers:,}")
     print(json.dumps(report, indent=2, default=lambda v: round(v, 4) if isinstance(v, float) else str(v)))

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
+from features.simulate import fmt
 from features.simulate.config import DAY, Clock, SimConfig, global_rng
 
 # (category path, repeat grocery?, price range in pence, product nouns). Names stay within latin-1:
@@ -283,17 +285,17 @@ def _substitutes(
     return result
 
 
-def products_export(catalogue: Catalogue) -> pd.DataFrame:
+def products_export(catalogue: Catalogue) -> pa.Table:
     """The catalogue as the product system exports it."""
     p = catalogue.products
-    return pd.DataFrame(
+    return pa.table(
         {
-            "sku": p["sku"],
-            "title": p["name"],
-            "category_path": p["category"],
-            "brand": p["brand"],
-            "price_gbp": [f"{v / 100:.2f}" for v in p["price_pence"]],
-            "in_stock": np.where(p["available"], "Y", "N"),
-            "vat_band": np.where(p["grocery"], "Z", "S"),
+            "sku": fmt.column(p, "sku"),
+            "title": fmt.column(p, "name"),
+            "category_path": fmt.column(p, "category"),
+            "brand": fmt.column(p, "brand"),
+            "price_gbp": fmt.money(p["price_pence"].to_numpy()),
+            "in_stock": fmt.where(p["available"].to_numpy(), "Y", "N"),
+            "vat_band": fmt.where(p["grocery"].to_numpy(), "Z", "S"),
         }
     )

@@ -105,6 +105,13 @@ def simulate_chunk(
     return result
 
 
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """Each value's position in time order (ties in their given order): numbers follow the clock."""
+    rank = np.empty(len(values), dtype=np.int64)
+    rank[np.argsort(values, kind="stable")] = np.arange(len(values))
+    return rank
+
+
 def _route(
     rng: np.random.Generator,
     people: pd.DataFrame,
@@ -124,9 +131,7 @@ def _route(
     number = np.full(len(orders), -1, dtype=np.int64)
     for name, mask in (("web_order", hist & online), ("receipt", hist & ~online), ("future", ~hist)):
         idx = np.flatnonzero(mask)
-        rank = np.empty(len(idx), dtype=np.int64)
-        rank[np.argsort(t[idx], kind="stable")] = np.arange(len(idx))
-        number[idx] = counters.take(name, len(idx)) + rank
+        number[idx] = counters.take(name, len(idx)) + _ranks(t[idx])
     orders["number"] = number
     home = home_stores(rng, people["town"].to_numpy(), catalogue)
     elsewhere = rng.random(len(orders)) < 0.15
@@ -150,17 +155,13 @@ def _route(
     channel = tickets["channel"].to_numpy()
     has_account = created >= members["account_created"].to_numpy()[tp]
     tickets["with_ref"] = has_account & np.isin(channel, [0, 2]) & (rng.random(len(tickets)) < 0.7)
-    rank = np.empty(len(tickets), dtype=np.int64)
-    rank[np.argsort(created, kind="stable")] = np.arange(len(tickets))
-    tickets["number"] = 400_000 + counters.take("ticket", len(tickets)) + rank
+    tickets["number"] = 400_000 + counters.take("ticket", len(tickets)) + _ranks(created)
     recent = created > clock.end - 14 * DAY
     u = rng.random(len(tickets))
     tickets["status"] = np.where(
         recent & (u < 0.5), np.where(u < 0.3, "open", "pending"), np.where(u < 0.8, "solved", "closed")
     )
-    s_rank = np.empty(len(sessions), dtype=np.int64)
-    s_rank[np.argsort(sessions["start"].to_numpy(), kind="stable")] = np.arange(len(sessions))
-    sessions["number"] = counters.take("session", len(sessions)) + s_rank
+    sessions["number"] = counters.take("session", len(sessions)) + _ranks(sessions["start"].to_numpy())
     sessions["anonymous"] = permute(
         3 * people["person"].to_numpy()[sessions["person"].to_numpy()] + sessions["device"].to_numpy(),
         10**10,

@@ -14,6 +14,14 @@ PAGE_VIEW, PRODUCT_VIEW, SEARCH, ADD, REMOVE, CHECKOUT = range(6)
 SENT, OPEN, CLICK, UNSUBSCRIBE, BOUNCE = range(5)
 
 
+def _part(
+    session: np.ndarray, etype: int, product: np.ndarray | int, step: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Events of one type in the given sessions: a product per event (or one code for all) and their step."""
+    n = len(session)
+    return session, np.full(n, etype), np.broadcast_to(product, n), np.full(n, step, dtype=float)
+
+
 def _sessions_to_events(
     rng: np.random.Generator,
     session_person: np.ndarray,
@@ -84,7 +92,7 @@ def web_events(
     sessions["device"] = rng.integers(0, 3, len(sessions)) * (rng.random(len(sessions)) < 0.6)
 
     s_idx = np.arange(len(sessions))
-    parts = [(s_idx, np.full(len(s_idx), PAGE_VIEW), np.full(len(s_idx), -1), np.zeros(len(s_idx)))]
+    parts = [_part(s_idx, PAGE_VIEW, -1, 0)]
     # Browse sessions: views of products from the person's tastes, a search, a cart now and then.
     b_idx = s_idx[kind == 0]
     views = rng.poisson(2.0, len(b_idx))
@@ -94,38 +102,13 @@ def web_events(
     habit = repeat[v_person, rng.integers(0, 3, len(v_session))]
     explore = pick_in_leaf(rng, catalogue, pick_leaf(rng, affinity, v_person, catalogue))
     v_product = np.where(from_habits & (habit >= 0), habit, explore)
-    parts.append((v_session, np.full(len(v_session), PRODUCT_VIEW), v_product, np.ones(len(v_session))))
-    searching = b_idx[rng.random(len(b_idx)) < 0.35]
-    parts.append(
-        (
-            searching,
-            np.full(len(searching), SEARCH),
-            np.full(len(searching), -2),
-            np.full(len(searching), 0.5),
-        )
-    )
+    parts.append(_part(v_session, PRODUCT_VIEW, v_product, 1))
+    parts.append(_part(b_idx[rng.random(len(b_idx)) < 0.35], SEARCH, -2, 0.5))
     added = rng.random(len(v_session)) < 0.2
-    parts.append(
-        (v_session[added], np.full(int(added.sum()), ADD), v_product[added], np.full(int(added.sum()), 2))
-    )
+    parts.append(_part(v_session[added], ADD, v_product[added], 2))
     removed = added & (rng.random(len(v_session)) < 0.3)
-    parts.append(
-        (
-            v_session[removed],
-            np.full(int(removed.sum()), REMOVE),
-            v_product[removed],
-            np.full(int(removed.sum()), 3),
-        )
-    )
-    abandoned = b_idx[rng.random(len(b_idx)) < 0.03]
-    parts.append(
-        (
-            abandoned,
-            np.full(len(abandoned), CHECKOUT),
-            np.full(len(abandoned), -1),
-            np.full(len(abandoned), 4),
-        )
-    )
+    parts.append(_part(v_session[removed], REMOVE, v_product[removed], 3))
+    parts.append(_part(b_idx[rng.random(len(b_idx)) < 0.03], CHECKOUT, -1, 4))  # abandoned
     # Purchase sessions: view and add each bought product, then start the checkout.
     p_idx = s_idx[kind == 1]
     web_lines = lines[np.isin(lines["order"].to_numpy(), web.index.to_numpy())]
@@ -134,20 +117,13 @@ def web_events(
     l_product = web_lines["product"].to_numpy()
     # Habitual items go into the basket straight from "buy it again"; others are looked at first.
     looked = rng.random(len(l_session)) < np.where(web_lines["kind"].to_numpy() == DISCOVERY, 0.9, 0.2)
-    parts.append(
-        (
-            l_session[looked],
-            np.full(int(looked.sum()), PRODUCT_VIEW),
-            l_product[looked],
-            np.ones(int(looked.sum())),
-        )
-    )
-    parts.append((l_session, np.full(len(l_session), ADD), l_product, np.full(len(l_session), 2)))
-    parts.append((p_idx, np.full(len(p_idx), CHECKOUT), np.full(len(p_idx), -1), np.full(len(p_idx), 4)))
+    parts.append(_part(l_session[looked], PRODUCT_VIEW, l_product[looked], 1))
+    parts.append(_part(l_session, ADD, l_product, 2))
+    parts.append(_part(p_idx, CHECKOUT, -1, 4))
     # Research sessions: search, then the product.
     q_idx = s_idx[kind == 2]
-    parts.append((q_idx, np.full(len(q_idx), SEARCH), np.full(len(q_idx), -3), np.full(len(q_idx), 0.5)))
-    parts.append((q_idx, np.full(len(q_idx), PRODUCT_VIEW), r_product, np.ones(len(q_idx))))
+    parts.append(_part(q_idx, SEARCH, -3, 0.5))
+    parts.append(_part(q_idx, PRODUCT_VIEW, r_product, 1))
 
     events = _sessions_to_events(rng, person, t, parts)
     events = events[events["t"].to_numpy() <= clock.end].reset_index(drop=True)

@@ -88,7 +88,7 @@ def email_events(chunk: Chunk, catalogue: Catalogue) -> Split:
     rec = record_index(chunk.records, "email_crm", person)
     rec = np.where(rec >= 0, rec, record_index(chunk.records, "email_only", person))
     records = chunk.records
-    address = pc.utf8_lower(pc.utf8_trim_whitespace(fmt.strings(records["email"].to_numpy(dtype=object))))
+    address = pc.utf8_lower(pc.utf8_trim_whitespace(fmt.column(records, "email")))
     is_crm = records["kind"].to_numpy()[rec] == "email_crm"
     campaign = mail["campaign"].to_numpy()
     table = pa.table(

@@ -25,29 +25,44 @@ def record_index(records: pd.DataFrame, kind: str, key: np.ndarray) -> np.ndarra
     return lookup.reindex(key).fillna(-1).to_numpy().astype(np.int64)
 
 
-def _text(records: pd.DataFrame, column: str) -> pa.Array:
-    """A record column as text, with one trailing null for anonymous rows (index -1)."""
-    return fmt.strings(records[column].to_numpy(dtype=object))
+def _sales_and_returns(
+    orders: pd.DataFrame,
+    lines: pd.DataFrame,
+    sold: np.ndarray,
+    returns: pd.DataFrame,
+    own: tuple[str, ...] = ("t",),
+) -> dict[str, np.ndarray]:
+    """The lines of the orders flagged in `sold`, then the `returns` as lines of negative quantity.
+
+    The `own` columns (at least the time) are the order's on a sale and the return's own on a return.
+    """
+    sale = lines[sold[lines["order"].to_numpy()]]
+    back = lines.loc[returns["line"].to_numpy()]
+    both = {
+        c: np.concatenate([sale[c].to_numpy(), back[c].to_numpy()]) for c in ("order", "product", "line_no")
+    }
+    both["quantity"] = np.concatenate([sale["quantity"].to_numpy(), -back["quantity"].to_numpy()])
+    both["price"] = np.concatenate([sale["price_pence"].to_numpy(), back["price_pence"].to_numpy()])
+    for c in own:
+        both[c] = np.concatenate([orders[c].to_numpy()[sale["order"].to_numpy()], returns[c].to_numpy()])
+    both["is_return"] = np.arange(len(sale) + len(back)) >= len(sale)
+    return both
+
+
+def _sorted(columns: dict[str, np.ndarray], keys: tuple[np.ndarray, ...]) -> dict[str, np.ndarray]:
+    """The columns' rows in `np.lexsort(keys)` order (last key first)."""
+    order = np.lexsort(keys)
+    return {name: values[order] for name, values in columns.items()}
 
 
 def webshop_orders(chunk: Chunk, catalogue: Catalogue, clock: Clock, rng: np.random.Generator) -> Split:
     """Order lines of the web shop: sales (cancelled orders flagged by status) and returns as negative lines."""
     orders, lines, returns, records = chunk.life.orders, chunk.lines, chunk.returns, chunk.records
     web = orders["online"].to_numpy() & (orders["t"].to_numpy() <= clock.end)
-    sale = lines[web[lines["order"].to_numpy()]]
     ret = returns[web[returns["order"].to_numpy()] & (returns["t"].to_numpy() <= clock.end)]
-    ret_lines = lines.loc[ret["line"].to_numpy()]
-    order = np.concatenate([sale["order"].to_numpy(), ret_lines["order"].to_numpy()])
-    product = np.concatenate([sale["product"].to_numpy(), ret_lines["product"].to_numpy()])
-    is_return = np.concatenate([np.zeros(len(sale), bool), np.ones(len(ret), bool)])
-    qty = np.concatenate([sale["quantity"].to_numpy(), -ret_lines["quantity"].to_numpy()])
-    price = np.concatenate([sale["price_pence"].to_numpy(), ret_lines["price_pence"].to_numpy()])
-    line_no = np.concatenate([sale["line_no"].to_numpy(), ret_lines["line_no"].to_numpy()])
-    t = np.concatenate([orders["t"].to_numpy()[sale["order"].to_numpy()], ret["t"].to_numpy()])
-    sort = np.lexsort((line_no, orders["number"].to_numpy()[order], t))
-    order, product, is_return, qty, price, line_no, t = (
-        a[sort] for a in (order, product, is_return, qty, price, line_no, t)
-    )
+    x = _sales_and_returns(orders, lines, web, ret)
+    x = _sorted(x, (x["line_no"], orders["number"].to_numpy()[x["order"]], x["t"]))
+    order, is_return, t = x["order"], x["is_return"], x["t"]
     person = orders["person"].to_numpy()[order]
     guest = orders["guest"].to_numpy()[order]
     rec = np.where(guest, record_index(records, "guest", order), record_index(records, "account", person))
@@ -62,26 +77,27 @@ def webshop_orders(chunk: Chunk, catalogue: Catalogue, clock: Clock, rng: np.ran
     address = {}
     for col in ("street", "postcode", "city"):
         address[col] = fmt.pick(
-            old.astype(int), [fmt.take(_text(records, col), rec), fmt.take(_text(records, "old_" + col), rec)]
+            old.astype(int),
+            [fmt.take(fmt.column(records, col), rec), fmt.take(fmt.column(records, "old_" + col), rec)],
         )
     country_pick = rng.random(len(records))
     country = np.where(country_pick < 0.85, "GB", np.where(country_pick < 0.95, "United Kingdom", "UK"))
     table = pa.table(
         {
             "OrderNo": fmt.numbers(20_000_000 + orders["number"].to_numpy()[order]),
-            "LineNo": fmt.numbers(line_no),
+            "LineNo": fmt.numbers(x["line_no"]),
             "CustomerId": fmt.lookup(chunk.ids.webshop, np.where(guest, -1, person)),
             "OrderDate": fmt.timestamps(t, "%Y-%m-%dT%H:%M:%SZ"),
             "Status": fmt.lookup(STATUSES, status),
-            "ArticleNo": fmt.lookup(products["sku"].to_numpy(), product),
-            "Description": fmt.lookup(products["name"].to_numpy(), product),
-            "Qty": fmt.quantity(qty),
-            "UnitPrice": fmt.money(price),
+            "ArticleNo": fmt.lookup(products["sku"].to_numpy(), x["product"]),
+            "Description": fmt.lookup(products["name"].to_numpy(), x["product"]),
+            "Qty": fmt.numbers(x["quantity"]),
+            "UnitPrice": fmt.money(x["price"]),
             "Currency": fmt.lookup(np.array(["GBP"]), np.zeros(len(order), dtype=np.int64)),
-            "BillingFirstName": fmt.take(_text(records, "first"), rec),
-            "BillingLastName": fmt.take(_text(records, "last"), rec),
-            "Email": fmt.take(_text(records, "email"), rec),
-            "Phone": fmt.take(_text(records, "phone"), rec),
+            "BillingFirstName": fmt.take(fmt.column(records, "first"), rec),
+            "BillingLastName": fmt.take(fmt.column(records, "last"), rec),
+            "Email": fmt.take(fmt.column(records, "email"), rec),
+            "Phone": fmt.take(fmt.column(records, "phone"), rec),
             "ShipStreet": address["street"],
             "ShipPostcode": address["postcode"],
             "ShipTown": address["city"],
@@ -97,21 +113,11 @@ def store_receipts(chunk: Chunk, catalogue: Catalogue, clock: Clock) -> Split:
     """Till receipts: mostly anonymous, some with a loyalty card; returns are receipts numbered RT..."""
     orders, lines, returns = chunk.life.orders, chunk.lines, chunk.returns
     store = ~orders["online"].to_numpy() & (orders["t"].to_numpy() <= clock.end)
-    sale = lines[store[lines["order"].to_numpy()]]
+    # A till return is a receipt of its own: its own time, number and card.
     ret = returns[returns["number"].to_numpy() >= 0]
-    ret_lines = lines.loc[ret["line"].to_numpy()]
-    order = np.concatenate([sale["order"].to_numpy(), ret_lines["order"].to_numpy()])
-    is_return = np.concatenate([np.zeros(len(sale), bool), np.ones(len(ret), bool)])
-    number = np.concatenate([orders["number"].to_numpy()[sale["order"].to_numpy()], ret["number"].to_numpy()])
-    t = np.concatenate([orders["t"].to_numpy()[sale["order"].to_numpy()], ret["t"].to_numpy()])
-    card = np.concatenate([orders["card"].to_numpy()[sale["order"].to_numpy()], ret["card"].to_numpy()])
-    product = np.concatenate([sale["product"].to_numpy(), ret_lines["product"].to_numpy()])
-    qty = np.concatenate([sale["quantity"].to_numpy(), ret_lines["quantity"].to_numpy()])
-    price = np.concatenate([sale["price_pence"].to_numpy(), ret_lines["price_pence"].to_numpy()])
-    sort = np.lexsort((number, t))
-    order, is_return, number, t, card, product, qty, price = (
-        a[sort] for a in (order, is_return, number, t, card, product, qty, price)
-    )
+    x = _sales_and_returns(orders, lines, store, ret, ("t", "number", "card"))
+    x = _sorted(x, (x["number"], x["t"]))
+    order, is_return, number, product = x["order"], x["is_return"], x["number"], x["product"]
     person = orders["person"].to_numpy()[order]
     store_no = fmt.numbers(orders["store"].to_numpy()[order] + 101, 4)
     receipt = fmt.join(fmt.where(is_return, "RT", ""), store_no, "-", fmt.numbers(number, 8))
@@ -122,13 +128,13 @@ def store_receipts(chunk: Chunk, catalogue: Catalogue, clock: Clock) -> Split:
             "ReceiptNo": receipt,
             "StoreNo": store_no,
             "TillNo": fmt.numbers(1 + orders["number"].to_numpy()[order] % 7),
-            "Date": fmt.timestamps(t, "%d/%m/%Y %H:%M", "Europe/London"),
-            "CardNo": fmt.lookup(chunk.ids.card, np.where(card, person, -1)),
+            "Date": fmt.timestamps(x["t"], "%d/%m/%Y %H:%M", "Europe/London"),
+            "CardNo": fmt.lookup(chunk.ids.card, np.where(x["card"], person, -1)),
             "ArticleNo": fmt.lookup(products["sku"].to_numpy(), product),
             "ArticleText": fmt.lookup(products["name"].to_numpy(), product),
-            "Qty": fmt.quantity(qty),
-            "Price": fmt.money(price, ","),
-            "LineTotal": fmt.money(np.where(is_return, -1, 1) * qty * price, ","),
+            "Qty": fmt.numbers(np.abs(x["quantity"])),  # a till return is a receipt of positive quantities
+            "Price": fmt.money(x["price"], ","),
+            "LineTotal": fmt.money(x["quantity"] * x["price"], ","),
             "Payment": fmt.lookup(payments, np.where(is_return, 5, number % 5)),
         }
     )
@@ -139,21 +145,13 @@ def future_orders(chunk: Chunk, catalogue: Catalogue, clock: Clock) -> pa.Table:
     """What each person buys (and returns) after the exports end: the truth for churn, CLTV and next product."""
     orders, lines, returns = chunk.life.orders, chunk.lines, chunk.returns
     future = (orders["t"].to_numpy() > clock.end) & ~orders["cancelled"].to_numpy()
-    sale = lines[future[lines["order"].to_numpy()]]
     ret = returns[(returns["t"].to_numpy() > clock.end) & (returns["t"].to_numpy() <= clock.horizon)]
-    ret_lines = lines.loc[ret["line"].to_numpy()]
-    order = np.concatenate([sale["order"].to_numpy(), ret_lines["order"].to_numpy()])
-    t = np.concatenate([orders["t"].to_numpy()[sale["order"].to_numpy()], ret["t"].to_numpy()])
-    qty = np.concatenate([sale["quantity"].to_numpy(), -ret_lines["quantity"].to_numpy()])
-    price = np.concatenate([sale["price_pence"].to_numpy(), ret_lines["price_pence"].to_numpy()])
-    product = np.concatenate([sale["product"].to_numpy(), ret_lines["product"].to_numpy()])
+    x = _sales_and_returns(orders, lines, future, ret)
+    x = _sorted(x, (orders["number"].to_numpy()[x["order"]], x["t"]))
+    order, qty = x["order"], x["quantity"]
     online = orders["online"].to_numpy()[order]
     hist = orders["t"].to_numpy()[order] <= clock.end
     number = orders["number"].to_numpy()[order]
-    sort = np.lexsort((number, t))
-    order, t, qty, price, product, online, hist, number = (
-        a[sort] for a in (order, t, qty, price, product, online, hist, number)
-    )
     # Orders placed before as_of keep their export number; later ones get truth-only ids (W.../S...).
     order_id = fmt.pick(
         np.where(hist, 0, 2) + np.where(online, 0, 1),
@@ -168,10 +166,10 @@ def future_orders(chunk: Chunk, catalogue: Catalogue, clock: Clock) -> pa.Table:
         {
             "person_id": fmt.lookup(chunk.people["person_id"].to_numpy(), orders["person"].to_numpy()[order]),
             "order_id": order_id,
-            "ordered_at": pa.array(t, pa.timestamp("s", tz="UTC")),
-            "sku": fmt.lookup(catalogue.products["sku"].to_numpy(), product),
+            "ordered_at": pa.array(x["t"], pa.timestamp("s", tz="UTC")),
+            "sku": fmt.lookup(catalogue.products["sku"].to_numpy(), x["product"]),
             "quantity": pa.array(qty, pa.int64()),
-            "unit_price": pa.array(price / 100.0, pa.float64()),
+            "unit_price": pa.array(x["price"] / 100.0, pa.float64()),
             "channel": fmt.lookup(np.array(["online", "store"]), np.where(online, 0, 1)),
             "line_type": fmt.lookup(np.array(["sale", "return"]), (qty < 0).astype(np.int64)),
         }

@@ -16,10 +16,6 @@ TICKET_CHANNELS = np.array(["Email", "Phone", "Chat", "In store"], dtype=object)
 LEAD_SOURCES = np.array(["Web", "Web", "Store", "Import", "Event"], dtype=object)
 
 
-def _col(frame: pd.DataFrame, column: str) -> pa.Array:
-    return fmt.strings(frame[column].to_numpy(dtype=object))
-
-
 def crm_contacts(chunk: Chunk, clock: Clock, rng: np.random.Generator) -> Split:
     """One row per CRM contact (duplicates of a person included), dates of birth as dd/mm/yyyy."""
     c = chunk.records[chunk.records["kind"].to_numpy() == "crm"].sort_values("at", kind="stable")
@@ -35,18 +31,18 @@ def crm_contacts(chunk: Chunk, clock: Clock, rng: np.random.Generator) -> Split:
     dob = pd.Series(c["dob"].to_numpy()).dt.strftime("%d/%m/%Y").to_numpy(dtype=object)
     table = pa.table(
         {
-            "ContactId": _col(c, "record_id"),
+            "ContactId": fmt.column(c, "record_id"),
             "Salutation": fmt.strings(salutation),
-            "FirstName": _col(c, "first"),
-            "LastName": _col(c, "last"),
-            "Email": _col(c, "email"),
-            "Mobile": _col(c, "phone"),
-            "AddressLine1": _col(c, "street"),
-            "Postcode": _col(c, "postcode"),
-            "Town": _col(c, "city"),
+            "FirstName": fmt.column(c, "first"),
+            "LastName": fmt.column(c, "last"),
+            "Email": fmt.column(c, "email"),
+            "Mobile": fmt.column(c, "phone"),
+            "AddressLine1": fmt.column(c, "street"),
+            "Postcode": fmt.column(c, "postcode"),
+            "Town": fmt.column(c, "city"),
             "Country": fmt.where(c["street"].notna().to_numpy(), "United Kingdom", pa.nulls(n, pa.string())),
             "DateOfBirth": fmt.strings(np.where(pd.isna(dob), None, dob)),
-            "Gender": _col(c, "gender"),
+            "Gender": fmt.column(c, "gender"),
             "CreatedDate": fmt.timestamps(created, "%Y-%m-%d %H:%M:%S"),
             "LastModifiedDate": fmt.timestamps(modified, "%Y-%m-%d %H:%M:%S"),
             "LeadSource": fmt.strings(LEAD_SOURCES[rng.integers(0, len(LEAD_SOURCES), n)]),
@@ -66,20 +62,20 @@ def loyalty_members(chunk: Chunk, clock: Clock) -> Split:
     tier = np.where(points >= 2000, "Gold", np.where(points >= 500, "Silver", "Bronze")).astype(object)
     table = pa.table(
         {
-            "member_id": _col(m, "record_id"),
-            "card_number": _col(m, "card"),
+            "member_id": fmt.column(m, "record_id"),
+            "card_number": fmt.column(m, "card"),
             "tier": fmt.strings(tier),
             "points": pa.array(points, pa.float64()),
             "joined": pa.array(m["at"].to_numpy(), pa.timestamp("s", tz="UTC")),
-            "forename": _col(m, "first"),
-            "surname": _col(m, "last"),
-            "email_address": _col(m, "email"),
-            "mobile_no": _col(m, "phone"),
-            "house_street": _col(m, "street"),
-            "post_code": _col(m, "postcode"),
-            "town": _col(m, "city"),
+            "forename": fmt.column(m, "first"),
+            "surname": fmt.column(m, "last"),
+            "email_address": fmt.column(m, "email"),
+            "mobile_no": fmt.column(m, "phone"),
+            "house_street": fmt.column(m, "street"),
+            "post_code": fmt.column(m, "postcode"),
+            "town": fmt.column(m, "city"),
             "dob": pa.array(m["dob"].to_numpy().astype("datetime64[D]"), pa.date32()),
-            "gender": _col(m, "gender"),
+            "gender": fmt.column(m, "gender"),
         }
     )
     return table, m["held"].to_numpy()
@@ -97,8 +93,8 @@ def support_tickets(chunk: Chunk, clock: Clock, rng: np.random.Generator) -> Spl
         record_index(chunk.records, "ticket", t.index.to_numpy()),
     )
     records = chunk.records
-    first = fmt.take(fmt.strings(records["first"].to_numpy(dtype=object)), rec)
-    last = fmt.take(fmt.strings(records["last"].to_numpy(dtype=object)), rec)
+    first = fmt.take(fmt.column(records, "first"), rec)
+    last = fmt.take(fmt.column(records, "last"), rec)
     comma = rng.random(len(t)) < 0.03
     full = fmt.pick(comma.astype(int), [fmt.join(first, " ", last), fmt.join(last, ", ", first)])
     rated = t["rated"].to_numpy() & np.isin(t["status"].to_numpy(), ["solved", "closed"])
@@ -113,11 +109,11 @@ def support_tickets(chunk: Chunk, clock: Clock, rng: np.random.Generator) -> Spl
             "created_at": fmt.timestamps(t["created"].to_numpy(), "%Y-%m-%dT%H:%M:%S+00:00"),
             "customer_number": fmt.strings(np.where(with_ref, chunk.ids.webshop[person], None)),
             "requester_name": full,
-            "requester_email": fmt.take(fmt.strings(records["email"].to_numpy(dtype=object)), rec),
-            "requester_phone": fmt.take(fmt.strings(records["phone"].to_numpy(dtype=object)), rec),
+            "requester_email": fmt.take(fmt.column(records, "email"), rec),
+            "requester_phone": fmt.take(fmt.column(records, "phone"), rec),
             "reason": fmt.strings(TICKET_REASONS[t["reason"].to_numpy()]),
             "channel": fmt.strings(TICKET_CHANNELS[t["channel"].to_numpy()]),
-            "status": fmt.strings(t["status"].to_numpy(dtype=object)),
+            "status": fmt.column(t, "status"),
             "csat": fmt.null_where(~rated, fmt.numbers(t["satisfaction"].to_numpy())),
             "order_ref": fmt.strings(order_ref.astype(object)),
         }

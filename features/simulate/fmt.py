@@ -17,10 +17,18 @@ def strings(values: np.ndarray | list[str | None]) -> pa.Array:
     return pa.array(values, type=pa.string())
 
 
+def _arrow(part: Text) -> pa.Array | pa.ChunkedArray | pa.Scalar:
+    return pa.scalar(part, pa.string()) if isinstance(part, str) else part
+
+
+def column(frame: pd.DataFrame, name: str) -> pa.Array:
+    """A frame's column as an Arrow string array (None stays null)."""
+    return strings(frame[name].to_numpy(dtype=object))
+
+
 def join(*parts: Text) -> pa.Array:
     """Concatenate arrays and literal strings element-wise; a null part makes the result null."""
-    args = [pa.scalar(p, pa.string()) if isinstance(p, str) else p for p in parts]
-    return pc.binary_join_element_wise(*args, "")
+    return pc.binary_join_element_wise(*map(_arrow, parts), "")
 
 
 def numbers(values: np.ndarray, width: int = 0) -> pa.Array:
@@ -41,11 +49,6 @@ def money(pence: np.ndarray, decimal: str = ".") -> pa.Array:
     whole = numbers(np.abs(pence) // 100)
     cents = numbers(np.abs(pence) % 100, 2)
     return join(sign, whole, decimal, cents)
-
-
-def quantity(values: np.ndarray) -> pa.Array:
-    """Whole quantities as text (`-1`, `3`)."""
-    return numbers(np.asarray(values, dtype=np.int64))
 
 
 @cache
@@ -91,9 +94,7 @@ def lookup(values: np.ndarray, index: np.ndarray) -> pa.Array:
 
 def where(mask: np.ndarray, if_true: Text, if_false: Text) -> pa.Array:
     """Element-wise choice between two texts (arrays or literals)."""
-    a = pa.scalar(if_true, pa.string()) if isinstance(if_true, str) else if_true
-    b = pa.scalar(if_false, pa.string()) if isinstance(if_false, str) else if_false
-    return pc.if_else(pa.array(np.asarray(mask, dtype=bool)), a, b)
+    return pc.if_else(pa.array(np.asarray(mask, dtype=bool)), _arrow(if_true), _arrow(if_false))
 
 
 def null_where(mask: np.ndarray, values: pa.Array) -> pa.Array:

@@ -19,6 +19,14 @@ STREET_ABBREVIATIONS = {" Road": " Rd", " Street": " St", " Avenue": " Ave", " L
                         " Drive": " Dr", " Crescent": " Cres"}  # fmt: skip
 
 
+def _upper(values: np.ndarray) -> np.ndarray:
+    return pd.Series(values, dtype=object).str.upper().to_numpy()
+
+
+def _lower(values: np.ndarray) -> np.ndarray:
+    return pd.Series(values, dtype=object).str.lower().to_numpy()
+
+
 def _typo(rng: np.random.Generator, word: str) -> str:
     """One random single-character edit: substitute, delete, insert or swap two neighbours."""
     if len(word) < 3:
@@ -79,15 +87,9 @@ def names(
     lost = rng.random(n) < accents_lost
     f[lost], ln[lost] = strip_accents(f[lost]), strip_accents(ln[lost])
     up = rng.random(n) < upper
-    f[up], ln[up] = (
-        pd.Series(f[up], dtype=object).str.upper().to_numpy(),
-        pd.Series(ln[up], dtype=object).str.upper().to_numpy(),
-    )
+    f[up], ln[up] = _upper(f[up]), _upper(ln[up])
     lo = ~up & (rng.random(n) < lower)
-    f[lo], ln[lo] = (
-        pd.Series(f[lo], dtype=object).str.lower().to_numpy(),
-        pd.Series(ln[lo], dtype=object).str.lower().to_numpy(),
-    )
+    f[lo], ln[lo] = _lower(f[lo]), _lower(ln[lo])
     return f, ln, use_nick | typo | swapped
 
 
@@ -100,7 +102,7 @@ def emails(rng: np.random.Generator, values: np.ndarray, config: SimConfig) -> n
     cap = present & (u < config.email_mixed_case)
     out[cap] = pd.Series(out[cap], dtype=object).str.capitalize().to_numpy()
     up = present & (u >= config.email_mixed_case) & (u < config.email_mixed_case + config.email_upper)
-    out[up] = pd.Series(out[up], dtype=object).str.upper().to_numpy()
+    out[up] = _upper(out[up])
     space = present & (rng.random(n) < config.email_whitespace)
     out[space] = np.where(rng.random(int(space.sum())) < 0.5, " " + out[space], out[space] + " ")
     return out
@@ -172,7 +174,7 @@ def streets(
         s = s.str.replace(long, short, regex=False)
     out[ab] = s.to_numpy()
     up = present & (rng.random(len(out)) < upper)
-    out[up] = pd.Series(out[up], dtype=object).str.upper().to_numpy()
+    out[up] = _upper(out[up])
     return out
 
 
@@ -183,7 +185,7 @@ def postcodes(rng: np.random.Generator, values: np.ndarray, squash: float, lower
     sq = present & (rng.random(len(out)) < squash)
     out[sq] = pd.Series(out[sq], dtype=object).str.replace(" ", "", regex=False).to_numpy()
     lo = present & (rng.random(len(out)) < lower)
-    out[lo] = pd.Series(out[lo], dtype=object).str.lower().to_numpy()
+    out[lo] = _lower(out[lo])
     return out
 
 

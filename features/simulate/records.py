@@ -86,6 +86,16 @@ def _phone_choice(
     return value, np.select([use_mobile, use_land], [PHONE_MOBILE, PHONE_LANDLINE], PHONE_NONE)
 
 
+def _birth_dates(
+    rng: np.random.Generator, people: pd.DataFrame, rows: np.ndarray, shown: float, config: SimConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Birth dates as a system holds them (some missing, some day/month swapped), and which are right."""
+    has_dob = rng.random(len(rows)) < shown
+    true = people["birth_day"].to_numpy()[rows]
+    typed = noise.birth_dates(rng, true, config.dob_swap)
+    return np.where(has_dob, typed, np.datetime64("NaT")), has_dob & (typed == true.astype("datetime64[D]"))
+
+
 def describe(
     rng: np.random.Generator,
     kind: str,
@@ -108,7 +118,6 @@ def describe(
     before_move = (moved_at >= 0) & (at < moved_at)
     out = pd.DataFrame({"person": rows, "kind": kind})
     has_name = np.ones(n, dtype=bool)
-    addr = np.zeros(n, dtype=np.int64)
     dob_ok = np.zeros(n, dtype=bool)
     dob = np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
     gender = np.full(n, None, dtype=object)
@@ -119,10 +128,7 @@ def describe(
         phone, phone_kind = _phone_choice(rng, p, rows, 0.75, 0.15)
         show_addr = rng.random(n) < 0.92
         old_address = before_move & (rng.random(n) < 0.6)  # the CRM often misses a move
-        has_dob = rng.random(n) < 0.9
-        dob_days = noise.birth_dates(rng, p["birth_day"].to_numpy()[rows], config.dob_swap)
-        dob = np.where(has_dob, dob_days, np.datetime64("NaT"))
-        dob_ok = has_dob & (dob_days == p["birth_day"].to_numpy()[rows].astype("datetime64[D]"))
+        dob, dob_ok = _birth_dates(rng, p, rows, 0.9, config)
         gender = np.where(rng.random(n) < 0.85, p["gender"].to_numpy()[rows], None)
     elif kind == "loyalty":
         f, ln, _ = noise.names(
@@ -132,10 +138,7 @@ def describe(
         phone, phone_kind = _phone_choice(rng, p, rows, 0.7, 0.1)
         show_addr = rng.random(n) < 0.85
         old_address = before_move & (rng.random(n) < 0.8)  # nobody tells the loyalty program
-        has_dob = rng.random(n) < 0.95
-        dob_days = noise.birth_dates(rng, p["birth_day"].to_numpy()[rows], config.dob_swap)
-        dob = np.where(has_dob, dob_days, np.datetime64("NaT"))
-        dob_ok = has_dob & (dob_days == p["birth_day"].to_numpy()[rows].astype("datetime64[D]"))
+        dob, dob_ok = _birth_dates(rng, p, rows, 0.95, config)
         gender = np.where(
             rng.random(n) < 0.7, np.where(p["gender"].to_numpy()[rows] == "F", "Female", "Male"), None
         )

@@ -62,7 +62,7 @@ def simulate_retailer(
     clock = Clock.for_as_of(as_of, config)
     season = Season.build(clock)
     catalogue = build_catalogue(seed, clock, config, len(tables().towns))
-    person_sources = [n for n in EXPORTS if n not in ("products",)]
+    person_sources = [n for n in EXPORTS if n != "products"]
     initial = {name: _sink(out / "exports", name) for name in person_sources}
     later = {name: _sink(out / "exports_later", name) for name in person_sources}
     identity = TextSink(out / "truth" / "identity.csv")
@@ -115,17 +115,14 @@ def simulate_retailer(
         first_person += n
         first_household = int(chunk.people["household"].max()) + 1
         log.info("chunk %d/%d: %d people", k + 1, n_chunks, n)
-    products = TextSink(out / "exports" / export_file("products"))
-    products.write(pa.Table.from_pandas(products_export(catalogue), preserve_index=False))
-    products.close()
+    initial["products"] = _sink(out / "exports", "products")
+    initial["products"].write(products_export(catalogue))
     rows = {f"exports/{export_file(name)}": sink.rows for name, sink in initial.items()}
-    rows["exports/products.csv"] = len(catalogue.products)
-    later_rows = {
-        f"exports_later/{export_file(name)}": sink.rows for name, sink in later.items() if sink.rows
-    }
+    later = {name: sink for name, sink in later.items() if sink.rows}  # sources with held-back rows
+    later_rows = {f"exports_later/{export_file(name)}": sink.rows for name, sink in later.items()}
     for sink in [*initial.values(), *later.values(), identity, people_sink, future_sink, anonymous_sink]:
         sink.close()
-    write_mappings(out, [name for name, sink in later.items() if sink.rows])
+    write_mappings(out, list(later))
     (out / "truth" / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n")
     return {
         "people": customers,
