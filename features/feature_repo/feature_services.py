@@ -1,6 +1,6 @@
 """One feature service per model, named like the model: the exact vector each model trains and serves on."""
 
-from feast import FeatureService
+from feast import FeatureService, FeatureView
 
 from features.feature_repo.feature_views import (
     customer_engagement,
@@ -15,17 +15,19 @@ from features.feature_repo.feature_views import (
 )
 from features.feature_repo.on_demand import customer_request_time
 
-# Raw timestamps stay out of the services: the request-time view turns them into ages at the cutoff.
-# (Names, not a projected view: a view at module level would be taken for a second declaration.)
-_TRANSACTIONS = [f.name for f in customer_transactions.features if not f.name.endswith("_at")]
+
+def _without_times(view: FeatureView) -> FeatureView:
+    """The view without its raw timestamps: the request-time view turns them into ages at the cutoff."""
+    return view[[f.name for f in view.features if not f.name.endswith("_at")]]
+
 
 churn_v1 = FeatureService(
     name="churn_v1",
     description="Churn model: will the customer stop buying? Behaviour, engagement, service and loyalty.",
     features=[
-        customer_transactions[_TRANSACTIONS],
+        _without_times(customer_transactions),
         customer_engagement,
-        customer_service[[f.name for f in customer_service.features if not f.name.endswith("_at")]],
+        _without_times(customer_service),
         customer_loyalty[["loyalty_member", "loyalty_tier", "loyalty_points"]],
         customer_profile[["age_band", "region", "consent_email"]],
         customer_realtime[["cart_items"]],
@@ -37,7 +39,7 @@ cltv_v1 = FeatureService(
     name="cltv_v1",
     description="Customer-lifetime-value model: how much will the customer spend? Spend history and loyalty.",
     features=[
-        customer_transactions[_TRANSACTIONS],
+        _without_times(customer_transactions),
         customer_engagement[["email_opens_90d", "web_sessions_90d", "product_views_90d"]],
         customer_loyalty[["loyalty_member", "loyalty_tier", "loyalty_points"]],
         customer_profile[["age_band", "region"]],

@@ -19,14 +19,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from feast import FeatureStore, FeatureView, OnDemandFeatureView
-from feast.protos.feast.types.EntityKey_pb2 import EntityKey
-from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 
 from features.errors import InputError
 from features.settings import Workspace
 from features.store.config import open_store
 from features.store.defaults import Feature, fill_column, service_features
-from features.store.online_stores import PackedVectors
+from features.store.online_stores import PackedVectors, string_keys
 from features.store.settings import FeatureStoreSettings
 
 
@@ -55,7 +53,6 @@ class OnlineFeatures:
             (views[name], list(dict.fromkeys(names))) for name, names in wanted.items()
         ]
         self.join_keys = sorted({key for view, _ in self.reads for key in view.join_keys})
-        self.needs_request_time = bool(self.on_demand)
         self._online_store = store._get_provider().online_store
         if not isinstance(self._online_store, PackedVectors):
             raise InputError(
@@ -79,10 +76,7 @@ class OnlineFeatures:
             values = given.get(key)
             if values is None:
                 raise ValueError(f"the feature service {self.service.name} needs `{key}` values")
-            keys[key] = self._online_store.serialize_keys(
-                self.store.config,
-                [EntityKey(join_keys=[key], entity_values=[ValueProto(string_val=str(v))]) for v in values],
-            )
+            keys[key] = self._online_store.serialize_keys(self.store.config, string_keys(key, values))
         if len({len(v) for v in keys.values()}) > 1:
             raise ValueError(f"entity columns of different lengths: { {k: len(v) for k, v in keys.items()} }")
         return keys

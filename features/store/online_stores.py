@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -99,8 +99,18 @@ def _micros(moment: datetime) -> int:
     return (make_tzaware(moment) - EPOCH) // timedelta(microseconds=1)
 
 
+def string_keys(join_key: str, values: Iterable[object]) -> list[EntityKey]:
+    """Feast's entity keys for values of one string join key (`customer_id`, `sku`)."""
+    return [EntityKey(join_keys=[join_key], entity_values=[ValueProto(string_val=str(v))]) for v in values]
+
+
 def _time_features(view: FeatureView) -> set[str]:
     return {f.name for f in view.features if f.dtype == UnixTimestamp}
+
+
+def _decode(stored: Sequence[Stored | None], missing: bytes) -> list[Any]:
+    """The stored vectors as dicts, `missing` (JSON) where nothing is stored: one JSON array, one decode."""
+    return json.loads(b"[%s]" % b",".join(missing if s is None else s[0] for s in stored))
 
 
 class PackedVectors:
@@ -135,13 +145,11 @@ class PackedVectors:
         wanted = requested_features or [f.name for f in table.features]
         times = _time_features(table)
         out: list[tuple[datetime | None, dict[str, ValueProto] | None]] = []
-        for stored in found:
+        for stored, values in zip(found, _decode(found, b"null"), strict=True):
             if stored is None:
                 out.append((None, None))
                 continue
-            vector, event_us = stored
-            values = json.loads(vector)
-            moment = EPOCH + timedelta(microseconds=event_us)
+            moment = EPOCH + timedelta(microseconds=stored[1])
             out.append((moment, {n: _proto(values[n], n in times) for n in wanted if n in values}))
         return out
 
@@ -152,7 +160,7 @@ class PackedVectors:
         found = self._fetch(config, [(view, keys) for view, _, keys in reads])
         columns: dict[str, list[Any]] = {}
         for (view, names, _), stored in zip(reads, found, strict=True):
-            vectors = [json.loads(s[0]) if s is not None else {} for s in stored]
+            vectors = _decode(stored, b"{}")
             times = _time_features(view)
             for name in names:
                 column = [v.get(name) for v in vectors]
@@ -205,10 +213,9 @@ class PackedVectors:
         if not partial:
             return
         (stored,) = self._fetch(config, [(table, partial)])
-        for key, found in zip(partial, stored, strict=True):
-            if found is not None:
-                vector, event_us, created_us = rows[key]
-                rows[key] = ({**json.loads(found[0]), **vector}, event_us, created_us)
+        for key, found in zip(partial, _decode(stored, b"{}"), strict=True):
+            vector, event_us, created_us = rows[key]
+            rows[key] = ({**found, **vector}, event_us, created_us)
 
     @property
     def async_supported(self) -> SupportedAsyncMethods:
@@ -335,13 +342,13 @@ class TesseraRedisOnlineStore(PackedVectors, RedisOnlineStore):
         self, config: RepoConfig, requests: Sequence[tuple[FeatureView, Sequence[bytes]]]
     ) -> list[list[Stored | None]]:
         project = config.project.encode()
+        named = [(_vector_field(view), _time_field(view), keys) for view, keys in requests]
         fields: dict[bytes, list[bytes]] = {}  # Redis key → the fields asked of it
-        for view, keys in requests:
-            wanted = (_vector_field(view), _time_field(view))
+        for vector_field, time_field, keys in named:
             for key in keys:
                 asked = fields.setdefault(key + project, [])
-                if wanted[0] not in asked:
-                    asked.extend(wanted)
+                if vector_field not in asked:
+                    asked += (vector_field, time_field)
         client = self._get_client(config.online_store)
         with client.pipeline(transaction=False) as pipe:
             for key, asked in fields.items():
@@ -353,7 +360,7 @@ class TesseraRedisOnlineStore(PackedVectors, RedisOnlineStore):
                 if reply[i] is not None:
                     answers[key, asked[i]] = (reply[i], int(reply[i + 1]))
         return [
-            [answers.get((key + project, _vector_field(view))) for key in keys] for view, keys in requests
+            [answers.get((key + project, vector_field)) for key in keys] for vector_field, _, keys in named
         ]
 
     def _store(

@@ -18,13 +18,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 from feast import FeatureStore, FeatureView
-from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 from feast.protos.feast.types.Value_pb2 import StringList
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.type_map import NULL_TIMESTAMP_INT_VALUE
 from feast.types import Array, Bool, Float64, Int64, String, UnixTimestamp
 
-from features.store.online_stores import OnlineRow
+from features.store.online_stores import OnlineRow, string_keys
 
 BATCH_ROWS = 20_000
 SCALARS: dict[str, tuple[str, Callable[[Any], Any]]] = {
@@ -73,10 +72,7 @@ def _values(column: pa.ChunkedArray | pa.Array, dtype: object) -> list[ValueProt
 def online_rows(batch: pa.RecordBatch | pa.Table, view: FeatureView) -> list[OnlineRow]:
     """Rows in the shape `OnlineStore.online_write_batch` takes, for one batch of the view's latest values."""
     (join_key,) = view.join_keys
-    keys = [
-        EntityKey(join_keys=[join_key], entity_values=[ValueProto(string_val=str(k))])
-        for k in batch.column(join_key).to_pylist()
-    ]
+    keys = string_keys(join_key, batch.column(join_key).to_pylist())
     columns = {f.name: _values(batch.column(f.name), f.dtype) for f in view.features}
     values = [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
     timestamps = batch.column(view.batch_source.timestamp_field).to_pylist()

@@ -16,6 +16,7 @@ import logging
 import pkgutil
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from feast import (
     Entity,
@@ -36,34 +37,31 @@ from sqlalchemy import delete
 from features.settings import Workspace
 from features.store.config import offline_folder
 from features.store.online_write import materialize_view
+from features.timeutil import as_utc
 
 logger = logging.getLogger(__name__)
 
 DECLARATIONS_PACKAGE = "features.feature_repo"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+T = TypeVar("T")
 
 
 def load_declarations(workspace: Workspace) -> RepoContents:
     """Every Feast object declared in `features/feature_repo/`, offline paths made absolute for `workspace`."""
     package = importlib.import_module(DECLARATIONS_PACKAGE)
+    declared = DataSource | Entity | FeatureView | OnDemandFeatureView | FeatureService
     found: list[object] = []
     for module_info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{DECLARATIONS_PACKAGE}.{module_info.name}")
-        for value in vars(module).values():
-            if isinstance(
-                value, DataSource | Entity | FeatureView | OnDemandFeatureView | FeatureService
-            ) and not any(value is seen for seen in found):
-                found.append(value)
+        found += [value for value in vars(module).values() if isinstance(value, declared)]
     # A copy, so the module-level declarations keep their relative paths for the next workspace.
-    objects = copy.deepcopy(found)
+    objects = copy.deepcopy(_unique(found))
     _resolve_paths(objects, offline_folder(workspace))
     sources = [o for o in objects if isinstance(o, DataSource)]
-    for source in list(sources):
-        if isinstance(source, PushSource) and source.batch_source is not None:
-            sources.append(source.batch_source)
+    pushed = [s.batch_source for s in sources if isinstance(s, PushSource) and s.batch_source is not None]
     return RepoContents(
         projects=[],
-        data_sources=_unique(sources),
+        data_sources=_unique(sources + pushed),
         entities=[o for o in objects if isinstance(o, Entity)] + [DUMMY_ENTITY],
         feature_views=[o for o in objects if type(o) is FeatureView],
         feature_services=[o for o in objects if isinstance(o, FeatureService)],
@@ -74,12 +72,9 @@ def load_declarations(workspace: Workspace) -> RepoContents:
     )
 
 
-def _unique(items: list[DataSource]) -> list[DataSource]:
-    out: list[DataSource] = []
-    for item in items:
-        if not any(item is seen for seen in out):
-            out.append(item)
-    return out
+def _unique(items: list[T]) -> list[T]:
+    """The items without repeats of the same object (imports bring one declaration into several modules)."""
+    return list({id(item): item for item in items}.values())
 
 
 def _resolve_paths(objects: list[object], folder: Path) -> None:
@@ -130,17 +125,13 @@ def _materialize_views(store: FeatureStore, now: datetime, full: bool) -> dict[s
         last = None if full else view.most_recent_end_time
         # A view never materialised is read from the start (Feast's own first incremental run starts at
         # "wall clock minus TTL", which misses history and backtests); later runs from the last end.
-        start = EPOCH if last is None else _aware(last)
+        start = EPOCH if last is None else as_utc(last)
         if start >= now:
             done[view.name] = "up to date"
             continue
         rows = materialize_view(store, view, start, now)
         done[view.name] = f"{'full' if last is None else 'from ' + start.isoformat()}: {rows} rows"
     return done
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def teardown_project(store: FeatureStore) -> None:
