@@ -17,10 +17,10 @@ import pandas as pd
 from features.settings import Workspace
 from features.timeutil import as_utc
 from training import tracking
-from training.baselines import co_purchase, own_most_bought, popularity_recs
+from training.baselines import model_and_baselines
 from training.datasets import load_events, load_order_lines, point_in_time_features
 from training.evaluate import classification_metrics, ranking_metrics, value_metrics
-from training.labels import order_events, sales
+from training.labels import days_since_last_sale, order_events, purchase_labels, sales
 from training.probabilistic import ProbabilisticCLV
 from training.settings import TrainingSettings
 
@@ -64,23 +64,15 @@ def accuracy_against_truth(
     horizon = settings.horizon_days
     history = order_events(load_order_lines(workspace, moment))
     lines = future_lines(workspace, truth, moment, horizon)
-    future = order_events(lines)
-    population = pd.Index(sales(history)["customer_id"].unique(), name="customer_id")
-    bought = set(future.loc[future["is_sale"], "customer_id"])
-    outcome = pd.DataFrame(index=population)
-    outcome["churned"] = ~outcome.index.isin(bought)
-    outcome["value"] = (
-        future.groupby("customer_id")["amount"].sum().clip(lower=0).reindex(population).fillna(0.0)
-    )
+    # The true future as labels: churned and value after `now` for everyone who bought before it.
+    outcome = purchase_labels(pd.concat([history, order_events(lines)]), moment, horizon)
+    population = outcome["customer_id"]
+    past_sales = sales(history)
     probabilistic = (
-        ProbabilisticCLV()
-        .fit(sales(history), moment)
-        .predict(sales(history), moment, horizon)
-        .reindex(population)
+        ProbabilisticCLV().fit(past_sales, moment).predict(past_sales, moment, horizon).reindex(population)
     )
-    last = sales(history).groupby("customer_id")["ordered_at"].max().reindex(population)
-    recency = (moment - last).dt.total_seconds().to_numpy() / 86400
-    entities = outcome.reset_index()[["customer_id"]].assign(cutoff=moment)
+    recency = days_since_last_sale(history, population, moment)
+    entities = outcome[["customer_id", "cutoff"]]
     report: dict[str, Any] = {
         "now": moment.isoformat(),
         "horizon_days": horizon,
@@ -120,12 +112,5 @@ def _recommendations(
     """Recall/NDCG@k of the recommender and the baselines for customers with history who bought in the window."""
     customers = sorted(set(events["customer_id"]) & set(truth["customer_id"]))
     truth = truth[truth["customer_id"].isin(customers)]
-    shown = model.recommend(events, moment, customers, k=k).sort_values(["customer_id", "rank"])
-    methods = {
-        "model": shown.groupby("customer_id", sort=False)["sku"].agg(list).to_dict(),
-        "global_popularity": popularity_recs(events, moment, customers, k),
-        "recent_popularity": popularity_recs(events, moment, customers, k, recent_days),
-        "item_to_item": co_purchase(events, moment, customers, k),
-        "own_most_bought": own_most_bought(events, moment, customers, k),
-    }
+    methods = model_and_baselines(model, events, moment, customers, k, recent_days)
     return {name: ranking_metrics(recommended, truth, k) for name, recommended in methods.items()}

@@ -13,12 +13,18 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from training.recommend import popularity, top_k
+from training.recommend import NextBestProduct, popularity, top_k
 
 
 def _purchases(events: pd.DataFrame, now: datetime) -> pd.DataFrame:
     moment = pd.Timestamp(now)
     return events[(events["kind"] == "purchase") & (events["occurred_at"] <= moment)]
+
+
+def _topped_up(picks: list[str], best: list[str], k: int) -> list[str]:
+    """`picks`, then best sellers not among them, up to k."""
+    taken = set(picks)
+    return picks + [s for s in best if s not in taken][: k - len(picks)]
 
 
 def popularity_recs(
@@ -44,11 +50,7 @@ def own_most_bought(
     counts["sku"] = counts["sku"].astype(str)
     own = counts.groupby("customer_id", observed=True)["sku"].agg(list)
     best = popularity(events, now).index[: 2 * k].astype(str).tolist()
-    out = {}
-    for customer in customers:
-        mine = own.get(customer, [])[:k]
-        out[customer] = mine + [s for s in best if s not in set(mine)][: k - len(mine)]
-    return out
+    return {customer: _topped_up(own.get(customer, [])[:k], best, k) for customer in customers}
 
 
 def co_purchase(
@@ -87,6 +89,29 @@ def co_purchase(
         block = (U[start : start + 4096] @ cosine).toarray()
         top = top_k(block, k)
         for row, customer in enumerate(index[start : start + 4096]):
-            picks = [sku_array[j] for j in top[row] if block[row, j] > 0]
-            out[customer] = picks + [s for s in best if s not in set(picks)][: k - len(picks)]
+            out[customer] = _topped_up([sku_array[j] for j in top[row] if block[row, j] > 0], best, k)
     return out
+
+
+def top_lists(recommendations: pd.DataFrame) -> dict[str, list[str]]:
+    """Recommendations (customer_id, rank, sku rows) as customer → skus, best first."""
+    ordered = recommendations.sort_values(["customer_id", "rank"])
+    return ordered.groupby("customer_id", sort=False)["sku"].agg(list).to_dict()
+
+
+def model_and_baselines(
+    model: NextBestProduct,
+    events: pd.DataFrame,
+    now: datetime,
+    customers: Sequence[str],
+    k: int,
+    recent_days: float,
+) -> dict[str, dict[str, list[str]]]:
+    """Top-k lists of the model and of every baseline, by method: what evaluation compares."""
+    return {
+        "model": top_lists(model.recommend(events, now, customers, k)),
+        "global_popularity": popularity_recs(events, now, customers, k),
+        "recent_popularity": popularity_recs(events, now, customers, k, recent_days),
+        "item_to_item": co_purchase(events, now, customers, k),
+        "own_most_bought": own_most_bought(events, now, customers, k),
+    }

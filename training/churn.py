@@ -12,7 +12,14 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
-from training.tabular import TabularEncoder, lgbm_params, time_holdout, with_customer_id
+from training.tabular import (
+    TabularEncoder,
+    fit_early_stopped,
+    gain_importance,
+    lgbm_params,
+    time_holdout,
+    with_customer_id,
+)
 
 
 class ChurnModel:
@@ -39,18 +46,11 @@ class ChurnModel:
         self.encoder_ = TabularEncoder().fit(frame)
         X = self.encoder_.transform(frame)
         y = np.asarray(churned, dtype=int)
-        fit, holdout = time_holdout(cutoffs, frame["customer_id"])
+        holdout = time_holdout(cutoffs, frame["customer_id"])
         params = lgbm_params(
             self.n_estimators, self.learning_rate, self.num_leaves, self.min_child_samples, self.seed
         )
-        self.classifier_ = lgb.LGBMClassifier(objective="binary", **params)
-        self.classifier_.fit(
-            X[fit],
-            y[fit],
-            eval_X=(X[holdout],),
-            eval_y=(y[holdout],),
-            callbacks=[lgb.early_stopping(50, verbose=False)],
-        )
+        self.classifier_ = fit_early_stopped(lgb.LGBMClassifier(objective="binary", **params), X, y, holdout)
         raw = self._log_odds(X[holdout])
         self.calibrator_ = LogisticRegression(C=1e6).fit(raw.reshape(-1, 1), y[holdout])
         self.features_ = list(self.encoder_.features_)
@@ -60,20 +60,16 @@ class ChurnModel:
     def _log_odds(self, X: pd.DataFrame) -> np.ndarray:
         return self.classifier_.predict(X, raw_score=True)
 
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        """Calibrated P(no purchase within the horizon) per row."""
-        raw = self._log_odds(self.encoder_.transform(frame))
-        return self.calibrator_.predict_proba(raw.reshape(-1, 1))[:, 1]
+    def _probability(self, X: pd.DataFrame) -> np.ndarray:
+        return self.calibrator_.predict_proba(self._log_odds(X).reshape(-1, 1))[:, 1]
 
-    def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Each feature's contribution to each row's churn log-odds (SHAP values; the bias column last)."""
-        values = self.classifier_.predict(self.encoder_.transform(frame), pred_contrib=True)
-        return pd.DataFrame(values, columns=[*self.features_, "bias"], index=frame.index)
+    def _contributions(self, X: pd.DataFrame) -> pd.DataFrame:
+        values = self.classifier_.predict(X, pred_contrib=True)
+        return pd.DataFrame(values, columns=[*self.features_, "bias"], index=X.index)
 
-    def reasons(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def _reasons(self, X: pd.DataFrame) -> pd.DataFrame:
         """The `n_reasons` features pushing each customer's churn score up most: reason_i and reason_i_impact."""
-        contributions = self.contributions(frame).drop(columns="bias")
-        values = contributions.to_numpy()
+        values = self._contributions(X).drop(columns="bias").to_numpy()
         order = np.argsort(-values, axis=1)[:, : self.n_reasons]
         names = np.asarray(self.features_, dtype=object)
         out = {}
@@ -82,14 +78,22 @@ class ChurnModel:
             # Only features that push towards churn are reasons; a loyal customer may have none.
             out[f"reason_{i + 1}"] = np.where(impact > 0, names[order[:, i]], None)
             out[f"reason_{i + 1}_impact"] = np.where(impact > 0, impact, np.nan)
-        return pd.DataFrame(out, index=frame.index)
+        return pd.DataFrame(out, index=X.index)
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """Calibrated P(no purchase within the horizon) per row."""
+        return self._probability(self.encoder_.transform(frame))
+
+    def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Each feature's contribution to each row's churn log-odds (SHAP values; the bias column last)."""
+        return self._contributions(self.encoder_.transform(frame))
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """customer_id (when given), churn_probability and the reasons, one row per input row."""
-        out = pd.DataFrame({"churn_probability": self.predict_proba(frame)}, index=frame.index)
-        return with_customer_id(frame, out.join(self.reasons(frame)))
+        X = self.encoder_.transform(frame)  # once for both the probability and the reasons
+        out = pd.DataFrame({"churn_probability": self._probability(X)}, index=frame.index)
+        return with_customer_id(frame, out.join(self._reasons(X)))
 
     def feature_importance(self) -> pd.Series:
         """Total gain per feature, largest first."""
-        gain = self.classifier_.booster_.feature_importance(importance_type="gain")
-        return pd.Series(gain, index=self.features_).sort_values(ascending=False)
+        return gain_importance(self.classifier_, self.features_)

@@ -11,7 +11,14 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from training.tabular import TabularEncoder, lgbm_params, time_holdout, with_customer_id
+from training.tabular import (
+    TabularEncoder,
+    fit_early_stopped,
+    gain_importance,
+    lgbm_params,
+    time_holdout,
+    with_customer_id,
+)
 
 
 class CLTVModel:
@@ -40,27 +47,24 @@ class CLTVModel:
         self.encoder_ = TabularEncoder().fit(frame)
         X = self.encoder_.transform(frame)
         y = np.asarray(value, dtype=float)
-        fit, holdout = time_holdout(cutoffs, frame["customer_id"])
+        holdout = time_holdout(cutoffs, frame["customer_id"])
         params = lgbm_params(
             self.n_estimators, self.learning_rate, self.num_leaves, self.min_child_samples, self.seed
         )
-        stop = [lgb.early_stopping(50, verbose=False)]
-        self.point_ = lgb.LGBMRegressor(
+        point = lgb.LGBMRegressor(
             objective="tweedie", tweedie_variance_power=self.tweedie_variance_power, **params
         )
-        self.point_.fit(X[fit], y[fit], eval_X=(X[holdout],), eval_y=(y[holdout],), callbacks=stop)
-        self.quantiles_ = {}
-        for q in self.interval:
-            model = lgb.LGBMRegressor(objective="quantile", alpha=q, **params)
-            model.fit(
-                X[fit],
-                y[fit],
-                eval_X=(X[holdout],),
-                eval_y=(y[holdout],),
+        self.point_ = fit_early_stopped(point, X, y, holdout)
+        self.quantiles_ = {
+            q: fit_early_stopped(
+                lgb.LGBMRegressor(objective="quantile", alpha=q, **params),
+                X,
+                y,
+                holdout,
                 eval_metric="quantile",
-                callbacks=stop,
             )
-            self.quantiles_[q] = model
+            for q in self.interval
+        }
         self.features_ = list(self.encoder_.features_)
         return self
 
@@ -80,5 +84,4 @@ class CLTVModel:
 
     def feature_importance(self) -> pd.Series:
         """Total gain per feature of the point model, largest first."""
-        gain = self.point_.booster_.feature_importance(importance_type="gain")
-        return pd.Series(gain, index=self.features_).sort_values(ascending=False)
+        return gain_importance(self.point_, self.features_)

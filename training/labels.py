@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import numpy as np
 import pandas as pd
 
 
@@ -66,6 +67,16 @@ def order_events(order_lines: pd.DataFrame) -> pd.DataFrame:
 def sales(events: pd.DataFrame) -> pd.DataFrame:
     """The sale orders of `order_events` (customer_id, ordered_at, amount), as BG/NBD counts them."""
     return events.loc[events["is_sale"], ["customer_id", "ordered_at", "amount"]]
+
+
+def days_since_last_sale(
+    events: pd.DataFrame, customers: pd.Series | pd.Index, cutoff: datetime
+) -> np.ndarray:
+    """Days from each customer's last sale at or before `cutoff` to it (the simplest churn score); NaN if none."""
+    cutoff_ts = pd.Timestamp(cutoff)
+    known = events[events["is_sale"] & (events["ordered_at"] <= cutoff_ts)]
+    last = known.groupby("customer_id")["ordered_at"].max()
+    return (cutoff_ts - last.reindex(customers.to_numpy())).dt.total_seconds().to_numpy() / 86400.0
 
 
 def purchase_labels(events: pd.DataFrame, cutoff: datetime, horizon_days: int) -> pd.DataFrame:

@@ -12,7 +12,6 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any, Protocol
 
-import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -68,14 +67,6 @@ class TrainingContext:
         predicted = model.predict(history, self.cutoffs.validation, self.settings.horizon_days)
         predicted.attrs["params"] = {**model.bgnbd_.params_, **model.gamma_gamma_.params_}
         return predicted
-
-    def days_since_last_purchase(self, customers: pd.Series, cutoff: datetime) -> np.ndarray:
-        """Days from each customer's last sale to `cutoff` (the simplest churn score)."""
-        known = self.orders[self.orders["is_sale"] & (self.orders["ordered_at"] <= pd.Timestamp(cutoff))]
-        last = known.groupby("customer_id")["ordered_at"].max()
-        return (
-            pd.Timestamp(cutoff) - last.reindex(customers.to_numpy())
-        ).dt.total_seconds().to_numpy() / 86400.0
 
 
 @dataclass

@@ -8,11 +8,12 @@ plus `monetary` (mean value of the repeat transactions) for Gamma-Gamma. `rfm_su
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize
+from scipy.optimize import OptimizeResult, minimize
 from scipy.special import betaln, gammaln, hyp2f1
 
 DAY = pd.Timedelta(days=1)
@@ -60,6 +61,14 @@ def _grouped(frame: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, np.nd
     return np.asarray(counts.index.to_frame(index=False), dtype=float), counts.to_numpy(dtype=float)
 
 
+def _minimise(negative: Callable[[np.ndarray], float], start: np.ndarray, max_iter: int) -> OptimizeResult:
+    """Nelder-Mead to get near the optimum robustly, then L-BFGS-B from there to polish it."""
+    rough = minimize(
+        negative, start, method="Nelder-Mead", options={"maxiter": max_iter, "xatol": 1e-8, "fatol": 1e-12}
+    )
+    return minimize(negative, rough.x, method="L-BFGS-B")
+
+
 class BetaGeoFitter:
     """BG/NBD: purchases follow a Poisson process while alive; after each purchase the customer may drop out."""
 
@@ -92,14 +101,7 @@ class BetaGeoFitter:
             ll = self._log_likelihood(params, x, t_x / scale, T / scale)
             return -float(weights @ ll) / weights.sum() + self.penalizer * float(np.sum(params**2))
 
-        start = np.log([1.0, 1.0, 1.0, 1.0])
-        result = minimize(
-            negative,
-            start,
-            method="Nelder-Mead",
-            options={"maxiter": self.max_iter, "xatol": 1e-8, "fatol": 1e-12},
-        )
-        result = minimize(negative, result.x, method="L-BFGS-B")
+        result = _minimise(negative, np.log([1.0, 1.0, 1.0, 1.0]), self.max_iter)
         r, alpha, a, b = np.exp(result.x)
         self.r_, self.alpha_, self.a_, self.b_ = float(r), float(alpha * scale), float(a), float(b)
         self.log_likelihood_ = -float(result.fun) * weights.sum()
@@ -172,13 +174,7 @@ class GammaGammaFitter:
                 np.sum(np.exp(log_params) ** 2)
             )
 
-        result = minimize(
-            negative,
-            np.zeros(3),
-            method="Nelder-Mead",
-            options={"maxiter": self.max_iter, "xatol": 1e-8, "fatol": 1e-12},
-        )
-        result = minimize(negative, result.x, method="L-BFGS-B")
+        result = _minimise(negative, np.zeros(3), self.max_iter)
         p, q, v = np.exp(result.x)
         self.p_, self.q_, self.gamma_ = float(p), float(q), float(v * scale)
         # Customers without repeat purchases take the population mean spend per transaction.

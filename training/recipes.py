@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training.baselines import co_purchase, own_most_bought, popularity_recs
+from training.baselines import model_and_baselines, top_lists
 from training.churn import ChurnModel
 from training.cltv import CLTVModel
 from training.datasets import LabelledFrames, labelled_frames, point_in_time_features
@@ -23,6 +23,7 @@ from training.evaluate import (
     ranking_metrics,
     value_metrics,
 )
+from training.labels import days_since_last_sale
 from training.pipelines import Evaluation, Logged, TrainingContext
 from training.recommend import NextBestProduct
 from training.settings import TrainingSettings
@@ -81,7 +82,7 @@ class ChurnRecipe:
         val = data.validation
         y = val["churned"].to_numpy(dtype=int)
         p = model.predict_proba(val)
-        recency = ctx.days_since_last_purchase(val["customer_id"], ctx.cutoffs.validation)
+        recency = days_since_last_sale(ctx.orders, val["customer_id"], ctx.cutoffs.validation)
         dead = 1 - ctx.probabilistic["p_alive"].reindex(val["customer_id"]).to_numpy()
         metrics = {
             **classification_metrics(y, p),
@@ -175,11 +176,6 @@ class RecommenderData:
     chosen: dict[str, Any] = field(default_factory=dict)
 
 
-def _as_lists(recommendations: pd.DataFrame) -> dict[str, list[str]]:
-    ordered = recommendations.sort_values(["customer_id", "rank"])
-    return ordered.groupby("customer_id", sort=False)["sku"].agg(list).to_dict()
-
-
 class NextBestProductRecipe:
     """Next-best-product: blended ALS against popularity, item-to-item and the customer's own favourites."""
 
@@ -218,20 +214,18 @@ class NextBestProductRecipe:
         )
         return NextBestProduct(**data.chosen).fit(data.history, v, ctx.catalogue)
 
-    def _metrics(self, recommended: dict[str, list[str]], data: RecommenderData) -> dict[str, float]:
-        return ranking_metrics(recommended, data.truth, self.k)
-
     def evaluate(self, ctx: TrainingContext, model: NextBestProduct, data: RecommenderData) -> Evaluation:
-        v, k, customers, history = ctx.cutoffs.validation, self.k, data.customers, data.history
-        metrics = self._metrics(_as_lists(model.recommend(history, v, customers, k)), data)
-        baselines = {
-            "global_popularity": self._metrics(popularity_recs(history, v, customers, k), data),
-            "recent_popularity": self._metrics(
-                popularity_recs(history, v, customers, k, ctx.settings.recent_popularity_days), data
-            ),
-            "item_to_item": self._metrics(co_purchase(history, v, customers, k), data),
-            "own_most_bought": self._metrics(own_most_bought(history, v, customers, k), data),
-        }
+        k = self.k
+        methods = model_and_baselines(
+            model,
+            data.history,
+            ctx.cutoffs.validation,
+            data.customers,
+            k,
+            ctx.settings.recent_popularity_days,
+        )
+        baselines = {name: ranking_metrics(lists, data.truth, k) for name, lists in methods.items()}
+        metrics = baselines.pop("model")
         table = pd.DataFrame({"model": metrics, **baselines}).T.drop(columns="customers")
         shown = [f"recall_at_{k}", f"ndcg_at_{k}", f"hit_rate_at_{k}"]
         blend = pd.DataFrame(model.blend_).T.rename_axis("assortment").reset_index()
@@ -250,7 +244,7 @@ class NextBestProductRecipe:
         self, ctx: TrainingContext, model: Any, metadata: dict[str, Any], data: RecommenderData
     ) -> float:
         recommended = model.recommend(data.history, ctx.cutoffs.validation, data.customers, self.k)
-        return self._metrics(_as_lists(recommended), data)[self.primary_metric]
+        return ranking_metrics(top_lists(recommended), data.truth, self.k)[self.primary_metric]
 
     def logged(self, ctx: TrainingContext, model: NextBestProduct, data: RecommenderData) -> Logged:
         s = ctx.settings

@@ -24,6 +24,8 @@ import scipy.sparse as sp
 from implicit.cpu.als import AlternatingLeastSquares
 from threadpoolctl import threadpool_limits
 
+from features.timeutil import as_utc
+
 ALL = "all"  # the assortment of products without a known category, and the default of every assortment
 SHARED = "*"  # blend weights shared by all assortments
 GROUP_TERMS = ("intercept", "again", "discovery")
@@ -265,8 +267,7 @@ class NextBestProduct:
         A customer with no events appears once with a null sku and gets the best sellers. `event_type` may say
         purchase (or sale), add_to_cart or product_view; `count` defaults to 1; `now` defaults to the current time.
         """
-        moment = pd.Timestamp.now(tz="UTC") if now in (None, "") else pd.Timestamp(now)
-        moment = moment.tz_localize("UTC") if moment.tzinfo is None else moment
+        moment = pd.Timestamp.now(tz="UTC") if now in (None, "") else as_utc(pd.Timestamp(now))
         customers = list(pd.unique(frame["customer_id"].astype(str)))
         events = as_events(frame)
         return self.recommend(

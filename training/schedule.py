@@ -72,15 +72,12 @@ def retrain(
         from features.pipeline import run_chain  # heavy imports only once the lock is ours
         from features.store import build_feature_store
 
+        chain_settings = Settings(workspace=workspace.root)
         summary: dict[str, Any] = {"now": moment.isoformat()}
         if sources is not None:
-            summary["chain"] = run_chain(
-                sources, workspace, now=moment, settings=Settings(workspace=workspace.root)
-            )
+            summary["chain"] = run_chain(sources, workspace, now=moment, settings=chain_settings)
         if "feature_store" not in summary.get("chain", {}):
-            summary["feature_store"] = build_feature_store(
-                workspace, moment, Settings(workspace=workspace.root)
-            )
+            summary["feature_store"] = build_feature_store(workspace, moment, chain_settings)
         summary["models"] = train_all(workspace, moment, settings)
     summary["promoted"] = {name: result["gate"]["promoted"] for name, result in summary["models"].items()}
     return summary

@@ -28,7 +28,6 @@ class TrainingSettings(BaseSettings):
     # Feature services the models train and serve on (features/feature_repo/feature_services.py).
     churn_feature_service: str = "churn_v1"
     cltv_feature_service: str = "cltv_v1"
-    next_best_product_feature_service: str = "next_best_product_v1"
 
     # LightGBM, shared by churn and CLTV.
     lgbm_n_estimators: int = 300

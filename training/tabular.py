@@ -1,4 +1,4 @@
-"""What the two LightGBM models share: turning a feature-service frame into model input, and a time holdout.
+"""What the two LightGBM models share: frames as model input, the time holdout, early stopping, importance.
 
 The encoder follows the estimator rules so a fitted model carries the exact columns and categories it saw:
 at serving time an unseen category becomes missing instead of shifting the codes.
@@ -6,6 +6,7 @@ at serving time an unseen category becomes missing instead of shifting the codes
 
 from __future__ import annotations
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
@@ -49,6 +50,8 @@ class TabularEncoder:
                 text = column.astype("object").where(column.notna(), None)
                 text = text.map(lambda v: None if v is None else str(v))
                 out[name] = pd.Categorical(text, categories=self.categories_[name])
+            elif isinstance(column.dtype, np.dtype) and column.dtype.kind in "biuf":
+                out[name] = column.astype(float)  # plain numbers: the common case, and the fast one
             else:
                 out[name] = pd.to_numeric(
                     column.astype("object").where(column.notna(), np.nan), errors="coerce"
@@ -72,8 +75,8 @@ def _is_text(column: pd.Series) -> bool:
     return False
 
 
-def time_holdout(cutoffs: pd.Series, customer_ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Masks (fit, holdout): the latest cutoff is held out for early stopping and calibration.
+def time_holdout(cutoffs: pd.Series, customer_ids: pd.Series) -> np.ndarray:
+    """Mask of the rows held out for early stopping and calibration: those of the latest cutoff.
 
     With a single cutoff, a stable hash of the customer id holds out a fifth of the customers instead.
     """
@@ -83,7 +86,28 @@ def time_holdout(cutoffs: pd.Series, customer_ids: pd.Series) -> tuple[np.ndarra
     else:
         ids = pd.Series(customer_ids).reset_index(drop=True).astype(str)
         holdout = pd.util.hash_pandas_object(ids, index=False).to_numpy() % 5 == 0
-    return ~holdout, holdout
+    return holdout
+
+
+def fit_early_stopped(
+    model: lgb.LGBMModel, X: pd.DataFrame, y: np.ndarray, holdout: np.ndarray, **fit_params: object
+) -> lgb.LGBMModel:
+    """Fit on the rows outside `holdout`, stopping when the holdout rows stop improving for 50 rounds."""
+    fit = ~holdout
+    return model.fit(
+        X[fit],
+        y[fit],
+        eval_X=(X[holdout],),
+        eval_y=(y[holdout],),
+        callbacks=[lgb.early_stopping(50, verbose=False)],
+        **fit_params,
+    )
+
+
+def gain_importance(model: lgb.LGBMModel, features: list[str]) -> pd.Series:
+    """Total gain per feature, largest first."""
+    gain = model.booster_.feature_importance(importance_type="gain")
+    return pd.Series(gain, index=features).sort_values(ascending=False)
 
 
 def lgbm_params(
