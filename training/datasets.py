@@ -18,8 +18,8 @@ from features.errors import InputError
 from features.settings import Settings, Workspace
 from training.labels import Cutoffs, labels_at
 
-# Interaction event types the recommender reads, by the name it uses for them.
-WEB_SIGNALS = {"add_to_cart": "add_to_cart", "product_view": "product_view"}
+# Interaction event types the recommender reads (it uses the same names).
+WEB_SIGNALS = ("add_to_cart", "product_view")
 
 
 def _connect() -> duckdb.DuckDBPyConnection:
@@ -70,7 +70,9 @@ def load_events(workspace: Workspace, until: datetime) -> pd.DataFrame:
     with _connect() as con:
         return con.execute(
             f"SELECT customer_id, sku, kind, max(occurred_at) AS occurred_at, count(*)::DOUBLE AS count "
-            f"FROM ({union}) GROUP BY customer_id, sku, kind, date_trunc('day', occurred_at)",
+            f"FROM ({union}) GROUP BY customer_id, sku, kind, date_trunc('day', occurred_at) "
+            # A parallel GROUP BY returns rows in any order; the recommender's fit depends on it.
+            "ORDER BY customer_id, sku, kind, occurred_at",
             {"until": until},
         ).df()
 
