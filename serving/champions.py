@@ -23,7 +23,7 @@ from features.settings import Workspace
 from features.store import OnlineFeatures
 from serving.customers import Directory
 from serving.recommender import Recommender, load_products
-from serving.scores import ChurnScorer, CltvScorer
+from serving.scores import ChurnScorer, CltvScorer, value_thresholds
 from serving.settings import ServeSettings
 from training import tracking
 from training.datasets import load_events
@@ -161,7 +161,11 @@ class Loader:
             return None
         estimator, metadata, version = found
         return ChurnScorer(
-            estimator, metadata, version, self._reader(metadata, "churn_v1"), self.settings.risk_bands
+            estimator,
+            version,
+            metadata.get("horizon_days"),
+            self._reader(metadata, "churn_v1"),
+            self.settings.risk_bands,
         )
 
     def _cltv(self, directory: Directory) -> CltvScorer | None:
@@ -169,16 +173,13 @@ class Loader:
         if found is None:
             return None
         estimator, metadata, version = found
-        sample = sorted(directory.ids)[:: max(1, len(directory.ids) // self.settings.value_band_sample)]
-        return CltvScorer(
-            estimator,
-            metadata,
-            version,
-            self._reader(metadata, "cltv_v1"),
-            self.settings.value_band_quantiles,
-            sample[: self.settings.value_band_sample],
-            self.clock(),
+        reader = self._reader(metadata, "cltv_v1")
+        size = self.settings.value_band_sample
+        sample = sorted(directory.ids)[:: max(1, len(directory.ids) // size)][:size]
+        thresholds = value_thresholds(
+            estimator, reader, sample, self.clock(), self.settings.value_band_quantiles
         )
+        return CltvScorer(estimator, version, metadata.get("horizon_days"), reader, thresholds)
 
     def changed(self, snapshot: Snapshot) -> bool:
         """Whether a champion or a source file changed since the snapshot was built."""

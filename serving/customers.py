@@ -17,6 +17,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from features.identity.ids import follow_alias
 from features.settings import Workspace
 from serving.schemas import Consent, GoldenRecord, Interaction, Order, OrderLine, SourceIdentity
 
@@ -67,18 +68,8 @@ class Directory:
         return cls(ids, mapping)
 
     def resolve(self, any_id: str) -> str | None:
-        """The live customer an id stands for: itself, the customer it was merged into, or None.
-
-        The same walk as `features.identity.ids.follow_alias`, over a mapping built once instead of per call.
-        """
-        seen: set[str] = set()
-        current = any_id
-        while current not in self.ids:
-            if current not in self.aliases or current in seen:
-                return None
-            seen.add(current)
-            current = self.aliases[current]
-        return current
+        """The live customer an id stands for: itself, the customer it was merged into, or None."""
+        return follow_alias(self.ids, self.aliases, any_id)
 
 
 class History:

@@ -5,6 +5,8 @@ Consent is decided here, from the online store (the freshest copy, shared by eve
 - without `consent_personalisation`, /recommend gives best sellers, flagged, and uses nothing of the
   customer's (no history, no latest order); the caller's own `exclude` and `cart` are still left out;
 - without `consent_profiling`, /churn, /cltv and the 360 view return no score for the customer at all.
+
+The errors are BentoML's `ServiceUnavailable` and `NotFound`: the service answers them 503 and 404 as is.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+from bentoml.exceptions import NotFound, ServiceUnavailable
 
 from features.store import open_store
 from features.store.settings import FeatureStoreSettings
@@ -24,9 +27,7 @@ from serving.features import LiveFeatures
 from serving.recommender import exclusions
 from serving.schemas import (
     ChurnResponse,
-    ChurnScore,
     CltvResponse,
-    CltvScore,
     CustomerView,
     EventRequest,
     EventResponse,
@@ -37,21 +38,21 @@ from serving.schemas import (
     SimilarItemsRequest,
     SimilarItemsResponse,
 )
-from serving.scores import ChurnScorer, CltvScorer
+from serving.scores import Scored, Scorer
 from serving.settings import ServeSettings
 
 log = logging.getLogger(__name__)
 
 
-class NotReady(RuntimeError):
+class NotReady(ServiceUnavailable):
     """A model the endpoint needs has no champion yet."""
 
 
-class UnknownCustomer(LookupError):
+class UnknownCustomer(NotFound):
     """No live customer has this id, nor was it merged into one."""
 
 
-class UnknownProduct(LookupError):
+class UnknownProduct(NotFound):
     """Neither the model nor the catalogue knows this sku."""
 
 
@@ -111,15 +112,13 @@ class Engine:
         customer_id = snapshot.directory.resolve(request.customer_id)
         live = self.live.one(customer_id) if customer_id is not None else None
         consented = live is not None and live.consent_personalisation
-        excluded = exclusions(recommender, request.exclude, request.cart)
-        cart = recommender.positions(request.cart)
-        if live is not None and consented:
-            # What the customer bought a moment ago (pushed by /events) is not offered again right away.
-            excluded = np.union1d(excluded, recommender.positions(live.last_order_skus))
-            if request.exclude_purchased:
-                excluded = np.union1d(excluded, recommender.bought(str(customer_id)))
-        elif customer_id is not None:
-            cart = cart[:0]  # without consent, not even the cart is used to personalise
+        # What the customer bought a moment ago (pushed by /events) is not offered again right away.
+        last_order = live.last_order_skus if live is not None and consented else ()
+        excluded = exclusions(recommender, request.exclude, request.cart, last_order)
+        if consented and request.exclude_purchased:
+            excluded = np.concatenate([excluded, recommender.bought(str(customer_id))])
+        # Without consent not even the cart is used to personalise; an unknown visitor's cart is.
+        cart = recommender.positions(request.cart if consented or customer_id is None else ())
         items, personal = recommender.recommend(
             customer_id if consented else None,
             request.k,
@@ -162,13 +161,6 @@ class Engine:
             sku=request.sku, items=items, model_version=recommender.version, fallback=fallback
         )
 
-    def _consented(self, ids: list[str]) -> tuple[list[str | None], list[bool]]:
-        snapshot = self.snapshot
-        resolved = [snapshot.directory.resolve(i) for i in ids]
-        known = [r for r in resolved if r is not None]
-        consent_by_id = dict(zip(known, (c.consent_profiling for c in self.live.read(known)), strict=True))
-        return resolved, [r is not None and consent_by_id[r] for r in resolved]
-
     def churn(self, customer_ids: list[str]) -> ChurnResponse:
         """Churn probability, risk band and reasons of each customer who consented to profiling."""
         scorer = self.snapshot.churn
@@ -177,7 +169,7 @@ class Engine:
         return ChurnResponse(
             model_version=scorer.version,
             horizon_days=scorer.horizon_days,
-            scores=self._scores(scorer, customer_ids, ChurnScore),
+            scores=self._scores(scorer, customer_ids),
         )
 
     def cltv(self, customer_ids: list[str]) -> CltvResponse:
@@ -189,37 +181,38 @@ class Engine:
             model_version=scorer.version,
             horizon_days=scorer.horizon_days,
             interval=scorer.interval,
-            scores=self._scores(scorer, customer_ids, CltvScore),
+            scores=self._scores(scorer, customer_ids),
         )
 
-    def _scores(
-        self, scorer: ChurnScorer | CltvScorer, ids: list[str], kind: type[ChurnScore] | type[CltvScore]
-    ) -> list[Any]:
-        resolved, consented = self._consented(ids)
-        to_score = list(
-            dict.fromkeys(r for r, ok in zip(resolved, consented, strict=True) if ok and r is not None)
+    def _scores(self, scorer: Scorer, ids: list[str]) -> list[Any]:
+        """One score per id asked for: the surviving customer's, if they consented to profiling."""
+        directory = self.snapshot.directory
+        resolved = [directory.resolve(i) for i in ids]
+        known = list(dict.fromkeys(r for r in resolved if r is not None))
+        to_score = [c for c, live in zip(known, self.live.read(known), strict=True) if live.consent_profiling]
+        scored: dict[str | None, Scored] = (
+            dict(zip(to_score, scorer.score(to_score, self.now()), strict=True)) if to_score else {}
         )
-        scored = dict(zip(to_score, scorer.score(to_score, self.now()), strict=True)) if to_score else {}
-        band = "risk_band" if kind is ChurnScore else "value_band"
         out = []
-        for asked, customer, ok in zip(ids, resolved, consented, strict=True):
-            if customer is None or not ok:
+        for asked, customer in zip(ids, resolved, strict=True):
+            result = scored.get(customer)
+            if result is None:
                 reason = "unknown_customer" if customer is None else "no_profiling_consent"
                 out.append(
-                    kind(customer_id=asked, resolved_id=customer, scored=False, not_scored_reason=reason)
+                    scorer.kind(
+                        customer_id=asked, resolved_id=customer, scored=False, not_scored_reason=reason
+                    )
                 )
-                continue
-            result = scored[customer]
-            out.append(
-                kind(
-                    customer_id=asked,
-                    resolved_id=customer,
-                    scored=True,
-                    reasons=result.reasons,
-                    **result.values,
-                    **{band: result.band},
+            else:
+                out.append(
+                    scorer.kind(
+                        customer_id=asked,
+                        resolved_id=customer,
+                        scored=True,
+                        reasons=result.reasons,
+                        **result.fields,
+                    )
                 )
-            )
         return out
 
     def resolve(self, any_id: str) -> str | None:
@@ -233,8 +226,8 @@ class Engine:
             raise UnknownCustomer(f"unknown customer {customer_id!r}")
         live = self.live.one(customer_id)
         snapshot = self.snapshot
-        churn = self._scores(snapshot.churn, [customer_id], ChurnScore)[0] if snapshot.churn else None
-        cltv = self._scores(snapshot.cltv, [customer_id], CltvScore)[0] if snapshot.cltv else None
+        churn = self._scores(snapshot.churn, [customer_id])[0] if snapshot.churn else None
+        cltv = self._scores(snapshot.cltv, [customer_id])[0] if snapshot.cltv else None
         limits = self.settings
         return CustomerView(
             customer_id=customer_id,

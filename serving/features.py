@@ -14,11 +14,10 @@ from datetime import datetime
 
 import pandas as pd
 from feast import FeatureStore
-from feast.protos.feast.types.EntityKey_pb2 import EntityKey
-from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 
 from features.errors import InputError
 from features.store import OnlineFeatures, push_events
+from features.store.online_stores import string_keys
 from serving.schemas import EventRequest, LiveState
 
 REALTIME = ("customer_realtime", ("last_event_at", "cart_items", "last_order_skus"))
@@ -63,13 +62,7 @@ class LiveFeatures:
         """One `CustomerLive` per id (a missing value takes the conservative default: no consent, empty)."""
         if not customer_ids:
             return []
-        keys = self._online_store.serialize_keys(
-            self.store.config,
-            [
-                EntityKey(join_keys=["customer_id"], entity_values=[ValueProto(string_val=c)])
-                for c in customer_ids
-            ],
-        )
+        keys = self._online_store.serialize_keys(self.store.config, string_keys("customer_id", customer_ids))
         values = self._online_store.read_columns(
             self.store.config, [(view, names, keys) for view, names in self._reads]
         )

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain
 
 import duckdb
 import numpy as np
@@ -148,11 +149,6 @@ class Recommender:
         self._again = _Rows.of(histories.repurchase, per_row_max=True)
         self._frequency = _Rows.of(histories.bought, log1p=True)
 
-    @property
-    def customers(self) -> int:
-        """How many customers have a history the model can use."""
-        return int(self.has_history.sum())
-
     def knows(self, customer_id: str) -> bool:
         """Whether the customer has a usable history."""
         row = self.row.get(customer_id)
@@ -219,10 +215,9 @@ class Recommender:
             scores = self.personal_scores(str(customer_id))
             if similarity is not None:
                 # The model's scores to 0..1 over the candidates, so the cart weight means the same for everyone.
+                candidates = scores[allowed]
                 low, high = (
-                    (float(scores[allowed].min()), float(scores[allowed].max()))
-                    if allowed.any()
-                    else (0.0, 1.0)
+                    (float(candidates.min()), float(candidates.max())) if candidates.size else (0.0, 1.0)
                 )
                 scaled = (scores - low) / max(high - low, 1e-12)
                 cart_part = self.cart_weight * similarity
@@ -236,17 +231,15 @@ class Recommender:
             )
         else:
             scores, reasons = self.popularity, ("popular", "popular")
-        scores = np.where(allowed, scores, -np.inf)
         items = [
             RecommendedItem(
                 sku=self.skus[i],
                 name=self.names[i],
                 category=self.categories[i] or None,
-                score=float(scores[i]),
+                score=score,
                 reason=reasons[0] if cart_won is not None and cart_won[i] else reasons[1],
             )
-            for i in top_k(scores[None, :], k)[0]
-            if np.isfinite(scores[i])
+            for i, score in _best(np.where(allowed, scores, -np.inf), k)
         ]
         return items, personal
 
@@ -258,15 +251,9 @@ class Recommender:
         position = self.position.get(sku)
         if position is None:
             return None
-        similarity = self._unit @ self._unit[position]
-        allowed = self.available.copy()
-        allowed[position] = False
-        similarity = np.where(allowed, similarity, -np.inf)
-        return [
-            self._item(i, float(similarity[i]))
-            for i in top_k(similarity[None, :], k)[0]
-            if np.isfinite(similarity[i])
-        ]
+        similarity = np.where(self.available, self._unit @ self._unit[position], -np.inf)
+        similarity[position] = -np.inf
+        return [self._item(i, score) for i, score in _best(similarity, k)]
 
     def popular(self, k: int, category: str | None = None) -> list[Item]:
         """Best sellers (under a category when given)."""
@@ -284,6 +271,13 @@ class Recommender:
         return str(category).split(" > ")[0] if category else None
 
 
+def _best(scores: np.ndarray, k: int) -> list[tuple[int, float]]:
+    """Positions and scores of the k highest finite scores, best first."""
+    top = top_k(scores[None, :], k)[0]
+    top = top[np.isfinite(scores[top])]
+    return list(zip(top.tolist(), scores[top].tolist(), strict=True))
+
+
 def exclusions(recommender: Recommender, *groups: Iterable[str]) -> np.ndarray:
     """Positions of every sku in the given groups (request excludes, cart, the latest order, ...)."""
-    return np.unique(np.concatenate([np.empty(0, np.int64), *(recommender.positions(g) for g in groups)]))
+    return recommender.positions(chain.from_iterable(groups))

@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 
 from features.settings import Workspace
+from serving.settings import ServeSettings
 from training.tracking import tracking_uri
 
 log = logging.getLogger(__name__)
@@ -125,13 +126,11 @@ def serve_forever(
     poll_seconds: float | None = None,
 ) -> None:
     """Serve the workspace until interrupted; once ready, print example requests (a key is made if none is set)."""
-    keys = api_keys or [k for k in os.environ.get("TESSERA_SERVE_API_KEYS", "").split(",") if k.strip()]
-    if not keys:
-        keys = [secrets.token_urlsafe(24)]
+    configured = ServeSettings().keys()
+    keys = api_keys or [key.decode() for key in configured] or [secrets.token_urlsafe(24)]
     os.environ.update(serve_environment(workspace, port, host, now, keys, workers, poll_seconds))
 
     from serving.service import Tessera, bentoml_config  # after the environment: the service reads it
-    from serving.settings import ServeSettings
 
     settings = ServeSettings()
     Tessera.config.update(bentoml_config(settings))  # in case the module was imported before

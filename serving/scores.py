@@ -11,24 +11,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from features.store import OnlineFeatures
 from serving.features import model_vectors
-from serving.schemas import Band, FeatureReason
+from serving.schemas import Band, ChurnScore, CltvScore, FeatureReason
 
 N_REASONS = 3
 
 
 @dataclass(frozen=True)
 class Scored:
-    """One customer's score: the value(s), its band and the reasons."""
+    """One customer's score: its fields in the response (the value(s) and the band) and the reasons."""
 
-    values: dict[str, float]
-    band: Band
+    fields: dict[str, float | Band]
     reasons: list[FeatureReason]
 
 
@@ -53,39 +52,34 @@ def top_reasons(
     frame: pd.DataFrame, contributions: np.ndarray, features: Sequence[str]
 ) -> list[list[FeatureReason]]:
     """Per row, the features with the largest positive contributions (at most N_REASONS), largest first."""
-    out = []
-    for i in range(len(frame)):
-        order = np.argsort(-contributions[i])[:N_REASONS]
-        out.append(
-            [
-                FeatureReason(
-                    feature=features[j],
-                    value=_plain(frame.iloc[i].get(features[j])),
-                    impact=float(contributions[i, j]),
-                )
-                for j in order
-                if contributions[i, j] > 0
-            ]
-        )
-    return out
+    order = np.argsort(-contributions, axis=1)[:, :N_REASONS]
+    return [
+        [
+            FeatureReason(
+                feature=features[j], value=_plain(row.get(features[j])), impact=float(contributions[i, j])
+            )
+            for j in order[i]
+            if contributions[i, j] > 0
+        ]
+        for i, row in enumerate(frame.to_dict("records"))
+    ]
 
 
-class ChurnScorer:
+@dataclass(frozen=True)
+class Scorer:
+    """A churn or CLTV champion, the feature service it reads and the thresholds between its bands."""
+
+    estimator: Any
+    version: str
+    horizon_days: int | None
+    reader: OnlineFeatures
+    thresholds: tuple[float, float]  # between the low/medium and the medium/high band
+
+
+class ChurnScorer(Scorer):
     """The churn champion: calibrated probability of no purchase within the horizon, risk band, reasons."""
 
-    def __init__(
-        self,
-        estimator: Any,
-        metadata: dict[str, Any],
-        version: str,
-        reader: OnlineFeatures,
-        thresholds: tuple[float, float],
-    ) -> None:
-        self.estimator = estimator
-        self.version = version
-        self.horizon_days = metadata.get("horizon_days")
-        self.reader = reader
-        self.thresholds = thresholds
+    kind: ClassVar[type[ChurnScore]] = ChurnScore
 
     def score(self, customer_ids: Sequence[str], now: datetime) -> list[Scored]:
         """Scores of customers (in order) as of `now`."""
@@ -94,48 +88,50 @@ class ChurnScorer:
         contributions = self.estimator.contributions(frame).drop(columns="bias")
         reasons = top_reasons(frame, contributions.to_numpy(), list(contributions.columns))
         return [
-            Scored({"churn_probability": float(p)}, band(float(p), self.thresholds), r)
+            Scored({"churn_probability": float(p), "risk_band": band(float(p), self.thresholds)}, r)
             for p, r in zip(probability, reasons, strict=True)
         ]
 
 
-class CltvScorer:
+class CltvScorer(Scorer):
     """The CLTV champion: value over the horizon with its interval, a value band relative to the customer base."""
 
-    def __init__(
-        self,
-        estimator: Any,
-        metadata: dict[str, Any],
-        version: str,
-        reader: OnlineFeatures,
-        quantiles: tuple[float, float],
-        sample: Sequence[str],
-        now: datetime,
-    ) -> None:
-        self.estimator = estimator
-        self.version = version
-        self.horizon_days = metadata.get("horizon_days")
-        self.interval: tuple[float, float] = tuple(getattr(estimator, "interval", (0.1, 0.9)))  # type: ignore[assignment]
-        self.reader = reader
-        # Value bands are relative: "high" is the top of this customer base, whatever its currency and size.
-        values = (
-            estimator.predict(model_vectors(reader, sample, now))["cltv"] if len(sample) else pd.Series([0.0])
-        )
-        low, high = np.quantile(values.to_numpy(dtype=float), quantiles)
-        self.thresholds = (float(low), float(high))
+    kind: ClassVar[type[CltvScore]] = CltvScore
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        """The quantiles of the value interval (cltv_low, cltv_high)."""
+        return tuple(getattr(self.estimator, "interval", (0.1, 0.9)))  # type: ignore[return-value]
 
     def score(self, customer_ids: Sequence[str], now: datetime) -> list[Scored]:
         """Scores of customers (in order) as of `now`."""
         frame = model_vectors(self.reader, customer_ids, now)
-        predicted = self.estimator.predict(frame)
+        values = self.estimator.predict(frame)[["cltv", "cltv_low", "cltv_high"]].to_dict("records")
         X = self.estimator.encoder_.transform(frame)
         contributions = np.asarray(self.estimator.point_.predict(X, pred_contrib=True))[:, :-1]
         reasons = top_reasons(frame, contributions, self.estimator.features_)
-        out = []
-        for i, why in enumerate(reasons):
-            values = {name: float(predicted[name].iloc[i]) for name in ("cltv", "cltv_low", "cltv_high")}
-            out.append(Scored(values, _value_band(values["cltv"], self.thresholds), why))
-        return out
+        return [
+            Scored({**v, "value_band": _value_band(v["cltv"], self.thresholds)}, r)
+            for v, r in zip(values, reasons, strict=True)
+        ]
+
+
+def value_thresholds(
+    estimator: Any,
+    reader: OnlineFeatures,
+    sample: Sequence[str],
+    now: datetime,
+    quantiles: tuple[float, float],
+) -> tuple[float, float]:
+    """The value bands' thresholds: quantiles of the value predicted for a sample of customers.
+
+    Value bands are relative: "high" is the top of this customer base, whatever its currency and size.
+    """
+    values = (
+        estimator.predict(model_vectors(reader, sample, now))["cltv"] if len(sample) else pd.Series([0.0])
+    )
+    low, high = np.quantile(values.to_numpy(dtype=float), quantiles)
+    return float(low), float(high)
 
 
 def _value_band(value: float, thresholds: tuple[float, float]) -> Band:

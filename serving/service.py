@@ -3,7 +3,7 @@
     bentoml serve serving.service:Tessera          # or: tessera serve --workspace DIR --port 3000
 
 Every endpoint is a typed method over `serving.engine.Engine`, which loads the champions and opens the
-online store once per worker in `__init__`. Health (/livez, /healthz), readiness (/readyz), Prometheus
+online store once per worker in `__init__`, and whose errors BentoML answers itself (404, 503). Health (/livez, /healthz), readiness (/readyz), Prometheus
 (/metrics) and the OpenAPI document (/docs.json, viewer at /) are BentoML's own; every other path needs an
 API key (`serving.auth`). The BentoML configuration below is what makes it fast: see docs/serving.md.
 """
@@ -13,13 +13,12 @@ from __future__ import annotations
 from typing import Any
 
 import bentoml
-from bentoml.exceptions import NotFound, ServiceUnavailable
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.requests import Request
 
 from serving.auth import ApiKeyMiddleware
-from serving.engine import Engine, NotReady, UnknownCustomer, UnknownProduct
+from serving.engine import Engine, UnknownCustomer
 from serving.schemas import (
     ChurnResponse,
     CltvResponse,
@@ -84,44 +83,27 @@ class Tessera:
     @bentoml.api(route="/recommend", input_spec=RecommendRequest)
     async def recommend(self, **request: Any) -> RecommendResponse:
         """Top-k products for a customer, each with its reason; a flagged fallback when history can't be used."""
-        try:
-            return self.engine.recommend(RecommendRequest(**request))
-        except NotReady as exc:
-            raise ServiceUnavailable(str(exc)) from exc
+        return self.engine.recommend(RecommendRequest(**request))
 
     @bentoml.api(route="/similar-items", input_spec=SimilarItemsRequest)
     async def similar_items(self, **request: Any) -> SimilarItemsResponse:
         """Products similar to one (ALS item vectors); best sellers of its category when the model lacks it."""
-        try:
-            return self.engine.similar_items(SimilarItemsRequest(**request))
-        except UnknownProduct as exc:
-            raise NotFound(str(exc)) from exc
-        except NotReady as exc:
-            raise ServiceUnavailable(str(exc)) from exc
+        return self.engine.similar_items(SimilarItemsRequest(**request))
 
     @bentoml.api(route="/churn", input_spec=ScoreRequest)
     def churn(self, **request: Any) -> ChurnResponse:
         """Churn probability within the horizon, risk band and top reasons; none without profiling consent."""
-        try:
-            return self.engine.churn(ScoreRequest(**request).customer_ids)
-        except NotReady as exc:
-            raise ServiceUnavailable(str(exc)) from exc
+        return self.engine.churn(ScoreRequest(**request).customer_ids)
 
     @bentoml.api(route="/cltv", input_spec=ScoreRequest)
     def cltv(self, **request: Any) -> CltvResponse:
         """Value over the horizon with its interval, value band and top reasons; none without profiling consent."""
-        try:
-            return self.engine.cltv(ScoreRequest(**request).customer_ids)
-        except NotReady as exc:
-            raise ServiceUnavailable(str(exc)) from exc
+        return self.engine.cltv(ScoreRequest(**request).customer_ids)
 
     @bentoml.api(route="/events", input_spec=EventRequest)
     def events(self, **request: Any) -> EventResponse:
         """A live event (purchase, cart, product view) into the online store: the next recommendation sees it."""
-        try:
-            return self.engine.event(EventRequest(**request))
-        except UnknownCustomer as exc:
-            raise NotFound(str(exc)) from exc
+        return self.engine.event(EventRequest(**request))
 
     @customers.get(
         "/{customer_id}",
