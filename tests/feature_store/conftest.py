@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,11 +28,17 @@ def production(
 ) -> Iterator[tuple[Workspace, FeatureStoreSettings, dict]]:
     """The same retailer built into Redis and a PostgreSQL registry, under a project of its own."""
     workspace = new_workspace(tmp_path_factory.mktemp("production"))
-    settings = production_settings(f"tessera_test_{uuid.uuid4().hex[:10]}")
+    settings = production_settings()
     try:
         yield workspace, settings, build(workspace, settings)
     finally:
         teardown_project(open_store(workspace, settings))
+
+
+@pytest.fixture(params=["embedded", pytest.param("production", marks=pytest.mark.integration)])
+def built(request: pytest.FixtureRequest) -> tuple[Workspace, FeatureStoreSettings, dict]:
+    """Each of the two built stores in turn."""
+    return request.getfixturevalue(request.param)
 
 
 @pytest.fixture

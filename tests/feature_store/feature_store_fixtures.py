@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -139,9 +140,10 @@ def embedded_settings() -> FeatureStoreSettings:
     return FeatureStoreSettings(online_store="sqlite", registry="file", offline_store="file")
 
 
-def production_settings(project: str) -> FeatureStoreSettings:
+def production_settings() -> FeatureStoreSettings:
+    """Redis and a PostgreSQL registry, under a project of its own (the servers are shared)."""
     return FeatureStoreSettings(
-        project=project,
+        project=f"tessera_test_{uuid.uuid4().hex[:10]}",
         online_store="redis",
         registry="sql",
         offline_store="file",

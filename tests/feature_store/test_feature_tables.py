@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from feature_store_fixtures import CONSENT_DEFAULTS, NOW, PII, t
+from feature_store_fixtures import CONSENT_DEFAULTS, NOW, PII, new_workspace, t
 
 from features.errors import InputError
 from features.settings import Workspace
@@ -17,14 +17,20 @@ def _tables(workspace: Workspace, now=NOW) -> dict[str, pd.DataFrame]:
     return {p.stem: pd.read_parquet(p) for p in offline_folder(workspace).glob("*.parquet")}
 
 
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pd.DataFrame]:
+    """The tables of the hand-made profile as of NOW, computed once: the tests below only read them."""
+    return _tables(new_workspace(tmp_path_factory.mktemp("tables")))
+
+
 def _at(table: pd.DataFrame, key: str, moment: str, column: str = "customer_id") -> pd.Series:
     """The row Feast's point-in-time join picks: the latest at or before `moment`."""
     rows = table[(table[column] == key) & (table["event_timestamp"] <= t(moment))]
     return rows.sort_values("event_timestamp").iloc[-1]
 
 
-def test_windows_count_purchases_until_they_leave_the_window(workspace: Workspace) -> None:
-    transactions = _tables(workspace)["customer_transactions"]
+def test_windows_count_purchases_until_they_leave_the_window(tables: dict[str, pd.DataFrame]) -> None:
+    transactions = tables["customer_transactions"]
     # alice's first order (2025-01-10 10:00) leaves the 30-day window at 2025-02-09 10:00 exactly.
     assert _at(transactions, "alice", "2025-02-09 09:59")["orders_30d"] == 1
     assert _at(transactions, "alice", "2025-02-09 10:00")["orders_30d"] == 0
@@ -37,8 +43,8 @@ def test_windows_count_purchases_until_they_leave_the_window(workspace: Workspac
     assert after_return["distinct_categories_365d"] == 2  # Kitchen (twice) and Bath
 
 
-def test_no_row_holds_an_event_after_its_timestamp(workspace: Workspace) -> None:
-    transactions = _tables(workspace)["customer_transactions"]
+def test_no_row_holds_an_event_after_its_timestamp(tables: dict[str, pd.DataFrame]) -> None:
+    transactions = tables["customer_transactions"]
     bob = transactions[transactions["customer_id"] == "bob"]
     before = bob[bob["event_timestamp"] < t("2025-06-01 09:00")]
     assert before["orders_lifetime"].max() == 1
@@ -46,8 +52,8 @@ def test_no_row_holds_an_event_after_its_timestamp(workspace: Workspace) -> None
     assert _at(transactions, "bob", "2025-06-01 09:00")["spend_lifetime"] == 26.0
 
 
-def test_profile_rows_follow_consent_and_birthdays(workspace: Workspace) -> None:
-    profile = _tables(workspace)["customer_profile"]
+def test_profile_rows_follow_consent_and_birthdays(tables: dict[str, pd.DataFrame]) -> None:
+    profile = tables["customer_profile"]
     assert bool(_at(profile, "alice", "2025-01-01")["consent_email"]) is True
     # A grant and a withdrawal at the same moment: the withdrawal wins.
     assert bool(_at(profile, "alice", "2025-03-01")["consent_email"]) is False
@@ -58,8 +64,8 @@ def test_profile_rows_follow_consent_and_birthdays(workspace: Workspace) -> None
     )  # the configured default
 
 
-def test_engagement_counts_abandoned_carts_only_once_known(workspace: Workspace) -> None:
-    engagement = _tables(workspace)["customer_engagement"]
+def test_engagement_counts_abandoned_carts_only_once_known(tables: dict[str, pd.DataFrame]) -> None:
+    engagement = tables["customer_engagement"]
     # bob's cart of 2025-04-01 20:06 is known abandoned 24 hours later, counted from the next UTC midnight.
     assert _at(engagement, "bob", "2025-04-02 23:00")["abandoned_carts_30d"] == 0
     assert _at(engagement, "bob", "2025-04-03 00:00")["abandoned_carts_30d"] == 1
@@ -68,9 +74,8 @@ def test_engagement_counts_abandoned_carts_only_once_known(workspace: Workspace)
 
 
 def test_every_customer_and_product_has_a_row_at_now_and_a_null_row_at_the_epoch(
-    workspace: Workspace,
+    tables: dict[str, pd.DataFrame],
 ) -> None:
-    tables = _tables(workspace)
     transactions, popularity = tables["customer_transactions"], tables["product_popularity"]
     assert set(transactions.loc[transactions["event_timestamp"] == NOW, "customer_id"]) == {
         "alice",
@@ -84,15 +89,14 @@ def test_every_customer_and_product_has_a_row_at_now_and_a_null_row_at_the_epoch
     assert transactions["event_timestamp"].max() == NOW
 
 
-def test_anonymous_receipts_count_for_products_not_customers(workspace: Workspace) -> None:
-    tables = _tables(workspace)
+def test_anonymous_receipts_count_for_products_not_customers(tables: dict[str, pd.DataFrame]) -> None:
     assert _at(tables["product_popularity"], "A", "2025-06-03", column="sku")["units_sold_7d"] == 1.0
     assert _at(tables["product_popularity"], "A", "2025-06-03", column="sku")["last_sold_price"] == 9.0
     assert tables["customer_transactions"]["customer_id"].notna().all()
 
 
-def test_tables_hold_no_names_emails_phones_or_addresses(workspace: Workspace) -> None:
-    for name, table in _tables(workspace).items():
+def test_tables_hold_no_names_emails_phones_or_addresses(tables: dict[str, pd.DataFrame]) -> None:
+    for name, table in tables.items():
         assert not {"first_name", "last_name", "email", "phone", "street", "birth_date"} & set(
             table.columns
         ), name
@@ -103,8 +107,6 @@ def test_tables_hold_no_names_emails_phones_or_addresses(workspace: Workspace) -
 
 
 def test_order_lines_only_retailer_gets_defaulted_tables(tmp_path) -> None:
-    from feature_store_fixtures import new_workspace
-
     tables = _tables(new_workspace(tmp_path, order_lines_only=True))
     engagement = tables["customer_engagement"]
     assert set(engagement["customer_id"]) == {"alice", "bob", "carol"}

@@ -11,13 +11,7 @@ from feature_store_fixtures import NOW, build, embedded_settings, new_workspace,
 
 from features.store import OnlineFeatures, push_events, training_frame
 
-CONFIGURATIONS = ["embedded", pytest.param("production", marks=pytest.mark.integration)]
 CUSTOMERS = ["alice", "bob", "carol"]
-
-
-@pytest.fixture(params=CONFIGURATIONS)
-def built(request: pytest.FixtureRequest):
-    return request.getfixturevalue(request.param)
 
 
 def _same(online: object, offline: object) -> bool:

@@ -4,7 +4,6 @@ materialisation into Feast's own SQLite store reads back; newer vectors win; par
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from datetime import timedelta
 
 import pandas as pd
@@ -12,19 +11,12 @@ import pytest
 from feast import FeatureStore, RepoConfig
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 from feast.protos.feast.types.Value_pb2 import Value
-from feature_store_fixtures import NOW, build, embedded_settings, new_workspace, production_settings
+from feature_store_fixtures import NOW, build, embedded_settings, new_workspace
 
 from features.errors import InputError
 from features.store import OnlineFeatures, open_store
 from features.store.config import offline_folder
-from features.store.repo import EPOCH, apply_declarations, teardown_project
-
-CONFIGURATIONS = ["embedded", pytest.param("production", marks=pytest.mark.integration)]
-
-
-@pytest.fixture(params=CONFIGURATIONS)
-def built(request: pytest.FixtureRequest):
-    return request.getfixturevalue(request.param)
+from features.store.repo import EPOCH, apply_declarations
 
 
 def _stock_store(ours: FeatureStore, path: str) -> FeatureStore:
@@ -77,34 +69,24 @@ def _realtime(store: FeatureStore, customer: str) -> dict:
     return {name: vector[name] for name in ("cart_items", "last_order_skus")}
 
 
-@pytest.mark.parametrize("configuration", CONFIGURATIONS)
-def test_an_older_write_leaves_a_newer_vector_and_a_partial_write_merges(configuration, tmp_path) -> None:
-    settings = (
-        embedded_settings()
-        if configuration == "embedded"
-        else production_settings(f"tessera_test_{uuid.uuid4().hex[:10]}")
-    )
-    workspace = new_workspace(tmp_path)
-    build(workspace, settings)
+def test_an_older_write_leaves_a_newer_vector_and_a_partial_write_merges(built) -> None:
+    workspace, settings, _ = built
     store = open_store(workspace, settings)
-    try:
-        later, earlier = NOW + timedelta(hours=2), NOW + timedelta(hours=1)
-        full = {
-            "last_event_at": Value(unix_timestamp_val=int(later.timestamp())),
-            "cart_items": Value(int64_val=4),
-            "last_order_skus": Value(string_list_val={"val": ["B"]}),
-        }
-        _realtime_write(store, "zoe", later, full)
-        assert _realtime(store, "zoe") == {"cart_items": 4, "last_order_skus": ["B"]}
-        # A materialisation of older data (say, the profile's state before a live event) changes nothing.
-        _realtime_write(store, "zoe", earlier, {**full, "cart_items": Value(int64_val=0)})
-        assert _realtime(store, "zoe")["cart_items"] == 4
-        # A write of one feature keeps the stored values of the others.
-        _realtime_write(store, "zoe", later + timedelta(minutes=1), {"cart_items": Value(int64_val=5)})
-        assert _realtime(store, "zoe") == {"cart_items": 5, "last_order_skus": ["B"]}
-    finally:
-        if configuration != "embedded":
-            teardown_project(store)
+    # zoe is known to no other test: her writes leave the shared stores' other entities as they were.
+    later, earlier = NOW + timedelta(hours=2), NOW + timedelta(hours=1)
+    full = {
+        "last_event_at": Value(unix_timestamp_val=int(later.timestamp())),
+        "cart_items": Value(int64_val=4),
+        "last_order_skus": Value(string_list_val={"val": ["B"]}),
+    }
+    _realtime_write(store, "zoe", later, full)
+    assert _realtime(store, "zoe") == {"cart_items": 4, "last_order_skus": ["B"]}
+    # A materialisation of older data (say, the profile's state before a live event) changes nothing.
+    _realtime_write(store, "zoe", earlier, {**full, "cart_items": Value(int64_val=0)})
+    assert _realtime(store, "zoe")["cart_items"] == 4
+    # A write of one feature keeps the stored values of the others.
+    _realtime_write(store, "zoe", later + timedelta(minutes=1), {"cart_items": Value(int64_val=5)})
+    assert _realtime(store, "zoe") == {"cart_items": 5, "last_order_skus": ["B"]}
 
 
 def test_the_reader_gives_repeated_and_unknown_entities_their_own_rows(embedded) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 import redis
 import sqlalchemy as sa
@@ -35,7 +33,7 @@ def _redis_keys(project: str) -> int:
 
 @pytest.mark.integration
 def test_teardown_removes_one_project_and_only_it(tmp_path) -> None:
-    kept, removed = (production_settings(f"tessera_test_{uuid.uuid4().hex[:10]}") for _ in range(2))
+    kept, removed = production_settings(), production_settings()
     workspaces = {"kept": new_workspace(tmp_path / "kept"), "removed": new_workspace(tmp_path / "removed")}
     build(workspaces["kept"], kept)
     build(workspaces["removed"], removed)

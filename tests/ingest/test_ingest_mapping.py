@@ -22,6 +22,17 @@ def contacts(**changes: object) -> dict:
     return {**source, **changes}
 
 
+def sql_contacts(connection: str) -> dict:
+    """A contacts source read from a database with a one-line query."""
+    return {
+        "name": "crm_sql",
+        "type": "contacts",
+        "query": "select 1 as id",
+        "connection": connection,
+        "columns": {"customer_ref": "id"},
+    }
+
+
 @pytest.fixture
 def export(tmp_path: Path) -> Path:
     path = tmp_path / "contacts.csv"
@@ -126,27 +137,15 @@ def test_nothing_is_written_when_any_source_cannot_work(export, workspace, setti
 
 def test_an_unset_environment_variable_is_named(workspace, settings, write_mapping, monkeypatch) -> None:
     monkeypatch.delenv("TESSERA_TEST_UNSET", raising=False)
-    source = {
-        "name": "crm_sql",
-        "type": "contacts",
-        "query": "select 1 as id",
-        "connection": "postgresql+psycopg://${TESSERA_TEST_UNSET}@127.0.0.1:5432/test",
-        "columns": {"customer_ref": "id"},
-    }
+    source = sql_contacts("postgresql+psycopg://${TESSERA_TEST_UNSET}@127.0.0.1:5432/test")
     message = error_of(write_mapping(source), workspace, settings)
     assert "environment variable 'TESSERA_TEST_UNSET'" in message
 
 
 def test_a_secret_never_appears_in_an_error(workspace, settings, write_mapping, monkeypatch) -> None:
     monkeypatch.setenv("TESSERA_TEST_SECRET", "s3cr3t-pass")
-    source = {
-        "name": "crm_sql",
-        "type": "contacts",
-        "query": "select 1 as id",
-        # Port 1 refuses the connection at once.
-        "connection": "postgresql+psycopg://someone:${TESSERA_TEST_SECRET}@127.0.0.1:1/test",
-        "columns": {"customer_ref": "id"},
-    }
+    # Port 1 refuses the connection at once.
+    source = sql_contacts("postgresql+psycopg://someone:${TESSERA_TEST_SECRET}@127.0.0.1:1/test")
     mapping = write_mapping(source)
     assert "s3cr3t" not in repr(load_sources(mapping))
     message = error_of(mapping, workspace, settings)
@@ -163,8 +162,7 @@ def test_a_mapping_file_that_is_not_yaml_is_named(tmp_path: Path) -> None:
 
 def test_an_export_in_another_encoding_is_named(tmp_path: Path, workspace, settings, write_mapping) -> None:
     (tmp_path / "contacts.csv").write_bytes("Id,Name\n1,Jürgen\n".encode("latin-1"))
-    source = {"name": "crm", "type": "contacts", "path": "contacts.csv", "columns": {"customer_ref": "Id"}}
-    message = error_of(write_mapping(source), workspace, settings)
+    message = error_of(write_mapping(contacts(columns={"customer_ref": "Id"})), workspace, settings)
     assert "contacts.csv" in message and "not valid utf-8" in message and "`encoding`" in message
 
 

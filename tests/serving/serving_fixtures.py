@@ -19,7 +19,8 @@ from features.settings import Settings, Workspace  # noqa: E402
 
 API_KEY = "test-key-1"
 OTHER_KEY = "test-key-2"
-__all__ = ["API_KEY", "NOW", "OTHER_KEY", "Served", "build_served", "serve_env"]
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+__all__ = ["API_KEY", "AUTH", "NOW", "OTHER_KEY", "Served", "build_served", "serve_env"]
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from serving_fixtures import API_KEY, OTHER_KEY, Served
+from serving_fixtures import API_KEY, AUTH, OTHER_KEY, Served
 from starlette.testclient import TestClient
 
 from serving.schemas import MAX_BATCH, MAX_K
-
-AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 
 @pytest.fixture(scope="module")

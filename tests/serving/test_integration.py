@@ -15,12 +15,11 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from serving_fixtures import API_KEY, NOW, Served, serve_env
+from serving_fixtures import AUTH, NOW, Served, serve_env
 
 from training import tracking
 
 pytestmark = pytest.mark.integration
-AUTH = {"Authorization": f"Bearer {API_KEY}"}
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -40,6 +40,12 @@ def truth(out: Path) -> pd.DataFrame:
     return pd.read_csv(out / "truth" / "identity.csv", dtype=str, keep_default_na=False)
 
 
+@pytest.fixture(scope="session")
+def sources(out: Path) -> dict[str, dict[str, Any]]:
+    """The initial mapping's (sources.yaml) sources by name."""
+    return {s["name"]: s for s in load_mapping(out / "sources.yaml")}
+
+
 def load_mapping(path: Path) -> list[dict[str, Any]]:
     """The sources of a sources.yaml."""
     return yaml.safe_load(path.read_text(encoding="utf-8"))["sources"]

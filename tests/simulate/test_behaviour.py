@@ -14,7 +14,7 @@ from features.simulate.catalogue import build_catalogue
 from features.simulate.chunk import Chunk, Counters, simulate_chunk
 from features.simulate.config import DAY, Clock, SimConfig
 from features.simulate.people import EmailBook, tables
-from tests.simulate.conftest import load_mapping, read_export
+from tests.simulate.conftest import read_export
 
 CONFIG = SimConfig()
 CLOCK = Clock.for_as_of(date(2025, 12, 31), CONFIG)
@@ -55,9 +55,8 @@ def test_dropout_after_each_purchase() -> None:
     assert counts[1] == 1 and death[1] < NEVER
 
 
-def test_returns_and_cancellations_at_their_rates(out: Path) -> None:
-    source = next(s for s in load_mapping(out / "sources.yaml") if s["name"] == "webshop_orders")
-    web = read_export(out, source)
+def test_returns_and_cancellations_at_their_rates(out: Path, sources: dict[str, dict]) -> None:
+    web = read_export(out, sources["webshop_orders"])
     qty = web["Qty"].astype(int)
     assert 0.03 < (qty < 0).sum() / (qty > 0).sum() < 0.08  # ~5% of online lines come back
     orders = web[qty > 0].drop_duplicates("OrderNo")

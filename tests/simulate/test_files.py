@@ -61,8 +61,7 @@ def test_at_least_ten_source_rows_per_person(sim: tuple[Path, dict[str, Any]]) -
     assert sim[1]["source_records"] > 10 * sim[1]["people"]
 
 
-def test_each_system_has_its_own_shape(out: Path) -> None:
-    sources = {s["name"]: s for s in load_mapping(out / "sources.yaml")}
+def test_each_system_has_its_own_shape(out: Path, sources: dict[str, dict]) -> None:
     assert sources["store_receipts"]["delimiter"] == ";" and sources["store_receipts"]["decimal"] == ","
     assert sources["loyalty_members"]["format"] == "parquet"
     assert sources["web_events"]["columns"]["customer_ref"] == "user.customer_id"
@@ -93,8 +92,8 @@ def test_every_mapped_column_exists_in_its_export(out: Path) -> None:
             assert written <= set(mapping), (source["name"], column, written - set(mapping))
 
 
-def test_holdback_files_and_full_mapping(out: Path) -> None:
-    initial = {s["name"] for s in load_mapping(out / "sources.yaml")}
+def test_holdback_files_and_full_mapping(out: Path, sources: dict[str, dict]) -> None:
+    initial = set(sources)
     full = {s["name"]: s for s in load_mapping(out / "sources_full.yaml")}
     later = {name for name in full if name.endswith("_later")}
     assert initial <= set(full) and not initial & later

@@ -16,7 +16,7 @@ ingest = pytest.importorskip("features.ingest")
 @pytest.mark.integration
 @pytest.mark.parametrize("mapping", ["sources.yaml", "sources_full.yaml"])
 def test_ingestion_accepts_everything_and_agrees_with_the_truth(
-    out: Path, tmp_path: Path, mapping: str
+    out: Path, truth: pd.DataFrame, tmp_path: Path, mapping: str
 ) -> None:
     workspace = Workspace(tmp_path)
     ingest.ingest_sources(out / mapping, workspace)
@@ -28,7 +28,6 @@ def test_ingestion_accepts_everything_and_agrees_with_the_truth(
             FROM read_parquet('{workspace.canonical}/*/*.parquet', union_by_name=true)
             WHERE record_id IS NOT NULL AND source <> 'consents'"""
     ).df()
-    truth = pd.read_csv(out / "truth" / "identity.csv", dtype=str)
     if mapping == "sources.yaml":
         truth = truth[~truth["source"].str.endswith("_later")]
     assert set(map(tuple, found.to_numpy())) == set(map(tuple, truth[["source", "record_id"]].to_numpy()))

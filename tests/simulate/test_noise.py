@@ -13,7 +13,7 @@ from unidecode import unidecode
 
 from features.simulate import noise
 from features.simulate.config import SimConfig
-from tests.simulate.conftest import load_mapping, read_export
+from tests.simulate.conftest import read_export
 
 CONFIG = SimConfig()
 
@@ -29,10 +29,8 @@ def _one_edit(a: str, b: str) -> bool:
     return any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
 
 
-def _shown_names(out: Path) -> pd.DataFrame:
+def _shown_names(out: Path, sources: dict[str, dict], truth: pd.DataFrame) -> pd.DataFrame:
     """First and last name as each name-bearing record shows them, with the person behind the record."""
-    sources = {s["name"]: s for s in load_mapping(out / "sources.yaml")}
-    truth = pd.read_csv(out / "truth" / "identity.csv", dtype=str)
     frames = []
     for name, first, last, ref in (
         ("crm_contacts", "FirstName", "LastName", "ContactId"),
@@ -55,8 +53,8 @@ def _fold(s: pd.Series) -> pd.Series:
 
 
 @pytest.fixture(scope="module")
-def names(out: Path, persons: pd.DataFrame) -> pd.DataFrame:
-    shown = _shown_names(out).merge(
+def names(out: Path, sources: dict[str, dict], truth: pd.DataFrame, persons: pd.DataFrame) -> pd.DataFrame:
+    shown = _shown_names(out, sources, truth).merge(
         persons[["person_id", "first_name", "last_name", "nickname"]], on="person_id"
     )
     f, ln = _fold(shown["first"]), _fold(shown["last"])
@@ -88,8 +86,7 @@ def test_names_are_noisy_at_the_documented_rates(names: pd.DataFrame) -> None:
     assert not names["first"].map(str.isascii).all()  # other systems keep accents (Zoë, Seán)
 
 
-def test_contact_fields_vary_in_format(out: Path, persons: pd.DataFrame) -> None:
-    sources = {s["name"]: s for s in load_mapping(out / "sources.yaml")}
+def test_contact_fields_vary_in_format(out: Path, sources: dict[str, dict], persons: pd.DataFrame) -> None:
     web = read_export(out, sources["webshop_orders"])
     crm = read_export(out, sources["crm_contacts"])
     phones = pd.concat([web["Phone"], crm["Mobile"]])

@@ -82,24 +82,25 @@ def test_truth_people_exist(truth: pd.DataFrame, persons: pd.DataFrame) -> None:
     assert persons["person_id"].is_unique
 
 
-def test_household_members_sharing_an_email_stay_different_people(out: Path, persons: pd.DataFrame) -> None:
+def test_household_members_sharing_an_email_stay_different_people(
+    out: Path, sources: dict[str, dict], truth: pd.DataFrame, persons: pd.DataFrame
+) -> None:
     shared = persons[persons["email_shared_in_household"]]
     assert len(shared) >= 4
     assert (shared.groupby("email")["person_id"].nunique() == 2).all()
     assert (shared.groupby("email")["household_id"].nunique() == 1).all()
     # In the exports, one family address is used by records the truth gives to two people.
-    web = read_export(
-        out, next(s for s in load_mapping(out / "sources.yaml") if s["name"] == "webshop_orders")
-    )
+    web = read_export(out, sources["webshop_orders"])
     web["email_key"] = web["Email"].str.strip().str.lower()
     rows = web[web["email_key"].isin(shared["email"])]
-    truth = pd.read_csv(out / "truth" / "identity.csv", dtype=str)
     rid = np.where(rows["CustomerId"].ne(""), rows["CustomerId"], "order:" + rows["OrderNo"])
     who = pd.DataFrame({"email": rows["email_key"].to_numpy(), "record_id": rid}).merge(truth, on="record_id")
     assert (who.groupby("email")["person_id"].nunique() > 1).any()
 
 
-def test_future_orders_are_after_as_of_and_stop_at_churn(out: Path, persons: pd.DataFrame) -> None:
+def test_future_orders_are_after_as_of_and_stop_at_churn(
+    out: Path, truth: pd.DataFrame, persons: pd.DataFrame
+) -> None:
     future = pq.read_table(out / "truth" / "future_orders.parquet").to_pandas()
     as_of_end = pd.Timestamp("2026-01-01", tz="UTC")
     assert (future["ordered_at"] >= as_of_end).all()
@@ -110,7 +111,6 @@ def test_future_orders_are_after_as_of_and_stop_at_churn(out: Path, persons: pd.
     gone = persons[~persons["active_at_as_of"]]
     assert not sales["person_id"].isin(gone["person_id"]).any()
     # People nobody can identify (store only, no card) still buy: the truth has their purchases too.
-    truth = pd.read_csv(out / "truth" / "identity.csv", dtype=str)
     anonymous = set(persons["person_id"]) - set(truth["person_id"])
     assert anonymous & set(future["person_id"])
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from training_fixtures import NOW, retailer, small_settings, write_retailer  # noqa: F401 (re-exported)
+from training_fixtures import NOW, retailer, small_settings, write_retailer
 
 from features.settings import Settings, Workspace
 
@@ -15,15 +14,10 @@ from features.settings import Settings, Workspace
 @pytest.fixture(scope="session", autouse=True)
 def embedded_feature_store() -> Iterator[None]:
     """The file offline store and no MLflow telemetry: nothing beyond the locked dependencies, no network."""
-    saved = {key: os.environ.get(key) for key in ("TESSERA_FEAST_OFFLINE_STORE", "MLFLOW_DISABLE_TELEMETRY")}
-    os.environ["TESSERA_FEAST_OFFLINE_STORE"] = "file"
-    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
-    yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TESSERA_FEAST_OFFLINE_STORE", "file")
+        patch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+        yield
 
 
 @pytest.fixture(scope="session")
