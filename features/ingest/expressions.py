@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from collections.abc import Callable, Mapping
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -36,37 +35,34 @@ _TOKEN = re.compile(
 )
 
 
-@dataclass(frozen=True)
-class _Number:
-    value: float
+# A parsed formula: the inputs (each column as floats) and the row count give the result.
+Compute = Callable[[Mapping[str, np.ndarray], int], np.ndarray]
+_OPERATORS = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide}
 
 
-@dataclass(frozen=True)
-class _Column:
-    name: str
+def _binary(operator: str, left: Compute, right: Compute) -> Compute:
+    ufunc = _OPERATORS[operator]
+    return lambda inputs, rows: ufunc(left(inputs, rows), right(inputs, rows))
 
 
-@dataclass(frozen=True)
-class _Negate:
-    operand: _Node
+def _number(value: float) -> Compute:
+    return lambda inputs, rows: np.full(rows, value)
 
 
-@dataclass(frozen=True)
-class _Binary:
-    op: str
-    left: _Node
-    right: _Node
+def _column(name: str) -> Compute:
+    return lambda inputs, rows: inputs[name]
 
 
-_Node = _Number | _Column | _Negate | _Binary
+def _negate(operand: Compute) -> Compute:
+    return lambda inputs, rows: -operand(inputs, rows)
 
 
 class _Parser:
     """Recursive descent over `expr := term (+|- term)*; term := factor (*|/ factor)*;
-    factor := (+|-) factor | number | column | ( expr )`."""
+    factor := (+|-) factor | number | column | ( expr )`, noting the columns it reads."""
 
     def __init__(self, text: str) -> None:
-        self.text = text
+        self.columns: list[str] = []
         self.tokens: list[tuple[str, str, int]] = []
         position = 0
         while position < len(text.rstrip()):
@@ -78,44 +74,45 @@ class _Parser:
             position = match.end()
         self.next = 0
 
-    def parse(self) -> _Node:
+    def parse(self) -> Compute:
         if not self.tokens:
             raise ValueError("the formula is empty")
-        tree = self._expr()
+        compute = self._expr()
         if self.next < len(self.tokens):
             _, value, at = self.tokens[self.next]
             raise ValueError(f"unexpected {value!r} at character {at}; expected an operator")
-        return tree
+        return compute
 
     def _peek(self) -> tuple[str, str, int] | None:
         return self.tokens[self.next] if self.next < len(self.tokens) else None
 
-    def _binary(self, operators: str, operand: Any) -> _Node:
-        tree = operand()
+    def _operations(self, operators: str, operand: Callable[[], Compute]) -> Compute:
+        compute = operand()
         while (token := self._peek()) and token[0] == "op" and token[1] in operators:
             self.next += 1
-            tree = _Binary(token[1], tree, operand())
-        return tree
+            compute = _binary(token[1], compute, operand())
+        return compute
 
-    def _expr(self) -> _Node:
-        return self._binary("+-", self._term)
+    def _expr(self) -> Compute:
+        return self._operations("+-", self._term)
 
-    def _term(self) -> _Node:
-        return self._binary("*/", self._factor)
+    def _term(self) -> Compute:
+        return self._operations("*/", self._factor)
 
-    def _factor(self) -> _Node:
+    def _factor(self) -> Compute:
         token = self._peek()
         if token is None:
             raise ValueError("the formula ends too early; expected a column, a number or '('")
         kind, value, at = token
         self.next += 1
         if kind == "number":
-            return _Number(float(value))
+            return _number(float(value))
         if kind in ("name", "quoted"):
-            return _Column(value)
+            self.columns.append(value)
+            return _column(value)
         if value in "+-":
             operand = self._factor()
-            return _Negate(operand) if value == "-" else operand
+            return _negate(operand) if value == "-" else operand
         if value == "(":
             inner = self._expr()
             closing = self._peek()
@@ -126,31 +123,23 @@ class _Parser:
         raise ValueError(f"unexpected {value!r} at character {at}; expected a column, a number or '('")
 
 
-def _columns_of(tree: _Node) -> list[str]:
-    if isinstance(tree, _Column):
-        return [tree.name]
-    if isinstance(tree, _Negate):
-        return _columns_of(tree.operand)
-    if isinstance(tree, _Binary):
-        return _columns_of(tree.left) + _columns_of(tree.right)
-    return []
-
-
-def _compute(tree: _Node, inputs: Mapping[str, np.ndarray], rows: int) -> np.ndarray:
-    if isinstance(tree, _Number):
-        return np.full(rows, tree.value)
-    if isinstance(tree, _Column):
-        return inputs[tree.name]
-    if isinstance(tree, _Negate):
-        return -_compute(tree.operand, inputs, rows)
-    left, right = _compute(tree.left, inputs, rows), _compute(tree.right, inputs, rows)
-    return {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide}[tree.op](left, right)
-
-
 class _Form(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     # The kind every input column is read as before the expression runs.
     input_kind: ClassVar[Kind] = "string"
+    # Set by each form's validator.
+    _inputs: list[str] = PrivateAttr()
+    _label: str = PrivateAttr()
+
+    @property
+    def inputs(self) -> list[str]:
+        """The export's columns the expression reads."""
+        return list(self._inputs)
+
+    @property
+    def label(self) -> str:
+        """How reasons and reports name the expression."""
+        return self._label
 
 
 class Concat(_Form):
@@ -163,17 +152,8 @@ class Concat(_Form):
     def _check(self) -> Concat:
         if len(self.concat) < 2:
             raise ValueError("`concat` needs a list of at least two of the export's columns")
+        self._inputs, self._label = list(self.concat), f"concat({', '.join(self.concat)})"
         return self
-
-    @property
-    def inputs(self) -> list[str]:
-        """The export's columns the expression reads."""
-        return list(self.concat)
-
-    @property
-    def label(self) -> str:
-        """How reasons and reports name the expression."""
-        return f"concat({', '.join(self.concat)})"
 
     def evaluate(self, inputs: Mapping[str, pd.Series], index: pd.Index) -> pd.Series:
         """The joined text; missing where every input is missing."""
@@ -192,33 +172,25 @@ class Formula(_Form):
 
     input_kind: ClassVar[Kind] = "float"
     formula: str
-    _tree: _Node = PrivateAttr()
+    _compute: Compute = PrivateAttr()
 
     @model_validator(mode="after")
     def _parse(self) -> Formula:
+        parser = _Parser(self.formula)
         try:
-            self._tree = _Parser(self.formula).parse()
+            self._compute = parser.parse()
         except ValueError as error:
             raise ValueError(f"formula {self.formula!r}: {error}") from None
-        if not _columns_of(self._tree):
+        if not parser.columns:
             raise ValueError(f"formula {self.formula!r} reads no column; write a constant in `constants`")
+        self._inputs, self._label = list(dict.fromkeys(parser.columns)), self.formula
         return self
-
-    @property
-    def inputs(self) -> list[str]:
-        """The export's columns the expression reads."""
-        return list(dict.fromkeys(_columns_of(self._tree)))
-
-    @property
-    def label(self) -> str:
-        """How reasons and reports name the expression."""
-        return self.formula
 
     def evaluate(self, inputs: Mapping[str, pd.Series], index: pd.Index) -> pd.Series:
         """The result as floats; missing where an input is missing or the result is not finite."""
         arrays = {name: inputs[name].to_numpy(dtype="float64", na_value=np.nan) for name in self.inputs}
         with np.errstate(divide="ignore", invalid="ignore"):
-            result = _compute(self._tree, arrays, len(index))
+            result = self._compute(arrays, len(index))
         return pd.Series(np.where(np.isfinite(result), result, np.nan), index=index, dtype="float64")
 
 
@@ -239,17 +211,8 @@ class Extract(_Form):
         group = self.pattern if groups else f"({self.pattern})"
         # The lazy prefix makes the first match win; the non-capturing wrapper keeps group 1 the first group.
         self._wrapped = rf"^(?s:.*?)(?:{group})(?s:.*)$"
+        self._inputs, self._label = [self.extract], f"extract({self.extract}, {self.pattern!r})"
         return self
-
-    @property
-    def inputs(self) -> list[str]:
-        """The export's columns the expression reads."""
-        return [self.extract]
-
-    @property
-    def label(self) -> str:
-        """How reasons and reports name the expression."""
-        return f"extract({self.extract}, {self.pattern!r})"
 
     def evaluate(self, inputs: Mapping[str, pd.Series], index: pd.Index) -> pd.Series:
         """The extracted text; missing where the pattern does not match."""
