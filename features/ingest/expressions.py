@@ -200,17 +200,22 @@ class Extract(_Form):
     extract: str
     pattern: str
     _wrapped: str = PrivateAttr()
+    _group: str = PrivateAttr()
 
     @model_validator(mode="after")
     def _compile(self) -> Extract:
+        probe = pa.array([""])
         try:
-            groups = re.compile(self.pattern).groups
-            pc.match_substring_regex(pa.array([""]), self.pattern)  # Arrow's RE2 reads fewer constructs
-        except (re.error, pa.ArrowInvalid) as error:
+            pc.match_substring_regex(probe, self.pattern)  # Arrow's RE2 is what runs it
+        except pa.ArrowInvalid as error:
             raise ValueError(f"bad regular expression {self.pattern!r}: {error}") from None
-        group = self.pattern if groups else f"({self.pattern})"
-        # The lazy prefix makes the first match win; the non-capturing wrapper keeps group 1 the first group.
-        self._wrapped = rf"^(?s:.*?)(?:{group})(?s:.*)$"
+        # The lazy prefix makes the first match win; group 1 is the whole match, group 2 the pattern's first.
+        self._wrapped = rf"^(?s:.*?)((?:{self.pattern}))(?s:.*)$"
+        try:
+            pc.replace_substring_regex(probe, self._wrapped, r"\2")
+            self._group = r"\2"
+        except pa.ArrowInvalid:  # Arrow refuses to rewrite with a group the pattern does not have
+            self._group = r"\1"
         self._inputs, self._label = [self.extract], f"extract({self.extract}, {self.pattern!r})"
         return self
 
@@ -218,7 +223,7 @@ class Extract(_Form):
         """The extracted text; missing where the pattern does not match."""
         text = pa.array(inputs[self.extract])
         found = pc.match_substring_regex(text, self._wrapped)
-        taken = pc.replace_substring_regex(text, self._wrapped, r"\1")
+        taken = pc.replace_substring_regex(text, self._wrapped, self._group)
         return text_series(pc.if_else(found, taken, pa.scalar(None, taken.type)), index)
 
 
