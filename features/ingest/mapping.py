@@ -283,13 +283,19 @@ def _describe(mapping_path: Path, document: dict, lines: Lines, error: Validatio
     """The first pydantic error, said in the mapping's own terms."""
     problem = error.errors()[0]
     loc = list(problem["loc"])
-    if len(loc) >= 3 and loc[0] == "sources" and loc[2] == "columns" and len(loc) >= 5 and loc[4] in FORMS:
-        model: type[BaseModel] = FORMS[str(loc[4])]
-        del loc[4]  # the expression's tag pydantic adds; the YAML has no such level
+    message = problem["msg"]
+    # The form pydantic tried for a `columns` value: a level of its own in `loc`, none in the YAML.
+    form = loc.pop(4) if len(loc) >= 5 and loc[0] == "sources" and loc[2] == "columns" else None
+    if form in FORMS:
+        model: type[BaseModel] = FORMS[str(form)]
     elif len(loc) >= 3 and loc[0] == "sources":
         model = SourceConfig if len(loc) == 3 else LineRule
     else:
         model = SourcesConfig
+    if form == "column":
+        message = (
+            "expected the export's column name, or a mapping with one of the keys concat, formula, extract"
+        )
     at = _where(mapping_path, lines, tuple(loc))
     where = ""
     if len(loc) >= 2 and loc[0] == "sources" and isinstance(loc[1], int):
@@ -298,7 +304,6 @@ def _describe(mapping_path: Path, document: dict, lines: Lines, error: Validatio
         where = f"source {name!r}: " if name else f"source #{loc[1] + 1}: "
         loc = loc[2:]
     key = ".".join(str(part) for part in loc)
-    message = problem["msg"]
     if problem["type"] == "value_error":
         message = str(problem["ctx"]["error"])
     if problem["type"] == "extra_forbidden":

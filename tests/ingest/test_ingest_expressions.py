@@ -181,6 +181,10 @@ UNIT_PRICE_LINE = 11
             "`columns.unit_price.sep`: unknown key; expected one of concat, separator",
         ),
         ("{sum: [A, B]}", "expected the export's column name, or a mapping with exactly one of the keys"),
+        (
+            "[A, B]",
+            "`columns.unit_price`: expected the export's column name, or a mapping with one of the keys",
+        ),
     ],
 )
 def test_a_bad_expression_names_file_line_and_source(tmp_path: Path, expression: str, expected: str) -> None:
