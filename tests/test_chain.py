@@ -55,7 +55,9 @@ def test_order_lines_only_retailer_gets_a_profile_per_customer(tmp_path: Path) -
     (tmp_path / "sources.yaml").write_text(MAPPING)
     workspace = Workspace(tmp_path / "ws")
     summary = run_chain(
-        tmp_path / "sources.yaml", workspace, now=datetime(2025, 2, 1, tzinfo=UTC),
+        tmp_path / "sources.yaml",
+        workspace,
+        now=datetime(2025, 2, 1, tzinfo=UTC),
         settings=Settings(workspace=workspace.root),
     )
 

@@ -1,9 +1,10 @@
 """The sources mapping file (`sources.yaml`, see docs/sources.md): its models and every check that needs no data.
 
-A mapping that cannot work raises `InputError` naming the mapping file, the source and what was expected
-(and the line, where the problem sits on one), before any data is read. Checks that need the export itself (do the named columns exist?) live with the
-readers. `connection` strings keep their `${VAR}` placeholders here; they are expanded only when a reader
-connects, so the secrets they hold never reach a model, a log line or a report.
+A mapping that cannot work raises `InputError` naming the mapping file (and the line, where the problem
+sits on one), the source and what was expected, before any data is read. Checks that need the export
+itself (do the named columns exist?) live with the readers. `connection` strings keep their `${VAR}`
+placeholders here; they are expanded only when a reader connects, so the secrets they hold never reach a
+model, a log line or a report.
 """
 
 from __future__ import annotations
@@ -103,19 +104,16 @@ def _column_form(value: Any) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
+_COLUMN_INPUT = (
+    "expected the export's column name, or a mapping with exactly one of the keys concat, formula, extract"
+)
 # What feeds a canonical column: the export's column, or an expression over its columns (expressions.py).
 ColumnInput = Annotated[
     Annotated[Text, Tag("column")]
     | Annotated[Concat, Tag("concat")]
     | Annotated[Formula, Tag("formula")]
     | Annotated[Extract, Tag("extract")],
-    Discriminator(
-        _column_form,
-        custom_error_type="column_input",
-        custom_error_message=(
-            "expected the export's column name, or a mapping with exactly one of the keys concat, formula, extract"
-        ),
-    ),
+    Discriminator(_column_form, custom_error_type="column_input", custom_error_message=_COLUMN_INPUT),
 ]
 
 
@@ -293,9 +291,7 @@ def _describe(mapping_path: Path, document: dict, lines: Lines, error: Validatio
     else:
         model = SourcesConfig
     if form == "column":
-        message = (
-            "expected the export's column name, or a mapping with one of the keys concat, formula, extract"
-        )
+        message = _COLUMN_INPUT
     at = _where(mapping_path, lines, tuple(loc))
     where = ""
     if len(loc) >= 2 and loc[0] == "sources" and isinstance(loc[1], int):

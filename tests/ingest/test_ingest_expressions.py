@@ -183,7 +183,7 @@ UNIT_PRICE_LINE = 11
         ("{sum: [A, B]}", "expected the export's column name, or a mapping with exactly one of the keys"),
         (
             "[A, B]",
-            "`columns.unit_price`: expected the export's column name, or a mapping with one of the keys",
+            "`columns.unit_price`: expected the export's column name, or a mapping with exactly one",
         ),
     ],
 )
