@@ -1,9 +1,10 @@
 """The sources mapping file (`sources.yaml`, see docs/sources.md): its models and every check that needs no data.
 
-A mapping that cannot work raises `InputError` naming the mapping file, the source and what was expected,
-before any data is read. Checks that need the export itself (do the named columns exist?) live with the
-readers. `connection` strings keep their `${VAR}` placeholders here; they are expanded only when a reader
-connects, so the secrets they hold never reach a model, a log line or a report.
+A mapping that cannot work raises `InputError` naming the mapping file (and the line, where the problem
+sits on one), the source and what was expected, before any data is read. Checks that need the export
+itself (do the named columns exist?) live with the readers. `connection` strings keep their `${VAR}`
+placeholders here; they are expanded only when a reader connects, so the secrets they hold never reach a
+model, a log line or a report.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import codecs
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -19,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, PrivateAttr, Tag, ValidationError
 
 from features.canonical import (
     CHANNELS,
@@ -35,6 +36,7 @@ from features.canonical import (
     Column,
 )
 from features.errors import InputError
+from features.ingest.expressions import FORMS, Concat, Expression, Extract, Formula
 from features.ingest.parse import ParseOptions, parse_values
 
 FORMATS = ("csv", "parquet", "jsonl")
@@ -58,8 +60,10 @@ ALLOWED_VALUES: dict[tuple[str, str], tuple[str, ...]] = {
 # Columns whose values must lie in a closed range.
 VALUE_RANGES: dict[tuple[str, str], tuple[float, float]] = {("support_tickets", "satisfaction"): (1, 5)}
 PRICE_COLUMNS = ("unit_price", "price")
-# Builds the InputError for a problem of the source being checked.
-Fail = Callable[[str], InputError]
+# Builds the InputError for a problem of the source being checked (and the key it concerns, for its line).
+Fail = Callable[..., InputError]
+# Where each key of a mapping file starts: (sources, 0, columns, sku) -> line.
+Lines = Mapping[tuple[str | int, ...], int]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _ENV_VAR = re.compile(r"\$\{([^}]*)\}")
 
@@ -90,6 +94,27 @@ def _as_text(value: Any) -> Any:
 
 
 Text = Annotated[str, BeforeValidator(_as_text)]
+
+
+def _column_form(value: Any) -> str | None:
+    """Which form a `columns` value is: an export column's name, or the expression its one key names."""
+    if not isinstance(value, dict):
+        return "column"
+    found = [key for key in FORMS if key in value]
+    return found[0] if len(found) == 1 else None
+
+
+_COLUMN_INPUT = (
+    "expected the export's column name, or a mapping with exactly one of the keys concat, formula, extract"
+)
+# What feeds a canonical column: the export's column, or an expression over its columns (expressions.py).
+ColumnInput = Annotated[
+    Annotated[Text, Tag("column")]
+    | Annotated[Concat, Tag("concat")]
+    | Annotated[Formula, Tag("formula")]
+    | Annotated[Extract, Tag("extract")],
+    Discriminator(_column_form, custom_error_type="column_input", custom_error_message=_COLUMN_INPUT),
+]
 
 
 class LineRule(BaseModel):
@@ -126,7 +151,7 @@ class SourceConfig(BaseModel):
     timezone: str = "UTC"
     date_formats: list[Text] = []
     id_namespace: Text | None = None
-    columns: dict[str, Text] = {}
+    columns: dict[str, ColumnInput] = {}
     constants: dict[str, Text] = {}
     values: dict[str, dict[Text, Text]] = {}
     returns: LineRule | None = None
@@ -157,10 +182,23 @@ class SourceConfig(BaseModel):
         """The canonical columns of this source's type."""
         return SOURCE_TYPES[self.type]
 
+    def expressions(self) -> dict[str, Expression]:
+        """The canonical columns built by an expression, and their expressions."""
+        return {name: value for name, value in self.columns.items() if not isinstance(value, str)}
+
+    def input_columns(self) -> list[str]:
+        """The export's columns that feed canonical columns, directly or through an expression."""
+        found = [name for value in self.columns.values() for name in _inputs(value)]
+        return list(dict.fromkeys(found))
+
     def flag_columns(self) -> list[str]:
         """The retailer's columns the returns/cancellations rules read."""
         rules = (self.returns, self.cancellations)
         return [rule.column for rule in rules if rule is not None and rule.by == "flag" and rule.column]
+
+
+def _inputs(value: str | Expression) -> list[str]:
+    return [value] if isinstance(value, str) else value.inputs
 
 
 class SourcesConfig(BaseModel):
@@ -171,28 +209,61 @@ class SourcesConfig(BaseModel):
     version: Literal[1]
     sources: list[SourceConfig]
     path: Path
+    _lines: Lines = PrivateAttr(default_factory=dict)
 
     @property
     def folder(self) -> Path:
         """Relative source paths are read from here."""
         return self.path.resolve().parent
 
+    def where(self, source: SourceConfig, *keys: str | int) -> str:
+        """`<mapping file>, line <n>` for a key of a source (the line of its nearest enclosing key known)."""
+        index = next(i for i, s in enumerate(self.sources) if s.name == source.name)
+        return _where(self.path, self._lines, ("sources", index, *keys))
+
+
+def _key_lines(node: yaml.Node, path: tuple[str | int, ...] = ()) -> dict[tuple[str | int, ...], int]:
+    """The 1-based line of every key and list item under a composed YAML node."""
+    lines: dict[tuple[str | int, ...], int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            here = (*path, str(key.value))
+            lines[here] = key.start_mark.line + 1
+            lines.update(_key_lines(value, here))
+    elif isinstance(node, yaml.SequenceNode):
+        for position, item in enumerate(node.value):
+            here = (*path, position)
+            lines[here] = item.start_mark.line + 1
+            lines.update(_key_lines(item, here))
+    return lines
+
+
+def _where(mapping_path: Path, lines: Lines, loc: tuple[str | int, ...]) -> str:
+    for end in range(len(loc), 0, -1):
+        if loc[:end] in lines:
+            return f"{mapping_path}, line {lines[loc[:end]]}"
+    return str(mapping_path)
+
 
 def load_sources(mapping_path: Path) -> SourcesConfig:
     """Read and check a sources mapping file, raising `InputError` for anything that cannot work."""
     mapping_path = Path(mapping_path)
     try:
-        document = yaml.load(mapping_path.read_text(encoding="utf-8"), Loader=_YamlLoader)
+        text = mapping_path.read_text(encoding="utf-8")
+        document = yaml.load(text, Loader=_YamlLoader)
+        root = yaml.compose(text, Loader=_YamlLoader)
     except FileNotFoundError:
         raise InputError(f"{mapping_path}: the sources mapping file does not exist") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         raise InputError(f"{mapping_path}: cannot read the sources mapping: {error}") from None
     if not isinstance(document, dict):
         raise InputError(f"{mapping_path}: expected a mapping with `version: 1` and a `sources:` list")
+    lines = _key_lines(root) if root is not None else {}
     try:
         config = SourcesConfig.model_validate({**document, "path": mapping_path})
     except ValidationError as error:
-        raise InputError(_describe(mapping_path, document, error)) from None
+        raise InputError(_describe(mapping_path, document, lines, error)) from None
+    config._lines = lines
     if not config.sources:
         raise InputError(f"{mapping_path}: `sources` is empty; expected at least one source")
     seen: set[str] = set()
@@ -202,14 +273,26 @@ def load_sources(mapping_path: Path) -> SourcesConfig:
                 f"{mapping_path}: source {source.name!r} is declared twice; source names must be unique"
             )
         seen.add(source.name)
-        check_source(source, mapping_path)
+        check_source(source, config)
     return config
 
 
-def _describe(mapping_path: Path, document: dict, error: ValidationError) -> str:
+def _describe(mapping_path: Path, document: dict, lines: Lines, error: ValidationError) -> str:
     """The first pydantic error, said in the mapping's own terms."""
     problem = error.errors()[0]
     loc = list(problem["loc"])
+    message = problem["msg"]
+    # The form pydantic tried for a `columns` value: a level of its own in `loc`, none in the YAML.
+    form = loc.pop(4) if len(loc) >= 5 and loc[0] == "sources" and loc[2] == "columns" else None
+    if form in FORMS:
+        model: type[BaseModel] = FORMS[str(form)]
+    elif len(loc) >= 3 and loc[0] == "sources":
+        model = SourceConfig if len(loc) == 3 else LineRule
+    else:
+        model = SourcesConfig
+    if form == "column":
+        message = _COLUMN_INPUT
+    at = _where(mapping_path, lines, tuple(loc))
     where = ""
     if len(loc) >= 2 and loc[0] == "sources" and isinstance(loc[1], int):
         raw = (document.get("sources") or [])[loc[1]]
@@ -217,18 +300,19 @@ def _describe(mapping_path: Path, document: dict, error: ValidationError) -> str
         where = f"source {name!r}: " if name else f"source #{loc[1] + 1}: "
         loc = loc[2:]
     key = ".".join(str(part) for part in loc)
-    message = problem["msg"]
+    if problem["type"] == "value_error":
+        message = str(problem["ctx"]["error"])
     if problem["type"] == "extra_forbidden":
-        model = SourceConfig if where and len(loc) == 1 else LineRule if where else SourcesConfig
-        message = f"unknown key; expected one of {', '.join(k for k in model.model_fields if k != 'path' or model is not SourcesConfig)}"
-    return f"{mapping_path}: {where}`{key}`: {message}"
+        keys = [k for k in model.model_fields if model is not SourcesConfig or k != "path"]
+        message = f"unknown key; expected one of {', '.join(keys)}"
+    return f"{at}: {where}`{key}`: {message}"
 
 
-def check_source(source: SourceConfig, mapping_path: Path) -> None:
+def check_source(source: SourceConfig, config: SourcesConfig) -> None:
     """Every check of one source that needs no data; raises `InputError` naming file, source and expectation."""
 
-    def fail(problem: str) -> InputError:
-        return InputError(f"{mapping_path}: source {source.name!r}: {problem}")
+    def fail(problem: str, *keys: str) -> InputError:
+        return InputError(f"{config.where(source, *keys)}: source {source.name!r}: {problem}")
 
     if not _NAME.match(source.name):
         raise fail("a source name may hold only letters, digits, '_', '.' and '-' (it names files)")
@@ -297,17 +381,28 @@ def _check_columns(source: SourceConfig, fail: Fail) -> None:
 
     def check_name(name: str, key: str) -> Column:
         if name in meta:
-            raise fail(f"`{key}`: {name!r} is added by ingestion and cannot be mapped")
+            raise fail(f"`{key}`: {name!r} is added by ingestion and cannot be mapped", key, name)
         if name not in known:
             raise fail(
-                f"`{key}`: unknown canonical column {name!r} for {source.type}; expected one of: {', '.join(known)}"
+                f"`{key}`: unknown canonical column {name!r} for {source.type}; expected one of: {', '.join(known)}",
+                key,
+                name,
             )
         return known[name]
 
     for name, retailer in source.columns.items():
-        check_name(name, "columns")
-        if not retailer.strip():
-            raise fail(f"`columns.{name}` is empty; expected the name of the export's column")
+        column = check_name(name, "columns")
+        if isinstance(retailer, str) and not retailer.strip():
+            raise fail(
+                f"`columns.{name}` is empty; expected the name of the export's column", "columns", name
+            )
+        if isinstance(retailer, Formula) and column.kind not in ("float", "int"):
+            raise fail(
+                f"`columns.{name}`: a formula gives a number, but {name} is {column.kind}; "
+                "expected concat or extract for a text or date column",
+                "columns",
+                name,
+            )
     for name, value in source.constants.items():
         column = check_name(name, "constants")
         if name in source.columns:

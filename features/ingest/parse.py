@@ -147,6 +147,9 @@ def _parse_int(values: pd.Series, options: ParseOptions) -> Parsed:
     expected = "a whole number"
     if pd.api.types.is_integer_dtype(values.dtype):
         return Parsed(values.astype("Int64"), pd.Series(False, index=values.index), expected)
+    if pd.api.types.is_float_dtype(values.dtype):  # a typed export's floats, or a formula's result
+        bad = values.notna() & (values != values.round())
+        return Parsed(values.mask(bad).astype("Int64"), bad, expected)
     text = _arrow(as_text(values))
     # "3.0" is a whole number too: spreadsheets and pandas write integers that way.
     pattern = rf"^[+-]?\d{{1,18}}(?:{re.escape(options.decimal)}0*)?$"

@@ -1,10 +1,19 @@
-"""The ingestion report: per source, rows read = rows loaded + rows quarantined, and why rows were rejected."""
+"""The ingestion report: per source, rows read = rows loaded + rows quarantined, why rows were rejected and
+which optional values were blanked in the rows kept."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from pydantic import BaseModel, computed_field
+
+
+class BlankedField(BaseModel):
+    """Values of one optional field that could not be used: blanked, their rows kept."""
+
+    values: int = 0
+    reasons: dict[str, int] = {}  # reason kind ("unparseable date") -> values
+    example: str  # the first reason in full, with the value and what was expected
 
 
 class SourceReport(BaseModel):
@@ -17,6 +26,7 @@ class SourceReport(BaseModel):
     rows_loaded: int = 0
     rows_quarantined: int = 0
     reasons: dict[str, int] = {}  # reason kind ("unparseable date") -> rows
+    blanked: dict[str, BlankedField] = {}  # the retailer's field -> its blanked values (rows kept)
     output: str
     quarantine: str
     warnings: list[str] = []
@@ -38,7 +48,16 @@ class SourceReport(BaseModel):
             f"{self.rows_quarantined:,} quarantined"
         )
         text += f" [{reasons}]" if reasons else ""
+        if self.blanked:
+            fields = ", ".join(f"{field} {blanked.values:,}" for field, blanked in self.blanked.items())
+            text += f"; values blanked: {fields}"
         return text + ("" if self.ok else "  <-- ROWS UNACCOUNTED FOR")
+
+    def count_blanked(self, field: str, kind: str, values: int, example: str) -> None:
+        """Add blanked values of a field to the accounting."""
+        blanked = self.blanked.setdefault(field, BlankedField(example=example))
+        blanked.values += values
+        blanked.reasons[kind] = blanked.reasons.get(kind, 0) + values
 
 
 class IngestReport(BaseModel):

@@ -35,7 +35,7 @@ from features.ingest.readers import (
 )
 from features.ingest.report import IngestReport, SourceReport
 from features.ingest.sql import sql_chunks, sql_columns
-from features.ingest.transform import canonical_schema, canonicalise
+from features.ingest.transform import Canonical, canonical_schema, canonicalise
 from features.progress import track
 from features.settings import Settings, Workspace
 
@@ -83,7 +83,8 @@ def plan_source(config: SourcesConfig, source: SourceConfig) -> SourcePlan:
     with _about(config, source):
         files = tuple(resolve_files(source, config.folder)) if source.path is not None else ()
         found = _export_columns(source, files, JSONL_SAMPLE_ROWS)
-        mapped = list(dict.fromkeys([*source.columns.values(), *source.flag_columns()]))
+        inputs = source.input_columns()
+        mapped = list(dict.fromkeys([*inputs, *source.flag_columns()]))
         for where, names in found.items():
             missing = [name for name in mapped if name not in names]
             if missing:
@@ -91,12 +92,21 @@ def plan_source(config: SourcesConfig, source: SourceConfig) -> SourcePlan:
                 if source.file_format == "jsonl" and where != "query":
                     what += f" (first {JSONL_SAMPLE_ROWS:,} objects)"
                 raise InputError(
-                    f"column(s) {', '.join(map(repr, missing))} not found in {what}; "
-                    f"expected one of the export's columns: {', '.join(names)}"
+                    f"{_first_use(config, source, missing[0])}column(s) {', '.join(map(repr, missing))} "
+                    f"not found in {what}; expected one of the export's columns: {', '.join(names)}"
                 )
         every = dict.fromkeys(name for names in found.values() for name in names)
-        extras = tuple(name for name in every if name not in set(source.columns.values()))
+        extras = tuple(name for name in every if name not in set(inputs))
         return SourcePlan(source, files, extras)
+
+
+def _first_use(config: SourcesConfig, source: SourceConfig, column: str) -> str:
+    """Where the mapping first reads an export column: `<file>, line <n>: source ..: columns.<name> (<expression>): `."""
+    for name, value in source.columns.items():
+        if value == column or (not isinstance(value, str) and column in value.inputs):
+            expression = "" if isinstance(value, str) else f" ({value.label})"
+            return f"{config.where(source, 'columns', name)}: source {source.name!r}: `columns.{name}`{expression}: "
+    return ""
 
 
 def _chunks(plan: SourcePlan, chunk_rows: int) -> Iterator[RawChunk]:
@@ -124,18 +134,18 @@ def _quarantine_table(rejected: pd.DataFrame, source: str, file: str | None) -> 
     )
 
 
-def _split(chunk: RawChunk, plan: SourcePlan) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The canonical rows of a chunk and all its rejected rows (the reader's and the checks'), in row order."""
+def _split(chunk: RawChunk, plan: SourcePlan) -> Canonical:
+    """A chunk canonicalised, with all its rejected rows (the reader's and the checks') in row order."""
     if not len(chunk.frame):
-        return chunk.frame, chunk.rejected
-    rows, rejected = canonicalise(chunk.frame, plan.source, plan.extra_columns)
+        return Canonical(chunk.frame, chunk.rejected, [])
+    rows, rejected, blanked = canonicalise(chunk.frame, plan.source, plan.extra_columns)
     if len(chunk.rejected):
         rejected = (
             pd.concat([chunk.rejected, rejected]).sort_values("source_row")
             if len(rejected)
             else chunk.rejected
         )
-    return rows, rejected
+    return Canonical(rows, rejected, blanked)
 
 
 def ingest_source(plan: SourcePlan, workspace: Workspace, settings: Settings) -> SourceReport:
@@ -152,7 +162,7 @@ def ingest_source(plan: SourcePlan, workspace: Workspace, settings: Settings) ->
         quarantine=str(quarantine),
     )
     schema = canonical_schema(source.type, plan.extra_columns)
-    known = set(source.columns.values()) | set(plan.extra_columns)
+    known = set(source.input_columns()) | set(plan.extra_columns)
     reasons: Counter[str] = Counter()
     unknown: dict[str, None] = {}
     temporary = [output.with_name(output.name + ".tmp"), quarantine.with_name(quarantine.name + ".tmp")]
@@ -168,7 +178,9 @@ def ingest_source(plan: SourcePlan, workspace: Workspace, settings: Settings) ->
             ):
                 report.rows_read += chunk.rows_read
                 unknown.update(dict.fromkeys(c for c in chunk.frame.columns if c not in known))
-                rows, rejected = _split(chunk, plan)
+                rows, rejected, blanked = _split(chunk, plan)
+                for values in blanked:
+                    report.count_blanked(values.field, values.kind, values.values, values.example)
                 if len(rows):
                     rows_out.write_table(pa.Table.from_pandas(rows, schema=schema, preserve_index=False))
                     report.rows_loaded += len(rows)

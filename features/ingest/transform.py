@@ -1,19 +1,25 @@
 """Pure steps from one chunk of a retailer's export to canonical rows and rejected rows.
 
 The input frame holds the export's columns as read (text, or typed for Parquet and SQL) with the 1-based
-data row as its index. Every step is vectorised; Python loops run only over the rejected rows.
+data row as its index. A bad value in a required column rejects its row; one in an optional column is
+blanked and counted, and the row is kept. Every step is vectorised; Python loops run only over the
+rejected rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features.canonical import META_COLUMNS, PERSON_COLUMNS, Column, Kind, columns
+from features.canonical import META_COLUMNS, Column, Kind, columns
+from features.ingest.expressions import Expression
 from features.ingest.mapping import ALLOWED_VALUES, PRICE_COLUMNS, VALUE_RANGES, LineRule, SourceConfig
 from features.ingest.parse import (
     PANDAS_DTYPES,
@@ -24,7 +30,7 @@ from features.ingest.parse import (
     repeated_text,
     text_series,
 )
-from features.ingest.quarantine import no_rejected_rows, raw_json, rejected_rows
+from features.ingest.quarantine import no_rejected_rows, raw_json, reason_kind, rejected_rows
 
 ARROW_TYPES: dict[str, pa.DataType] = {
     "string": pa.string(),
@@ -35,6 +41,11 @@ ARROW_TYPES: dict[str, pa.DataType] = {
     "bool": pa.bool_(),
 }
 _NOUNS = {"timestamp": "date", "date": "date", "float": "number", "int": "number", "bool": "boolean"}
+# Optional columns whose bad value still rejects the row: blanking it would change what the row means.
+ROW_DEFINING = {("order_lines", "line_type")}
+# Person columns that single out a person. A country, city, postcode, region, gender, birth date or an
+# address without a name is shared by many people: a row with only those is anonymous (docs/sources.md).
+IDENTIFYING_COLUMNS = ("first_name", "middle_name", "last_name", "full_name", "email", "phone", "national_id")
 
 
 def canonical_schema(source_type: str, extra_columns: Sequence[str] = ()) -> pa.Schema:
@@ -43,13 +54,35 @@ def canonical_schema(source_type: str, extra_columns: Sequence[str] = ()) -> pa.
     return pa.schema(fields + [pa.field(f"x_{name}", pa.string()) for name in extra_columns])
 
 
+@dataclass(frozen=True)
+class Blanked:
+    """Values of one field blanked for one kind of reason in the rows a chunk kept, with the first reason."""
+
+    field: str
+    kind: str
+    values: int
+    example: str
+
+
+class Canonical(NamedTuple):
+    """One chunk canonicalised: its rows, its rejected rows and the optional values it blanked."""
+
+    rows: pd.DataFrame
+    rejected: pd.DataFrame
+    blanked: list[Blanked]
+
+
+Message = Callable[[str], str]
+
+
 class _Verdicts:
-    """The first reason each row is rejected for, and the retailer's field it concerns."""
+    """The first reason each row is rejected for, the retailer's field it concerns, and the blanked values."""
 
     def __init__(self, index: pd.Index) -> None:
         self.open = np.ones(len(index), dtype=bool)
         self.reason = np.full(len(index), None, dtype=object)
         self.field = np.full(len(index), None, dtype=object)
+        self.blanks: list[tuple[np.ndarray, str, Callable[[], pd.Series], Message]] = []
 
     def add(
         self, mask: pd.Series, field: str, text: Callable[[], pd.Series], message: Callable[[str], str]
@@ -62,17 +95,79 @@ class _Verdicts:
         self.field[new] = field
         self.open &= ~new
 
+    def blank(self, mask: np.ndarray, field: str, text: Callable[[], pd.Series], message: Message) -> None:
+        """Note values of an optional field blanked for one reason; counted once the kept rows are known."""
+        if mask.any():
+            self.blanks.append((mask, field, text, message))
+
+    def blanked(self) -> list[Blanked]:
+        """The blanked values of the rows that were not rejected, per field and reason."""
+        found = []
+        for mask, field, text, message in self.blanks:
+            kept = mask & self.open
+            if kept.any():
+                example = message(str(text()[kept].iloc[0]))
+                found.append(Blanked(field, reason_kind(example), int(kept.sum()), example))
+        return found
+
 
 def _empty(kind: Kind, index: pd.Index) -> pd.Series:
     return pd.Series(None, index=index, dtype=PANDAS_DTYPES[kind])  # type: ignore[call-overload]
 
 
-def _input(raw: pd.DataFrame, source: SourceConfig, name: str) -> tuple[pd.Series, str] | None:
-    """The column feeding a canonical column and the name the retailer knows it by, or None when unmapped."""
-    if name in source.columns:
-        retailer = source.columns[name]
-        series = raw[retailer] if retailer in raw.columns else pd.Series(None, index=raw.index, dtype=TEXT)
-        return series, retailer
+def _raw(raw: pd.DataFrame, name: str) -> pd.Series:
+    """An export column of the chunk; all missing when this chunk lacks it (a JSON field not yet seen)."""
+    return raw[name] if name in raw.columns else pd.Series(None, index=raw.index, dtype=TEXT)
+
+
+def _unparseable(kind: Kind, field: str, expected: str) -> Message:
+    noun = _NOUNS.get(kind, "value")
+    return lambda v: f"unparseable {noun} '{v}' in column '{field}'; expected {expected}"
+
+
+class _Checks:
+    """The checks of one canonical column: a failed one rejects the row (required column) or blanks the value."""
+
+    def __init__(self, source: SourceConfig, column: Column, verdicts: _Verdicts, index: pd.Index) -> None:
+        self.rejects = column.required or (source.type, column.name) in ROW_DEFINING
+        self.verdicts = verdicts
+        self.blanked = np.zeros(len(index), dtype=bool)
+
+    def fail(self, mask: pd.Series, field: str, text: Callable[[], pd.Series], message: Message) -> None:
+        """The rows of `mask` failed a check of `field`; `text()` gives the values to quote."""
+        if self.rejects:
+            self.verdicts.add(mask, field, text, message)
+            return
+        failed = mask.to_numpy(dtype=bool, na_value=False)
+        self.verdicts.blank(failed & ~self.blanked, field, text, message)
+        self.blanked |= failed
+
+
+def _evaluate(raw: pd.DataFrame, source: SourceConfig, expression: Expression, checks: _Checks) -> pd.Series:
+    """An expression over the chunk; its inputs are read as its input kind first, bad inputs checked."""
+    inputs = {}
+    for name in expression.inputs:
+        series = _raw(raw, name)
+        parsed = parse_values(series, expression.input_kind, source.parse_options)
+        checks.fail(
+            parsed.bad,
+            name,
+            partial(as_text, series),
+            _unparseable(expression.input_kind, name, parsed.expected),
+        )
+        inputs[name] = parsed.values
+    return expression.evaluate(inputs, raw.index)
+
+
+def _input(
+    raw: pd.DataFrame, source: SourceConfig, name: str, checks: _Checks
+) -> tuple[pd.Series, str] | None:
+    """The values feeding a canonical column and how the retailer names them, or None when unmapped."""
+    mapped = source.columns.get(name)
+    if isinstance(mapped, str):
+        return _raw(raw, mapped), mapped
+    if mapped is not None:
+        return _evaluate(raw, source, mapped, checks), mapped.label
     if name in source.constants:
         return repeated_text(source.constants[name], raw.index), f"constants.{name}"
     return None
@@ -80,7 +175,8 @@ def _input(raw: pd.DataFrame, source: SourceConfig, name: str) -> tuple[pd.Serie
 
 def _parse_column(raw: pd.DataFrame, source: SourceConfig, column: Column, verdicts: _Verdicts) -> pd.Series:
     """One canonical column: mapped, translated by `values`, parsed and checked; reasons go to `verdicts`."""
-    found = _input(raw, source, column.name)
+    checks = _Checks(source, column, verdicts, raw.index)
+    found = _input(raw, source, column.name, checks)
     if found is None:
         return _empty(column.kind, raw.index)
     series, field = found
@@ -92,16 +188,10 @@ def _parse_column(raw: pd.DataFrame, source: SourceConfig, column: Column, verdi
     def text() -> pd.Series:
         return as_text(series)
 
-    noun = _NOUNS.get(column.kind, "value")
-    verdicts.add(
-        parsed.bad,
-        field,
-        text,
-        lambda v: f"unparseable {noun} '{v}' in column '{field}'; expected {parsed.expected}",
-    )
+    checks.fail(parsed.bad, field, text, _unparseable(column.kind, field, parsed.expected))
     if column.required:
         missing = values.isna() & ~parsed.bad
-        verdicts.add(
+        checks.fail(
             missing,
             field,
             text,
@@ -112,27 +202,27 @@ def _parse_column(raw: pd.DataFrame, source: SourceConfig, column: Column, verdi
         values = values.str.lower()
         wrong = values.notna() & ~values.isin(allowed)
         expected = ", ".join(allowed)
-        verdicts.add(
+        checks.fail(
             wrong,
             field,
             text,
             lambda v: f"value not allowed '{v}' in column '{field}'; expected one of {expected}",
         )
     if column.name in PRICE_COLUMNS:
-        verdicts.add(
+        checks.fail(
             values < 0, field, text, lambda v: f"negative price '{v}' in column '{field}'; expected 0 or more"
         )
     limits = VALUE_RANGES.get((source.type, column.name))
     if limits:
         low, high = limits
         outside = (values < low) | (values > high)
-        verdicts.add(
+        checks.fail(
             outside,
             field,
             text,
             lambda v: f"value out of range '{v}' in column '{field}'; expected {low:g} to {high:g}",
         )
-    return values
+    return values.mask(checks.blanked) if checks.blanked.any() else values
 
 
 def _rule_mask(rule: LineRule, raw: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
@@ -178,7 +268,7 @@ def add_record_ids(rows: pd.DataFrame, source: SourceConfig) -> pd.DataFrame:
     def text(name: str) -> pa.Array:
         return pa.array(rows[name]) if name in names else none
 
-    persons = [rows[c.name].notna().to_numpy() for c in PERSON_COLUMNS if c.name in names]
+    persons = [rows[name].notna().to_numpy() for name in IDENTIFYING_COLUMNS if name in names]
     any_person = pa.array(np.logical_or.reduce(persons) if persons else np.zeros(len(rows), dtype=bool))
     customer_ref = text("customer_ref")
     if source.type == "consents":
@@ -204,10 +294,8 @@ def add_record_ids(rows: pd.DataFrame, source: SourceConfig) -> pd.DataFrame:
     return rows
 
 
-def canonicalise(
-    raw: pd.DataFrame, source: SourceConfig, extra_columns: Sequence[str] = ()
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The canonical rows and the rejected rows of one chunk; `raw`'s index is the 1-based data row."""
+def canonicalise(raw: pd.DataFrame, source: SourceConfig, extra_columns: Sequence[str] = ()) -> Canonical:
+    """The canonical rows, rejected rows and blanked values of one chunk; `raw`'s index is the 1-based data row."""
     verdicts = _Verdicts(raw.index)
     rows = pd.DataFrame({c.name: _parse_column(raw, source, c, verdicts) for c in source.canonical_columns()})
     if source.type == "order_lines":
@@ -227,8 +315,8 @@ def canonicalise(
         rows = pd.concat([rows, pd.DataFrame(extras, index=raw.index)], axis=1)
     keep = verdicts.open
     if keep.all():
-        return rows.reset_index(drop=True), no_rejected_rows()
+        return Canonical(rows.reset_index(drop=True), no_rejected_rows(), verdicts.blanked())
     rejected = rejected_rows(
         raw.index[~keep], verdicts.field[~keep], verdicts.reason[~keep], raw_json(raw.loc[~keep])
     )
-    return rows.loc[keep].reset_index(drop=True), rejected
+    return Canonical(rows.loc[keep].reset_index(drop=True), rejected, verdicts.blanked())

@@ -1,4 +1,5 @@
-"""The data-quality report of a run: rows per source, quarantine reasons, null rates, duplicate and match rates.
+"""The data-quality report of a run: rows per source, quarantine reasons, blanked values, null rates,
+duplicate and match rates.
 
 Written as `reports/quality.json` (for machines) and `reports/quality.md` (for people).
 """
@@ -62,6 +63,12 @@ def _quarantine(con: duckdb.DuckDBPyConnection, workspace: Workspace) -> dict[st
     return found
 
 
+def _blanked(ingest: dict | None) -> dict[str, dict[str, dict]]:
+    """Optional values ingestion blanked (rows kept), per source and field, from its report."""
+    sources = ingest["sources"] if ingest else []
+    return {source["name"]: source["blanked"] for source in sources if source.get("blanked")}
+
+
 def _identity(con: duckdb.DuckDBPyConnection, workspace: Workspace) -> dict:
     crosswalk = workspace.identity / "crosswalk.parquet"
     if not crosswalk.exists():
@@ -106,10 +113,12 @@ def quality_report(workspace: Workspace, now: datetime) -> dict:
     """Gather the figures of the run in `workspace` and write them as JSON and Markdown."""
     con = duckdb.connect()
     ingest_path = workspace.reports / "ingest.json"
+    ingest = json.loads(ingest_path.read_text()) if ingest_path.exists() else None
     report = {
         "as_of": now.isoformat(),
-        "ingest": json.loads(ingest_path.read_text()) if ingest_path.exists() else None,
+        "ingest": ingest,
         "quarantine": _quarantine(con, workspace),
+        "blanked": _blanked(ingest),
         "tables": _null_rates(con, workspace),
         "identity": _identity(con, workspace),
         "match_rates": _match_rates(con, workspace),
@@ -135,6 +144,13 @@ def render_markdown(report: dict) -> str:
     for source, reasons in report["quarantine"].items():
         if reasons:
             lines += [f"- **{source}**: " + "; ".join(f"{kind} ({n:,})" for kind, n in reasons.items())]
+    if report["blanked"]:
+        lines += ["", "## Blanked values (row kept, bad optional value left out)", ""]
+        for source, fields in report["blanked"].items():
+            counts = "; ".join(
+                f"{field} {info['values']:,} ({', '.join(info['reasons'])})" for field, info in fields.items()
+            )
+            lines.append(f"- **{source}**: {counts}")
     identity = report["identity"]
     if identity:
         lines += ["", "## Identity", ""]

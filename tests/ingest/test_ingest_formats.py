@@ -97,12 +97,15 @@ def test_parquet_keeps_its_types_and_extra_columns(
     report = ingest_sources(write_mapping(source), workspace, settings)
 
     rows = pd.read_parquet(workspace.canonical_file("products", "catalogue"))
-    assert list(rows["sku"]) == ["P1", "P2", "P3"]
-    assert list(rows["available"]) == [True, False, True]
-    assert rows["price"].iloc[0] == 4.5 and pd.isna(rows["price"].iloc[1])
-    assert list(rows["x_Supplier"].fillna("-")) == ["7", "8", "-"]
-    quarantine = pd.read_parquet(workspace.quarantine_table("catalogue"))
-    assert list(quarantine["reason"]) == ["negative price '-1.0' in column 'Price'; expected 0 or more"]
+    # A negative price is an optional value gone bad: blanked and counted, the product kept.
+    assert list(rows["sku"]) == ["P1", "P2", "P3", "P4"]
+    assert list(rows["available"]) == [True, False, True, True]
+    assert rows["price"].iloc[0] == 4.5 and rows["price"].iloc[1:].isna().tolist() == [True, False, True]
+    assert list(rows["x_Supplier"].fillna("-")) == ["7", "8", "-", "9"]
+    assert pd.read_parquet(workspace.quarantine_table("catalogue")).empty
+    blanked = report.sources[0].blanked["Price"]
+    assert (blanked.values, blanked.reasons) == (1, {"negative price": 1})
+    assert blanked.example == "negative price '-1.0' in column 'Price'; expected 0 or more"
     assert report.sources[0].rows_read == 4 and report.ok
 
 

@@ -65,3 +65,10 @@ def test_whole_numbers_and_booleans() -> None:
     values, bad = parsed(["Yes", "n", "TRUE", "0", "maybe", ""], "bool")
     assert values == [True, False, True, False, None, None]
     assert bad == [False, False, False, False, True, False]
+
+
+def test_floats_are_whole_numbers_only_when_whole_whatever_the_decimal_separator() -> None:
+    floats = pd.Series([3.0, 3.5, None], dtype="float64")
+    result = parse_values(floats, "int", ParseOptions(decimal=","))
+    assert [None if pd.isna(v) else v for v in result.values] == [3, None, None]
+    assert list(result.bad) == [False, True, False]

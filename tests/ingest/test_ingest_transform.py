@@ -47,34 +47,52 @@ def test_record_ids_follow_the_first_rule_that_applies() -> None:
             {**LINE, "No": "O4"},  # 6. anonymous
         ]
     )
-    rows, rejected = canonicalise(raw, ORDERS)
+    rows, rejected, _ = canonicalise(raw, ORDERS)
     assert rejected.empty
     assert list(rows["record_id"].fillna("-")) == ["C1", "order:O2", "card:L3", "-"]
     assert list(rows["identity_key"].fillna("-")) == ["web:C1", "shop:order:O2", "shop:card:L3", "-"]
     assert list(rows["line_type"]) == ["sale"] * 4
 
 
+def test_a_line_with_only_place_or_gender_is_anonymous() -> None:
+    where = {"country": "Country", "city": "City", "postcode": "Zip", "gender": "Sex", "street": "Street"}
+    source = SourceConfig(name="shop", type="order_lines", columns={**ORDER_COLUMNS, **where})
+    blank = {**LINE, "Country": "", "City": "", "Zip": "", "Sex": "", "Street": ""}
+    raw = frame(
+        [
+            {**blank, "No": "O1", "Country": "GB"},
+            {**blank, "No": "O2", "City": "Leeds", "Zip": "LS1 4AP", "Sex": "F", "Street": "1 Park Row"},
+            {**blank, "No": "O3", "Country": "GB", "Name": "Smith"},  # a name: a guest checkout
+            {**blank, "No": "O4", "Country": "GB", "Mail": "a@x.com"},
+        ]
+    )
+    rows, rejected, _ = canonicalise(raw, source)
+    assert rejected.empty
+    assert list(rows["record_id"].fillna("-")) == ["-", "-", "order:O3", "order:O4"]
+    assert list(rows["identity_key"].fillna("-")) == ["-", "-", "shop:order:O3", "shop:order:O4"]
+
+
 def test_tickets_and_emails_get_their_own_ids() -> None:
     tickets = SourceConfig(
         name="desk", type="support_tickets", columns={"ticket_id": "T", "created_at": "At", "email": "Mail"}
     )
-    rows, _ = canonicalise(frame([{"T": "9", "At": "2024-01-01", "Mail": "A@X.com "}]), tickets)
+    rows, _, _ = canonicalise(frame([{"T": "9", "At": "2024-01-01", "Mail": "A@X.com "}]), tickets)
     assert rows["record_id"].iloc[0] == "ticket:9"
     mails = SourceConfig(
         name="esp", type="email_events", columns={"occurred_at": "At", "event_type": "Ev", "email": "Mail"}
     )
-    rows, _ = canonicalise(frame([{"At": "2024-01-01", "Ev": "Open", "Mail": " A@X.com"}]), mails)
+    rows, _, _ = canonicalise(frame([{"At": "2024-01-01", "Ev": "Open", "Mail": " A@X.com"}]), mails)
     assert rows["record_id"].iloc[0] == "email:a@x.com"
     assert rows["identity_key"].iloc[0] == "esp:email:a@x.com"
     assert rows["event_type"].iloc[0] == "open"
 
 
 def test_every_chunk_has_the_same_columns_and_dtypes() -> None:
-    full, _ = canonicalise(frame([{**LINE, "Cust": "C1", "Extra": "x"}]), ORDERS, ["Extra"])
-    sparse, _ = canonicalise(
+    full, _, _ = canonicalise(frame([{**LINE, "Cust": "C1", "Extra": "x"}]), ORDERS, ["Extra"])
+    sparse, _, _ = canonicalise(
         frame([{"No": "O9", "At": "2024-01-01", "Sku": "S", "Qty": "1", "Price": "2"}]), ORDERS, ["Extra"]
     )
-    rejected_all, bad = canonicalise(frame([{**LINE, "Price": "-1"}]), ORDERS, ["Extra"])
+    rejected_all, bad, _ = canonicalise(frame([{**LINE, "Price": "-1"}]), ORDERS, ["Extra"])
     assert list(full.columns) == list(sparse.columns) == list(rejected_all.columns)
     assert list(full.dtypes) == list(sparse.dtypes) == list(rejected_all.dtypes)
     assert full.columns[-1] == "x_Extra" and len(rejected_all) == 0 and len(bad) == 1
@@ -99,6 +117,6 @@ def test_only_a_consent_for_an_account_is_keyed() -> None:
             {"Kind": "email", "Id": "a@x.com", "P": "sms", "S": "withdrawn", "At": "2024-01-01"},
         ]
     )
-    rows, _ = canonicalise(raw, consents)
+    rows, _, _ = canonicalise(raw, consents)
     assert list(rows["record_id"].fillna("-")) == ["C7", "-"]
     assert list(rows["identity_key"].fillna("-")) == ["web:C7", "-"]

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
+from features.ingest import ingest_sources
 from features.profile import build_profile
 from features.profile.quality import quality_report
 from features.settings import Settings, Workspace
@@ -75,3 +76,24 @@ def test_survivorship_rules_are_configurable(workspace: Workspace, tmp_path) -> 
     )
     build_profile(workspace, now=NOW, settings=Settings(workspace=workspace.root, survivorship_rules=rules))
     assert customers(workspace).loc["CUST1", "first_name"] == "Bob"  # the web shop now wins names
+
+
+def test_quality_report_shows_the_optional_values_ingestion_blanked(tmp_path) -> None:
+    (tmp_path / "contacts.csv").write_text(
+        "Id,DOB\nC1,1980-05-17\nC2,1975-02-31\nC3,soon\n", encoding="utf-8"
+    )
+    (tmp_path / "sources.yaml").write_text(
+        "version: 1\nsources:\n  - {name: crm, type: contacts, path: contacts.csv,"
+        " columns: {customer_ref: Id, birth_date: DOB}}\n",
+        encoding="utf-8",
+    )
+    workspace = Workspace(tmp_path / "fresh")
+    ingest_sources(tmp_path / "sources.yaml", workspace)
+
+    report = quality_report(workspace, now=NOW)
+    assert report["blanked"]["crm"]["DOB"]["values"] == 2
+    assert report["blanked"]["crm"]["DOB"]["reasons"] == {"unparseable date": 2}
+    assert report["tables"]["contacts"]["rows"] == 3
+    markdown = (workspace.reports / "quality.md").read_text()
+    assert "## Blanked values" in markdown
+    assert "- **crm**: DOB 2 (unparseable date)" in markdown
