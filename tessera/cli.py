@@ -64,12 +64,34 @@ def simulate(
             help="Share of person records held back into exports_later/ (sources_full.yaml).",
         ),
     ] = 0.0,
+    profile: Annotated[
+        str,
+        typer.Option(
+            "--profile",
+            help="default, or hard: wholesale buyers, heavy-tailed baskets, strong repeat buying, "
+            "9 months of history, a third of order lines anonymous (docs/simulator.md).",
+        ),
+    ] = "default",
+    months: Annotated[
+        int | None,
+        typer.Option("--months", min=1, help="Months of history before --as-of (default: 36; hard: 9)."),
+    ] = None,
 ) -> None:
     """Write a simulated retailer: every source system's export, its sources.yaml, and the truth."""
     from features.simulate import simulate_retailer
+    from features.simulate.config import profile_config
 
+    try:
+        config = profile_config(profile, months)
+    except ValueError as unknown:
+        raise typer.BadParameter(str(unknown), param_hint="--profile") from None
     summary = simulate_retailer(
-        customers=customers, seed=seed, out=out, as_of=date.fromisoformat(as_of), holdback=holdback
+        customers=customers,
+        seed=seed,
+        out=out,
+        as_of=date.fromisoformat(as_of),
+        holdback=holdback,
+        config=config,
     )
     typer.echo(json.dumps(summary, indent=2, default=str))
 
