@@ -3,6 +3,7 @@
     uv run python benchmarks/real_data.py [--horizon-days 90] [--customers-limit N] [--keep WORKDIR]
     uv run python benchmarks/real_data.py --horizon-days 273          # CDNOW's 39 weeks after the export
     uv run python benchmarks/real_data.py --orders FILE --now 2011-09-01 [--horizon-days 100]
+    uv run python benchmarks/real_data.py --shape hard [--customers 5000] [--seed 42]
 
 Default data: CDNOW's full purchase log (23,570 customers, 1997-01-01 to 1998-06-30), the file that ships with
 the `lifetimes` package. Weeks 1-39 become an orders-only export (no products), `--now` is the start of week 40
@@ -16,6 +17,11 @@ the `lifetimes` package. Weeks 1-39 become an orders-only export (no products), 
 `ordered_at` an ISO 8601 date or time (UTC unless it has an offset), `amount` the line's value (> 0; leave
 returns out), `sku` optional (without it the log is "orders without products"). Rows before `--now` (default:
 the log's last day minus the horizon) are the export; the rest is the truth.
+
+`--shape hard` (or `default`) scores a simulated retailer instead (`tessera simulate --profile SHAPE`, all
+its sources, docs/simulator.md), `--now` the day after its last day. The baselines see the exports' sale
+lines as ingestion reads them, owned by the true person (truth/identity.csv; anonymous lines are nobody's),
+and the truth is the simulator's future orders.
 
 The script writes the export and its sources.yaml into a temporary workspace and calls the README's commands
 in their own processes: `tessera run --sources sources.yaml --now NOW` (ingest, resolve, profile, feature
@@ -34,13 +40,14 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC
 from pathlib import Path
 
@@ -52,6 +59,7 @@ from _measure import TESSERA, machine
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 CDNOW_NOW = "1997-10-01"
+SIMULATED_AS_OF = "2025-12-31"
 SOURCE = "orders"
 MAPPING = """version: 1
 sources:
@@ -209,20 +217,27 @@ def run_tessera(
                 steps.append(run_step([*args, *common], env))
         if steps[-1].ok:
             outputs[model] = Path(args[args.index("--out") + 1])
+    (folder / "steps.json").write_text(json.dumps([asdict(step) for step in steps], indent=1))
     return steps, outputs
 
 
-def tessera_scores(path: Path, column: str) -> pd.Series:
-    """Per source customer id: the column Tessera wrote for the Tessera customer the id belongs to."""
-    frame = pd.read_csv(path, dtype={"source_ids": str})
-    ids = frame["source_ids"].fillna("").str.split(";")
-    exploded = frame.assign(source_id=ids).explode("source_id")
-    exploded = exploded[exploded["source_id"].str.startswith(f"{SOURCE}:", na=False)]
-    return (
-        exploded.set_index(exploded["source_id"].str.removeprefix(f"{SOURCE}:"))[column]
-        .groupby(level=0)
-        .mean()
-    )
+def earlier_run(folder: Path) -> tuple[list[Step], dict[str, Path]]:
+    """The steps and outputs a previous run left in `folder` (--rescore)."""
+    steps = [Step(**step) for step in json.loads((folder / "steps.json").read_text())]
+    files = {"churn": "churn.csv", "cltv": "cltv.csv", "next-best-product": "recommend.csv"}
+    return steps, {model: folder / file for model, file in files.items() if (folder / file).exists()}
+
+
+def by_customer(frame: pd.DataFrame, owners: pd.Series) -> pd.DataFrame:
+    """Tessera's output rows keyed by the evaluation's customer id, through the `source:record_id`s on each row."""
+    keys = frame.assign(key=frame["source_ids"].fillna("").str.split(";")).explode("key")
+    return keys.assign(customer_id=keys["key"].map(owners)).dropna(subset=["customer_id"])
+
+
+def tessera_scores(path: Path, column: str, owners: pd.Series) -> pd.Series:
+    """Per evaluated customer: the column Tessera wrote for the Tessera customer(s) holding their records."""
+    frame = by_customer(pd.read_csv(path, dtype={"source_ids": str}), owners)
+    return frame.groupby("customer_id")[column].mean()
 
 
 def rfm(history: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
@@ -288,7 +303,7 @@ def probabilistic(history: pd.DataFrame, now: pd.Timestamp, horizon_days: int) -
     # Alive customers buy at a rate with posterior Gamma(r + x, alpha + T): P(no purchase in t) = E[exp(-rate t)].
     none = (1 - alive) + alive * ((alpha + big_t) / (alpha + big_t + horizon_days)) ** (r + x)
     purchases = bgf.conditional_expected_number_of_purchases_up_to_time(horizon_days, x, t_x, big_t)
-    repeat = summary["frequency"] > 0
+    repeat = (summary["frequency"] > 0) & (summary["monetary_value"] > 0)  # Gamma-Gamma needs positive spend
     ggf = GammaGammaFitter(penalizer_coef=0.0).fit(x[repeat], summary["monetary_value"][repeat])
     mean_spend = ggf.conditional_expected_average_profit(x, summary["monetary_value"])
     return none.rename("bgnbd"), (purchases * mean_spend).rename("bgnbd_gg")
@@ -323,6 +338,7 @@ def evaluate(
     now: pd.Timestamp,
     horizon_days: int,
     outputs: dict[str, Path],
+    owners: pd.Series,
 ) -> list[tuple[str, str, float | None, dict[str, float]]]:
     """Per model: (model, metric, Tessera's figure or None, each baseline's figure)."""
     from sklearn.metrics import roc_auc_score
@@ -342,8 +358,10 @@ def evaluate(
         lgb: lgb_value,
         "historical spend/day": features["total_spend"] / features["tenure_days"].clip(lower=1),
     }
-    tessera_churn = tessera_scores(outputs["churn"], "churn_probability") if "churn" in outputs else None
-    tessera_value = tessera_scores(outputs["cltv"], "cltv") if "cltv" in outputs else None
+    tessera_churn = (
+        tessera_scores(outputs["churn"], "churn_probability", owners) if "churn" in outputs else None
+    )
+    tessera_value = tessera_scores(outputs["cltv"], "cltv", owners) if "cltv" in outputs else None
 
     def auc(score: pd.Series) -> float:
         return float(roc_auc_score(churned, score.reindex(customers).fillna(score.median())))
@@ -372,13 +390,7 @@ def evaluate(
         ours = None
         if "next-best-product" in outputs:
             recommended = pd.read_csv(outputs["next-best-product"], dtype={"source_ids": str, "sku": str})
-            mapped = recommended.assign(customer_id=recommended["source_ids"].str.split(";")).explode(
-                "customer_id"
-            )
-            mapped = mapped[mapped["customer_id"].str.startswith(f"{SOURCE}:", na=False)]
-            ours = recall_at_k(
-                mapped.assign(customer_id=mapped["customer_id"].str.removeprefix(f"{SOURCE}:")), future_lines
-            )
+            ours = recall_at_k(by_customer(recommended, owners), future_lines)
         baselines = {
             k: recall_at_k(v, future_lines) for k, v in recommendation_baselines(history, customers).items()
         }
@@ -409,41 +421,147 @@ def print_table(rows: list[tuple[str, str, float | None, dict[str, float]]]) -> 
     print("\n".join(verdicts))
 
 
+@dataclass(frozen=True)
+class Truth:
+    """What the script scores against: the export's identified lines, the horizon's, and who owns which record."""
+
+    history: pd.DataFrame  # customer_id, ordered_at, amount[, sku], before --now
+    future: pd.DataFrame  # the same columns, within the horizon, for customers of the history
+    owners: pd.Series  # `source:record_id` -> customer_id, to read Tessera's outputs
+
+
+def prepare_log(
+    orders: pd.DataFrame, now: pd.Timestamp, horizon_days: int, folder: Path
+) -> tuple[Path, Truth]:
+    """Split a log at `now`, write the history as the export Tessera gets; returns its sources.yaml and the truth."""
+    history = orders[orders["ordered_at"] < now]
+    future = orders[
+        (orders["ordered_at"] >= now) & (orders["ordered_at"] < now + pd.Timedelta(days=horizon_days))
+    ]
+    customers = history["customer_id"].drop_duplicates()
+    owners = pd.Series(customers.to_numpy(), index=f"{SOURCE}:" + customers)
+    truth = Truth(history, future[future["customer_id"].isin(customers)], owners)
+    return write_export(history, folder / "export"), truth
+
+
+def simulated_truth(sample: Path, workspace: Path, now: pd.Timestamp, horizon_days: int) -> Truth:
+    """The simulated export's sale lines as read by ingestion, owned by the true person; the truth's future sales."""
+    lines = pd.concat(
+        pd.read_parquet(p)
+        for p in sorted((workspace / "data" / "canonical" / "order_lines").glob("*.parquet"))
+    )
+    from features.identity.evaluate import read_truth
+
+    identity = read_truth(sample / "truth" / "identity.csv")
+    owners = pd.Series(
+        identity["person_id"].to_numpy(), index=identity["source"] + ":" + identity["record_id"]
+    )
+    sales = lines[lines["line_type"] == "sale"]
+    history = pd.DataFrame(
+        {
+            "customer_id": (sales["source"] + ":" + sales["record_id"]).map(owners),
+            "ordered_at": sales["ordered_at"],
+            "amount": sales["quantity"] * sales["unit_price"],
+            "sku": sales["sku"].astype(str),
+        }
+    ).dropna(subset=["customer_id"])  # anonymous lines belong to nobody the models could score
+    print(
+        f"  {len(history):,} of {len(sales):,} sale lines identified ({1 - len(history) / len(sales):.0%} anonymous)"
+    )
+    future = pd.read_parquet(sample / "truth" / "future_orders.parquet")
+    future = future[
+        (future["line_type"] == "sale")
+        & (future["ordered_at"] >= now)
+        & (future["ordered_at"] < now + pd.Timedelta(days=horizon_days))
+        & future["person_id"].isin(history["customer_id"])
+    ]
+    future = pd.DataFrame(
+        {
+            "customer_id": future["person_id"],
+            "ordered_at": future["ordered_at"],
+            "amount": future["quantity"] * future["unit_price"],
+            "sku": future["sku"].astype(str),
+        }
+    )
+    return Truth(history, future, owners)
+
+
 def main() -> None:
+    from features.simulate.config import PROFILES
+
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
         "--orders", type=Path, default=None, help="another log: customer_id,ordered_at,amount[,sku]"
     )
+    parser.add_argument(
+        "--shape",
+        choices=PROFILES,
+        default=None,
+        help="a simulated retailer of this simulator profile instead",
+    )
+    parser.add_argument("--customers", type=int, default=5000, help="--shape: how many people")
+    parser.add_argument("--seed", type=int, default=42, help="--shape: the simulation's seed")
     parser.add_argument("--now", default=None, help=f"the export's end (default: {CDNOW_NOW} for CDNOW)")
     parser.add_argument("--horizon-days", type=int, default=90, help="days after --now the truth covers")
-    parser.add_argument("--customers-limit", type=int, default=None, help="a random subset of customers")
-    parser.add_argument("--keep", type=Path, default=None, help="work in this folder and keep it")
-    args = parser.parse_args()
-
-    orders = read_orders(args.orders) if args.orders else read_cdnow(cdnow_file())
-    orders = limit_customers(orders, args.customers_limit)
-    end = orders["ordered_at"].max().floor("D") + pd.Timedelta(days=1)
-    now = pd.Timestamp(
-        args.now or (CDNOW_NOW if args.orders is None else end - pd.Timedelta(days=args.horizon_days))
+    parser.add_argument(
+        "--customers-limit", type=int, default=None, help="a random subset of the log's customers"
     )
-    now = now.tz_localize(UTC) if now.tzinfo is None else now.tz_convert(UTC)
-    horizon_end = now + pd.Timedelta(days=args.horizon_days)
-    history = orders[orders["ordered_at"] < now]
-    future = orders[(orders["ordered_at"] >= now) & (orders["ordered_at"] < horizon_end)]
-    future = future[future["customer_id"].isin(history["customer_id"])]
-    name = args.orders.name if args.orders else "CDNOW_master.txt"
-    print(f"{name}: {history['customer_id'].nunique():,} customers, {len(history):,} lines before {now:%Y-%m-%d}; "
-          f"truth {now:%Y-%m-%d} to {horizon_end:%Y-%m-%d} ({args.horizon_days} days, {len(future):,} lines)")  # fmt: skip
-    if horizon_end > end:
-        print(f"warning: the log ends {end:%Y-%m-%d}, before the horizon: the truth is partial")
-
+    parser.add_argument("--keep", type=Path, default=None, help="work in this folder and keep it")
+    parser.add_argument(
+        "--rescore",
+        action="store_true",
+        help="with --keep: score the outputs of an earlier run in that folder again",
+    )
+    args = parser.parse_args()
+    if args.rescore and not (args.keep and (args.keep / "steps.json").exists()):
+        parser.error("--rescore needs --keep WORKDIR holding an earlier run (its steps.json)")
     folder = args.keep or Path(tempfile.mkdtemp(prefix="tessera-real-data-"))
+    horizon = args.horizon_days
     started = time.perf_counter()
-    steps, outputs = run_tessera(folder, write_export(history, folder / "export"), now, args.horizon_days)
-    wall = time.perf_counter() - started
-    print_table(evaluate(history, future, now, args.horizon_days, outputs))
+
+    if args.shape:
+        sample = folder / "sample"
+        size = ["--customers", str(args.customers), "--seed", str(args.seed), "--as-of", SIMULATED_AS_OF]
+        if not args.rescore:
+            simulate = ["simulate", "--profile", args.shape, *size, "--out", str(sample)]
+            simulated = run_step(simulate, dict(os.environ))
+            if not simulated.ok:
+                raise SystemExit(simulated.output)
+        now = pd.Timestamp(SIMULATED_AS_OF, tz=UTC) + pd.Timedelta(days=1)
+        sources, name = (
+            sample / "sources.yaml",
+            f"simulated retailer ({args.shape}, {args.customers:,} people)",
+        )
+    else:
+        orders = read_orders(args.orders) if args.orders else read_cdnow(cdnow_file())
+        orders = limit_customers(orders, args.customers_limit)
+        end = orders["ordered_at"].max().floor("D") + pd.Timedelta(days=1)
+        now = pd.Timestamp(
+            args.now or (CDNOW_NOW if args.orders is None else end - pd.Timedelta(days=horizon))
+        )
+        now = now.tz_localize(UTC) if now.tzinfo is None else now.tz_convert(UTC)
+        sources, truth = prepare_log(orders, now, horizon, folder)
+        name = args.orders.name if args.orders else "CDNOW_master.txt"
+        if now + pd.Timedelta(days=horizon) > end:
+            print(f"warning: the log ends {end:%Y-%m-%d}, before the horizon: the truth is partial")
+
+    if args.rescore:
+        steps, outputs = earlier_run(folder)
+        wall = sum(step.seconds for step in steps)
+    else:
+        steps, outputs = run_tessera(folder, sources, now, horizon)
+        wall = time.perf_counter() - started
+    if args.shape:
+        if not (folder / "workspace" / "data" / "canonical" / "order_lines").exists():
+            raise SystemExit("Tessera did not ingest the simulated exports: nothing to score (see above)")
+        truth = simulated_truth(sample, folder / "workspace", now, horizon)
+    print(
+        f"\n{name}: {truth.history['customer_id'].nunique():,} customers, {len(truth.history):,} lines before "
+        f"{now:%Y-%m-%d}; truth {now:%Y-%m-%d} + {horizon} days ({len(truth.future):,} lines)"
+    )
+    print_table(evaluate(truth.history, truth.future, now, horizon, outputs, truth.owners))
     failed = [s for s in steps if not s.ok]
     print(f"\n{machine()}\nTessera's commands: {wall:.0f} s wall, peak {max(s.peak_gib for s in steps):.2f} GiB; "
           f"{len(failed)} of {len(steps)} failed")  # fmt: skip
