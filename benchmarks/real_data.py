@@ -71,7 +71,6 @@ sources:
     columns: {{order_id: order_id, customer_ref: customer_id, ordered_at: ordered_at, unit_price: amount{sku_column}}}
     constants: {{quantity: "1", channel: online{sku_constant}}}
 """
-MODELS = ("churn", "cltv", "next-best-product")
 K = 10
 
 
@@ -517,6 +516,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.rescore and not (args.keep and (args.keep / "steps.json").exists()):
         parser.error("--rescore needs --keep WORKDIR holding an earlier run (its steps.json)")
+    if not args.rescore and args.keep and (args.keep / "workspace").exists():
+        parser.error(
+            f"{args.keep} holds an earlier run, whose champions would mix in: --rescore it or pick another folder"
+        )
     folder = args.keep or Path(tempfile.mkdtemp(prefix="tessera-real-data-"))
     horizon = args.horizon_days
     started = time.perf_counter()
