@@ -117,10 +117,9 @@ def read_cdnow(path: Path) -> pd.DataFrame:
 def read_orders(path: Path) -> pd.DataFrame:
     """A log in the documented shape (customer_id, ordered_at, amount[, sku]); errors name the row and field."""
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = {"customer_id", "ordered_at", "amount"} - set(frame.columns)
-    if missing:
+    if missing := sorted({"customer_id", "ordered_at", "amount"} - set(frame.columns)):
         raise SystemExit(
-            f"{path}: missing column(s) {sorted(missing)}; expected customer_id,ordered_at,amount[,sku]"
+            f"{path}: no column {', '.join(missing)}; expected customer_id,ordered_at,amount[,sku]"
         )
     when = pd.to_datetime(frame["ordered_at"], utc=True, errors="coerce", format="ISO8601")
     amount = pd.to_numeric(frame["amount"], errors="coerce")
