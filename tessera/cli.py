@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import date, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +13,7 @@ import typer
 
 from features.progress import show_progress
 from features.settings import Workspace
+from features.simulate.config import PROFILES
 from tessera.options import NowOption, WorkspaceOption, now_from, workspace_from
 
 app = typer.Typer(
@@ -20,6 +22,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+SimProfile = StrEnum("SimProfile", [(name, name) for name in PROFILES])  # the simulator's profiles
+
 
 SourcesOption = Annotated[
     Path,
@@ -64,12 +70,30 @@ def simulate(
             help="Share of person records held back into exports_later/ (sources_full.yaml).",
         ),
     ] = 0.0,
+    profile: Annotated[
+        SimProfile,
+        typer.Option(
+            "--profile",
+            help="default, or hard: wholesale buyers, heavy-tailed baskets, strong repeat buying, "
+            "9 months of history, a third of order lines anonymous (docs/simulator.md).",
+        ),
+    ] = SimProfile.default,
+    months: Annotated[
+        int | None,
+        typer.Option("--months", min=1, help="Months of history before --as-of (default: 36; hard: 9)."),
+    ] = None,
 ) -> None:
     """Write a simulated retailer: every source system's export, its sources.yaml, and the truth."""
     from features.simulate import simulate_retailer
+    from features.simulate.config import profile_config
 
     summary = simulate_retailer(
-        customers=customers, seed=seed, out=out, as_of=date.fromisoformat(as_of), holdback=holdback
+        customers=customers,
+        seed=seed,
+        out=out,
+        as_of=date.fromisoformat(as_of),
+        holdback=holdback,
+        config=profile_config(profile.value, months),
     )
     typer.echo(json.dumps(summary, indent=2, default=str))
 

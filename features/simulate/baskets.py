@@ -9,6 +9,7 @@ from features.simulate.catalogue import Catalogue
 from features.simulate.config import DAY, SimConfig
 
 REPEAT, DISCOVERY, TRY, COMPLEMENT = 0, 1, 2, 3
+MAX_EXTRA_LINES = 250
 
 
 def _leaf_sampler(catalogue: Catalogue) -> np.ndarray:
@@ -49,6 +50,7 @@ def build_lines(
     online = orders["online"].to_numpy()
     n_orders = len(orders)
     q = latent["repeat_q"].to_numpy()[person]
+    q = q + config.repeat_strength * (1 - q)
     slots = repeat[person]
     take = (rng.random(slots.shape, dtype=np.float32) < q[:, None]) & (slots >= 0)
     empty = ~take.any(axis=1)
@@ -60,6 +62,8 @@ def build_lines(
     n_disc = rng.binomial(2, disc_p)
     d_order = np.repeat(np.arange(n_orders), n_disc)
     d_product = pick_in_leaf(rng, catalogue, pick_leaf(rng, affinity, person[d_order], catalogue))
+    if config.repeat_strength > 0:
+        d_product = rebuy_own(rng, person[d_order], d_order, d_product, config.repeat_strength)
     parts.append((d_order, d_product, DISCOVERY))
 
     t_order = np.flatnonzero(rng.random(n_orders) < 0.1)
@@ -72,6 +76,10 @@ def build_lines(
     go = has_next & (rng.random(len(d_order)) < 0.3)
     parts.append((nxt[go], catalogue.products["complement"].to_numpy()[d_product[go]], COMPLEMENT))
 
+    wholesale = latent["wholesale"].to_numpy()[person]
+    if config.extra_lines_shape is not None or wholesale.any():
+        parts += extra_lines(rng, person, wholesale, slots, affinity, catalogue, config)
+
     order = np.concatenate([p[0] for p in parts])
     product = np.concatenate([p[1] for p in parts]).astype(np.int64)
     kind = np.concatenate([np.full(len(p[0]), p[2]) for p in parts])
@@ -83,6 +91,7 @@ def build_lines(
     grocery = products["grocery"].to_numpy()[product]
     spend = latent["spend"].to_numpy()[person[order]]
     qty = np.where(grocery, 1 + np.minimum(rng.poisson(0.35 * spend), 5), 1 + (rng.random(len(order)) < 0.05))
+    qty = qty * np.where(wholesale[order], config.wholesale_quantity, 1)
     lines = pd.DataFrame({"order": order, "product": product, "quantity": qty, "kind": kind})
     lines = lines.groupby(["order", "product"], sort=True, as_index=False).agg(
         quantity=("quantity", "sum"), kind=("kind", "min")
@@ -92,6 +101,50 @@ def build_lines(
     lines["price_pence"] = np.where(promo, np.round(price * 0.8).astype(np.int64), price)
     lines["line_no"] = lines.groupby("order").cumcount() + 1
     return lines
+
+
+def rebuy_own(
+    rng: np.random.Generator, person: np.ndarray, order: np.ndarray, product: np.ndarray, strength: float
+) -> np.ndarray:
+    """Replace a `strength` share of lines by a product of one of the same person's earlier orders' lines.
+
+    Rows are in order of `order` (and orders are grouped by person, in time order), as `build_lines` makes them.
+    """
+    row = np.arange(len(person))
+    first_of_person = pd.Series(row).groupby(person).transform("min").to_numpy()
+    first_of_order = pd.Series(row).groupby(order).transform("min").to_numpy()
+    earlier = first_of_order - first_of_person  # lines of this person in orders before this one
+    pick = first_of_person + (rng.random(len(row)) * earlier).astype(np.int64)
+    again = (earlier > 0) & (rng.random(len(row)) < strength)
+    return np.where(again, product[np.minimum(pick, len(row) - 1)], product)
+
+
+def extra_lines(
+    rng: np.random.Generator,
+    person: np.ndarray,
+    wholesale: np.ndarray,
+    slots: np.ndarray,
+    affinity: np.ndarray,
+    catalogue: Catalogue,
+    config: SimConfig,
+) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """Lines beyond the usual basket: a heavy-tailed number per order, many more for wholesale buyers.
+
+    Each extra line is one of the person's habits (60%, when they have some) or a discovery item.
+    """
+    count = np.zeros(len(person), dtype=np.int64)
+    if config.extra_lines_shape is not None:
+        tail = config.extra_lines_scale * rng.pareto(config.extra_lines_shape, len(person))
+        count += np.minimum(tail, MAX_EXTRA_LINES).astype(np.int64)
+    count += np.where(wholesale, rng.poisson(config.wholesale_extra_lines, len(person)), 0)
+    order = np.repeat(np.arange(len(person)), count)
+    habits = slots[order]
+    valid = (habits >= 0).sum(axis=1)  # a person's habits come first in their slots
+    slot = (rng.random(len(order)) * np.maximum(valid, 1)).astype(np.int64)
+    habit = (rng.random(len(order)) < 0.6) & (valid > 0)
+    found = pick_in_leaf(rng, catalogue, pick_leaf(rng, affinity, person[order], catalogue))
+    product = np.where(habit, habits[np.arange(len(order)), slot], found)
+    return [(order[habit], product[habit], REPEAT), (order[~habit], product[~habit], DISCOVERY)]
 
 
 def draw_returns(

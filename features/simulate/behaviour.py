@@ -89,6 +89,8 @@ def draw_latent(rng: np.random.Generator, n: int, clock: Clock, config: SimConfi
         0.0,
         np.where(kind < config.store_only + config.online_only, 1.0, rng.beta(2, 2, n)),
     )
+    wholesale = np.array([s.name == "wholesale" for s in segs])[segment]
+    online = np.where(wholesale, 1.0, online)  # trade accounts order online
     joined = clock.start + ((clock.end - 14 * DAY - clock.start) * rng.random(n) ** 0.75).astype(np.int64)
     latent = pd.DataFrame(
         {
@@ -103,6 +105,7 @@ def draw_latent(rng: np.random.Generator, n: int, clock: Clock, config: SimConfi
             "discovery_p": np.clip(0.22 * spend, 0.03, 0.6),
             "open_rate": rng.beta(2.0, 4.5, n),
             "web_rate": rate * (0.05 + 0.25 * online) + 0.001,
+            "wholesale": wholesale,
         }
     )
     return latent

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
@@ -101,6 +101,44 @@ class SimConfig:
     email_whitespace: float = 0.02
     dob_swap: float = 0.01
     loyalty_upper_names: float = 0.35
+    # Harder shapes, all off by default (the `hard` profile below turns them on).
+    wholesale_quantity: int = 4  # a wholesale buyer (segment `wholesale`) buys this many units per line...
+    wholesale_extra_lines: float = 30.0  # ...and about this many lines more per basket, online only
+    extra_lines_shape: float | None = None  # Pareto (Lomax) shape of extra lines per basket: a heavy tail
+    extra_lines_scale: float = 2.0
+    repeat_strength: float = 0.0  # pulls the chance of re-buying a habit (and an own earlier item) towards 1
+
+
+WHOLESALE = Segment("wholesale", 0.005, 40.0, 4.0, 0.5, 200.0)
+
+
+PROFILES = ("default", "hard")
+
+
+def profile_config(profile: str = "default", months: int | None = None) -> SimConfig:
+    """The settings of a named profile (docs/simulator.md), with `months` of history when given."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown simulator profile {profile!r}: expected one of {', '.join(PROFILES)}")
+    config = SimConfig()
+    if profile == "hard":
+        # Wholesale buyers, heavy-tailed baskets, strong repeat buying, 9 months of history. Anonymous lines are
+        # till receipts without a card; a short history holds more receipts from before people join the
+        # loyalty scheme, so a slightly larger scheme keeps them at a third of the lines (measured 34%).
+        scaled = tuple(replace(s, share=s.share * (1 - WHOLESALE.share)) for s in config.segments)
+        config = replace(
+            config,
+            history_days=months_to_days(9),
+            segments=(*scaled, WHOLESALE),
+            extra_lines_shape=1.5,
+            repeat_strength=0.5,
+            loyalty_share=0.55,
+        )
+    return config if months is None else replace(config, history_days=months_to_days(months))
+
+
+def months_to_days(months: int) -> int:
+    """Days in `months` average calendar months."""
+    return round(months * 365.25 / 12)
 
 
 def chunk_rng(seed: int, chunk: int, stream: str) -> np.random.Generator:

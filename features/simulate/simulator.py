@@ -47,9 +47,17 @@ def _clear(out: Path) -> None:
 
 
 def simulate_retailer(
-    customers: int, seed: int, out: Path, as_of: date = date(2025, 12, 31), holdback: float = 0.0
+    customers: int,
+    seed: int,
+    out: Path,
+    as_of: date = date(2025, 12, 31),
+    holdback: float = 0.0,
+    config: SimConfig | None = None,
 ) -> dict[str, Any]:
-    """Simulate `customers` people of a UK retailer into `out`; the same arguments give byte-identical files."""
+    """Simulate `customers` people of a UK retailer into `out`; the same arguments give byte-identical files.
+
+    `config` (default `SimConfig()`) sets every rate and the history's length, e.g. `hard_config()`.
+    """
     if customers < 1:
         raise ValueError(f"customers must be at least 1, got {customers}")
     if not 0.0 <= holdback < 1.0:
@@ -58,7 +66,7 @@ def simulate_retailer(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     _clear(out)
-    config = SimConfig()
+    config = config or SimConfig()
     clock = Clock.for_as_of(as_of, config)
     season = Season.build(clock)
     catalogue = build_catalogue(seed, clock, config, len(tables().towns))
@@ -127,6 +135,7 @@ def simulate_retailer(
     return {
         "people": customers,
         "as_of": as_of.isoformat(),
+        "history_days": config.history_days,
         "holdback": holdback,
         "rows": rows,
         "rows_later": later_rows,
