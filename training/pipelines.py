@@ -226,7 +226,7 @@ def train_all(
         try:
             result = train_model(recipe, ctx)
         except ModelSkipped as skipped:
-            log.warning("%s skipped: %s", recipe.name, skipped)
+            log.info("%s skipped: %s", recipe.name, skipped)
             results[recipe.name] = {"skipped": str(skipped)}
         else:
             note = {"note": ctx.cutoffs.note} if ctx.cutoffs.note else {}
