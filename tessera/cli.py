@@ -7,7 +7,7 @@ import logging
 from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,6 +15,10 @@ from features.progress import show_progress
 from features.settings import Workspace
 from features.simulate.config import PROFILES
 from tessera.options import NowOption, WorkspaceOption, now_from, workspace_from
+from tessera.training_cli import HorizonOption, echo_outcomes, settings_for
+
+if TYPE_CHECKING:
+    from training.settings import TrainingSettings
 
 app = typer.Typer(
     help="Tessera: unified customer profiles, features, models and serving for retailers.",
@@ -148,19 +152,30 @@ def profile(workspace: WorkspaceOption = None, now: NowOption = None) -> None:
 
 
 @app.command()
-def run(sources: SourcesOption, workspace: WorkspaceOption = None, now: NowOption = None) -> None:
-    """Run the whole chain: ingest, resolve, profile, feature store, then train and register the models."""
+def run(
+    sources: SourcesOption,
+    workspace: WorkspaceOption = None,
+    now: NowOption = None,
+    horizon_days: HorizonOption = None,
+) -> None:
+    """Run the whole chain: ingest, resolve, profile, feature store, then train and register the models.
+
+    A model the data cannot train is skipped with a one-line reason on stderr; the others are trained.
+    """
     ws, moment = workspace_from(workspace), now_from(now)
-    summary = _run_everything(sources, ws, moment)
+    summary = _run_everything(sources, ws, moment, settings_for(horizon_days))
     typer.echo(json.dumps(summary, indent=2, default=str))
+    echo_outcomes(summary["models"])
 
 
-def _run_everything(sources: Path, ws: Workspace, moment: datetime) -> dict:
+def _run_everything(
+    sources: Path, ws: Workspace, moment: datetime, settings: TrainingSettings | None = None
+) -> dict:
     from features.pipeline import run_chain
     from training.pipelines import train_all
 
     summary = run_chain(sources, ws, now=moment)
-    summary["models"] = train_all(ws, moment)
+    summary["models"] = train_all(ws, moment, settings)
     return summary
 
 
@@ -185,6 +200,7 @@ def demo(
     as_of = now_from(datetime.combine(date.fromisoformat(str(simulated["as_of"])), datetime.max.time()))
     summary = _run_everything(ws.sample / "sources.yaml", ws, as_of)
     typer.echo(json.dumps(summary, indent=2, default=str))
+    echo_outcomes(summary["models"])
     typer.echo(f"Profiles: {ws.profile}; data-quality report: {ws.reports / 'quality.md'}")
     if serve:
         from serving.run import serve_forever

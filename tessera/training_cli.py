@@ -45,7 +45,7 @@ class ScoreChoice(StrEnum):
     cltv = "cltv"
 
 
-def _settings(horizon_days: int | None) -> Any:
+def settings_for(horizon_days: int | None) -> Any:
     from training.settings import TrainingSettings
 
     return TrainingSettings() if horizon_days is None else TrainingSettings(horizon_days=horizon_days)
@@ -53,8 +53,11 @@ def _settings(horizon_days: int | None) -> Any:
 
 def _summary(results: dict[str, Any]) -> dict[str, Any]:
     """Per model: version, the primary metric against the best baseline, and whether it became champion."""
-    out = {}
+    out: dict[str, Any] = {}
     for name, result in results.items():
+        if "skipped" in result:
+            out[name] = {"skipped": result["skipped"]}
+            continue
         metric = result["gate"]["metric"]
         best = max((m.get(metric, float("nan")), b) for b, m in result["baselines"].items())
         out[name] = {
@@ -67,6 +70,15 @@ def _summary(results: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def echo_outcomes(results: dict[str, Any]) -> None:
+    """On stderr, one line per skipped model and one per note on the plan (shortened labels), so stdout stays JSON."""
+    for name, result in results.items():
+        if "skipped" in result:
+            typer.echo(f"{name} skipped: {result['skipped']}", err=True)
+    for note in dict.fromkeys(result["note"] for result in results.values() if "note" in result):
+        typer.echo(f"note: {note}", err=True)
+
+
 def train(
     model: Annotated[ModelChoice, typer.Argument(help="Which model to train.")],
     workspace: WorkspaceOption = None,
@@ -77,8 +89,9 @@ def train(
     from training.pipelines import train_all
 
     models = None if model is ModelChoice.all else (model.value.replace("-", "_"),)
-    results = train_all(workspace_from(workspace), now_from(now), _settings(horizon_days), models=models)
+    results = train_all(workspace_from(workspace), now_from(now), settings_for(horizon_days), models=models)
     typer.echo(json.dumps(_summary(results), indent=2))
+    echo_outcomes(results)
 
 
 def score(
@@ -141,11 +154,12 @@ def retrain(
     from training.schedule import retrain as run_retrain
 
     try:
-        result = run_retrain(workspace_from(workspace), now_from(now), _settings(horizon_days), sources)
+        result = run_retrain(workspace_from(workspace), now_from(now), settings_for(horizon_days), sources)
     except RetrainRunning as refused:
         typer.echo(f"error: {refused}", err=True)
         raise typer.Exit(3) from None
     typer.echo(json.dumps(_summary(result["models"]), indent=2))
+    echo_outcomes(result["models"])
 
 
 def schedule(
@@ -160,7 +174,7 @@ def schedule(
     """Run `retrain` on a cron schedule until interrupted (APScheduler, in this process)."""
     from training.schedule import build_scheduler
 
-    settings = _settings(horizon_days)
+    settings = settings_for(horizon_days)
     if cron is not None:
         settings = settings.model_copy(update={"retrain_cron": cron})
     scheduler = build_scheduler(workspace_from(workspace), settings, sources)

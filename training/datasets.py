@@ -16,6 +16,7 @@ import pandas as pd
 
 from features.errors import InputError
 from features.settings import Settings, Workspace
+from training.errors import ModelSkipped
 from training.labels import Cutoffs, labels_at
 
 # Interaction event types the recommender reads (it uses the same names).
@@ -150,14 +151,23 @@ class LabelledFrames:
 
 
 def labelled_frames(
-    workspace: Workspace, events: pd.DataFrame, cutoffs: Cutoffs, feature_service: str
+    workspace: Workspace,
+    events: pd.DataFrame,
+    cutoffs: Cutoffs,
+    feature_service: str,
+    target: str,
+    min_customers: int,
 ) -> LabelledFrames:
-    """Entity rows (customers who bought before each cutoff) with labels, joined to the service's features."""
+    """Entity rows (customers who bought before each cutoff) with labels, joined to the service's features.
+
+    Raises ModelSkipped, before any feature is read, when the labels cannot train a model of `target`
+    (`churned` or `value`): no training cutoff, too few customers, or a single outcome.
+    """
+    if not cutoffs.training:
+        raise ModelSkipped(cutoffs.note)
     labels = labels_at(events, [*cutoffs.training, cutoffs.validation], cutoffs.horizon_days)
-    if labels.empty:
-        raise InputError(
-            "no customer bought anything before the first training cutoff: too little history to train"
-        )
+    is_validation = labels["cutoff"] == cutoffs.validation
+    require_trainable(labels[~is_validation], labels[is_validation], target, min_customers, cutoffs)
     frame = point_in_time_features(workspace, labels, feature_service)
     is_validation = frame["cutoff"] == cutoffs.validation
     return LabelledFrames(
@@ -165,3 +175,47 @@ def labelled_frames(
         frame[is_validation].reset_index(drop=True),
         feature_service,
     )
+
+
+def require_trainable(
+    train: pd.DataFrame, validation: pd.DataFrame, target: str, min_customers: int, cutoffs: Cutoffs
+) -> None:
+    """ModelSkipped with a one-line reason when these labels cannot train and validate a model of `target`."""
+    window = f"{cutoffs.horizon_days} days"
+    customers = len(validation)
+    if customers < min_customers:
+        raise ModelSkipped(
+            f"only {customers} customers had bought before the validation cutoff "
+            f"{cutoffs.validation:%Y-%m-%d}; at least {min_customers} are needed (TESSERA_TRAINING_MIN_CUSTOMERS)"
+        )
+    for name, rows in (("training", train), ("validation", validation)):
+        if rows[target].nunique() > 1:
+            continue
+        if target == "churned":
+            outcome = "churned" if rows[target].iloc[0] else "bought again"
+            raise ModelSkipped(
+                f"every customer in the {name} windows {outcome} within {window} "
+                f"({len(rows)} customer-cutoffs): a churn model needs both outcomes"
+            )
+        raise ModelSkipped(
+            f"every customer in the {name} windows spent the same ({rows[target].iloc[0]:g}) within {window} "
+            f"({len(rows)} customer-cutoffs): there is no value to rank"
+        )
+
+
+def require_products(events: pd.DataFrame, min_customers: int) -> None:
+    """ModelSkipped when the purchases cannot train a recommender: no product, one product, too few customers."""
+    purchases = events[events["kind"] == "purchase"]
+    skus = purchases["sku"].dropna().unique()
+    if len(skus) == 0:
+        raise ModelSkipped("no purchase names a product: there is nothing to recommend")
+    if len(skus) == 1:
+        raise ModelSkipped(
+            f"every purchase is of the same product ({skus[0]}): there is nothing to choose between"
+        )
+    customers = purchases["customer_id"].nunique()
+    if customers < min_customers:
+        raise ModelSkipped(
+            f"only {customers} customers bought a product; at least {min_customers} are needed "
+            "(TESSERA_TRAINING_MIN_CUSTOMERS)"
+        )

@@ -1,27 +1,35 @@
 """Cutoffs and labels: what happened in the horizon after each cutoff, from the profile's orders only.
 
 Features for a cutoff use data up to it (the feature store's point-in-time join); labels here use only the
-orders in (cutoff, cutoff + horizon]. Splits are by time: the validation cutoff is the latest one whose
-horizon has fully happened, and every training cutoff's horizon ends before it, so no training label has
-seen the validation window.
+orders in (cutoff, cutoff + horizon]. Splits are by time and planned inside the sales actually present: the
+validation cutoff is the latest one whose label window has fully happened by the last sale, and every
+training cutoff's window ends before it, so no training label has seen the validation window.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
+
+from training.errors import ModelSkipped
+
+# Training cutoffs closer than this give nearly the same rows twice: fewer cutoffs are planned instead.
+MIN_SPACING_DAYS = 7
 
 
 @dataclass(frozen=True)
 class Cutoffs:
     """The time split of one training run."""
 
-    training: tuple[pd.Timestamp, ...]  # oldest first
+    training: tuple[pd.Timestamp, ...]  # oldest first; empty when the history fits only a validation window
     validation: pd.Timestamp
-    horizon_days: int
+    horizon_days: int  # the label window actually used
+    target_horizon_days: int  # the horizon asked for; longer than `horizon_days` when the history is short
+    note: str = ""  # why the plan differs from the one asked for, in one line; empty when it does not
 
     @property
     def horizon(self) -> pd.Timedelta:
@@ -31,23 +39,67 @@ class Cutoffs:
     def describe(self) -> dict[str, str]:
         """The training window, for logging: first and last training cutoff, validation cutoff, horizon."""
         return {
-            "first_training_cutoff": self.training[0].isoformat(),
-            "last_training_cutoff": self.training[-1].isoformat(),
+            "first_training_cutoff": self.training[0].isoformat() if self.training else "",
+            "last_training_cutoff": self.training[-1].isoformat() if self.training else "",
             "validation_cutoff": self.validation.isoformat(),
             "validation_window_end": (self.validation + self.horizon).isoformat(),
             "horizon_days": str(self.horizon_days),
+            "target_horizon_days": str(self.target_horizon_days),
             "training_cutoffs": ",".join(c.date().isoformat() for c in self.training),
         }
 
 
-def plan_cutoffs(now: datetime, horizon_days: int, training_cutoffs: int, spacing_days: int) -> Cutoffs:
-    """Validation at now - horizon; training cutoffs every `spacing_days` from validation - horizon back."""
-    validation = pd.Timestamp(now) - timedelta(days=horizon_days)
-    last_training = validation - timedelta(days=horizon_days)
-    training = tuple(
-        last_training - timedelta(days=spacing_days * k) for k in reversed(range(training_cutoffs))
+def plan_cutoffs(
+    first_sale: datetime,
+    last_sale: datetime,
+    now: datetime,
+    *,
+    horizon_days: int,
+    training_cutoffs: int,
+    spacing_days: int,
+    min_history_days: int,
+    min_horizon_days: int,
+) -> Cutoffs:
+    """Cutoffs inside the sales present: validation one label window before the end, training windows before it.
+
+    The end is the last sale (or `now` if earlier). The label window is the horizon asked for when one training
+    and one validation window fit after `min_history_days` of history, else the longest that does (at least
+    `min_horizon_days`); then up to `training_cutoffs` training cutoffs, `spacing_days` apart or closer so they
+    all fit (never closer than a week), the last one a label window before validation. When only the validation
+    window fits, there is no training cutoff and `note` says why; when not even that fits, ModelSkipped.
+    """
+    start, end = pd.Timestamp(first_sale), min(pd.Timestamp(last_sale), pd.Timestamp(now))
+    span_days = (end - start) / pd.Timedelta(days=1)
+    usable = span_days - min_history_days  # days left for label windows after the minimum history
+    shortest = min(min_horizon_days, horizon_days)
+    history = f"{span_days:.0f} days of sales ({start:%Y-%m-%d} to {end:%Y-%m-%d})"
+    if usable < shortest:
+        raise ModelSkipped(
+            f"{history} are too short: {min_history_days} days of history plus a {shortest}-day window "
+            "to validate on are needed"
+        )
+    label = min(horizon_days, math.floor(usable / 2))
+    if label < shortest:  # room to validate, none to train
+        label = min(horizon_days, math.floor(usable))
+        validation = end - pd.Timedelta(days=label)
+        note = (
+            f"{history} hold no training window: {min_history_days} days of history plus two "
+            f"{shortest}-day label windows (training and validation) are needed"
+        )
+        return Cutoffs((), validation, label, horizon_days, note)
+    validation = end - pd.Timedelta(days=label)
+    latest = validation - pd.Timedelta(days=label)
+    room = (latest - start) / pd.Timedelta(days=1) - min_history_days
+    count = min(training_cutoffs, math.floor(room / MIN_SPACING_DAYS) + 1)
+    spacing = spacing_days if count == 1 else min(spacing_days, math.floor(room / (count - 1)))
+    training = tuple(latest - pd.Timedelta(days=spacing * k) for k in reversed(range(count)))
+    note = (
+        ""
+        if label == horizon_days
+        else f"labels cover {label} days, not the {horizon_days} asked: {history} fit no longer training "
+        "and validation windows"
     )
-    return Cutoffs(training=training, validation=validation, horizon_days=horizon_days)
+    return Cutoffs(training, validation, label, horizon_days, note)
 
 
 def order_events(order_lines: pd.DataFrame) -> pd.DataFrame:

@@ -20,6 +20,7 @@ from features.settings import Workspace
 from features.timeutil import as_utc
 from training import tracking
 from training.datasets import load_catalogue, load_events, load_order_lines
+from training.errors import ModelSkipped
 from training.evaluate import close
 from training.labels import Cutoffs, order_events, plan_cutoffs, sales
 from training.probabilistic import ProbabilisticCLV
@@ -29,15 +30,16 @@ log = logging.getLogger(__name__)
 
 
 class TrainingContext:
-    """One training moment: workspace, now, settings, the time split, and the profile data read once."""
+    """One training moment: workspace, now, settings, the time split, and the profile data read once.
+
+    Everything is read and planned on first use, so a model whose data cannot train raises ModelSkipped
+    from its own steps and the others go on.
+    """
 
     def __init__(self, workspace: Workspace, now: datetime, settings: TrainingSettings) -> None:
         self.workspace = workspace
         self.now = pd.Timestamp(as_utc(now))
         self.settings = settings
-        self.cutoffs: Cutoffs = plan_cutoffs(
-            self.now, settings.horizon_days, settings.training_cutoffs, settings.cutoff_spacing_days
-        )
 
     @cached_property
     def order_lines(self) -> pd.DataFrame:
@@ -48,6 +50,24 @@ class TrainingContext:
     def orders(self) -> pd.DataFrame:
         """Orders and returns per customer (labels and the probabilistic baseline read these)."""
         return order_events(self.order_lines)
+
+    @cached_property
+    def cutoffs(self) -> Cutoffs:
+        """The time split, planned inside the sales present; ModelSkipped (every model) when none fits."""
+        ordered_at = sales(self.orders)["ordered_at"]
+        if ordered_at.empty:
+            raise ModelSkipped(f"no identified customer bought anything up to {self.now:%Y-%m-%d}")
+        s = self.settings
+        return plan_cutoffs(
+            ordered_at.min(),
+            ordered_at.max(),
+            self.now,
+            horizon_days=s.horizon_days,
+            training_cutoffs=s.training_cutoffs,
+            spacing_days=s.cutoff_spacing_days,
+            min_history_days=s.min_history_days,
+            min_horizon_days=s.min_horizon_days,
+        )
 
     @cached_property
     def events(self) -> pd.DataFrame:
@@ -64,7 +84,7 @@ class TrainingContext:
         """BG/NBD + Gamma-Gamma fitted on history up to the validation cutoff, predicted over its horizon."""
         history = sales(self.orders)
         model = ProbabilisticCLV(unit_days=7.0).fit(history, self.cutoffs.validation)
-        predicted = model.predict(history, self.cutoffs.validation, self.settings.horizon_days)
+        predicted = model.predict(history, self.cutoffs.validation, self.cutoffs.horizon_days)
         predicted.attrs["params"] = {**model.bgnbd_.params_, **model.gamma_gamma_.params_}
         return predicted
 
@@ -191,6 +211,8 @@ def train_all(
 ) -> dict[str, Any]:
     """Train the models (default: `settings.models`) as of `now` from the profile and the feature store.
 
+    A model whose data cannot train it is recorded as `{"skipped": reason}` and the others go on; a trained
+    model's result carries its cutoffs and, when the plan had to shorten the labels, a `note` saying why.
     The feature store must have been built as of `now` (`tessera run` does it before training).
     """
     from training.recipes import recipe_for  # the recipes import this module
@@ -198,8 +220,15 @@ def train_all(
     settings = settings or TrainingSettings()
     recipes = [recipe_for(name, settings) for name in (settings.models if models is None else models)]
     ctx = TrainingContext(workspace, now, settings)
-    results = {}
+    results: dict[str, Any] = {}
     for recipe in track(recipes, "Training models"):
         log.info("training %s as of %s", recipe.name, ctx.now)
-        results[recipe.name] = train_model(recipe, ctx)
+        try:
+            result = train_model(recipe, ctx)
+        except ModelSkipped as skipped:
+            log.info("%s skipped: %s", recipe.name, skipped)
+            results[recipe.name] = {"skipped": str(skipped)}
+        else:
+            note = {"note": ctx.cutoffs.note} if ctx.cutoffs.note else {}
+            results[recipe.name] = {**result, "cutoffs": ctx.cutoffs.describe(), **note}
     return results

@@ -11,7 +11,8 @@ import pandas as pd
 from training.baselines import model_and_baselines, top_lists
 from training.churn import ChurnModel
 from training.cltv import CLTVModel
-from training.datasets import LabelledFrames, labelled_frames, point_in_time_features
+from training.datasets import LabelledFrames, labelled_frames, point_in_time_features, require_products
+from training.errors import ModelSkipped
 from training.evaluate import (
     calibration_figure,
     classification_metrics,
@@ -72,7 +73,10 @@ class ChurnRecipe:
     primary_metric = "roc_auc"
 
     def load(self, ctx: TrainingContext) -> LabelledFrames:
-        return labelled_frames(ctx.workspace, ctx.orders, ctx.cutoffs, ctx.settings.churn_feature_service)
+        s = ctx.settings
+        return labelled_frames(
+            ctx.workspace, ctx.orders, ctx.cutoffs, s.churn_feature_service, "churned", s.min_customers
+        )
 
     def fit(self, ctx: TrainingContext, data: LabelledFrames) -> ChurnModel:
         model = ChurnModel(n_reasons=ctx.settings.churn_reasons, **_lgbm_settings(ctx))
@@ -126,7 +130,10 @@ class CLTVRecipe:
     primary_metric = "normalized_gini"
 
     def load(self, ctx: TrainingContext) -> LabelledFrames:
-        return labelled_frames(ctx.workspace, ctx.orders, ctx.cutoffs, ctx.settings.cltv_feature_service)
+        s = ctx.settings
+        return labelled_frames(
+            ctx.workspace, ctx.orders, ctx.cutoffs, s.cltv_feature_service, "value", s.min_customers
+        )
 
     def fit(self, ctx: TrainingContext, data: LabelledFrames) -> CLTVModel:
         model = CLTVModel(interval=ctx.settings.cltv_interval, **_lgbm_settings(ctx))
@@ -186,6 +193,7 @@ class NextBestProductRecipe:
         self.primary_metric = f"ndcg_at_{k}"
 
     def load(self, ctx: TrainingContext) -> RecommenderData:
+        require_products(ctx.events, ctx.settings.min_customers)
         v = ctx.cutoffs.validation
         customers, truth = validation_sample(
             ctx.events,
@@ -195,7 +203,9 @@ class NextBestProductRecipe:
             ctx.settings.seed,
         )
         if not customers:
-            raise ValueError(f"no customer with history bought anything in the validation window after {v}")
+            raise ModelSkipped(
+                f"no customer with history bought anything in the validation window after {v:%Y-%m-%d}"
+            )
         return RecommenderData(ctx.events[ctx.events["occurred_at"] <= v], customers, truth)
 
     def fit(self, ctx: TrainingContext, data: RecommenderData) -> NextBestProduct:
@@ -210,7 +220,7 @@ class NextBestProductRecipe:
         space = SearchSpace(s.als_factors, s.als_regularization, s.als_alpha)
         v = ctx.cutoffs.validation
         data.chosen, data.trials = search(
-            data.history, v, s.horizon_days, space, base, ctx.catalogue, self.k, seed=s.seed
+            data.history, v, ctx.cutoffs.horizon_days, space, base, ctx.catalogue, self.k, seed=s.seed
         )
         return NextBestProduct(**data.chosen).fit(data.history, v, ctx.catalogue)
 

@@ -79,7 +79,10 @@ def retrain(
         if "feature_store" not in summary.get("chain", {}):
             summary["feature_store"] = build_feature_store(workspace, moment, chain_settings)
         summary["models"] = train_all(workspace, moment, settings)
-    summary["promoted"] = {name: result["gate"]["promoted"] for name, result in summary["models"].items()}
+    summary["promoted"] = {
+        name: "skipped" not in result and result["gate"]["promoted"]
+        for name, result in summary["models"].items()
+    }
     return summary
 
 

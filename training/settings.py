@@ -22,6 +22,13 @@ class TrainingSettings(BaseSettings):
     # The default six cutoffs two months apart span a year, so every season is among the training examples.
     training_cutoffs: int = Field(6, ge=1)
     cutoff_spacing_days: int = Field(61, ge=1)
+    # Cutoffs are planned inside the sales actually present (docs/models.md, "History length"): the first
+    # cutoff leaves at least `min_history_days` of history before it, and when the history is too short for
+    # `horizon_days` the labels cover the longest window that fits, never fewer than `min_horizon_days`.
+    min_history_days: int = Field(60, ge=1)
+    min_horizon_days: int = Field(28, ge=1)
+    # Below this many customers with a purchase before the validation cutoff a model is skipped, not trained.
+    min_customers: int = Field(100, ge=1)
     seed: int = 42
     # The models `train all`, `tessera run` and `retrain` train.
     models: tuple[str, ...] = ("churn", "cltv", "next_best_product")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
-from training.labels import order_events, plan_cutoffs, purchase_labels
+from training.errors import ModelSkipped
+from training.labels import Cutoffs, order_events, plan_cutoffs, purchase_labels
 
 CUTOFF = pd.Timestamp("2025-03-31 23:59:59", tz="UTC")
 
@@ -17,13 +19,77 @@ def lines(rows: list[tuple[str, str, str, float, str]]) -> pd.DataFrame:
     return frame
 
 
+def day(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text, tz="UTC")
+
+
+def plan(first: str, last: str, now: str | None = None, **changes: int) -> Cutoffs:
+    """plan_cutoffs with the defaults' minimums (60 days of history, 28-day labels) unless changed."""
+    values = {
+        "horizon_days": 90,
+        "training_cutoffs": 6,
+        "spacing_days": 61,
+        "min_history_days": 60,
+        "min_horizon_days": 28,
+        **changes,
+    }
+    return plan_cutoffs(day(first), day(last), day(now or last), **values)
+
+
 def test_training_labels_end_before_the_validation_window_starts() -> None:
-    cutoffs = plan_cutoffs(
-        pd.Timestamp("2025-12-31", tz="UTC"), horizon_days=90, training_cutoffs=4, spacing_days=30
-    )
-    assert cutoffs.validation + cutoffs.horizon == pd.Timestamp("2025-12-31", tz="UTC")
+    cutoffs = plan("2023-01-01", "2025-12-31", training_cutoffs=4, spacing_days=30)
+    assert cutoffs.validation + cutoffs.horizon == day("2025-12-31")
     assert list(cutoffs.training) == sorted(cutoffs.training)
     assert all(c + cutoffs.horizon <= cutoffs.validation for c in cutoffs.training)
+
+
+def test_a_long_history_keeps_the_horizon_count_and_spacing_asked_for() -> None:
+    cutoffs = plan("2023-01-01", "2025-12-31", training_cutoffs=4, spacing_days=30)
+    assert cutoffs.validation == day("2025-10-02")  # 90 days before the last sale
+    assert cutoffs.training == tuple(map(day, ["2025-04-05", "2025-05-05", "2025-06-04", "2025-07-04"]))
+    assert (cutoffs.horizon_days, cutoffs.target_horizon_days, cutoffs.note) == (90, 90, "")
+
+
+def test_a_year_of_history_packs_the_six_cutoffs_closer_after_the_minimum_history() -> None:
+    # Validation 2025-10-02, last training 2025-07-04; the first may be 2025-03-02 (60 days in): 124 days
+    # of room for five gaps, so 24 days apart instead of 61.
+    cutoffs = plan("2025-01-01", "2025-12-31")
+    assert cutoffs.validation == day("2025-10-02")
+    assert cutoffs.training == tuple(
+        map(day, ["2025-03-06", "2025-03-30", "2025-04-23", "2025-05-17", "2025-06-10", "2025-07-04"])
+    )
+
+
+def test_cutoffs_are_never_closer_than_a_week_so_a_short_room_gets_fewer() -> None:
+    # 260 days: validation 2025-04-21, last training 2025-01-21, room 20 days after 2025-01-01.
+    cutoffs = plan("2024-11-02", "2025-07-20")
+    assert cutoffs.training == tuple(map(day, ["2025-01-01", "2025-01-11", "2025-01-21"]))
+
+
+def test_nine_months_with_a_273_day_horizon_label_the_longest_window_that_fits() -> None:
+    # 272 days from the first to the last sale, 60 of them history: two windows of 106 days.
+    cutoffs = plan("2025-01-01", "2025-09-30", "2025-09-30 23:59", horizon_days=273)
+    assert (cutoffs.horizon_days, cutoffs.target_horizon_days) == (106, 273)
+    assert cutoffs.validation == day("2025-06-16")
+    assert cutoffs.training == (day("2025-03-02"),)
+    assert cutoffs.note.startswith("labels cover 106 days, not the 273 asked: 272 days of sales")
+
+
+def test_the_plan_ends_at_the_last_sale_or_now_whichever_is_first() -> None:
+    assert plan("2023-01-01", "2025-12-31", "2025-11-30").validation == day("2025-09-01")
+    assert plan("2023-01-01", "2025-11-30", "2025-12-31").validation == day("2025-09-01")
+
+
+def test_a_history_with_room_to_validate_but_not_to_train_plans_no_training_cutoff() -> None:
+    cutoffs = plan("2025-01-01", "2025-04-11")  # 100 days: 60 of history, 40 left, two windows need 56
+    assert cutoffs.training == ()
+    assert (cutoffs.validation, cutoffs.horizon_days) == (day("2025-03-02"), 40)
+    assert "hold no training window" in cutoffs.note
+
+
+def test_a_history_too_short_to_validate_skips_with_the_dates() -> None:
+    with pytest.raises(ModelSkipped, match=r"80 days of sales \(2025-01-01 to 2025-03-22\) are too short"):
+        plan("2025-01-01", "2025-03-22")
 
 
 def test_a_weekly_buyer_is_not_churned_and_a_lapsed_one_is() -> None:

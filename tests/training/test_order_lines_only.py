@@ -6,24 +6,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from training_fixtures import NOW, retailer, small_settings
+from training_fixtures import NOW, TILL_MAPPING, retailer, small_settings
 
 from features.settings import Settings, Workspace
 
 pytestmark = pytest.mark.integration
-
-MAPPING = """version: 1
-sources:
-  - name: till
-    type: order_lines
-    path: till.csv
-    format: csv
-    delimiter: ";"
-    date_formats: ["%d/%m/%Y %H:%M:%S"]
-    columns: {order_id: Receipt, line_no: Line, customer_ref: Customer, ordered_at: Time, sku: Item, quantity: Qty, unit_price: Price}
-    constants: {channel: store, currency: GBP}
-    returns: {by: negative_quantity}
-"""
 
 
 def test_an_order_lines_only_retailer_trains_all_three_models_and_scores_every_customer(
@@ -48,7 +35,7 @@ def test_an_order_lines_only_retailer_trains_all_three_models_and_scores_every_c
         }
     )
     export.to_csv(tmp_path / "till.csv", sep=";", index=False)
-    (tmp_path / "sources.yaml").write_text(MAPPING)
+    (tmp_path / "sources.yaml").write_text(TILL_MAPPING)
     workspace = Workspace(tmp_path / "ws")
     settings = Settings(workspace=workspace.root)
     run_chain(tmp_path / "sources.yaml", workspace, now=NOW, settings=settings)

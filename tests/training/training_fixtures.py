@@ -7,6 +7,7 @@ here is clever: it is just enough signal for a model to beat its baselines on a 
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -173,17 +174,39 @@ def events_from(tables: dict[str, pd.DataFrame], now: datetime) -> pd.DataFrame:
 NOW = datetime(2025, 6, 30, 23, 59, 59, 999999, tzinfo=UTC)
 
 
+# Few cutoffs, few trees and a one-point ALS grid: the whole training in seconds.
+SMALL = {
+    "training_cutoffs": 3,
+    "cutoff_spacing_days": 45,
+    "lgbm_n_estimators": 80,
+    "lgbm_min_child_samples": 10,
+    "als_factors": (16,),
+    "als_regularization": (0.1,),
+    "als_alpha": (10.0,),
+    "als_iterations": 8,
+}
+
+
 def small_settings(**changes: object) -> TrainingSettings:
-    """Few cutoffs, few trees and a one-point ALS grid: the whole training in seconds."""
-    values = {
-        "training_cutoffs": 3,
-        "cutoff_spacing_days": 45,
-        "lgbm_n_estimators": 80,
-        "lgbm_min_child_samples": 10,
-        "als_factors": (16,),
-        "als_regularization": (0.1,),
-        "als_alpha": (10.0,),
-        "als_iterations": 8,
-        **changes,
-    }
-    return TrainingSettings(**values)
+    """`SMALL` settings, with `changes`."""
+    return TrainingSettings(**{**SMALL, **changes})
+
+
+def small_environment() -> dict[str, str]:
+    """`SMALL` as the `TESSERA_TRAINING_*` variables a command reads."""
+    return {f"TESSERA_TRAINING_{name.upper()}": json.dumps(value) for name, value in SMALL.items()}
+
+
+# An order-lines-only shop's till export `till.csv` (';', day first, a row per line) and its mapping.
+TILL_MAPPING = """version: 1
+sources:
+  - name: till
+    type: order_lines
+    path: till.csv
+    format: csv
+    delimiter: ";"
+    date_formats: ["%d/%m/%Y %H:%M:%S"]
+    columns: {order_id: Receipt, line_no: Line, customer_ref: Customer, ordered_at: Time, sku: Item, quantity: Qty, unit_price: Price}
+    constants: {channel: store, currency: GBP}
+    returns: {by: negative_quantity}
+"""

@@ -1,0 +1,75 @@
+"""What data can train a model: the one-line reasons a model is skipped, found before any feature is read."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from training.datasets import require_products, require_trainable
+from training.errors import ModelSkipped
+from training.labels import Cutoffs
+
+CUTOFFS = Cutoffs(
+    training=(pd.Timestamp("2025-03-01", tz="UTC"),),
+    validation=pd.Timestamp("2025-06-01", tz="UTC"),
+    horizon_days=90,
+    target_horizon_days=90,
+)
+
+
+def labels(churned: list[bool], value: list[float] | None = None) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "customer_id": [f"C{i}" for i in range(len(churned))],
+            "churned": churned,
+            "value": value if value is not None else [0.0 if c else 10.0 + i for i, c in enumerate(churned)],
+        }
+    )
+
+
+def test_both_outcomes_and_enough_customers_train() -> None:
+    both = labels([True, False, False])
+    require_trainable(both, both, "churned", 3, CUTOFFS)
+    require_trainable(both, both, "value", 3, CUTOFFS)
+
+
+def test_too_few_customers_at_the_validation_cutoff_are_named_with_the_setting() -> None:
+    both = labels([True, False])
+    with pytest.raises(ModelSkipped) as skipped:
+        require_trainable(both, both, "churned", 3, CUTOFFS)
+    assert str(skipped.value) == (
+        "only 2 customers had bought before the validation cutoff 2025-06-01; "
+        "at least 3 are needed (TESSERA_TRAINING_MIN_CUSTOMERS)"
+    )
+
+
+def test_nobody_churning_in_training_or_everybody_in_validation_skips_churn() -> None:
+    both, loyal, lost = labels([True, False]), labels([False, False]), labels([True, True])
+    with pytest.raises(
+        ModelSkipped, match=r"^every customer in the training windows bought again within 90 days \(2 "
+    ):
+        require_trainable(loyal, both, "churned", 2, CUTOFFS)
+    with pytest.raises(
+        ModelSkipped, match="^every customer in the validation windows churned within 90 days"
+    ):
+        require_trainable(both, lost, "churned", 2, CUTOFFS)
+
+
+def test_the_same_value_for_everyone_leaves_nothing_to_rank() -> None:
+    both, flat = labels([True, False]), labels([False, False], value=[5.0, 5.0])
+    with pytest.raises(ModelSkipped, match=r"spent the same \(5\) within 90 days .*no value to rank"):
+        require_trainable(flat, both, "value", 2, CUTOFFS)
+
+
+def events(skus: list[str | None], kind: str = "purchase") -> pd.DataFrame:
+    return pd.DataFrame({"customer_id": [f"C{i}" for i in range(len(skus))], "sku": skus, "kind": kind})
+
+
+def test_a_recommender_needs_two_products_and_enough_buyers() -> None:
+    require_products(events(["A", "B", "A"]), 3)
+    with pytest.raises(ModelSkipped, match="^no purchase names a product"):
+        require_products(pd.concat([events([None, None]), events(["A", "B"], kind="product_view")]), 1)
+    with pytest.raises(ModelSkipped, match=r"^every purchase is of the same product \(CD\)"):
+        require_products(events(["CD", "CD", "CD"]), 1)
+    with pytest.raises(ModelSkipped, match="^only 2 customers bought a product; at least 3"):
+        require_products(events(["A", "B"]), 3)
