@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from features.canonical import hash_national_ids
 from features.errors import InputError
 from features.ingest.jsonl import jsonl_chunks, jsonl_columns
 from features.ingest.mapping import SourceConfig, SourcesConfig, load_sources
@@ -124,11 +125,16 @@ def _quarantine_table(rejected: pd.DataFrame, source: str, file: str | None) -> 
     )
 
 
-def _split(chunk: RawChunk, plan: SourcePlan) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _split(chunk: RawChunk, plan: SourcePlan, id_salt: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The canonical rows of a chunk and all its rejected rows (the reader's and the checks'), in row order."""
     if not len(chunk.frame):
         return chunk.frame, chunk.rejected
-    rows, rejected = canonicalise(chunk.frame, plan.source, plan.extra_columns)
+    frame = chunk.frame
+    national_id = plan.source.columns.get("national_id")
+    if national_id in frame.columns:
+        # Hashed before anything reads it, so neither a canonical nor a quarantined row holds the raw id.
+        frame = frame.assign(**{national_id: hash_national_ids(frame[national_id], id_salt)})
+    rows, rejected = canonicalise(frame, plan.source, plan.extra_columns)
     if len(chunk.rejected):
         rejected = (
             pd.concat([chunk.rejected, rejected]).sort_values("source_row")
@@ -168,7 +174,7 @@ def ingest_source(plan: SourcePlan, workspace: Workspace, settings: Settings) ->
             ):
                 report.rows_read += chunk.rows_read
                 unknown.update(dict.fromkeys(c for c in chunk.frame.columns if c not in known))
-                rows, rejected = _split(chunk, plan)
+                rows, rejected = _split(chunk, plan, settings.id_salt)
                 if len(rows):
                     rows_out.write_table(pa.Table.from_pandas(rows, schema=schema, preserve_index=False))
                     report.rows_loaded += len(rows)

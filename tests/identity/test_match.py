@@ -8,7 +8,13 @@ from datetime import date, timedelta
 
 import pandas as pd
 
-from features.identity.match import IdentityMatcher, collapse_identical, model_fingerprint
+from features.identity.match import (
+    IdentityMatcher,
+    collapse_identical,
+    distinct_records,
+    model_fingerprint,
+    plan_matching,
+)
 from features.identity.resolve import load_matcher
 from features.identity.standardise import standardise_records
 
@@ -86,15 +92,22 @@ def test_identical_records_with_an_identifier_are_scored_once() -> None:
     assert set(copies["kind"]) == {"identical"}
 
 
-def test_a_saved_model_is_reused_only_when_trained_and_current(tmp_path) -> None:
-    saved = {"format": "tessera-identity-matcher/1", "params": IdentityMatcher(threshold=0.95).get_params(),
-             "fingerprint": model_fingerprint(), "n_training_records": 5000, "trained": True,
-             "splink_model": {"comparisons": []}}  # fmt: skip
+def test_a_saved_model_is_reused_only_when_trained_and_built_for_the_same_attributes(tmp_path) -> None:
+    records = _people(30, 2)
+    plan = plan_matching(distinct_records(records))
+    saved = {"format": "tessera-identity-matcher/2", "params": IdentityMatcher(threshold=0.95).get_params(),
+             "plan": plan.to_json(), "fingerprint": model_fingerprint(plan), "n_training_records": 5000,
+             "trained": True, "splink_model": {"comparisons": []}}  # fmt: skip
     path = tmp_path / "model.json"
     path.write_text(json.dumps(saved))
-    assert load_matcher(path).threshold == 0.95
+    loaded = load_matcher(path, plan)
+    assert loaded.threshold == 0.95 and loaded.plan_ == plan
+    # The same model on records without emails: another plan, so it must be retrained.
+    without_email = plan_matching(distinct_records(records.assign(email=None)))
+    assert "email" not in without_email.attributes
+    assert load_matcher(path, without_email) is None
     path.write_text(json.dumps({**saved, "fingerprint": "an older model"}))
-    assert load_matcher(path) is None
+    assert load_matcher(path, plan) is None
     path.write_text(json.dumps({**saved, "trained": False}))
-    assert load_matcher(path) is None
-    assert load_matcher(tmp_path / "absent.json") is None
+    assert load_matcher(path, plan) is None
+    assert load_matcher(tmp_path / "absent.json", plan) is None
