@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import date, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +21,15 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+class Shape(StrEnum):
+    """What `tessera simulate` writes."""
+
+    retailer = "retailer"
+    registry = "registry"
+    two_files = "two-files"
+
 
 SourcesOption = Annotated[
     Path,
@@ -46,7 +56,10 @@ def configure(
 def simulate(
     out: Annotated[Path, typer.Option("--out", help="Folder for the exports, sources.yaml and the truth.")],
     customers: Annotated[
-        int, typer.Option("--customers", min=10, help="How many people the retailer has.")
+        int,
+        typer.Option(
+            "--customers", min=10, help="How many people the retailer has (records, for the registry shapes)."
+        ),
     ] = 1000,
     seed: Annotated[
         int, typer.Option("--seed", help="Random seed: the same seed gives the same files.")
@@ -64,10 +77,33 @@ def simulate(
             help="Share of person records held back into exports_later/ (sources_full.yaml).",
         ),
     ] = 0.0,
+    shape: Annotated[
+        Shape,
+        typer.Option(
+            "--shape",
+            help="retailer: every source system; registry: one contacts-only file with duplicates; "
+            "two-files: two contacts-only systems to link (no email, phone or loyalty number).",
+        ),
+    ] = Shape.retailer,
+    duplicates: Annotated[
+        float,
+        typer.Option(
+            "--duplicates",
+            min=0.0,
+            max=0.9,
+            help="Registry shapes: share of records repeating a person (registry) or of people in both files.",
+        ),
+    ] = 0.3,
 ) -> None:
-    """Write a simulated retailer: every source system's export, its sources.yaml, and the truth."""
-    from features.simulate import simulate_retailer
+    """Write a simulated retailer (or a contacts-only registry): the exports, their sources.yaml, the truth."""
+    from features.simulate import simulate_registry, simulate_retailer
 
+    if shape is not Shape.retailer:
+        summary = simulate_registry(
+            records=customers, seed=seed, out=out, shape=shape.value, duplicates=duplicates
+        )
+        typer.echo(json.dumps(summary, indent=2, default=str))
+        return
     summary = simulate_retailer(
         customers=customers, seed=seed, out=out, as_of=date.fromisoformat(as_of), holdback=holdback
     )

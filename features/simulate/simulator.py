@@ -36,7 +36,7 @@ def _sink(folder: Path, name: str) -> TextSink | ParquetSink:
     )
 
 
-def _clear(out: Path) -> None:
+def clear_outputs(out: Path) -> None:
     """Remove what an earlier run wrote here (only the simulator's own files), so no stale file survives."""
     for name in OUTPUTS:
         target = out / name
@@ -57,7 +57,7 @@ def simulate_retailer(
     started = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    _clear(out)
+    clear_outputs(out)
     config = SimConfig()
     clock = Clock.for_as_of(as_of, config)
     season = Season.build(clock)
