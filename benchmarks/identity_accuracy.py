@@ -33,7 +33,7 @@ from features.identity.evaluate import pairwise_scores, read_truth
 from features.settings import Workspace
 
 # Splink alone: a straightforward, competent configuration of the registry's attributes.
-_HAND_COLUMNS = ["identity_key", "first_name", "last_name", "birth_date", "national_id", "street", "postcode"]
+_HAND_COLUMNS = ["identity_key", "first_name", "last_name", "birth_date", "national_id", "postcode"]
 _HAND_THRESHOLD = 0.95
 
 
@@ -80,8 +80,8 @@ def splink_by_hand(records: pd.DataFrame, link_only: bool, seed: int) -> pd.Data
         cl.NameComparison("last_name").configure(term_frequency_adjustments=True),
         cl.DateOfBirthComparison("birth_date", input_is_string=False),
         cl.ExactMatch("national_id"),
-        cl.JaroWinklerAtThresholds("street", [0.9]),
-        # Standardised postcodes have no space, which PostcodeComparison's sector levels need.
+        # The address as its postcode: adding the street as well would count one address twice and merge
+        # households. Standardised postcodes have no space, which PostcodeComparison's sector levels need.
         cl.ExactMatch("postcode").configure(term_frequency_adjustments=True),
     ]
     settings = SettingsCreator(

@@ -152,13 +152,18 @@ def plan_matching(
     return MatchPlan(attributes, identifiers, blocking, training)
 
 
-def _level(sql: str, label: str, m: float, u: float, tf: str | None = None) -> dict[str, Any]:
+def _level(
+    sql: str, label: str, m: float, u: float, tf: str | None = None, tf_base_is_own_u: bool = False
+) -> dict[str, Any]:
     # m and u are priors: what fit() starts from, and what a matcher too small to train keeps. `tf` is the
     # column whose value frequency scales the level's weight (agreeing on "smith" says less than on
-    # "zielinski"); Splink takes the average from the comparison's level that is exactly `tf_l = tf_r`.
+    # "zielinski"). Splink compares that frequency with the u of the comparison's level that is exactly
+    # `tf_l = tf_r`, or with this level's own u when `tf_base_is_own_u`.
     level = {"sql_condition": sql, "label_for_charts": label, "m_probability": m, "u_probability": u}
     if tf:
         level |= {"tf_adjustment_column": tf, "tf_adjustment_weight": 1.0, "tf_minimum_u_value": 1e-6}
+    if tf_base_is_own_u:
+        level["disable_tf_exact_match_detection"] = True
     return level
 
 
@@ -287,13 +292,14 @@ def _address(plan: MatchPlan) -> CustomComparison:
     jw_street = _JW.format("street")
     levels = [
         _null("street", "postcode"),
-        _level("street_l = street_r AND postcode_l = postcode_r", "exact", 0.75, 1e-4, "postcode"),
+        # A postcode is about one street, so the exact address is about as rare as its postcode; the
+        # "same postcode" level below is only what is left after the closer levels, no average to compare with.
+        _level("street_l = street_r AND postcode_l = postcode_r", "exact", 0.75, 1e-4, "postcode", True),
         _level(
             f"postcode_l = postcode_r AND (house_number_l = house_number_r OR {jw_street} >= 0.9)",
             "same postcode, similar street",
             0.08,
             2e-4,
-            "postcode",
         ),
         _level(
             "street_l = street_r AND (postcode_district_l = postcode_district_r OR city_l = city_r)",
@@ -301,7 +307,7 @@ def _address(plan: MatchPlan) -> CustomComparison:
             0.03,
             1e-4,
         ),
-        _level("postcode_l = postcode_r", "same postcode, other street", 0.02, 2e-3, "postcode"),
+        _level("postcode_l = postcode_r", "same postcode, other street", 0.02, 2e-3),
         _level(
             "postcode_district_l = postcode_district_r OR city_l = city_r",
             "same district or city",

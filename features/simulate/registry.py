@@ -44,7 +44,7 @@ class RegistryConfig:
     middle_name_written: float = 0.70  # records that show it (of people who have one)
     middle_initial: float = 0.30  # of those, only the initial
     birth_date_missing: float = 0.03
-    birth_date_typo: float = 0.01  # a day or a year off by one
+    birth_date_typo: float = 0.01  # one digit of the day or the year wrong
     national_id_missing: float = 0.12
     national_id_typo: float = 0.005  # one digit wrong
     house_number_missing: float = 0.03
@@ -89,13 +89,19 @@ def _written_ids(rng: np.random.Generator, ids: np.ndarray, typo: float) -> np.n
 
 
 def _birth_dates(rng: np.random.Generator, birth_day: np.ndarray, config: RegistryConfig) -> pd.Series:
-    """Birth dates as typed: some day/month swaps (as the retailer's), a day or year off, some missing."""
-    typed = noise.birth_dates(rng, birth_day, SimConfig().dob_swap).astype("datetime64[D]")
-    off = rng.random(len(typed)) < config.birth_date_typo
-    shift = np.where(rng.random(len(typed)) < 0.5, 1, 365) * rng.choice([-1, 1], len(typed))
-    typed = np.where(off, typed + shift.astype("timedelta64[D]"), typed)
-    missing = rng.random(len(typed)) < config.birth_date_missing
-    return pd.Series(np.where(missing, np.datetime64("NaT"), typed))
+    """Birth dates as typed: some day/month swaps (as the retailer's), a digit of the day or year wrong, gaps."""
+    d = pd.to_datetime(noise.birth_dates(rng, birth_day, SimConfig().dob_swap))
+    year, month, day = d.year.to_numpy(), d.month.to_numpy(), d.day.to_numpy()
+    n = len(d)
+    wrong = rng.random(n) < config.birth_date_typo
+    in_year = rng.random(n) < 0.5
+    digit = (rng.integers(1, 10, n) + np.where(in_year, year, day)) % 10  # never the digit it was
+    year = np.where(wrong & in_year, year - year % 10 + digit, year)
+    day = np.where(wrong & ~in_year, day - day % 10 + digit, day)
+    typed = pd.to_datetime({"year": year, "month": month, "day": day}, errors="coerce")
+    typed = typed.where(typed.notna(), d)  # a typo that is no date (31 February) was not made
+    missing = rng.random(n) < config.birth_date_missing
+    return pd.Series(typed.to_numpy().astype("datetime64[D]")).where(~missing)
 
 
 def _blank(rng: np.random.Generator, values: np.ndarray, share: float) -> np.ndarray:
