@@ -102,8 +102,8 @@ def splink_by_hand(records: pd.DataFrame, link_only: bool, seed: int) -> pd.Data
     frame = records[_HAND_COLUMNS].astype({c: "string" for c in _HAND_COLUMNS if c != "birth_date"})
     if link_only:
         sources = records["sources"].map(lambda s: s[0])
-        tables = [db_api.register(part.drop(columns="source"), f"s{i}") for i, (_, part) in
-                  enumerate(frame.assign(source=sources).groupby("source"))]  # fmt: skip
+        parts = frame.assign(source=sources).groupby("source")
+        tables = [db_api.register(p.drop(columns="source"), dataset_display_name=n) for n, p in parts]
     else:
         tables = [db_api.register(frame)]
     linker = Linker(tables, settings, log_level=None)
