@@ -126,7 +126,8 @@ def resolve(
         Path | None,
         typer.Option(
             "--evaluate",
-            help="Score against a truth CSV (source, record_id, person_id) instead.",
+            help="Do not resolve: score the last resolution of the workspace against a truth CSV "
+            "(source, record_id, person_id). Run `tessera resolve` first.",
             exists=True,
         ),
     ] = None,
@@ -135,7 +136,7 @@ def resolve(
         bool, typer.Option("--retrain", help="Train the matcher afresh instead of reusing the saved model.")
     ] = False,
 ) -> None:
-    """Resolve identities: standardise, link, cluster and give every customer a stable id."""
+    """Resolve identities: standardise, link, cluster and give every customer a stable id (or --evaluate the last run)."""
     from features.identity import evaluate_against_truth, resolve_identities
 
     ws = workspace_from(workspace)
