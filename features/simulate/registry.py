@@ -26,7 +26,7 @@ from features.simulate import fmt, noise
 from features.simulate.config import Clock, SimConfig, global_rng
 from features.simulate.mapping import dump_sources
 from features.simulate.people import EmailBook, make_people, permute, tables, zipf
-from features.simulate.simulator import clear_outputs
+from features.simulate.simulator import prepare_output
 from features.simulate.writers import TextSink
 
 RegistryShape = Literal["registry", "two-files"]
@@ -259,9 +259,7 @@ def simulate_registry(
     if not 0.0 <= duplicates < 1.0:
         raise ValueError(f"duplicates must be in [0, 1), got {duplicates}")
     started = time.perf_counter()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    clear_outputs(out)
+    out = prepare_output(out)
     n_people = round(records * (1 - duplicates)) if shape == "registry" else round(records / (1 + duplicates))
     config = RegistryConfig()
     people = registry_people(seed, max(n_people, 1), config)
