@@ -95,6 +95,7 @@ class MatchPlan:
     identifiers: tuple[str, ...]
     blocking: tuple[tuple[str, ...], ...]
     training: tuple[tuple[str, ...], ...]
+    term_frequencies: bool
 
     def has(self, *columns: str) -> bool:
         """Whether every one of `columns` is populated."""
@@ -102,14 +103,14 @@ class MatchPlan:
 
     def to_json(self) -> dict[str, Any]:
         """The plan as JSON-able lists."""
-        return {k: [list(v) if isinstance(v, tuple) else v for v in getattr(self, k)] for k in _PLAN_FIELDS}
+        lists = {k: [list(v) if isinstance(v, tuple) else v for v in getattr(self, k)] for k in _PLAN_FIELDS}
+        return {**lists, "term_frequencies": self.term_frequencies}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> MatchPlan:
         """A plan from `to_json` output."""
-        return cls(
-            **{k: tuple(tuple(v) if isinstance(v, list) else v for v in data[k]) for k in _PLAN_FIELDS}
-        )
+        lists = {k: tuple(tuple(v) if isinstance(v, list) else v for v in data[k]) for k in _PLAN_FIELDS}
+        return cls(**lists, term_frequencies=data["term_frequencies"])
 
 
 _PLAN_FIELDS = ("attributes", "identifiers", "blocking", "training")
@@ -130,14 +131,18 @@ def _informative(values: pd.Series, min_count: float) -> bool:
 
 
 def plan_matching(
-    records: pd.DataFrame, min_fill: float = 0.01, max_pairs_per_record: float = 20.0
+    records: pd.DataFrame,
+    min_fill: float = 0.01,
+    max_pairs_per_record: float = 20.0,
+    min_tf_records: int = 1000,
 ) -> MatchPlan:
     """The plan for these standardised records: the attributes they populate and the rules that suit them.
 
     An attribute counts when at least `min_fill` of the records hold it and no one value fills half of it.
     A blocking rule is kept when its columns count and it compares at most `max_pairs_per_record` pairs
     per record (a postcode that is only a region would make blocks of thousands); an EM session when its
-    columns count and it finds any pair at all.
+    columns count and it finds any pair at all. Term-frequency adjustments from `min_tf_records` records
+    up: in a handful of records every duplicate makes its name look common.
     """
     n = max(len(records), 1)
     attributes = tuple(c for c in MATCH_COLUMNS[1:] if _informative(records[c], min_fill * n))
@@ -149,7 +154,7 @@ def plan_matching(
     # EM also learns from the pairs sharing the most common strong identifier, where there is one.
     if identifiers:
         training += ((max(identifiers, key=lambda c: records[c].notna().sum()),),)
-    return MatchPlan(attributes, identifiers, blocking, training)
+    return MatchPlan(attributes, identifiers, blocking, training, n >= min_tf_records)
 
 
 def _level(
@@ -205,22 +210,21 @@ def _exact_or_different(column: str, m: float, u: float) -> CustomComparison:
     )
 
 
-def _name() -> CustomComparison:
+def _name(tf: bool) -> CustomComparison:
+    last = "last_name" if tf else None
     jw_first, jw_last = _JW.format("first_name"), _JW.format("last_name")
     return CustomComparison(
         output_column_name="name",
         comparison_levels=[
             _null("first_name", "last_name"),
-            _level(
-                "first_name_l = first_name_r AND last_name_l = last_name_r", "exact", 0.80, 5e-4, "last_name"
-            ),
+            _level("first_name_l = first_name_r AND last_name_l = last_name_r", "exact", 0.80, 5e-4, last),
             _level("first_name_l = last_name_r AND last_name_l = first_name_r", "swapped", 0.02, 1e-5),
             _level(
                 f"last_name_l = last_name_r AND {_NICKNAME}",
                 "nickname, same last name",
                 0.04,
                 5e-5,
-                "last_name",
+                last,
             ),
             _level(
                 f"({_NICKNAME} OR {jw_first} >= 0.88) AND {jw_last} >= 0.88",
@@ -235,7 +239,7 @@ def _name() -> CustomComparison:
                 "same last name, first missing or an initial",
                 0.02,
                 2e-3,
-                "last_name",
+                last,
             ),
             _level(
                 f"first_name_l = first_name_r OR {_NICKNAME}",
@@ -243,18 +247,18 @@ def _name() -> CustomComparison:
                 0.02,
                 3e-3,
             ),
-            _level("last_name_l = last_name_r", "same last name, other first name", 0.01, 1e-2, "last_name"),
+            _level("last_name_l = last_name_r", "same last name, other first name", 0.01, 1e-2, last),
             _level("ELSE", "different", 0.01, 0.984),
         ],
     )
 
 
-def _middle_name() -> CustomComparison:
+def _middle_name(tf: bool) -> CustomComparison:
     return CustomComparison(
         output_column_name="middle_name",
         comparison_levels=[
             _null("middle_name"),
-            _level("middle_name_l = middle_name_r", "exact", 0.85, 0.02, "middle_name"),
+            _level("middle_name_l = middle_name_r", "exact", 0.85, 0.02, "middle_name" if tf else None),
             _level(
                 "left(middle_name_l, 1) = left(middle_name_r, 1)"
                 " AND (length(middle_name_l) = 1 OR length(middle_name_r) = 1"
@@ -294,16 +298,26 @@ def _address(plan: MatchPlan) -> CustomComparison:
         _null("street", "postcode"),
         # A postcode is about one street, so the exact address is about as rare as its postcode; the
         # "same postcode" level below is only what is left after the closer levels, no average to compare with.
-        _level("street_l = street_r AND postcode_l = postcode_r", "exact", 0.75, 1e-4, "postcode", True),
+        _level(
+            "street_l = street_r AND postcode_l = postcode_r",
+            "exact",
+            0.75,
+            1e-4,
+            "postcode" if plan.term_frequencies else None,
+            tf_base_is_own_u=True,
+        ),
         _level(
             f"postcode_l = postcode_r AND (house_number_l = house_number_r OR {jw_street} >= 0.9)",
             "same postcode, similar street",
             0.08,
             2e-4,
         ),
+        # The street line holds the house number: the same one in the same district or town, or where one
+        # record lacks the postcode, is nearly always the same address.
         _level(
-            "street_l = street_r AND (postcode_district_l = postcode_district_r OR city_l = city_r)",
-            "same street, postcode differs",
+            "street_l = street_r AND (postcode_district_l = postcode_district_r OR city_l = city_r"
+            " OR postcode_l IS NULL OR postcode_r IS NULL)",
+            "same street, postcode differs or missing",
             0.03,
             1e-4,
         ),
@@ -328,9 +342,9 @@ def comparisons(plan: MatchPlan) -> list[CustomComparison]:
     """The model's comparisons for the plan's attributes, each from most to least similar (gamma values)."""
     chosen = []
     if plan.has("first_name") or plan.has("last_name"):
-        chosen.append(_name())
+        chosen.append(_name(plan.term_frequencies))
     if plan.has("middle_name"):
-        chosen.append(_middle_name())
+        chosen.append(_middle_name(plan.term_frequencies))
     if plan.has("birth_date"):
         chosen.append(_birth_date())
     if plan.has("email"):
