@@ -1,8 +1,10 @@
 """The matcher: deterministic links on strong identifiers plus a Fellegi-Sunter model trained with Splink.
 
-`IdentityMatcher` follows the scikit-learn estimator rules: `__init__` stores parameters, `fit` trains
-the Splink model on DuckDB (u by seeded random sampling, m by EM over a few blocking rules) and stores
-it in `model_`, `predict` scores candidate pairs and returns the links with their evidence.
+`IdentityMatcher` follows the scikit-learn estimator rules: `__init__` stores parameters, `fit` plans
+the comparisons, rules and EM sessions from the attributes the records populate (`plan_`, see
+`plan_matching`) and trains the Splink model on DuckDB (the prior from deterministic rules, u by seeded
+random sampling, m by EM) into `model_`; `predict` scores candidate pairs and returns the links with
+their evidence.
 """
 
 from __future__ import annotations
