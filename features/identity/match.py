@@ -341,7 +341,10 @@ def _address(plan: MatchPlan) -> CustomComparison:
 
 
 def comparisons(plan: MatchPlan) -> list[CustomComparison]:
-    """The model's comparisons for the plan's attributes, each from most to least similar (gamma values)."""
+    """The model's comparisons for the plan's attributes, each from most to least similar (gamma values).
+
+    Empty when the records hold no person attribute (an order-lines export with customer numbers only).
+    """
     chosen = []
     if plan.has("first_name") or plan.has("last_name"):
         chosen.append(_name(plan.term_frequencies))
@@ -359,10 +362,6 @@ def comparisons(plan: MatchPlan) -> list[CustomComparison]:
         chosen.append(_exact_or_different("national_id", 0.9, 1e-6))
     if plan.has("loyalty_number"):
         chosen.append(_exact_or_different("loyalty_number", 0.9, 1e-5))
-    if not chosen:
-        raise ValueError(
-            f"no attribute to match on: the identity records populate only {list(plan.attributes)}"
-        )
     return chosen
 
 
@@ -417,7 +416,7 @@ def settings_creator(
 
 def model_fingerprint(plan: MatchPlan) -> str:
     """A hash of the model's structure for a plan: a saved model with another fingerprint must be retrained."""
-    spec = settings_creator(plan).create_settings_dict("duckdb")
+    spec = settings_creator(plan).create_settings_dict("duckdb") if comparisons(plan) else {}
     spec.pop("linker_uid", None)
     spec["tessera_plan"] = plan.to_json()
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -477,6 +476,11 @@ class IdentityMatcher:
         distinct = distinct_records(records)
         plan = plan_matching(distinct)
         n = len(distinct)
+        self.plan_, self.fingerprint_, self.n_training_records_ = plan, model_fingerprint(plan), n
+        if not comparisons(plan):
+            logger.warning("identity records hold no person attribute: each identity key is its own customer")
+            self.trained_, self.model_ = False, {}
+            return self
         db_api = DuckDBAPI(duckdb.connect())
         linker = Linker(
             db_api.register(_for_splink(distinct)), settings_creator(plan, _PRIOR), log_level=None
@@ -502,17 +506,16 @@ class IdentityMatcher:
                 )
         else:  # too few records for EM: the m priors written into the comparisons stay
             logger.warning("only %d identity records: m probabilities are the priors, not trained", n)
-        self.plan_ = plan
         self.trained_ = trained
         self.model_ = _floor_m(linker.misc.save_model_to_json(), self.m_floor)
-        self.fingerprint_ = model_fingerprint(plan)
-        self.n_training_records_ = n
         db_api.duckdb_con.close()
         return self
 
     def predict(self, records: pd.DataFrame) -> pd.DataFrame:
         """Links between records: both keys, kind, match weight and probability, and the gamma levels."""
         distinct, copies = collapse_identical(records)
+        if not self.model_:  # nothing to match on
+            return copies.reindex(columns=[*copies.columns, "match_weight", "match_probability"])
         table = _for_splink(distinct)
         # Pairs sharing an identifier are all kept (the rules decide); the rest only above the threshold.
         passes = [

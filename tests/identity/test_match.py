@@ -160,3 +160,12 @@ def test_a_middle_name_is_compared_only_when_records_have_one() -> None:
     plan = plan_matching(with_middle)
     assert "middle_name" in {c.create_output_column_name() for c in comparisons(plan)}
     assert model_fingerprint(plan) != model_fingerprint(plan_matching(records))
+
+
+def test_records_without_any_person_attribute_give_no_links() -> None:
+    # An order-lines export with customer numbers only: nothing to match on, nothing to crash on.
+    records, _ = standardise_records(pd.DataFrame({"identity_key": ["a", "b", "c"]}), "GB")
+    matcher = IdentityMatcher().fit(records)
+    assert matcher.plan_.attributes == () and not matcher.trained_
+    links = matcher.predict(records)
+    assert links.empty and {"identity_key_l", "identity_key_r", "kind", "match_weight"} <= set(links.columns)
