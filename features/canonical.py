@@ -13,8 +13,13 @@ One table per source type (see docs/sources.md). Each canonical row also carries
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import re
 from dataclasses import dataclass
 from typing import Literal
+
+import pandas as pd
 
 Kind = Literal["string", "timestamp", "date", "float", "int", "bool"]
 
@@ -30,16 +35,24 @@ class Column:
 # Person attributes that any person-carrying source may have; identity resolution matches on them.
 PERSON_COLUMNS: tuple[Column, ...] = (
     Column("first_name", "string", doc="given name"),
+    Column("middle_name", "string", doc="middle name(s) or initial"),
     Column("last_name", "string", doc="family name"),
     Column("full_name", "string", doc="whole name when the source does not split it"),
     Column("email", "string", doc="email address as written"),
     Column("phone", "string", doc="phone number as written"),
-    Column("street", "string", doc="street and house number"),
+    Column("street", "string", doc="street, with the house number unless the source keeps that apart"),
+    Column("house_number", "string", doc="house number, when the source keeps it apart from the street"),
     Column("postcode", "string"),
     Column("city", "string"),
+    Column("region", "string", doc="state, county or region"),
     Column("country", "string", doc="ISO 3166 alpha-2 or a country name"),
     Column("birth_date", "date"),
     Column("gender", "string"),
+    Column(
+        "national_id",
+        "string",
+        doc="national or tax id; stored only as a salted hash (`hash_national_ids`), never as written",
+    ),
 )
 
 LINE_TYPES = ("sale", "return", "cancellation")
@@ -158,3 +171,21 @@ def columns(source_type: str) -> tuple[Column, ...]:
     except KeyError:
         known = ", ".join(SOURCE_TYPES)
         raise ValueError(f"unknown source type {source_type!r}; expected one of: {known}") from None
+
+
+_NOT_ID = re.compile(r"[^0-9A-Z]")
+
+
+def hash_national_ids(values: pd.Series, salt: str) -> pd.Series:
+    """National ids as salted hashes (HMAC-SHA256, hex): spaces, dashes and case do not change the hash.
+
+    The raw id never reaches a canonical table; equal ids still give equal hashes, so they can be matched.
+    """
+    if not salt:
+        raise ValueError("TESSERA_ID_SALT is empty: national ids are only stored hashed with a salt")
+    key = salt.encode()
+    text = values.astype("string").str.upper().str.replace(_NOT_ID, "", regex=True)
+    text = text.mask(text == "")
+    distinct = text.dropna().unique()
+    lookup = {v: hmac.new(key, v.encode(), hashlib.sha256).hexdigest() for v in distinct}
+    return text.map(lookup, na_action="ignore").astype("string")

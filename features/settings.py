@@ -22,6 +22,10 @@ class Settings(BaseSettings):
     workspace: Path = REPO_ROOT
     # Region used to read phone numbers written without a country code (ISO 3166 alpha-2).
     default_phone_region: str = "GB"
+    # Salt of the national-id hash (features.canonical.hash_national_ids). The default is for development
+    # only: a production deployment sets its own secret TESSERA_ID_SALT and keeps it for good, since a new
+    # salt makes every stored hash unmatched with the new ones.
+    id_salt: str = "tessera-dev-only-salt"
     # Rows read per chunk when streaming a source export.
     ingest_chunk_rows: int = 200_000
     # Survivorship rules for the golden record (default: features/profile/survivorship.yaml).

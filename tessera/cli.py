@@ -31,6 +31,14 @@ app = typer.Typer(
 SimProfile = StrEnum("SimProfile", [(name, name) for name in PROFILES])  # the simulator's profiles
 
 
+class Shape(StrEnum):
+    """What `tessera simulate` writes."""
+
+    retailer = "retailer"
+    registry = "registry"
+    two_files = "two-files"
+
+
 SourcesOption = Annotated[
     Path,
     typer.Option(
@@ -56,7 +64,10 @@ def configure(
 def simulate(
     out: Annotated[Path, typer.Option("--out", help="Folder for the exports, sources.yaml and the truth.")],
     customers: Annotated[
-        int, typer.Option("--customers", min=10, help="How many people the retailer has.")
+        int,
+        typer.Option(
+            "--customers", min=10, help="How many people the retailer has (records, for the registry shapes)."
+        ),
     ] = 1000,
     seed: Annotated[
         int, typer.Option("--seed", help="Random seed: the same seed gives the same files.")
@@ -86,11 +97,34 @@ def simulate(
         int | None,
         typer.Option("--months", min=1, help="Months of history before --as-of (default: 36; hard: 9)."),
     ] = None,
+    shape: Annotated[
+        Shape,
+        typer.Option(
+            "--shape",
+            help="retailer: every source system; registry: one contacts-only file with duplicates; "
+            "two-files: two contacts-only systems to link (no email, phone or loyalty number).",
+        ),
+    ] = Shape.retailer,
+    duplicates: Annotated[
+        float,
+        typer.Option(
+            "--duplicates",
+            min=0.0,
+            max=0.9,
+            help="Registry shapes: share of records repeating a person (registry) or of people in both files.",
+        ),
+    ] = 0.3,
 ) -> None:
-    """Write a simulated retailer: every source system's export, its sources.yaml, and the truth."""
-    from features.simulate import simulate_retailer
+    """Write a simulated retailer (or a contacts-only registry): the exports, their sources.yaml, the truth."""
+    from features.simulate import simulate_registry, simulate_retailer
     from features.simulate.config import profile_config
 
+    if shape is not Shape.retailer:
+        summary = simulate_registry(
+            records=customers, seed=seed, out=out, shape=shape.value, duplicates=duplicates
+        )
+        typer.echo(json.dumps(summary, indent=2, default=str))
+        return
     summary = simulate_retailer(
         customers=customers,
         seed=seed,
@@ -118,7 +152,8 @@ def resolve(
         Path | None,
         typer.Option(
             "--evaluate",
-            help="Score against a truth CSV (source, record_id, person_id) instead.",
+            help="Do not resolve: score the last resolution of the workspace against a truth CSV "
+            "(source, record_id, person_id). Run `tessera resolve` first.",
             exists=True,
         ),
     ] = None,
@@ -127,7 +162,7 @@ def resolve(
         bool, typer.Option("--retrain", help="Train the matcher afresh instead of reusing the saved model.")
     ] = False,
 ) -> None:
-    """Resolve identities: standardise, link, cluster and give every customer a stable id."""
+    """Resolve identities: standardise, link, cluster and give every customer a stable id (or --evaluate the last run)."""
     from features.identity import evaluate_against_truth, resolve_identities
 
     ws = workspace_from(workspace)

@@ -1,8 +1,10 @@
 """The matcher: deterministic links on strong identifiers plus a Fellegi-Sunter model trained with Splink.
 
-`IdentityMatcher` follows the scikit-learn estimator rules: `__init__` stores parameters, `fit` trains
-the Splink model on DuckDB (u by seeded random sampling, m by EM over a few blocking rules) and stores
-it in `model_`, `predict` scores candidate pairs and returns the links with their evidence.
+`IdentityMatcher` follows the scikit-learn estimator rules: `__init__` stores parameters, `fit` plans
+the comparisons, rules and EM sessions from the attributes the records populate (`plan_`, see
+`plan_matching`) and trains the Splink model on DuckDB (the prior from deterministic rules, u by seeded
+random sampling, m by EM) into `model_`; `predict` scores candidate pairs and returns the links with
+their evidence.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -28,6 +31,7 @@ logger = logging.getLogger(__name__)
 MATCH_COLUMNS = [
     "identity_key",
     "first_name",
+    "middle_name",
     "last_name",
     "first_name_formal",
     "email",
@@ -37,22 +41,137 @@ MATCH_COLUMNS = [
     "postcode",
     "postcode_district",
     "city",
+    "region",
     "birth_date",
+    "national_id",
     "loyalty_number",
 ]
-# Deterministic rules, strongest first; each is "the exact level of this comparison".
-DETERMINISTIC_RULES = ("loyalty_number", "email", "phone")
+# Strong identifiers, strongest first; each present one is a deterministic rule ("the exact level").
+STRONG_IDENTIFIERS = ("loyalty_number", "national_id", "email", "phone")
+# Identifiers one person may share with another (a household email or landline, a national id typed
+# onto the wrong record): a link on them needs the two records not to conflict.
+GUARDED_IDENTIFIERS = ("national_id", "email", "phone")
 # Strongest first: records identical in every attribute, then the deterministic rules, then the model.
 IDENTICAL = "identical"
-LINK_KINDS = (IDENTICAL, *DETERMINISTIC_RULES, "probabilistic")
+LINK_KINDS = (IDENTICAL, *STRONG_IDENTIFIERS, "probabilistic")
+# Candidate blocking rules (equi-joins, columns of one rule joined with AND), most specific first; a plan
+# keeps those whose columns are populated and whose blocks stay small. SWAPPED is the one non-equi rule.
+BLOCKING_CANDIDATES: tuple[tuple[str, ...], ...] = (
+    ("last_name", "birth_date"),
+    ("first_name_formal", "birth_date"),
+    ("first_name", "last_name"),
+    ("postcode", "last_name"),
+    ("street", "postcode"),
+    ("postcode", "birth_date"),
+    ("first_name", "postcode"),
+)
+SWAPPED = ("first_name", "last_name")
+# EM sessions: each leaves the comparisons outside its rule free to be estimated.
+TRAINING_CANDIDATES: tuple[tuple[str, ...], ...] = (
+    ("birth_date",),
+    ("postcode", "last_name"),
+    ("first_name", "last_name"),
+)
+# Deterministic rules for the prior match probability when no strong identifier is populated.
+FALLBACK_PRIOR_RULES: tuple[tuple[str, ...], ...] = (
+    ("first_name", "last_name", "birth_date"),
+    ("first_name", "last_name", "postcode"),
+)
 
+# The prior probability that two records match, kept when no deterministic rule finds a pair to count.
+_PRIOR = 1e-4
 _NICKNAME = "list_has_any(string_split(first_name_formal_l, '|'), string_split(first_name_formal_r, '|'))"
 _JW = "jaro_winkler_similarity({0}_l, {0}_r)"
 
 
-def _level(sql: str, label: str, m: float, u: float) -> dict[str, Any]:
-    # m and u are priors: what fit() starts from, and what a matcher too small to train keeps.
-    return {"sql_condition": sql, "label_for_charts": label, "m_probability": m, "u_probability": u}
+@dataclass(frozen=True)
+class MatchPlan:
+    """What the matcher uses of the data it was fitted on: chosen from the columns that are populated.
+
+    `attributes`: the match columns with enough values to count; `identifiers`: the strong identifiers
+    among them (deterministic rules); `blocking` and `training`: the equi-join blocking rules of the
+    probabilistic pass and of the EM sessions. JSON-able, and the model's fingerprint is built from it.
+    """
+
+    attributes: tuple[str, ...]
+    identifiers: tuple[str, ...]
+    blocking: tuple[tuple[str, ...], ...]
+    training: tuple[tuple[str, ...], ...]
+    term_frequencies: bool
+
+    def has(self, *columns: str) -> bool:
+        """Whether every one of `columns` is populated."""
+        return all(c in self.attributes for c in columns)
+
+    def to_json(self) -> dict[str, Any]:
+        """The plan as JSON-able lists."""
+        lists = {k: [list(v) if isinstance(v, tuple) else v for v in getattr(self, k)] for k in _PLAN_FIELDS}
+        return {**lists, "term_frequencies": self.term_frequencies}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> MatchPlan:
+        """A plan from `to_json` output."""
+        lists = {k: tuple(tuple(v) if isinstance(v, list) else v for v in data[k]) for k in _PLAN_FIELDS}
+        return cls(**lists, term_frequencies=data["term_frequencies"])
+
+
+_PLAN_FIELDS = ("attributes", "identifiers", "blocking", "training")
+
+
+def block_pairs(records: pd.DataFrame, columns: tuple[str, ...]) -> int:
+    """How many record pairs an equi-join blocking rule on `columns` compares (nulls never join)."""
+    present = records[list(columns)].dropna()
+    sizes = present.groupby(list(columns), sort=False).size().to_numpy(dtype=np.int64)
+    return int((sizes * (sizes - 1) // 2).sum())
+
+
+def _informative(values: pd.Series, min_count: float) -> bool:
+    """At least `min_count` values, not nearly all one value (a column every record fills with "GB")."""
+    counts = values.value_counts(dropna=True)
+    filled = int(counts.sum())
+    return filled >= max(min_count, 1) and not (filled >= 20 and counts.iloc[0] > 0.5 * filled)
+
+
+def plan_matching(
+    records: pd.DataFrame,
+    min_fill: float = 0.01,
+    max_pairs_per_record: float = 20.0,
+    min_tf_records: int = 1000,
+) -> MatchPlan:
+    """The plan for these standardised records: the attributes they populate and the rules that suit them.
+
+    An attribute counts when at least `min_fill` of the records hold it and no one value fills half of it.
+    A blocking rule is kept when its columns count and it compares at most `max_pairs_per_record` pairs
+    per record (a postcode that is only a region would make blocks of thousands); an EM session when its
+    columns count and it finds any pair at all. Term-frequency adjustments from `min_tf_records` records
+    up: in a handful of records every duplicate makes its name look common.
+    """
+    n = max(len(records), 1)
+    attributes = tuple(c for c in MATCH_COLUMNS[1:] if _informative(records[c], min_fill * n))
+    has = set(attributes).issuperset
+    limit = max_pairs_per_record * n + 10_000
+    blocking = tuple(r for r in BLOCKING_CANDIDATES if has(r) and block_pairs(records, r) <= limit)
+    training = tuple(r for r in TRAINING_CANDIDATES if has(r) and 0 < block_pairs(records, r) <= limit)
+    identifiers = tuple(c for c in STRONG_IDENTIFIERS if c in attributes)
+    # EM also learns from the pairs sharing the most common strong identifier, where there is one.
+    if identifiers:
+        training += ((max(identifiers, key=lambda c: records[c].notna().sum()),),)
+    return MatchPlan(attributes, identifiers, blocking, training, n >= min_tf_records)
+
+
+def _level(
+    sql: str, label: str, m: float, u: float, tf: str | None = None, tf_base_is_own_u: bool = False
+) -> dict[str, Any]:
+    # m and u are priors: what fit() starts from, and what a matcher too small to train keeps. `tf` is the
+    # column whose value frequency scales the level's weight (agreeing on "smith" says less than on
+    # "zielinski"). Splink compares that frequency with the u of the comparison's level that is exactly
+    # `tf_l = tf_r`, or with this level's own u when `tf_base_is_own_u`.
+    level = {"sql_condition": sql, "label_for_charts": label, "m_probability": m, "u_probability": u}
+    if tf:
+        level |= {"tf_adjustment_column": tf, "tf_adjustment_weight": 1.0, "tf_minimum_u_value": 1e-6}
+    if tf_base_is_own_u:
+        level["disable_tf_exact_match_detection"] = True
+    return level
 
 
 def _null(*columns: str) -> dict[str, Any]:
@@ -81,16 +200,34 @@ def _identifier(column: str, typo_u: float, different_m: float, different_u: flo
     )
 
 
-def comparisons() -> list[CustomComparison]:
-    """The model's comparisons, each from most to least similar (levels become gamma values)."""
-    jw_first, jw_last, jw_street = _JW.format("first_name"), _JW.format("last_name"), _JW.format("street")
-    name = CustomComparison(
+def _exact_or_different(column: str, m: float, u: float) -> CustomComparison:
+    """A comparison of an identifier that is either equal or not (a loyalty card, a hashed national id)."""
+    return CustomComparison(
+        output_column_name=column,
+        comparison_levels=[
+            _null(column),
+            _level(f"{column}_l = {column}_r", "exact", m, u),
+            _level("ELSE", "different", 1 - m, 1 - u),
+        ],
+    )
+
+
+def _name(tf: bool) -> CustomComparison:
+    last = "last_name" if tf else None
+    jw_first, jw_last = _JW.format("first_name"), _JW.format("last_name")
+    return CustomComparison(
         output_column_name="name",
         comparison_levels=[
             _null("first_name", "last_name"),
-            _level("first_name_l = first_name_r AND last_name_l = last_name_r", "exact", 0.80, 5e-4),
+            _level("first_name_l = first_name_r AND last_name_l = last_name_r", "exact", 0.80, 5e-4, last),
             _level("first_name_l = last_name_r AND last_name_l = first_name_r", "swapped", 0.02, 1e-5),
-            _level(f"last_name_l = last_name_r AND {_NICKNAME}", "nickname, same last name", 0.04, 5e-5),
+            _level(
+                f"last_name_l = last_name_r AND {_NICKNAME}",
+                "nickname, same last name",
+                0.04,
+                5e-5,
+                last,
+            ),
             _level(
                 f"({_NICKNAME} OR {jw_first} >= 0.88) AND {jw_last} >= 0.88",
                 "similar first and last",
@@ -104,15 +241,41 @@ def comparisons() -> list[CustomComparison]:
                 "same last name, first missing or an initial",
                 0.02,
                 2e-3,
+                last,
             ),
             _level(
-                f"first_name_l = first_name_r OR {_NICKNAME}", "same first name, other last name", 0.02, 3e-3
+                f"first_name_l = first_name_r OR {_NICKNAME}",
+                "same first name, other last name",
+                0.02,
+                3e-3,
             ),
-            _level("last_name_l = last_name_r", "same last name, other first name", 0.01, 1e-2),
+            _level("last_name_l = last_name_r", "same last name, other first name", 0.01, 1e-2, last),
             _level("ELSE", "different", 0.01, 0.984),
         ],
     )
-    birth_date = CustomComparison(
+
+
+def _middle_name(tf: bool) -> CustomComparison:
+    return CustomComparison(
+        output_column_name="middle_name",
+        comparison_levels=[
+            _null("middle_name"),
+            _level("middle_name_l = middle_name_r", "exact", 0.85, 0.02, "middle_name" if tf else None),
+            _level(
+                "left(middle_name_l, 1) = left(middle_name_r, 1)"
+                " AND (length(middle_name_l) = 1 OR length(middle_name_r) = 1"
+                f" OR {_JW.format('middle_name')} >= 0.88)",
+                "initial or similar",
+                0.1,
+                0.03,
+            ),
+            _level("ELSE", "different", 0.05, 0.95),
+        ],
+    )
+
+
+def _birth_date() -> CustomComparison:
+    return CustomComparison(
         output_column_name="birth_date",
         comparison_levels=[
             _null("birth_date"),
@@ -128,77 +291,121 @@ def comparisons() -> list[CustomComparison]:
             _level("ELSE", "different", 0.02, 0.9977),
         ],
     )
-    email = _identifier("email", typo_u=2e-5, different_m=0.07, different_u=0.9995)
-    phone = _identifier("phone", typo_u=2e-4, different_m=0.10, different_u=0.9997)
-    # Street, postcode and city describe one address: comparing them jointly avoids counting it thrice.
-    address = CustomComparison(
-        output_column_name="address",
-        comparison_levels=[
-            _null("street", "postcode"),
-            _level("street_l = street_r AND postcode_l = postcode_r", "exact", 0.75, 1e-4),
-            _level(
-                f"postcode_l = postcode_r AND (house_number_l = house_number_r OR {jw_street} >= 0.9)",
-                "same postcode, similar street",
-                0.08,
-                2e-4,
-            ),
-            _level(
-                "street_l = street_r AND (postcode_district_l = postcode_district_r OR city_l = city_r)",
-                "same street, postcode differs",
-                0.03,
-                1e-4,
-            ),
-            _level("postcode_l = postcode_r", "same postcode, other street", 0.02, 2e-3),
-            _level(
-                "postcode_district_l = postcode_district_r OR city_l = city_r",
-                "same district or city",
-                0.04,
-                2e-2,
-            ),
-            _level("ELSE", "different", 0.08, 0.9776),
-        ],
-    )
-    loyalty = CustomComparison(
-        output_column_name="loyalty_number",
-        comparison_levels=[
-            _null("loyalty_number"),
-            _level("loyalty_number_l = loyalty_number_r", "exact", 0.9, 1e-5),
-            _level("ELSE", "different", 0.1, 0.99999),
-        ],
-    )
-    return [name, birth_date, email, phone, address, loyalty]
 
 
-def deterministic_blocking_rules() -> list[Any]:
-    """Pairs sharing a strong identifier: every one is scored, whatever its match probability."""
-    return [block_on(column) for column in DETERMINISTIC_RULES]
-
-
-def probabilistic_blocking_rules() -> list[Any]:
-    """Further candidate pairs: each rule is an equi-join, so blocks stay small even at 100k customers."""
-    return [
-        block_on("last_name", "birth_date"),
-        block_on("first_name_formal", "birth_date"),
-        block_on("first_name", "last_name"),
-        CustomRule("l.first_name = r.last_name AND l.last_name = r.first_name"),
-        block_on("postcode", "last_name"),
-        block_on("street", "postcode"),
+def _address(plan: MatchPlan) -> CustomComparison:
+    """Street, postcode, city (and region) describe one address: compared jointly, not counted thrice."""
+    jw_street = _JW.format("street")
+    levels = [
+        _null("street", "postcode"),
+        # A postcode is about one street, so the exact address is about as rare as its postcode; the
+        # "same postcode" level below is only what is left after the closer levels, no average to compare with.
+        _level(
+            "street_l = street_r AND postcode_l = postcode_r",
+            "exact",
+            0.75,
+            1e-4,
+            "postcode" if plan.term_frequencies else None,
+            tf_base_is_own_u=True,
+        ),
+        _level(
+            f"postcode_l = postcode_r AND (house_number_l = house_number_r OR {jw_street} >= 0.9)",
+            "same postcode, similar street",
+            0.08,
+            2e-4,
+        ),
+        # The street line holds the house number: the same one in the same district or town, or where one
+        # record lacks the postcode, is nearly always the same address.
+        _level(
+            "street_l = street_r AND (postcode_district_l = postcode_district_r OR city_l = city_r"
+            " OR postcode_l IS NULL OR postcode_r IS NULL)",
+            "same street, postcode differs or missing",
+            0.03,
+            1e-4,
+        ),
+        _level("postcode_l = postcode_r", "same postcode, other street", 0.02, 2e-3),
+        _level(
+            "postcode_district_l = postcode_district_r OR city_l = city_r",
+            "same district or city",
+            0.04,
+            2e-2,
+        ),
     ]
+    if plan.has("region"):
+        levels.append(_level("region_l = region_r", "same region", 0.04, 0.1))
+    # "different" takes the rest of the prior probability, with or without the region level.
+    m, u = (1 - sum(level.get(p, 0.0) for level in levels) for p in ("m_probability", "u_probability"))
+    return CustomComparison(
+        output_column_name="address", comparison_levels=[*levels, _level("ELSE", "different", m, u)]
+    )
 
 
-def training_blocking_rules() -> list[Any]:
-    """EM sessions: each leaves different comparisons free to be estimated."""
-    return [block_on("birth_date"), block_on("email"), block_on("postcode", "last_name")]
+def comparisons(plan: MatchPlan) -> list[CustomComparison]:
+    """The model's comparisons for the plan's attributes, each from most to least similar (gamma values).
+
+    Empty when the records hold no person attribute (an order-lines export with customer numbers only).
+    """
+    chosen = []
+    if plan.has("first_name") or plan.has("last_name"):
+        chosen.append(_name(plan.term_frequencies))
+    if plan.has("middle_name"):
+        chosen.append(_middle_name(plan.term_frequencies))
+    if plan.has("birth_date"):
+        chosen.append(_birth_date())
+    if plan.has("email"):
+        chosen.append(_identifier("email", typo_u=2e-5, different_m=0.07, different_u=0.9995))
+    if plan.has("phone"):
+        chosen.append(_identifier("phone", typo_u=2e-4, different_m=0.10, different_u=0.9997))
+    if plan.has("street") or plan.has("postcode"):
+        chosen.append(_address(plan))
+    if plan.has("national_id"):
+        chosen.append(_exact_or_different("national_id", 0.9, 1e-6))
+    if plan.has("loyalty_number"):
+        chosen.append(_exact_or_different("loyalty_number", 0.9, 1e-5))
+    return chosen
 
 
-def settings_creator(probability_two_random_records_match: float = 1e-4) -> SettingsCreator:
+def deterministic_blocking_rules(plan: MatchPlan) -> list[Any]:
+    """Pairs sharing a strong identifier: every one is scored, whatever its match probability."""
+    return [block_on(column) for column in plan.identifiers]
+
+
+def probabilistic_blocking_rules(plan: MatchPlan) -> list[Any]:
+    """Further candidate pairs: each rule is an equi-join, so blocks stay small even at 100k customers."""
+    rules = [block_on(*columns) for columns in plan.blocking]
+    if plan.has(*SWAPPED):
+        rules.append(CustomRule("l.first_name = r.last_name AND l.last_name = r.first_name"))
+    return rules
+
+
+def prior_rules(plan: MatchPlan) -> list[tuple[str, ...]]:
+    """Deterministic rules that admit almost no false pair, to count matches for the prior probability."""
+    rules = [
+        (c,) if c == "loyalty_number" or not plan.has("last_name") else (c, "last_name")
+        for c in plan.identifiers
+    ]
+    return rules or [r for r in FALLBACK_PRIOR_RULES if plan.has(*r)]
+
+
+def distinct_records(records: pd.DataFrame) -> pd.DataFrame:
+    """One row per distinct way of writing a person: what the matcher is fitted and planned on.
+
+    Fifty identical guest checkouts of one heavy buyer would otherwise teach EM that true matches always
+    agree on everything.
+    """
+    return records.drop_duplicates(subset=MATCH_COLUMNS[1:])
+
+
+def settings_creator(
+    plan: MatchPlan, probability_two_random_records_match: float = _PRIOR
+) -> SettingsCreator:
     """The untrained Splink settings (dedupe of identity records keyed by identity_key)."""
     return SettingsCreator(
         link_type="dedupe_only",
         unique_id_column_name="identity_key",
-        comparisons=comparisons(),
-        blocking_rules_to_generate_predictions=deterministic_blocking_rules()
-        + probabilistic_blocking_rules(),
+        comparisons=comparisons(plan),
+        blocking_rules_to_generate_predictions=deterministic_blocking_rules(plan)
+        + probabilistic_blocking_rules(plan),
         probability_two_random_records_match=probability_two_random_records_match,
         retain_matching_columns=True,
         retain_intermediate_calculation_columns=False,
@@ -207,15 +414,16 @@ def settings_creator(probability_two_random_records_match: float = 1e-4) -> Sett
     )
 
 
-def model_fingerprint() -> str:
-    """A hash of the model's structure: a saved model with another fingerprint must be retrained."""
-    spec = settings_creator().create_settings_dict("duckdb")
+def model_fingerprint(plan: MatchPlan) -> str:
+    """A hash of the model's structure for a plan: a saved model with another fingerprint must be retrained."""
+    spec = settings_creator(plan).create_settings_dict("duckdb") if comparisons(plan) else {}
     spec.pop("linker_uid", None)
+    spec["tessera_plan"] = plan.to_json()
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def collapse_identical(records: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One record per group of identical records that hold an email, phone or loyalty number.
+    """One record per group of identical records that hold a strong identifier (email, phone, card, id).
 
     Fifty guest checkouts written the same way are one person's (they share an identifier and agree on
     everything else), so only one of them is scored; the others get an `identical` link to it. Records
@@ -224,7 +432,7 @@ def collapse_identical(records: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
     """
     attributes = MATCH_COLUMNS[1:]
     group = records.groupby(attributes, dropna=False, sort=False).ngroup().to_numpy()
-    strong = records[list(DETERMINISTIC_RULES)].notna().any(axis=1).to_numpy()
+    strong = records[list(STRONG_IDENTIFIERS)].notna().any(axis=1).to_numpy()
     group = np.where(strong, group, group.max(initial=0) + 1 + np.arange(len(records)))
     keys = records["identity_key"].astype(str).to_numpy()
     by_key = pd.DataFrame({"group": group, "key": keys}).sort_values(["group", "key"])
@@ -251,6 +459,8 @@ class IdentityMatcher:
         em_max_pairs: float = 2e6,
         min_training_records: int = 1000,
         m_floor: float = 1e-3,
+        prior_recall: float = 0.7,
+        min_sampling_records: int = 100,
     ) -> None:
         self.threshold = threshold
         self.seed = seed
@@ -258,41 +468,61 @@ class IdentityMatcher:
         self.em_max_pairs = em_max_pairs
         self.m_floor = m_floor
         self.min_training_records = min_training_records
+        self.prior_recall = prior_recall
+        self.min_sampling_records = min_sampling_records
 
     def fit(self, records: pd.DataFrame) -> IdentityMatcher:
-        """Train the model on standardised identity records."""
-        # One row per distinct way of writing a person: fifty identical guest checkouts of one heavy
-        # buyer would otherwise teach EM that true matches always agree on everything.
-        distinct = records.drop_duplicates(subset=MATCH_COLUMNS[1:])
+        """Choose the plan from the populated attributes, then train the Splink model on the records."""
+        distinct = distinct_records(records)
+        plan = plan_matching(distinct)
+        n = len(distinct)
+        self.plan_, self.fingerprint_, self.n_training_records_ = plan, model_fingerprint(plan), n
+        if not comparisons(plan):
+            logger.warning("identity records hold no person attribute: each identity key is its own customer")
+            self.trained_, self.model_ = False, {}
+            return self
         db_api = DuckDBAPI(duckdb.connect())
-        linker = Linker(db_api.register(_for_splink(distinct)), settings_creator(), log_level=None)
-        if len(distinct) < self.min_training_records:
-            # Too few records to estimate anything: keep the priors written into the comparisons.
-            logger.warning("only %d identity records: using the prior model, not training", len(distinct))
-        else:
+        linker = Linker(
+            db_api.register(_for_splink(distinct)), settings_creator(plan, _PRIOR), log_level=None
+        )
+        # A handful of records says nothing about how often strangers agree: they keep every prior.
+        sampled = n >= self.min_sampling_records
+        rules = [r for r in prior_rules(plan) if block_pairs(distinct, r)] if sampled else []
+        if rules:
             linker.training.estimate_probability_two_random_records_match(
-                [block_on("email", "last_name"), block_on("phone", "last_name"), block_on("loyalty_number")],
-                recall=0.7,
+                [block_on(*r) for r in rules], recall=self.prior_recall
             )
-            linker.training.estimate_u_using_random_sampling(max_pairs=self.u_max_pairs, seed=self.seed)
-            for rule in training_blocking_rules():
+        elif sampled:  # no rule finds a single pair: keep the documented prior, never 0
+            logger.warning("no deterministic rule links any identity records: prior match probability kept")
+        if sampled:
+            linker.training.estimate_u_using_random_sampling(
+                max_pairs=min(self.u_max_pairs, n * (n - 1) / 2), seed=self.seed
+            )
+        trained = n >= self.min_training_records
+        if trained:
+            for columns in plan.training:
                 linker.training.estimate_parameters_using_expectation_maximisation(
-                    rule, estimate_without_term_frequencies=True, max_pairs=self.em_max_pairs
+                    block_on(*columns), estimate_without_term_frequencies=True, max_pairs=self.em_max_pairs
                 )
-        self.trained_ = len(distinct) >= self.min_training_records
+        else:  # too few records for EM: the m priors written into the comparisons stay
+            logger.warning("only %d identity records: m probabilities are the priors, not trained", n)
+        self.trained_ = trained
         self.model_ = _floor_m(linker.misc.save_model_to_json(), self.m_floor)
-        self.fingerprint_ = model_fingerprint()
-        self.n_training_records_ = len(distinct)
         db_api.duckdb_con.close()
         return self
 
     def predict(self, records: pd.DataFrame) -> pd.DataFrame:
         """Links between records: both keys, kind, match weight and probability, and the gamma levels."""
         distinct, copies = collapse_identical(records)
+        if not self.model_:  # nothing to match on
+            return copies.reindex(columns=[*copies.columns, "match_weight", "match_probability"])
         table = _for_splink(distinct)
         # Pairs sharing an identifier are all kept (the rules decide); the rest only above the threshold.
-        passes = [(deterministic_blocking_rules(), None), (probabilistic_blocking_rules(), self.threshold)]
-        found = [self._score(table, rules, threshold) for rules, threshold in passes]
+        passes = [
+            (deterministic_blocking_rules(self.plan_), None),
+            (probabilistic_blocking_rules(self.plan_), self.threshold),
+        ]
+        found = [self._score(table, rules, threshold) for rules, threshold in passes if rules]
         pairs = pd.concat(found, ignore_index=True).drop_duplicates(["identity_key_l", "identity_key_r"])
         links = self._label(pairs.reset_index(drop=True), distinct)
         gammas = {c: "Int64" for c in links.columns if c.startswith("gamma_")}
@@ -304,7 +534,7 @@ class IdentityMatcher:
         settings = dict(self.model_, blocking_rules_to_generate_predictions=rules)
         linker = Linker(db_api.register(table), settings, log_level=None)
         scored = linker.inference.predict(threshold_match_probability=threshold, warning_mode="never")
-        gammas = ", ".join(f"gamma_{c.create_output_column_name()}" for c in comparisons())
+        gammas = ", ".join(f"gamma_{c.create_output_column_name()}" for c in comparisons(self.plan_))
         pairs = db_api.duckdb_con.execute(
             f"SELECT identity_key_l, identity_key_r, match_weight, match_probability, {gammas}"
             f" FROM {scored.physical_name}"
@@ -314,13 +544,19 @@ class IdentityMatcher:
 
     def _label(self, pairs: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
         """Give each pair its kind: the strongest deterministic rule that holds, else probabilistic."""
-        exact = {c: pairs[f"gamma_{c}"].to_numpy() == _exact_gamma(c) for c in DETERMINISTIC_RULES}
+        identifiers = self.plan_.identifiers
+        exact = {c: pairs[f"gamma_{c}"].to_numpy() == _exact_gamma(self.plan_, c) for c in identifiers}
         kind = np.full(len(pairs), None, dtype=object)
         kind[pairs["match_probability"].to_numpy() >= self.threshold] = "probabilistic"
-        # Loyalty cards are held by one person; an email or phone may be a household's, so those links
-        # need the two records not to conflict (checked only where such a link could be made).
-        shared = [c for c in DETERMINISTIC_RULES if c != "loyalty_number"]
-        check = np.flatnonzero(np.logical_or.reduce([exact[c] for c in shared]))
+        # Loyalty cards are held by one person; a national id, email or phone may be written on another's
+        # record or shared by a household, so those links need the two records not to conflict (checked
+        # only where such a link could be made).
+        guarded = [c for c in identifiers if c in GUARDED_IDENTIFIERS]
+        check = (
+            np.flatnonzero(np.logical_or.reduce([exact[c] for c in guarded]))
+            if guarded
+            else np.array([], int)
+        )
         position = pd.Series(np.arange(len(records)), index=records["identity_key"].to_numpy())
         persons = people(records)
         left = position.reindex(pairs["identity_key_l"].iloc[check]).to_numpy()
@@ -329,8 +565,8 @@ class IdentityMatcher:
         clash[check] = [
             conflict(persons[i], persons[j]) is not None for i, j in zip(left, right, strict=True)
         ]
-        for rule in reversed(DETERMINISTIC_RULES):
-            kind[exact[rule] if rule == "loyalty_number" else exact[rule] & ~clash] = rule
+        for rule in reversed(identifiers):
+            kind[exact[rule] & ~clash if rule in GUARDED_IDENTIFIERS else exact[rule]] = rule
         out = pairs.assign(kind=pd.Series(kind, dtype="string"))
         out = out[out["kind"].notna()].reset_index(drop=True)
         return out[
@@ -351,14 +587,17 @@ class IdentityMatcher:
             "em_max_pairs",
             "m_floor",
             "min_training_records",
+            "prior_recall",
+            "min_sampling_records",
         )
         return {name: getattr(self, name) for name in names}
 
     def to_json(self) -> dict[str, Any]:
-        """The fitted matcher as JSON: its parameters, fingerprint and the Splink model."""
+        """The fitted matcher as JSON: its parameters, plan, fingerprint and the Splink model."""
         return {
-            "format": "tessera-identity-matcher/1",
+            "format": "tessera-identity-matcher/2",
             "params": self.get_params(),
+            "plan": self.plan_.to_json(),
             "fingerprint": self.fingerprint_,
             "n_training_records": self.n_training_records_,
             "trained": self.trained_,
@@ -369,6 +608,7 @@ class IdentityMatcher:
     def from_json(cls, data: dict[str, Any]) -> IdentityMatcher:
         """A fitted matcher from `to_json` output."""
         matcher = cls(**data["params"])
+        matcher.plan_ = MatchPlan.from_json(data["plan"])
         matcher.model_ = data["splink_model"]
         matcher.fingerprint_ = data["fingerprint"]
         matcher.n_training_records_ = data["n_training_records"]
@@ -390,9 +630,9 @@ def _floor_m(model: dict[str, Any], floor: float) -> dict[str, Any]:
     return model
 
 
-def _exact_gamma(output_column: str) -> int:
+def _exact_gamma(plan: MatchPlan, output_column: str) -> int:
     """The gamma value of a comparison's 'exact' level (the first level after the null level)."""
-    comparison = next(c for c in comparisons() if c.create_output_column_name() == output_column)
+    comparison = next(c for c in comparisons(plan) if c.create_output_column_name() == output_column)
     return len(comparison.create_comparison_levels()) - 2
 
 

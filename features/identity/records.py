@@ -12,7 +12,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from features.canonical import PERSON_COLUMNS, PERSON_SOURCE_TYPES, SOURCE_TYPES
+from features.canonical import PERSON_SOURCE_TYPES, SOURCE_TYPES
+from features.identity.standardise import RAW_ATTRIBUTES as ATTRIBUTES
 from features.settings import Workspace
 
 # When a row of each type was true: the moment its values were observed.
@@ -24,7 +25,6 @@ EVENT_TIME = {
     "email_events": "occurred_at",
     "support_tickets": "created_at",
 }
-ATTRIBUTES = [c.name for c in PERSON_COLUMNS] + ["loyalty_number"]
 _EPOCH = "TIMESTAMPTZ '1970-01-01 00:00:00+00'"
 
 

@@ -19,7 +19,13 @@ import pandas as pd
 
 from features.identity.cluster import cluster_records
 from features.identity.ids import alias_targets, assign_customer_ids, empty_aliases, follow_alias
-from features.identity.match import IdentityMatcher, model_fingerprint
+from features.identity.match import (
+    IdentityMatcher,
+    MatchPlan,
+    distinct_records,
+    model_fingerprint,
+    plan_matching,
+)
 from features.identity.records import canonical_views, identity_records, record_ids
 from features.identity.standardise import null_placeholders, standardise_records
 from features.settings import Settings, Workspace
@@ -28,7 +34,7 @@ from features.timeutil import as_utc
 logger = logging.getLogger(__name__)
 
 # Identifiers (and birth dates) that a form or a shop may fill with one value for everybody.
-PLACEHOLDER_COLUMNS = ("email", "phone", "loyalty_number", "birth_date")
+PLACEHOLDER_COLUMNS = ("email", "phone", "loyalty_number", "national_id", "birth_date")
 
 
 def _read(path: Path) -> pd.DataFrame | None:
@@ -42,13 +48,19 @@ def _write(frame: pd.DataFrame, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def load_matcher(path: Path) -> IdentityMatcher | None:
-    """The matcher saved at `path`, or None when there is none, it is untrained or its structure is out of date."""
+def load_matcher(path: Path, plan: MatchPlan) -> IdentityMatcher | None:
+    """The matcher saved at `path`, or None when there is none, it is untrained or not built for `plan`.
+
+    `plan` is what a fit on today's records would choose: a model fitted on other columns (or before the
+    comparisons changed) has another fingerprint and is retrained.
+    """
     if not path.exists():
         return None
     data = json.loads(path.read_text(encoding="utf-8"))
-    if data.get("fingerprint") != model_fingerprint():
-        logger.warning("saved identity model %s was built for other comparisons; retraining", path)
+    if data.get("fingerprint") != model_fingerprint(plan):
+        logger.warning(
+            "saved identity model %s was built for other attributes or comparisons; retraining", path
+        )
         return None
     if not data.get("trained"):
         return None  # priors only: train as soon as there is enough data
@@ -81,7 +93,7 @@ def resolve_identities(
     records, placeholders = null_placeholders(records, PLACEHOLDER_COLUMNS)
     lap("standardise")
 
-    matcher = None if retrain else load_matcher(out / "model.json")
+    matcher = None if retrain else load_matcher(out / "model.json", plan_matching(distinct_records(records)))
     trained = matcher is None
     if matcher is None:
         matcher = IdentityMatcher().fit(records)
@@ -129,6 +141,7 @@ def resolve_identities(
         "invalid_values": invalid,
         "placeholder_values": placeholders,
         "model": ("trained" if matcher.trained_ else "priors only") if trained else "reused",
+        "plan": matcher.plan_.to_json(),
         "seconds": round(time.perf_counter() - started, 2),
         "step_seconds": timings,
     }

@@ -16,6 +16,8 @@ import pandas as pd
 import phonenumbers
 from unidecode import unidecode
 
+from features.canonical import PERSON_COLUMNS
+
 # Deliberately simple: one @, a dotted domain with a 2+ letter top level, no spaces.
 _EMAIL = re.compile(r"^[a-z0-9!#$%&'*+/=?^_`{|}~.-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}$")
 _NOT_NAME = re.compile(r"[^a-z\s]")
@@ -289,9 +291,17 @@ def clean_street(street: str) -> str | None:
     return " ".join(words) or None
 
 
-def standardise_streets(streets: pd.Series) -> pd.DataFrame:
-    """Standardised street lines and their house numbers."""
+def standardise_streets(streets: pd.Series, house_numbers: pd.Series | None = None) -> pd.DataFrame:
+    """Standardised street lines and their house numbers.
+
+    A house number kept apart (`12`, `12 A`) goes before its street unless the street already starts
+    with it, so `12` + `High Street` and `12 High Street` standardise alike, however a source splits them.
+    """
     cleaned = _map_distinct(streets.astype("string"), clean_street)
+    if house_numbers is not None:
+        apart = _map_distinct(house_numbers.astype("string"), lambda v: clean_street(v.replace(" ", "")))
+        missing = apart.notna() & (cleaned.str.split(" ").str[0] != apart).fillna(True)
+        cleaned = cleaned.where(~missing, (apart + " " + cleaned.fillna("")).str.strip())
     number = cleaned.str.extract(_HOUSE_NUMBER, expand=False).astype("string")
     return pd.DataFrame({"street": cleaned, "house_number": number}, index=streets.index)
 
@@ -304,7 +314,7 @@ def standardise_postcodes(postcodes: pd.Series) -> pd.DataFrame:
 
 
 def standardise_cities(cities: pd.Series) -> pd.Series:
-    """City names transliterated, lower-cased, punctuation removed."""
+    """City (or region) names transliterated, lower-cased, punctuation removed."""
     return _map_distinct(cities.astype("string"), clean_name)
 
 
@@ -331,21 +341,34 @@ def standardise_contact_points(
 
 
 def standardise_records(records: pd.DataFrame, default_region: str) -> tuple[pd.DataFrame, dict[str, int]]:
-    """All person attributes of identity records standardised; returns the frame and invalid-value counts."""
+    """All person attributes of identity records standardised; returns the frame and invalid-value counts.
+
+    An attribute the frame lacks (a source without middle names, say) is read as empty.
+    """
+    missing = [name for name in RAW_ATTRIBUTES if name not in records.columns]
+    records = records.assign(**{name: pd.Series(None, index=records.index, dtype=object) for name in missing})
     out, invalid = standardise_contact_points(records, default_region)
     names = standardise_names(records["first_name"], records["last_name"], records["full_name"])
     out["first_name"], out["last_name"] = names["first_name"], names["last_name"]
     out["first_name_formal"] = canonical_first_names(out["first_name"])
-    streets = standardise_streets(records["street"])
+    out["middle_name"] = _map_distinct(records["middle_name"].astype("string"), clean_name)
+    streets = standardise_streets(records["street"], records["house_number"])
     out["street"], out["house_number"] = streets["street"], streets["house_number"]
     postcodes = standardise_postcodes(records["postcode"])
     out["postcode"], out["postcode_district"] = postcodes["postcode"], postcodes["postcode_district"]
     out["city"] = standardise_cities(records["city"])
+    out["region"] = standardise_cities(records["region"])
+    national_id = records["national_id"].astype("string").str.strip()
+    out["national_id"] = national_id.mask(national_id == "")
     out["birth_date"] = standardise_birth_dates(records["birth_date"])
     loyalty = records["loyalty_number"].astype("string").str.strip().str.upper()
     out["loyalty_number"] = loyalty.mask(loyalty == "")
     out = out.drop(columns=["full_name"])
     return out, invalid
+
+
+# The raw person attributes `standardise_records` reads (identity records, see records.py).
+RAW_ATTRIBUTES = (*(c.name for c in PERSON_COLUMNS), "loyalty_number")
 
 
 def _map_distinct(values: pd.Series, func: Callable[[str], str | None]) -> pd.Series:

@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from features.canonical import hash_national_ids
 from features.errors import InputError
 from features.ingest.jsonl import jsonl_chunks, jsonl_columns
 from features.ingest.mapping import SourceConfig, SourcesConfig, load_sources
@@ -134,11 +135,23 @@ def _quarantine_table(rejected: pd.DataFrame, source: str, file: str | None) -> 
     )
 
 
-def _split(chunk: RawChunk, plan: SourcePlan) -> Canonical:
-    """A chunk canonicalised, with all its rejected rows (the reader's and the checks') in row order."""
+def _split(chunk: RawChunk, plan: SourcePlan, id_salt: str) -> Canonical:
+    """A chunk canonicalised, with all its rejected rows (the reader's and the checks') in row order.
+
+    A national id is kept only as its salted hash: a column mapped by name is hashed before anything
+    reads it, so neither a canonical nor a quarantined row holds the raw id; one built by an expression
+    is hashed as soon as it is computed.
+    """
     if not len(chunk.frame):
         return Canonical(chunk.frame, chunk.rejected, [])
-    rows, rejected, blanked = canonicalise(chunk.frame, plan.source, plan.extra_columns)
+    frame = chunk.frame
+    national_id = plan.source.columns.get("national_id")
+    by_name = isinstance(national_id, str)
+    if by_name and national_id in frame.columns:
+        frame = frame.assign(**{national_id: hash_national_ids(frame[national_id], id_salt)})
+    rows, rejected, blanked = canonicalise(frame, plan.source, plan.extra_columns)
+    if national_id is not None and not by_name and "national_id" in rows.columns:
+        rows = rows.assign(national_id=hash_national_ids(rows["national_id"], id_salt))
     if len(chunk.rejected):
         rejected = (
             pd.concat([chunk.rejected, rejected]).sort_values("source_row")
@@ -178,7 +191,7 @@ def ingest_source(plan: SourcePlan, workspace: Workspace, settings: Settings) ->
             ):
                 report.rows_read += chunk.rows_read
                 unknown.update(dict.fromkeys(c for c in chunk.frame.columns if c not in known))
-                rows, rejected, blanked = _split(chunk, plan)
+                rows, rejected, blanked = _split(chunk, plan, settings.id_salt)
                 for values in blanked:
                     report.count_blanked(values.field, values.kind, values.values, values.example)
                 if len(rows):

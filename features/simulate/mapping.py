@@ -163,15 +163,16 @@ def write_mappings(out: Path, later: list[str]) -> list[Path]:
     """Write sources.yaml (the initial exports) and, when some sources have later files, sources_full.yaml."""
     initial = [_source(name, spec, "exports") for name, spec in EXPORTS.items()]
     written = [out / "sources.yaml"]
-    _dump(written[0], initial)
+    dump_sources(written[0], initial)
     if later:
         extra = [_source(f"{name}_later", EXPORTS[name], "exports_later") for name in later]
         written.append(out / "sources_full.yaml")
-        _dump(written[1], initial + extra)
+        dump_sources(written[1], initial + extra)
     return written
 
 
-def _dump(path: Path, sources: list[dict[str, Any]]) -> None:
+def dump_sources(path: Path, sources: list[dict[str, Any]]) -> None:
+    """Write a sources.yaml declaring `sources` (with the simulator's header)."""
     text = yaml.safe_dump({"version": 1, "sources": sources}, sort_keys=False, allow_unicode=True, width=110)
     path.write_text(HEADER + text, encoding="utf-8")
 

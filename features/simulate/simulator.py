@@ -36,14 +36,17 @@ def _sink(folder: Path, name: str) -> TextSink | ParquetSink:
     )
 
 
-def _clear(out: Path) -> None:
-    """Remove what an earlier run wrote here (only the simulator's own files), so no stale file survives."""
+def prepare_output(out: Path) -> Path:
+    """The output folder, created, without what an earlier run wrote there (only the simulator's own files)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     for name in OUTPUTS:
         target = out / name
         if target.is_dir():
             shutil.rmtree(target)
         elif target.exists():
             target.unlink()
+    return out
 
 
 def simulate_retailer(
@@ -63,9 +66,7 @@ def simulate_retailer(
     if not 0.0 <= holdback < 1.0:
         raise ValueError(f"holdback must be in [0, 1), got {holdback}")
     started = time.perf_counter()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    _clear(out)
+    out = prepare_output(out)
     config = config or SimConfig()
     clock = Clock.for_as_of(as_of, config)
     season = Season.build(clock)

@@ -8,7 +8,14 @@ from datetime import date, timedelta
 
 import pandas as pd
 
-from features.identity.match import IdentityMatcher, collapse_identical, model_fingerprint
+from features.identity.match import (
+    IdentityMatcher,
+    collapse_identical,
+    comparisons,
+    distinct_records,
+    model_fingerprint,
+    plan_matching,
+)
 from features.identity.resolve import load_matcher
 from features.identity.standardise import standardise_records
 
@@ -86,15 +93,79 @@ def test_identical_records_with_an_identifier_are_scored_once() -> None:
     assert set(copies["kind"]) == {"identical"}
 
 
-def test_a_saved_model_is_reused_only_when_trained_and_current(tmp_path) -> None:
-    saved = {"format": "tessera-identity-matcher/1", "params": IdentityMatcher(threshold=0.95).get_params(),
-             "fingerprint": model_fingerprint(), "n_training_records": 5000, "trained": True,
-             "splink_model": {"comparisons": []}}  # fmt: skip
+def test_a_saved_model_is_reused_only_when_trained_and_built_for_the_same_attributes(tmp_path) -> None:
+    records = _people(30, 2)
+    plan = plan_matching(distinct_records(records))
+    saved = {"format": "tessera-identity-matcher/2", "params": IdentityMatcher(threshold=0.95).get_params(),
+             "plan": plan.to_json(), "fingerprint": model_fingerprint(plan), "n_training_records": 5000,
+             "trained": True, "splink_model": {"comparisons": []}}  # fmt: skip
     path = tmp_path / "model.json"
     path.write_text(json.dumps(saved))
-    assert load_matcher(path).threshold == 0.95
+    loaded = load_matcher(path, plan)
+    assert loaded.threshold == 0.95 and loaded.plan_ == plan
+    # The same model on records without emails: another plan, so it must be retrained.
+    without_email = plan_matching(distinct_records(records.assign(email=None)))
+    assert "email" not in without_email.attributes
+    assert load_matcher(path, without_email) is None
     path.write_text(json.dumps({**saved, "fingerprint": "an older model"}))
-    assert load_matcher(path) is None
+    assert load_matcher(path, plan) is None
     path.write_text(json.dumps({**saved, "trained": False}))
-    assert load_matcher(path) is None
-    assert load_matcher(tmp_path / "absent.json") is None
+    assert load_matcher(path, plan) is None
+    assert load_matcher(tmp_path / "absent.json", plan) is None
+
+
+def test_without_any_strong_identifier_the_plan_uses_names_dates_and_addresses() -> None:
+    # The crash case of issue 9: no email, phone, card or id; 1,200 distinct records, so EM is trained.
+    records = _people(600, 3).assign(email=None)
+    matcher = IdentityMatcher(u_max_pairs=2e5, em_max_pairs=2e5).fit(records)
+    plan = matcher.plan_
+    assert plan.identifiers == () and matcher.trained_
+    assert not {"email", "phone", "loyalty_number", "national_id", "middle_name"} & set(plan.attributes)
+    assert {c.create_output_column_name() for c in comparisons(plan)} == {"name", "birth_date", "address"}
+    assert all("email" not in rule for rule in (*plan.blocking, *plan.training))
+    assert 0 < matcher.model_["probability_two_random_records_match"] < 0.01
+    links = matcher.predict(records)
+    assert set(links["kind"]) == {"probabilistic"}
+    person = links["identity_key_l"].str.split("-").str[0]
+    assert (person == links["identity_key_r"].str.split("-").str[0]).mean() > 0.99
+    assert len(links) >= 600  # at least the two copies with a birth date of every person
+
+
+def test_a_national_id_links_deterministically_unless_the_records_conflict() -> None:
+    base = {"last_name": "lee", "street": "1 mill ln", "postcode": "LS1 1AA", "national_id": "h1"}
+    raw = pd.DataFrame(
+        [
+            {**base, "identity_key": "a", "first_name": "ann", "birth_date": date(1980, 5, 1)},
+            {**base, "identity_key": "b", "first_name": "anne", "birth_date": None, "street": None},
+            # The same id typed onto a relative's record: another first name and birth date.
+            {**base, "identity_key": "c", "first_name": "tom", "birth_date": date(1950, 2, 3)},
+            {"identity_key": "d", "first_name": "max", "last_name": "roe", "national_id": "h2"},
+        ]
+    )
+    records, _ = standardise_records(raw, "GB")
+    matcher = IdentityMatcher().fit(records)
+    assert matcher.plan_.identifiers == ("national_id",)
+    links = matcher.predict(records)
+    pairs = {
+        (left, right): k for left, right, k in links[["identity_key_l", "identity_key_r", "kind"]].to_numpy()
+    }
+    assert pairs.get(("a", "b")) == "national_id"
+    assert pairs.get(("a", "c")) != "national_id" and pairs.get(("b", "c")) != "national_id"
+
+
+def test_a_middle_name_is_compared_only_when_records_have_one() -> None:
+    records = _people(20, 2)
+    assert "middle_name" not in {c.create_output_column_name() for c in comparisons(plan_matching(records))}
+    with_middle = records.assign(middle_name=["j", "john"] * 20)
+    plan = plan_matching(with_middle)
+    assert "middle_name" in {c.create_output_column_name() for c in comparisons(plan)}
+    assert model_fingerprint(plan) != model_fingerprint(plan_matching(records))
+
+
+def test_records_without_any_person_attribute_give_no_links() -> None:
+    # An order-lines export with customer numbers only: nothing to match on, nothing to crash on.
+    records, _ = standardise_records(pd.DataFrame({"identity_key": ["a", "b", "c"]}), "GB")
+    matcher = IdentityMatcher().fit(records)
+    assert matcher.plan_.attributes == () and not matcher.trained_
+    links = matcher.predict(records)
+    assert links.empty and {"identity_key_l", "identity_key_r", "kind", "match_weight"} <= set(links.columns)

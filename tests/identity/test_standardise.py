@@ -16,6 +16,7 @@ from features.identity.standardise import (
     standardise_names,
     standardise_phones,
     standardise_postcodes,
+    standardise_records,
     standardise_streets,
 )
 
@@ -102,3 +103,29 @@ def test_a_value_shared_by_many_people_is_a_placeholder() -> None:
     cleaned, counts = null_placeholders(people, ("email",), min_names=20)
     assert cleaned["email"].isna().sum() == 30 and counts == {"email": 1}
     assert cleaned["email"].iloc[-1] == "own9@example.com"
+
+
+def test_a_house_number_kept_apart_joins_its_street_either_way() -> None:
+    streets = standardise_streets(
+        pd.Series(["High Street", "12 High Street", "Park Road", None]), pd.Series(["12", "12", " 7 a", "9"])
+    )
+    assert streets["street"].tolist()[:3] == ["12 high st", "12 high st", "7a pk rd"]
+    assert streets["house_number"].tolist() == ["12", "12", "7a", "9"]
+
+
+def test_middle_names_regions_and_national_ids_are_standardised() -> None:
+    raw = pd.DataFrame(
+        {
+            "identity_key": ["a", "b"],
+            "first_name": ["Ann", "Ann"],
+            "middle_name": ["Marie-Louise", " M. "],
+            "last_name": ["Lee", "Lee"],
+            "region": ["Île-de-France", None],
+            "national_id": [" 3f2a ", ""],
+        }
+    )
+    records, _ = standardise_records(raw, "GB")  # attributes the frame lacks are read as empty
+    assert records["middle_name"].tolist() == ["marie louise", "m"]
+    assert records["region"].tolist()[0] == "ile de france" and pd.isna(records["region"].iloc[1])
+    assert records["national_id"].tolist()[0] == "3f2a" and pd.isna(records["national_id"].iloc[1])
+    assert records["email"].isna().all() and records["street"].isna().all()
