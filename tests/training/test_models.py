@@ -10,7 +10,7 @@ from training_fixtures import NOW, events_from
 from training.churn import ChurnModel
 from training.cltv import CLTVModel
 from training.recommend import NextBestProduct
-from training.tuning import learn_blend, truth_matrix, validation_sample
+from training.tuning import components, learn_blend, truth_matrix, validation_sample
 
 
 def feature_frame(n: int, seed: int = 0) -> pd.DataFrame:
@@ -143,6 +143,6 @@ def test_the_blend_learns_that_groceries_are_bought_again(recommender: tuple, ta
     start = pd.Timestamp(NOW)
     customers, truth = validation_sample(events, start, start + pd.Timedelta(days=90), 1000, seed=1)
     history = events[events["occurred_at"] <= start]
-    components = model.components(model.histories(history, start, customers))
-    blend = learn_blend(model, components, truth_matrix(model, customers, truth))
+    values = components(model, history, start, customers)
+    blend = learn_blend(model, values, truth_matrix(model, customers, truth))
     assert blend["Food"]["again"] > blend["Fashion"]["again"]
