@@ -135,6 +135,19 @@ class NextBestProduct:
         """The constructor's parameters (refitting the same configuration on other data starts from these)."""
         return {name: getattr(self, name) for name in inspect.signature(type(self)).parameters}
 
+    def __setstate__(self, state: dict[str, object]) -> None:
+        """Unpickle; a champion pickled before the TIFU and item-kNN components loads as the ALS + buy-again
+        blend it was (so the gate can still score it and serving still serve it)."""
+        defaults = {name: p.default for name, p in inspect.signature(type(self)).parameters.items()}
+        self.__dict__.update({**defaults, **state})
+        if "terms_" in state:
+            return
+        self.blend_ = self.blend_ or DEFAULT_BLEND
+        self.term_weights_ = self.coefficients(self.blend_)
+        self.terms_ = tuple(t for t in COMPONENTS if np.any(self.term_weights_[t] != 0))
+        self.unit_factors_ = _unit_rows(self.als_.item_factors)
+        self.similarity_ = sp.csr_matrix((len(self.items_), len(self.items_)), dtype=np.float32)
+
     @property
     def weights(self) -> dict[str, float]:
         """The signal weights by event kind."""
@@ -168,10 +181,7 @@ class NextBestProduct:
         with threadpool_limits(1, "blas"):  # implicit's own threads; a threaded BLAS underneath only slows it
             self.als_ = self._fit_als(matrix) if "discovery" in self.terms_ else None
             if self.als_ is not None:
-                factors = self.als_.item_factors
-                self.unit_factors_ = factors / np.maximum(
-                    np.linalg.norm(factors, axis=1, keepdims=True), 1e-12
-                )
+                self.unit_factors_ = _unit_rows(self.als_.item_factors)
             # Item-to-item cosine: the item_knn component, and similar products when there is no ALS.
             # K + 1: every item is its own nearest neighbour, dropped below.
             knn = ItemItemRecommender(K=self.item_neighbours + 1, num_threads=self.num_threads)
@@ -477,6 +487,11 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
     return np.take_along_axis(part, order, axis=1)
+
+
+def _unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """Each row scaled to length 1 (rows of zeros stay zero)."""
+    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
 
 
 def _per_row_max(matrix: sp.csr_matrix) -> sp.csr_matrix:

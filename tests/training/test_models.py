@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -146,3 +149,16 @@ def test_the_blend_learns_that_groceries_are_bought_again(recommender: tuple, ta
     values = components(model, history, start, customers)
     blend = learn_blend(model, values, truth_matrix(model, customers, truth))
     assert blend["Food"]["again"] > blend["Fashion"]["again"]
+
+
+def test_a_champion_pickled_before_the_tifu_components_still_recommends(recommender: tuple) -> None:
+    model, events = recommender
+    customers = list(events["customer_id"].unique()[:3])
+    old = copy.copy(model)
+    for added in ("terms_", "term_weights_", "similarity_", "unit_factors_", "within_decay", "neighbours"):
+        delattr(old, added)
+    old.blend_ = {}  # what a model fitted without a blend kept before
+    loaded = pickle.loads(pickle.dumps(old))
+    pd.testing.assert_frame_equal(
+        loaded.recommend(events, NOW, customers, k=5), model.recommend(events, NOW, customers, k=5)
+    )
