@@ -127,8 +127,17 @@ def learn_blend(
     y = np.asarray(truth[rows, items]).ravel() > 0
     if y.all() or not y.any():
         return None
-    regression = LogisticRegression(C=1.0, max_iter=2000, fit_intercept=True, random_state=seed).fit(X, y)
-    weights = regression.coef_[0]
+    # Every column to at most 1 in size, so the penalty treats components of different scales alike.
+    scale = np.maximum(np.asarray(abs(X).max(axis=0).todense()).ravel(), 1e-12)
+    regression = LogisticRegression(C=1.0, max_iter=2000, fit_intercept=True, random_state=seed)
+    # Each customer weighs the same however many candidates they have, as in the mean NDCG the blend serves.
+    per_customer = 1.0 / np.bincount(rows)[rows]
+    fitted = regression.fit(
+        X @ sp.diags(1.0 / scale),
+        y,
+        sample_weight=per_customer * len(rows) / np.count_nonzero(np.bincount(rows)),
+    )
+    weights = fitted.coef_[0] / scale
     blend = {
         group: {term: float(weights[t * len(groups) + g]) for t, term in enumerate(group_terms)}
         for g, group in enumerate(groups)
