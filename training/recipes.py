@@ -227,15 +227,10 @@ class NextBestProductRecipe:
                 s.tifu_own_weight,
                 s.tifu_group_size,
             )
-            window = tuning_window(data.history, v, ctx.cutoffs.horizon_days, 4000, s.seed)
+            window = tuning_window(data.history, v, ctx.cutoffs.horizon_days, ctx.catalogue, 4000, s.seed)
             # Too few buyers in the tuning window: no blend is learnt, and TIFU-KNN keeps the paper's values.
-            tuned = (
-                None
-                if window is None
-                else tune(
-                    window, space, {**base, "iterations": s.als_iterations}, ctx.catalogue, self.k, s.seed
-                )
-            )
+            learning = {**base, "iterations": s.als_iterations}
+            tuned = None if window is None else tune(window, space, learning, self.k, s.seed)
             data.params = baseline_params(base, None if tuned is None else tuned.tifu)
             if tuned is not None:
                 data.trials = tuned.trials

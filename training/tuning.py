@@ -59,12 +59,13 @@ class Tuned:
 
 @dataclass(frozen=True)
 class Window:
-    """A tuning window: history before `start`, and what its customers bought in (start, end]."""
+    """A tuning window: history before `start`, the catalogue, and what its customers bought in (start, end]."""
 
     history: pd.DataFrame
     start: pd.Timestamp
     customers: list[str]
     truth: pd.DataFrame
+    catalogue: pd.DataFrame | None
 
 
 def ndcg_at_k(scores: np.ndarray, truth: sp.csr_matrix, k: int) -> float:
@@ -178,14 +179,19 @@ def truth_matrix(model: NextBestProduct, customers: list[str], truth: pd.DataFra
 
 
 def tuning_window(
-    events: pd.DataFrame, end: datetime, horizon_days: int, max_customers: int, seed: int
+    events: pd.DataFrame,
+    end: datetime,
+    horizon_days: int,
+    catalogue: pd.DataFrame | None,
+    max_customers: int,
+    seed: int,
 ) -> Window | None:
     """The last `horizon_days` before `end` as a tuning window, or None when too few customers bought in it."""
     start = pd.Timestamp(end) - pd.Timedelta(days=horizon_days)
     customers, truth = validation_sample(events, start, end, max_customers, seed)
     if len(customers) < MIN_TUNING_CUSTOMERS:
         return None
-    return Window(events[events["occurred_at"] <= start], start, customers, truth)
+    return Window(events[events["occurred_at"] <= start], start, customers, truth, catalogue)
 
 
 def _subset(values: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
@@ -193,7 +199,7 @@ def _subset(values: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.nda
 
 
 def tune_tifu(
-    window: Window, space: SearchSpace, base: dict[str, Any], catalogue: pd.DataFrame | None, k: int
+    window: Window, space: SearchSpace, base: dict[str, Any], k: int
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """TIFU-KNN's best decays, neighbours and own weight by NDCG@k on the window, and every trial."""
     trials, best = [], (-1.0, {})
@@ -208,7 +214,7 @@ def tune_tifu(
             "neighbours": neighbours,
         }
         model = NextBestProduct(**base, **params, blend=tifu_blend(0.5)).fit(
-            window.history, window.start, catalogue
+            window.history, window.start, window.catalogue
         )
         folded = model.fold_in(window.history, window.start, window.customers)
         truth = truth_matrix(model, window.customers, window.truth)
@@ -223,12 +229,7 @@ def tune_tifu(
 
 
 def search_blend(
-    window: Window,
-    space: SearchSpace,
-    base: dict[str, Any],
-    catalogue: pd.DataFrame | None,
-    k: int,
-    seed: int = 42,
+    window: Window, space: SearchSpace, base: dict[str, Any], k: int, seed: int
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     """The learned recommender's best ALS setting and blend (learnt on the whole window), and every trial.
 
@@ -239,7 +240,9 @@ def search_blend(
     best: tuple[float, dict[str, Any], NextBestProduct, dict[str, np.ndarray], sp.csr_matrix] | None = None
     for factors, regularization, alpha in itertools.product(space.factors, space.regularization, space.alpha):
         params = {**base, "factors": factors, "regularization": regularization, "alpha": alpha}
-        model = NextBestProduct(**params, blend=EVERYTHING).fit(window.history, window.start, catalogue)
+        model = NextBestProduct(**params, blend=EVERYTHING).fit(
+            window.history, window.start, window.catalogue
+        )
         values = components(model, window.history, window.start, window.customers)
         truth = truth_matrix(model, window.customers, window.truth)
         blend = learn_blend(model, _subset(values, halves), truth[halves], seed)
@@ -266,16 +269,9 @@ def search_blend(
     return (None if blend is None else {**params, "blend": blend}), trials
 
 
-def tune(
-    window: Window,
-    space: SearchSpace,
-    base: dict[str, Any],
-    catalogue: pd.DataFrame | None,
-    k: int,
-    seed: int,
-) -> Tuned:
+def tune(window: Window, space: SearchSpace, base: dict[str, Any], k: int, seed: int) -> Tuned:
     """TIFU-KNN's parameters, then the learned blend over components with those TIFU parameters."""
-    tifu, tifu_trials = tune_tifu(window, space, base, catalogue, k)
+    tifu, tifu_trials = tune_tifu(window, space, base, k)
     shared = {key: value for key, value in tifu.items() if key != "own_weight"}
-    learned, blend_trials = search_blend(window, space, {**base, **shared}, catalogue, k, seed)
+    learned, blend_trials = search_blend(window, space, {**base, **shared}, k, seed)
     return Tuned(tifu, learned, pd.DataFrame([*tifu_trials, *blend_trials]))
