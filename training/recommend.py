@@ -44,6 +44,7 @@ COMPONENTS = ("again", "personal", "neighbours", "discovery", "item_knn", "frequ
 # Without a blend: buy-again and discovery count equally, popularity only breaks ties (a missing weight is 0).
 DEFAULT_BLEND = {ALL: {"again": 1.0, "discovery": 1.0}, SHARED: {"popularity": 1e-3}}
 _CHUNK = 2048
+BLENDED = "blended"  # the sparse components, weighted and summed by the model's blend
 
 
 def decayed(
@@ -140,13 +141,12 @@ class NextBestProduct:
         blend it was (so the gate can still score it and serving still serve it)."""
         defaults = {name: p.default for name, p in inspect.signature(type(self)).parameters.items()}
         self.__dict__.update({**defaults, **state})
-        if "terms_" in state:
-            return
-        self.blend_ = self.blend_ or DEFAULT_BLEND
+        if "terms_" not in state:
+            self.blend_ = self.blend_ or DEFAULT_BLEND
+            self.unit_factors_ = _unit_rows(self.als_.item_factors)
+            self.similarity_ = sp.csr_matrix((len(self.items_), len(self.items_)), dtype=np.float32)
         self.term_weights_ = self.coefficients(self.blend_)
-        self.terms_ = tuple(t for t in COMPONENTS if np.any(self.term_weights_[t] != 0))
-        self.unit_factors_ = _unit_rows(self.als_.item_factors)
-        self.similarity_ = sp.csr_matrix((len(self.items_), len(self.items_)), dtype=np.float32)
+        self.terms_ = tuple(t for t in COMPONENTS if self.term_weights_[t].any())
 
     @property
     def weights(self) -> dict[str, float]:
@@ -176,7 +176,7 @@ class NextBestProduct:
         self._fit_catalogue(catalogue)
         self.blend_ = {group: dict(weights) for group, weights in (self.blend or DEFAULT_BLEND).items()}
         self.term_weights_ = self.coefficients(self.blend_)
-        self.terms_ = tuple(t for t in COMPONENTS if np.any(self.term_weights_[t] != 0))
+        self.terms_ = tuple(t for t in COMPONENTS if self.term_weights_[t].any())
         self._fit_popularity(events, now)
         with threadpool_limits(1, "blas"):  # implicit's own threads; a threaded BLAS underneath only slows it
             self.als_ = self._fit_als(matrix) if "discovery" in self.terms_ else None
@@ -260,8 +260,14 @@ class NextBestProduct:
         """The assortments (top-level categories) the blend is learnt for."""
         return sorted(set(self.groups_))
 
-    def fold_in(self, events: pd.DataFrame, now: datetime, customers: Sequence[str]) -> Folded:
-        """Per customer (in the given order): the components the blend weighs, from their history up to `now`."""
+    def fold_in(
+        self, events: pd.DataFrame, now: datetime, customers: Sequence[str], separate: bool = False
+    ) -> Folded:
+        """Per customer (in the given order): the components the blend weighs, from their history up to `now`.
+
+        The sparse components come already weighted and summed by the model's blend (one row to add when
+        serving), or `separate`, to be scored under other blends or read one by one (tuning).
+        """
         customers = [str(c) for c in customers]
         mine = events[events["customer_id"].astype(str).isin(customers)]
         signals = decayed(mine, now, self.weights, self.half_life_days)
@@ -302,22 +308,35 @@ class NextBestProduct:
                         factors[start : start + chunk.shape[0]] = self.als_.recalculate_user(
                             np.arange(chunk.shape[0]), chunk
                         )
+        if not separate and parts:
+            weighted = [part @ sp.diags(self.term_weights_[term]) for term, part in parts.items()]
+            parts = {BLENDED: sum(weighted[1:], weighted[0]).tocsr()}
         return Folded(customers, np.diff(confidence.indptr) > 0, bought, factors, parts)
 
     def component(self, folded: Folded, name: str, rows: Sequence[int]) -> np.ndarray:
         """One component's value of every item for the given rows of `folded` (dense, rows × items)."""
-        if name == "discovery":
-            discovery = np.clip(folded.factors[rows] @ self.als_.item_factors.T, 0, None)
-            return discovery / np.maximum(discovery.max(axis=1, keepdims=True), 1e-12)
-        matrix = folded.parts[name]
         out = np.zeros((len(rows), len(self.items_)), dtype=np.float32)
-        for i, row in enumerate(rows):  # row slices: as fast for one served customer as for a batch
-            start, stop = matrix.indptr[row], matrix.indptr[row + 1]
-            out[i, matrix.indices[start:stop]] = matrix.data[start:stop]
+        self._add(out, folded, name, rows, None)
         return out
 
+    def _add(
+        self, scores: np.ndarray, folded: Folded, name: str, rows: Sequence[int], weight: np.ndarray | None
+    ) -> None:
+        """Add `weight` (per item; None: 1) times one component to `scores` (rows × items), in place."""
+        if name == "discovery":
+            discovery = np.clip(folded.factors[rows] @ self.als_.item_factors.T, 0, None)
+            discovery /= np.maximum(discovery.max(axis=1, keepdims=True), 1e-12)
+            scores += discovery if weight is None else weight * discovery
+            return
+        matrix = folded.parts[name]
+        for i, row in enumerate(rows):  # row slices: as fast for one served customer as for a batch
+            start, stop = matrix.indptr[row], matrix.indptr[row + 1]
+            cols = matrix.indices[start:stop]
+            values = matrix.data[start:stop]
+            scores[i, cols] += values if weight is None else weight[cols] * values
+
     def coefficients(self, blend: dict[str, dict[str, float]] | None = None) -> dict[str, np.ndarray]:
-        """Per item, the blend's weight of each term (its assortment's), and the shared weights."""
+        """Per item, the blend's weight of each term: its assortment's, or the weight shared by all."""
         blend = self.blend_ if blend is None else blend
         shared = blend.get(SHARED, {})
         per_group = {g: blend.get(g, blend.get(ALL, {})) for g in self.assortments_}
@@ -325,7 +344,10 @@ class NextBestProduct:
             term: np.array([per_group[g].get(term, 0.0) for g in self.groups_], np.float32)
             for term in GROUP_TERMS
         }
-        return {**out, **{term: np.float32(shared.get(term, 0.0)) for term in SHARED_TERMS}}
+        return {
+            **out,
+            **{term: np.full(len(self.items_), shared.get(term, 0.0), np.float32) for term in SHARED_TERMS},
+        }
 
     def score(
         self, folded: Folded, rows: Sequence[int], blend: dict[str, dict[str, float]] | None = None
@@ -333,9 +355,16 @@ class NextBestProduct:
         """The blended score of every item for the given rows of `folded`: the one scoring path."""
         w = self.term_weights_ if blend is None else self.coefficients(blend)
         scores = np.tile(w["intercept"] + w["popularity"] * self.popularity_, (len(rows), 1))
-        for term in self.terms_:
-            if np.any(w[term] != 0):
-                scores += w[term] * self.component(folded, term, rows)
+        if BLENDED in folded.parts:
+            if blend is not None:
+                raise ValueError("these histories were folded in under the model's blend: fold in `separate`")
+            self._add(scores, folded, BLENDED, rows, None)
+            if self.als_ is not None:
+                self._add(scores, folded, "discovery", rows, w["discovery"])
+            return scores
+        # A term weighed 0 by a blend other than the model's own is skipped (the model's own omits them).
+        for term in self.terms_ if blend is None else [t for t in self.terms_ if w[t].any()]:
+            self._add(scores, folded, term, rows, w[term])
         return scores
 
     def recommend(

@@ -84,7 +84,7 @@ def components(
     model: NextBestProduct, events: pd.DataFrame, now: datetime, customers: list[str]
 ) -> dict[str, np.ndarray]:
     """Every component the model weighs, dense (customers × items), with popularity: the blend's inputs."""
-    folded = model.fold_in(events, now, customers)
+    folded = model.fold_in(events, now, customers, separate=True)
     rows = np.arange(len(customers))
     found = {term: model.component(folded, term, rows) for term in model.terms_}
     return {**found, "popularity": np.broadcast_to(model.popularity_, (len(customers), len(model.items_)))}
@@ -216,7 +216,7 @@ def tune_tifu(
         model = NextBestProduct(**base, **params, blend=tifu_blend(0.5)).fit(
             window.history, window.start, window.catalogue
         )
-        folded = model.fold_in(window.history, window.start, window.customers)
+        folded = model.fold_in(window.history, window.start, window.customers, separate=True)
         truth = truth_matrix(model, window.customers, window.truth)
         for own_weight in space.own_weight:
             score = ndcg_at_k(model.score(folded, rows, tifu_blend(own_weight)), truth, k)
@@ -249,7 +249,9 @@ def search_blend(
         if blend is None:
             return None, trials
         held_out = np.flatnonzero(~halves)
-        folded = model.fold_in(window.history, window.start, [window.customers[i] for i in held_out])
+        folded = model.fold_in(
+            window.history, window.start, [window.customers[i] for i in held_out], separate=True
+        )
         score = ndcg_at_k(model.score(folded, np.arange(len(held_out)), blend), truth[~halves], k)
         trials.append(
             {

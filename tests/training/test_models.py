@@ -12,7 +12,7 @@ from training_fixtures import NOW, events_from
 
 from training.churn import ChurnModel
 from training.cltv import CLTVModel
-from training.recommend import NextBestProduct
+from training.recommend import ALL, SHARED, NextBestProduct
 from training.tuning import components, learn_blend, truth_matrix, validation_sample
 
 
@@ -161,4 +161,21 @@ def test_a_champion_pickled_before_the_tifu_components_still_recommends(recommen
     loaded = pickle.loads(pickle.dumps(old))
     pd.testing.assert_frame_equal(
         loaded.recommend(events, NOW, customers, k=5), model.recommend(events, NOW, customers, k=5)
+    )
+
+
+def test_folding_in_under_the_blend_scores_as_the_components_one_by_one(tables: dict) -> None:
+    events = events_from(tables, NOW)
+    everything = {ALL: {t: 0.5 for t in ("again", "personal", "neighbours", "discovery", "item_knn")}}
+    model = NextBestProduct(
+        factors=8, iterations=4, neighbours=20, blend={**everything, SHARED: {"frequency": 0.3}}
+    )
+    model.fit(events, NOW, tables["products"])
+    customers = list(events["customer_id"].unique()[:20])
+    rows = np.arange(len(customers))
+    np.testing.assert_allclose(
+        model.score(model.fold_in(events, NOW, customers), rows),
+        model.score(model.fold_in(events, NOW, customers, separate=True), rows),
+        rtol=1e-5,
+        atol=1e-6,
     )
