@@ -1,34 +1,30 @@
 """The champion recommender, precomputed for serving: one customer's top-k in well under a millisecond.
 
-`NextBestProduct.recommend` recomputes a customer's ALS factors from their event history and builds dense
-matrices on every call: right for batch scoring, too slow per page view. Here everything that does not
-change between requests is computed once at load (customer factors, "buy again" and purchase-frequency rows,
-the blend's per-item weights, popularity, unit item vectors, product names), so a request is one small
-matrix-vector product, a few vector additions and a partial sort. `tests/serving/test_recommender.py` checks
-that the scores equal the model's own.
+`NextBestProduct.recommend` folds a customer's event history in on every call: right for batch scoring, too
+slow per page view. Here the champion — the learned blend or whichever baseline won — folds every customer's
+history in once at load (`NextBestProduct.fold_in`: ALS factors, buy-again, TIFU-KNN and item-kNN rows), so a
+request is the model's own `score` of one folded row and a partial sort: one scoring path, the model's.
+`tests/serving/test_recommender.py` checks that the scores equal the model's batch scores.
 
 Live rules on top of the model: the items of the customer's latest order (pushed seconds ago by /events)
-and the current cart are never offered; a cart pulls in items similar to it (cosine of ALS item vectors).
+and the current cart are never offered; a cart pulls in items similar to it (`NextBestProduct.similarity_to`:
+cosine of ALS item vectors, or item kNN's for a champion without ALS).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain
 
 import duckdb
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
-from threadpoolctl import threadpool_limits
 
 from features.settings import Workspace
 from serving.schemas import Item, Reason, RecommendedItem
 from training.recommend import NextBestProduct, top_k
 
-_CHUNK = 4096
 _MASK_CACHE = 1024  # category filters remembered (requests name a handful of categories)
 
 
@@ -63,36 +59,6 @@ def load_products(workspace: Workspace) -> pd.DataFrame:
     return merged.astype(object).where(merged.notna(), None)
 
 
-@dataclass(frozen=True)
-class _Rows:
-    """A sparse matrix's rows as slices (indices, values): one row is read without building a sparse row."""
-
-    indptr: np.ndarray
-    indices: np.ndarray
-    data: np.ndarray
-
-    @classmethod
-    def of(cls, matrix: sp.csr_matrix, per_row_max: bool = False, log1p: bool = False) -> _Rows:
-        matrix = matrix.tocsr()
-        matrix.eliminate_zeros()
-        data = matrix.data.astype(np.float32)
-        if per_row_max:
-            peaks = (
-                np.maximum.reduceat(data, matrix.indptr[:-1][np.diff(matrix.indptr) > 0])
-                if data.size
-                else data
-            )
-            counts = np.diff(matrix.indptr)
-            data = data / np.repeat(np.maximum(peaks, 1e-12), counts[counts > 0])
-        if log1p:
-            data = np.log1p(data)
-        return cls(matrix.indptr, matrix.indices, data)
-
-    def row(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        start, stop = self.indptr[i], self.indptr[i + 1]
-        return self.indices[start:stop], self.data[start:stop]
-
-
 class Recommender:
     """A fitted `NextBestProduct` with every customer's history folded in as of `now`, ready to serve."""
 
@@ -118,58 +84,28 @@ class Recommender:
         self.available = model.available_.copy()
         self.popularity = model.popularity_.astype(np.float32)
         self.popular_order = np.argsort(-self.popularity, kind="stable")
-        weights = model.coefficients()
-        self._base = (weights["intercept"] + weights["popularity"] * self.popularity).astype(np.float32)
-        self._w_again = weights["again"].astype(np.float32)
-        self._w_discovery = weights["discovery"].astype(np.float32)
-        self._w_frequency = np.float32(weights["frequency"])
-        self._item_factors = np.ascontiguousarray(model.als_.item_factors, dtype=np.float32)
-        norms = np.linalg.norm(self._item_factors, axis=1, keepdims=True)
-        self._unit = self._item_factors / np.maximum(norms, 1e-12)
         self._masks: dict[str, np.ndarray] = {}
-        self._fold_in(model, events, now)
-
-    def _fold_in(self, model: NextBestProduct, events: pd.DataFrame, now: datetime) -> None:
-        """Per customer with events: ALS factors, scaled "buy again" row, purchase-frequency row, bought set."""
+        self.model = model
         customers = sorted(pd.unique(events["customer_id"].astype(str)))
         self.row = {customer: i for i, customer in enumerate(customers)}
-        histories = model.histories(
-            events.assign(customer_id=events["customer_id"].astype(str)), now, customers
-        )
-        self.has_history = np.diff(histories.confidence.indptr) > 0
-        factors = np.zeros((len(customers), self._item_factors.shape[1]), dtype=np.float32)
-        with threadpool_limits(1, "blas"):
-            for start in range(0, len(customers), _CHUNK):
-                chunk = histories.confidence[start : start + _CHUNK]
-                if chunk.nnz:
-                    factors[start : start + chunk.shape[0]] = model.als_.recalculate_user(
-                        np.arange(chunk.shape[0]), chunk
-                    )
-        self._user_factors = factors
-        self._again = _Rows.of(histories.repurchase, per_row_max=True)
-        self._frequency = _Rows.of(histories.bought, log1p=True)
+        self.folded = model.fold_in(events, now, customers)
 
     def knows(self, customer_id: str) -> bool:
         """Whether the customer has a usable history."""
         row = self.row.get(customer_id)
-        return row is not None and bool(self.has_history[row])
+        return row is not None and bool(self.folded.has_history[row])
 
     def personal_scores(self, customer_id: str) -> np.ndarray:
-        """The model's blended score of every item for a customer with history (as `NextBestProduct.blended`)."""
-        row = self.row[customer_id]
-        discovery = np.maximum(self._user_factors[row] @ self._item_factors.T, 0)
-        discovery /= max(float(discovery.max()), 1e-12)
-        scores = self._base + self._w_discovery * discovery
-        cols, values = self._again.row(row)
-        scores[cols] += self._w_again[cols] * values
-        cols, values = self._frequency.row(row)
-        scores[cols] += self._w_frequency * values
-        return scores
+        """The model's blended score of every item for a customer with history (`NextBestProduct.score`)."""
+        return self.model.score(self.folded, [self.row[customer_id]])[0]
 
     def bought(self, customer_id: str) -> np.ndarray:
         """Positions of the items the customer ever bought."""
         row = self.row.get(customer_id)
-        return np.empty(0, dtype=np.int64) if row is None else self._frequency.row(row)[0]
+        if row is None:
+            return np.empty(0, dtype=np.int64)
+        bought = self.folded.bought
+        return bought.indices[bought.indptr[row] : bought.indptr[row + 1]]
 
     def positions(self, skus: Iterable[str]) -> np.ndarray:
         """Positions of the given skus the model knows (others are ignored)."""
@@ -195,8 +131,8 @@ class Recommender:
         return allowed
 
     def cart_similarity(self, cart: np.ndarray) -> np.ndarray:
-        """Cosine similarity of every item to the cart's mean item vector, negatives as 0."""
-        return np.maximum(self._unit @ self._unit[cart].mean(axis=0), 0)
+        """Mean similarity of every item to the cart's items (the model's `similarity_to`), negatives as 0."""
+        return np.maximum(self.model.similarity_to(cart).mean(axis=0), 0)
 
     def recommend(
         self,
@@ -247,11 +183,11 @@ class Recommender:
         return Item(sku=self.skus[i], name=self.names[i], category=self.categories[i] or None, score=score)
 
     def similar(self, sku: str, k: int) -> list[Item] | None:
-        """The k available items most similar to a product (cosine of ALS vectors); None if the model lacks it."""
+        """The k available items most similar to a product (the model's `similarity_to`); None if it lacks it."""
         position = self.position.get(sku)
         if position is None:
             return None
-        similarity = np.where(self.available, self._unit @ self._unit[position], -np.inf)
+        similarity = np.where(self.available, self.model.similarity_to([position])[0], -np.inf)
         similarity[position] = -np.inf
         return [self._item(i, score) for i, score in _best(similarity, k)]
 

@@ -17,8 +17,8 @@ import pandas as pd
 from features.settings import Workspace
 from features.timeutil import as_utc
 from training import tracking
-from training.baselines import model_and_baselines
-from training.datasets import load_events, load_order_lines, point_in_time_features
+from training.baselines import model_and_baselines, signal_params
+from training.datasets import load_catalogue, load_events, load_order_lines, point_in_time_features
 from training.evaluate import classification_metrics, ranking_metrics, value_metrics
 from training.labels import days_since_last_sale, order_events, purchase_labels, sales
 from training.probabilistic import ProbabilisticCLV
@@ -101,16 +101,28 @@ def accuracy_against_truth(
         items = lines.loc[lines["line_type"] == "sale", ["customer_id", "sku"]].drop_duplicates()
         events = load_events(workspace, moment)
         report["next_best_product"] = _recommendations(
-            events, recommender[0], items, moment, settings.recommend_k, settings.recent_popularity_days
+            events,
+            recommender[0],
+            items,
+            moment,
+            settings.recommend_k,
+            signal_params(settings),
+            load_catalogue(workspace),
         )
     return report
 
 
 def _recommendations(
-    events: pd.DataFrame, model: Any, truth: pd.DataFrame, moment: pd.Timestamp, k: int, recent_days: int
+    events: pd.DataFrame,
+    model: Any,
+    truth: pd.DataFrame,
+    moment: pd.Timestamp,
+    k: int,
+    base: dict[str, Any],
+    catalogue: pd.DataFrame | None,
 ) -> dict[str, Any]:
     """Recall/NDCG@k of the recommender and the baselines for customers with history who bought in the window."""
     customers = sorted(set(events["customer_id"]) & set(truth["customer_id"]))
     truth = truth[truth["customer_id"].isin(customers)]
-    methods = model_and_baselines(model, events, moment, customers, k, recent_days)
+    methods = model_and_baselines(model, events, moment, customers, k, base, catalogue)
     return {name: ranking_metrics(recommended, truth, k) for name, recommended in methods.items()}

@@ -1,96 +1,66 @@
-"""Baseline recommenders the next-best-product model must beat, each a dict customer → ranked skus.
+"""The textbook recommenders the learned blend must beat, each a `NextBestProduct` with a fixed blend.
 
-Global and recent popularity, item-to-item co-purchase (cosine of baskets), and the customer's own most
-bought products. All read the same events frame as the model (customer_id, sku, kind, occurred_at, count).
+So every baseline is a candidate served exactly like the learned model (same `recommend`, `predict`,
+`similar_items`; similar products come from ALS where it is fitted, else from item kNN):
+
+- `own_most_bought`: the customer's own purchase counts (ties: the most recent), then best sellers;
+- `tifu_knn`: TIFU-KNN (Hu et al., SIGIR 2020), a·personal + (1 − a)·neighbours (`training.tifu`);
+- `item_knn`: the customer's signals through item-to-item cosine (`implicit`'s item kNN);
+- `als`: `implicit` ALS with its default parameters on the same weighted signals;
+- `popularity`: recent best sellers (ties: all-time), the same list for everyone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
-from training.recommend import NextBestProduct, popularity, top_k
+from training.recommend import ALL, SHARED, NextBestProduct
+from training.settings import TrainingSettings
 
-
-def _purchases(events: pd.DataFrame, now: datetime) -> pd.DataFrame:
-    moment = pd.Timestamp(now)
-    return events[(events["kind"] == "purchase") & (events["occurred_at"] <= moment)]
-
-
-def _topped_up(picks: list[str], best: list[str], k: int) -> list[str]:
-    """`picks`, then best sellers not among them, up to k."""
-    taken = set(picks)
-    return picks + [s for s in best if s not in taken][: k - len(picks)]
+TIE = 1e-6  # popularity as a tie-breaker only: it orders what the baseline leaves equal, and tops lists up
+ALS_DEFAULTS = {"factors": 100, "regularization": 0.01, "alpha": 1.0, "iterations": 15}
+BASELINES = ("own_most_bought", "tifu_knn", "item_knn", "als", "popularity")
 
 
-def popularity_recs(
-    events: pd.DataFrame, now: datetime, customers: Sequence[str], k: int, days: float | None = None
-) -> dict[str, list[str]]:
-    """The same best sellers for everyone: all-time, or over the last `days`."""
-    best = popularity(events, now, days).index[:k].astype(str).tolist()
-    return dict.fromkeys(customers, best)
+def signal_params(settings: TrainingSettings) -> dict[str, Any]:
+    """What every candidate shares: the signals' weights and decay, recent popularity's window, the seed."""
+    return {
+        "event_weights": dict(settings.event_weights),
+        "half_life_days": settings.recency_half_life_days,
+        "recent_days": settings.recent_popularity_days,
+        "seed": settings.seed,
+    }
 
 
-def own_most_bought(
-    events: pd.DataFrame, now: datetime, customers: Sequence[str], k: int
-) -> dict[str, list[str]]:
-    """Each customer's own most bought products (ties: most recent first), topped up with best sellers."""
-    purchases = _purchases(events, now)
-    purchases = purchases[purchases["customer_id"].isin(customers)]
-    counts = (
-        purchases.groupby(["customer_id", "sku"], observed=True)
-        .agg(n=("count", "sum"), last=("occurred_at", "max"))
-        .reset_index()
-        .sort_values(["customer_id", "n", "last"], ascending=[True, False, False])
-    )
-    counts["sku"] = counts["sku"].astype(str)
-    own = counts.groupby("customer_id", observed=True)["sku"].agg(list)
-    best = popularity(events, now).index[: 2 * k].astype(str).tolist()
-    return {customer: _topped_up(own.get(customer, [])[:k], best, k) for customer in customers}
+def tifu_blend(own_weight: float) -> dict[str, dict[str, float]]:
+    """TIFU-KNN's score: `own_weight` · personal + (1 − `own_weight`) · neighbours."""
+    return {ALL: {"personal": own_weight, "neighbours": 1.0 - own_weight}, SHARED: {"popularity": TIE}}
 
 
-def co_purchase(
-    events: pd.DataFrame, now: datetime, customers: Sequence[str], k: int
-) -> dict[str, list[str]]:
-    """Item-to-item: products most often bought in the same basket (customer and day) as the customer's own."""
-    purchases = _purchases(events, now).assign(sku=lambda f: f["sku"].astype(str))
-    items = pd.Index(sorted(purchases["sku"].unique()))
-    baskets = purchases.assign(day=purchases["occurred_at"].dt.floor("D"))[
-        ["customer_id", "day", "sku"]
-    ].drop_duplicates()
-    basket_ids = baskets.groupby(["customer_id", "day"], observed=True).ngroup().to_numpy()
-    B = sp.csr_matrix(
-        (np.ones(len(baskets), np.float32), (basket_ids, items.get_indexer(baskets["sku"]))),
-        shape=(int(basket_ids.max()) + 1 if len(basket_ids) else 0, len(items)),
-    )
-    together = (B.T @ B).tocsr()
-    counts = together.diagonal()
-    norm = 1.0 / np.sqrt(np.maximum(counts, 1.0))
-    cosine = sp.diags(norm) @ together @ sp.diags(norm)
-    cosine.setdiag(0)
-    cosine.eliminate_zeros()
-    mine = purchases[purchases["customer_id"].isin(customers)][["customer_id", "sku"]].drop_duplicates()
-    index = pd.Index(list(customers))
-    U = sp.csr_matrix(
-        (
-            np.ones(len(mine), np.float32),
-            (index.get_indexer(mine["customer_id"]), items.get_indexer(mine["sku"])),
-        ),
-        shape=(len(index), len(items)),
-    )
-    best = popularity(events, now).index[: 2 * k].astype(str).tolist()
-    sku_array = items.to_numpy()
-    out: dict[str, list[str]] = {}
-    for start in range(0, len(index), 4096):
-        block = (U[start : start + 4096] @ cosine).toarray()
-        top = top_k(block, k)
-        for row, customer in enumerate(index[start : start + 4096]):
-            out[customer] = _topped_up([sku_array[j] for j in top[row] if block[row, j] > 0], best, k)
-    return out
+def baseline_params(base: dict[str, Any], tifu: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Constructor parameters of every baseline: `base` (signals, seed, ...) with each one's blend.
+
+    `tifu` holds TIFU-KNN's tuned within_decay, across_decay, group_size, neighbours and own_weight (the paper's
+    usual values when None).
+    """
+    tuned = {"within_decay": 0.9, "across_decay": 0.7, "group_size": 7, "neighbours": 300, "own_weight": 0.9}
+    tuned.update(tifu or {})
+    own_weight = tuned.pop("own_weight")
+    return {
+        # Counts first; a recent purchase breaks a tie between equal counts, popularity the rest.
+        "own_most_bought": {
+            **base,
+            "blend": {ALL: {"again": 1e-3}, SHARED: {"frequency": 1.0, "popularity": TIE}},
+        },
+        "tifu_knn": {**base, **tuned, "blend": tifu_blend(own_weight)},
+        "item_knn": {**base, "blend": {ALL: {"item_knn": 1.0}, SHARED: {"popularity": TIE}}},
+        "als": {**base, **ALS_DEFAULTS, "blend": {ALL: {"discovery": 1.0}, SHARED: {"popularity": TIE}}},
+        "popularity": {**base, "blend": {SHARED: {"popularity": 1.0}}},
+    }
 
 
 def top_lists(recommendations: pd.DataFrame) -> dict[str, list[str]]:
@@ -105,13 +75,12 @@ def model_and_baselines(
     now: datetime,
     customers: Sequence[str],
     k: int,
-    recent_days: float,
+    base: dict[str, Any],
+    catalogue: pd.DataFrame | None = None,
 ) -> dict[str, dict[str, list[str]]]:
-    """Top-k lists of the model and of every baseline, by method: what evaluation compares."""
-    return {
-        "model": top_lists(model.recommend(events, now, customers, k)),
-        "global_popularity": popularity_recs(events, now, customers, k),
-        "recent_popularity": popularity_recs(events, now, customers, k, recent_days),
-        "item_to_item": co_purchase(events, now, customers, k),
-        "own_most_bought": own_most_bought(events, now, customers, k),
-    }
+    """Top-k lists of the model and of every baseline fitted on `events` up to `now`: what a backtest compares."""
+    lists = {"model": top_lists(model.recommend(events, now, customers, k))}
+    for name, params in baseline_params(base).items():
+        baseline = NextBestProduct(**params).fit(events, now, catalogue)
+        lists[name] = top_lists(baseline.recommend(events, now, customers, k))
+    return lists

@@ -206,7 +206,8 @@ def require_trainable(
 def require_products(events: pd.DataFrame, min_customers: int) -> None:
     """ModelSkipped when the purchases cannot train a recommender: no product, one product, too few customers."""
     purchases = events[events["kind"] == "purchase"]
-    skus = purchases["sku"].dropna().unique()
+    named = purchases["sku"].dropna().astype(str).str.strip()
+    skus = named[named != ""].unique()
     if len(skus) == 0:
         raise ModelSkipped("no purchase names a product: there is nothing to recommend")
     if len(skus) == 1:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training.baselines import model_and_baselines, top_lists
+from training.baselines import baseline_params, signal_params, top_lists
 from training.churn import ChurnModel
 from training.cltv import CLTVModel
 from training.datasets import LabelledFrames, labelled_frames, point_in_time_features, require_products
@@ -28,7 +28,7 @@ from training.labels import days_since_last_sale
 from training.pipelines import Evaluation, Logged, TrainingContext
 from training.recommend import NextBestProduct
 from training.settings import TrainingSettings
-from training.tuning import SearchSpace, search, validation_sample
+from training.tuning import SearchSpace, tune, tuning_window, validation_sample
 
 LABELS = ("churned", "value")
 
@@ -172,19 +172,23 @@ class CLTVRecipe:
         return _tabular_logged(data, "value", params)
 
 
+MIN_RECOMMENDER_CUSTOMERS = 10  # customers with history who bought in the validation window
+
+
 @dataclass
 class RecommenderData:
-    """Events up to the validation cutoff, and who bought what in the validation window."""
+    """Events up to the validation cutoff, who bought what in the validation window, and the candidates."""
 
     history: pd.DataFrame
     customers: list[str]
     truth: pd.DataFrame
     trials: pd.DataFrame = field(default_factory=pd.DataFrame)
-    chosen: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)  # each candidate's constructor parameters
+    fitted: dict[str, NextBestProduct] = field(default_factory=dict)  # each candidate fitted up to validation
 
 
 class NextBestProductRecipe:
-    """Next-best-product: blended ALS against popularity, item-to-item and the customer's own favourites."""
+    """Next-best-product: a learned blend against own most bought, TIFU-KNN, item kNN, ALS and popularity."""
 
     name = "next_best_product"
 
@@ -195,53 +199,73 @@ class NextBestProductRecipe:
     def load(self, ctx: TrainingContext) -> RecommenderData:
         require_products(ctx.events, ctx.settings.min_customers)
         v = ctx.cutoffs.validation
+        end = v + ctx.cutoffs.horizon
+        history = ctx.events[ctx.events["occurred_at"] <= v]
         customers, truth = validation_sample(
-            ctx.events,
-            v,
-            v + ctx.cutoffs.horizon,
-            ctx.settings.recommend_evaluation_customers,
-            ctx.settings.seed,
+            ctx.events, v, end, ctx.settings.recommend_evaluation_customers, ctx.settings.seed
         )
-        if not customers:
+        if len(customers) < MIN_RECOMMENDER_CUSTOMERS:
             raise ModelSkipped(
-                f"no customer with history bought anything in the validation window after {v:%Y-%m-%d}"
+                f"{len(customers)} customers with history bought in the validation window {v:%Y-%m-%d} to "
+                f"{end:%Y-%m-%d}; the recommender needs {MIN_RECOMMENDER_CUSTOMERS}"
             )
-        return RecommenderData(ctx.events[ctx.events["occurred_at"] <= v], customers, truth)
+        return RecommenderData(history, customers, truth)
+
+    def candidates(self, ctx: TrainingContext, data: RecommenderData) -> dict[str, NextBestProduct]:
+        """The learned blend and every baseline, tuned on a window before validation and fitted up to it."""
+        if not data.fitted:
+            s, v = ctx.settings, ctx.cutoffs.validation
+            base = signal_params(s)
+            space = SearchSpace(
+                s.als_factors,
+                s.als_regularization,
+                s.als_alpha,
+                s.tifu_within_decay,
+                s.tifu_across_decay,
+                s.tifu_neighbours,
+                s.tifu_own_weight,
+                s.tifu_group_size,
+            )
+            window = tuning_window(data.history, v, ctx.cutoffs.horizon_days, ctx.catalogue, 4000, s.seed)
+            # Too few buyers in the tuning window: no blend is learnt, and TIFU-KNN keeps the paper's values.
+            learning = {**base, "iterations": s.als_iterations}
+            tuned = None if window is None else tune(window, space, learning, self.k, s.seed)
+            data.params = baseline_params(base, None if tuned is None else tuned.tifu)
+            if tuned is not None:
+                data.trials = tuned.trials
+                if tuned.learned is not None:
+                    data.params["learned"] = tuned.learned
+            data.fitted = {
+                name: NextBestProduct(**params).fit(data.history, v, ctx.catalogue)
+                for name, params in data.params.items()
+            }
+        return dict(data.fitted)
 
     def fit(self, ctx: TrainingContext, data: RecommenderData) -> NextBestProduct:
-        s = ctx.settings
-        base = {
-            "iterations": s.als_iterations,
-            "event_weights": dict(s.event_weights),
-            "half_life_days": s.recency_half_life_days,
-            "recent_days": s.recent_popularity_days,
-            "seed": s.seed,
-        }
-        space = SearchSpace(s.als_factors, s.als_regularization, s.als_alpha)
-        v = ctx.cutoffs.validation
-        data.chosen, data.trials = search(
-            data.history, v, ctx.cutoffs.horizon_days, space, base, ctx.catalogue, self.k, seed=s.seed
-        )
-        return NextBestProduct(**data.chosen).fit(data.history, v, ctx.catalogue)
+        """The learned candidate (own most bought when the history is too short to learn a blend)."""
+        candidates = self.candidates(ctx, data)
+        return candidates.get("learned", candidates["own_most_bought"])
+
+    def refit(self, ctx: TrainingContext, name: str, data: RecommenderData) -> NextBestProduct:
+        """A candidate's configuration fitted on every event up to now: the latest behaviour, for serving."""
+        return NextBestProduct(**data.params[name]).fit(ctx.events, ctx.now, ctx.catalogue)
 
     def evaluate(self, ctx: TrainingContext, model: NextBestProduct, data: RecommenderData) -> Evaluation:
-        k = self.k
-        methods = model_and_baselines(
-            model,
-            data.history,
-            ctx.cutoffs.validation,
-            data.customers,
-            k,
-            ctx.settings.recent_popularity_days,
-        )
-        baselines = {name: ranking_metrics(lists, data.truth, k) for name, lists in methods.items()}
-        metrics = baselines.pop("model")
-        table = pd.DataFrame({"model": metrics, **baselines}).T.drop(columns="customers")
+        k, v = self.k, ctx.cutoffs.validation
+        methods = {"model": model, **self.candidates(ctx, data)}
+        measured = {
+            name: ranking_metrics(
+                top_lists(method.recommend(data.history, v, data.customers, k)), data.truth, k
+            )
+            for name, method in methods.items()
+        }
+        metrics = measured.pop("model")
+        table = pd.DataFrame({"model": metrics, **measured}).T.drop(columns="customers")
         shown = [f"recall_at_{k}", f"ndcg_at_{k}", f"hit_rate_at_{k}"]
         blend = pd.DataFrame(model.blend_).T.rename_axis("assortment").reset_index()
         return Evaluation(
             metrics=metrics,
-            baselines=baselines,
+            baselines=measured,
             figures={"comparison": comparison_figure(table, shown)},
             tables={
                 "comparison": table.rename_axis("method").reset_index(),
@@ -259,10 +283,8 @@ class NextBestProductRecipe:
     def logged(self, ctx: TrainingContext, model: NextBestProduct, data: RecommenderData) -> Logged:
         s = ctx.settings
         params = {
-            **{key: data.chosen[key] for key in ("factors", "regularization", "alpha", "iterations")},
+            **model.get_params(),
             "blend": model.blend_,
-            "event_weights": dict(s.event_weights),
-            "half_life_days": s.recency_half_life_days,
             "k": self.k,
             "items": len(model.items_),
         }

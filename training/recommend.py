@@ -1,19 +1,26 @@
-"""Next-best-product: ALS (`implicit`) for discovery blended with "buy again", per assortment.
+"""Next-best-product: one recommender, many blends — repeat buying, TIFU-KNN neighbours, ALS, item kNN, popularity.
 
-Signals are purchases, add-to-carts and product views, each weighted and decayed by age. ALS item factors
-are learnt at fit; a customer's factors are recomputed from their history as of the moment asked, so the
-same fitted model recommends from today's history. The final score of an item i of assortment g (its top-level category) for a customer is a linear blend
+Signals are purchases, add-to-carts and product views, each weighted and decayed by age. At fit the model
+learns what does not depend on one customer: ALS item factors (`implicit`), item-to-item cosine neighbours
+(`implicit`'s item kNN), TIFU-KNN personal vectors of the reference customers (`training.tifu`), popularity.
+`fold_in` turns customers' histories as of any moment into per-customer components, so the same fitted model
+recommends from today's history; `score` blends them — the one scoring path, used by batch scoring, tuning
+and serving. The score of an item i of assortment g (its top-level category) for a customer is
 
-    c_g + a_g * buy_again(i) + b_g * discovery(i) + f * log(1 + purchases of i) + p * popularity(i)
+    c_g + Σ_t w_{g,t} · t(i)  +  f · log(1 + purchases of i) + p · popularity(i)
 
-with buy-again and discovery scaled to [0, 1] per customer and the weights learnt on a validation window
-(`training.tuning`): in grocery "buy again" wins, in fashion or electronics discovery does. Rules apply at
-inference: exclude what the customer bought (when asked), unavailable products, category filters; a customer
-without history gets recent best sellers.
+over the components t: `again` (decayed purchases), `personal` and `neighbours` (TIFU-KNN's vectors),
+`discovery` (ALS) and `item_knn` (the customer's signals through item-to-item cosine); again, discovery and
+item_knn are scaled to [0, 1] per customer. A fixed blend makes a textbook baseline (own most bought: f alone;
+TIFU-KNN: a·personal + (1−a)·neighbours; ALS; item kNN; popularity); the learned blend is a logistic
+regression on a tuning window (`training.tuning`). Only the components the blend weighs are fitted and
+folded in. Rules apply at inference: exclude what the customer bought (when asked), unavailable products,
+category filters; a customer without history gets recent best sellers.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,29 +29,22 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from implicit.cpu.als import AlternatingLeastSquares
+from implicit.nearest_neighbours import ItemItemRecommender
+from sklearn.preprocessing import normalize
 from threadpoolctl import threadpool_limits
 
 from features.timeutil import as_utc
+from training.tifu import neighbour_vectors, personal_vectors
 
 ALL = "all"  # the assortment of products without a known category, and the default of every assortment
 SHARED = "*"  # blend weights shared by all assortments
-GROUP_TERMS = ("intercept", "again", "discovery")
+GROUP_TERMS = ("intercept", "again", "personal", "neighbours", "discovery", "item_knn")
 SHARED_TERMS = ("frequency", "popularity")
-# Before a blend is learnt: buy-again and discovery count equally, popularity only breaks ties.
-DEFAULT_BLEND = {
-    ALL: {"intercept": 0.0, "again": 1.0, "discovery": 1.0},
-    SHARED: {"frequency": 0.0, "popularity": 1e-3},
-}
-_CHUNK = 4096
-
-
-@dataclass(frozen=True)
-class Histories:
-    """Customers' signals over the model's items (one row per customer): what scoring starts from."""
-
-    confidence: sp.csr_matrix  # every signal, weighted and decayed: the ALS input
-    repurchase: sp.csr_matrix  # purchases, decayed
-    bought: sp.csr_matrix  # purchase counts
+COMPONENTS = ("again", "personal", "neighbours", "discovery", "item_knn", "frequency")
+# Without a blend: buy-again and discovery count equally, popularity only breaks ties (a missing weight is 0).
+DEFAULT_BLEND = {ALL: {"again": 1.0, "discovery": 1.0}, SHARED: {"popularity": 1e-3}}
+_CHUNK = 2048
+BLENDED = "blended"  # the sparse components, weighted and summed by the model's blend
 
 
 def decayed(
@@ -82,6 +82,17 @@ def popularity(events: pd.DataFrame, now: datetime, days: float | None = None) -
     return buyers.sort_values(ascending=False, kind="stable")
 
 
+@dataclass(frozen=True)
+class Folded:
+    """Customers' histories as of one moment, as the blend reads them (one row per customer, in order)."""
+
+    customers: list[str]
+    has_history: np.ndarray  # any signal over the model's items
+    bought: sp.csr_matrix  # purchase counts: what `exclude_purchased` leaves out
+    factors: np.ndarray | None  # ALS customer factors, when the blend has discovery
+    parts: dict[str, sp.csr_matrix]  # every other component the blend weighs
+
+
 class NextBestProduct:
     """The recommender: fit on events up to a moment; `recommend` for any customers from their history."""
 
@@ -94,7 +105,13 @@ class NextBestProduct:
         event_weights: dict[str, float] | None = None,
         half_life_days: float = 120.0,
         recent_days: int = 28,
-        blend: dict[str, float] | None = None,
+        blend: dict[str, dict[str, float]] | None = None,
+        within_decay: float = 0.9,
+        across_decay: float = 0.7,
+        group_size: int = 7,
+        neighbours: int = 300,
+        item_neighbours: int = 20,
+        max_reference: int = 20_000,
         seed: int = 42,
         num_threads: int = 2,
     ) -> None:
@@ -106,8 +123,30 @@ class NextBestProduct:
         self.half_life_days = half_life_days
         self.recent_days = recent_days
         self.blend = blend
+        self.within_decay = within_decay
+        self.across_decay = across_decay
+        self.group_size = group_size
+        self.neighbours = neighbours
+        self.item_neighbours = item_neighbours
+        self.max_reference = max_reference
         self.seed = seed
         self.num_threads = num_threads
+
+    def get_params(self) -> dict[str, object]:
+        """The constructor's parameters (refitting the same configuration on other data starts from these)."""
+        return {name: getattr(self, name) for name in inspect.signature(type(self)).parameters}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        """Unpickle; a champion pickled before the TIFU and item-kNN components loads as the ALS + buy-again
+        blend it was (so the gate can still score it and serving still serve it)."""
+        defaults = {name: p.default for name, p in inspect.signature(type(self)).parameters.items()}
+        self.__dict__.update({**defaults, **state})
+        if "terms_" not in state:
+            self.blend_ = self.blend_ or DEFAULT_BLEND
+            self.unit_factors_ = _unit_rows(self.als_.item_factors)
+            self.similarity_ = sp.csr_matrix((len(self.items_), len(self.items_)), dtype=np.float32)
+        self.term_weights_ = self.coefficients(self.blend_)
+        self.terms_ = tuple(t for t in COMPONENTS if self.term_weights_[t].any())
 
     @property
     def weights(self) -> dict[str, float]:
@@ -117,7 +156,7 @@ class NextBestProduct:
     def fit(
         self, events: pd.DataFrame, now: datetime, catalogue: pd.DataFrame | None = None
     ) -> NextBestProduct:
-        """Learn item factors from every signal up to `now`; `catalogue` (sku, category, available) is optional."""
+        """Learn what the blend needs from every signal up to `now`; `catalogue` (sku, category, available) is optional."""
         signals = decayed(events, now, self.weights, self.half_life_days)
         if signals.empty:
             raise ValueError("no purchase, cart or view events with a customer and a sku before the cutoff")
@@ -133,19 +172,50 @@ class NextBestProduct:
             ),
             shape=(len(users), len(self.items_)),
         )
-        with threadpool_limits(1, "blas"):  # implicit's own threads; a threaded BLAS underneath only slows it
-            self.als_ = AlternatingLeastSquares(
-                factors=self.factors,
-                regularization=self.regularization,
-                alpha=self.alpha,
-                iterations=self.iterations,
-                random_state=self.seed,
-                num_threads=self.num_threads,
-            )
-            self.als_.fit(matrix, show_progress=False)
-        self.als_.user_factors = None  # recomputed per request from the history; not worth storing
         self.fitted_at_ = pd.Timestamp(now)
         self._fit_catalogue(catalogue)
+        self.blend_ = {group: dict(weights) for group, weights in (self.blend or DEFAULT_BLEND).items()}
+        self.term_weights_ = self.coefficients(self.blend_)
+        self.terms_ = tuple(t for t in COMPONENTS if self.term_weights_[t].any())
+        self._fit_popularity(events, now)
+        with threadpool_limits(1, "blas"):  # implicit's own threads; a threaded BLAS underneath only slows it
+            self.als_ = self._fit_als(matrix) if "discovery" in self.terms_ else None
+            if self.als_ is not None:
+                self.unit_factors_ = _unit_rows(self.als_.item_factors)
+            # Item-to-item cosine: the item_knn component, and similar products when there is no ALS.
+            # K + 1: every item is its own nearest neighbour, dropped below.
+            knn = ItemItemRecommender(K=self.item_neighbours + 1, num_threads=self.num_threads)
+            knn.fit(normalize(matrix.astype(np.float64), axis=0).tocsr(), show_progress=False)
+        similarity = knn.similarity.tocsr().astype(np.float32)
+        similarity.setdiag(0)
+        similarity.eliminate_zeros()
+        self.similarity_ = similarity
+        if {"personal", "neighbours"} & set(self.terms_):
+            bought = signals[signals["bought"] > 0]
+            latest = (
+                events[events["kind"] == "purchase"]
+                .groupby("customer_id", observed=True)["occurred_at"]
+                .max()
+            )
+            reference = latest[latest.index.isin(bought["customer_id"])].sort_values(ascending=False)
+            self.reference_ids_ = pd.Index(sorted(reference.index[: self.max_reference].astype(str)))
+            self.reference_ = self._personal(events, now, list(self.reference_ids_))
+        return self
+
+    def _fit_als(self, matrix: sp.csr_matrix) -> AlternatingLeastSquares:
+        als = AlternatingLeastSquares(
+            factors=self.factors,
+            regularization=self.regularization,
+            alpha=self.alpha,
+            iterations=self.iterations,
+            random_state=self.seed,
+            num_threads=self.num_threads,
+        )
+        als.fit(matrix, show_progress=False)
+        als.user_factors = None  # recomputed per request from the history; not worth storing
+        return als
+
+    def _fit_popularity(self, events: pd.DataFrame, now: datetime) -> None:
         recent = popularity(events, now, self.recent_days)
         overall = popularity(events, now)
         # Recent best sellers first, then the all-time ones: the fallback list and the tie-breaker.
@@ -158,8 +228,17 @@ class NextBestProduct:
             if score.max() > 0
             else np.zeros(len(self.items_), np.float32)
         )
-        self.blend_ = {group: dict(weights) for group, weights in (self.blend or {}).items()}
-        return self
+
+    def _personal(self, events: pd.DataFrame, now: datetime, customers: list[str]) -> sp.csr_matrix:
+        return personal_vectors(
+            events.assign(customer_id=events["customer_id"].astype(str)),
+            now,
+            customers,
+            self.items_,
+            self.within_decay,
+            self.across_decay,
+            self.group_size,
+        )
 
     def _fit_catalogue(self, catalogue: pd.DataFrame | None) -> None:
         known = pd.DataFrame(index=self.items_)
@@ -181,54 +260,112 @@ class NextBestProduct:
         """The assortments (top-level categories) the blend is learnt for."""
         return sorted(set(self.groups_))
 
-    def histories(self, events: pd.DataFrame, now: datetime, customers: Sequence[str]) -> Histories:
-        """Per customer (in the given order): their signals up to `now` over the model's items."""
-        signals = decayed(
-            events[events["customer_id"].isin(customers)], now, self.weights, self.half_life_days
-        )
+    def fold_in(
+        self, events: pd.DataFrame, now: datetime, customers: Sequence[str], separate: bool = False
+    ) -> Folded:
+        """Per customer (in the given order): the components the blend weighs, from their history up to `now`.
+
+        The sparse components come already weighted and summed by the model's blend (one row to add when
+        serving), or `separate`, to be scored under other blends or read one by one (tuning).
+        """
+        customers = [str(c) for c in customers]
+        mine = events[events["customer_id"].astype(str).isin(customers)]
+        signals = decayed(mine, now, self.weights, self.half_life_days)
         signals = signals[signals["sku"].astype(str).isin(self.items_)]
-        rows = pd.Index(customers).get_indexer(signals["customer_id"])
+        rows = pd.Index(customers).get_indexer(signals["customer_id"].astype(str))
         cols = self.items_.get_indexer(signals["sku"].astype(str))
         shape = (len(customers), len(self.items_))
 
         def matrix(column: str) -> sp.csr_matrix:
-            return sp.csr_matrix((signals[column].to_numpy(np.float32), (rows, cols)), shape=shape)
+            found = sp.csr_matrix((signals[column].to_numpy(np.float32), (rows, cols)), shape=shape)
+            found.eliminate_zeros()
+            return found
 
-        return Histories(matrix("weight"), matrix("repurchase"), matrix("bought"))
+        confidence, bought = matrix("weight"), matrix("bought")
+        parts: dict[str, sp.csr_matrix] = {}
+        if "again" in self.terms_:
+            parts["again"] = _per_row_max(matrix("repurchase"))
+        if "frequency" in self.terms_:
+            parts["frequency"] = bought.copy()
+            parts["frequency"].data = np.log1p(parts["frequency"].data)
+        if {"personal", "neighbours"} & set(self.terms_):
+            own = self._personal(mine, now, customers)
+            if "personal" in self.terms_:
+                parts["personal"] = own
+            if "neighbours" in self.terms_:
+                parts["neighbours"] = neighbour_vectors(
+                    own, customers, self.reference_, self.reference_ids_, self.neighbours
+                )
+        if "item_knn" in self.terms_:
+            parts["item_knn"] = _per_row_max((confidence @ self.similarity_).tocsr())
+        factors = None
+        if self.als_ is not None:
+            factors = np.zeros((len(customers), self.als_.item_factors.shape[1]), dtype=np.float32)
+            with threadpool_limits(1, "blas"):
+                for start in range(0, len(customers), _CHUNK):
+                    chunk = confidence[start : start + _CHUNK]
+                    if chunk.nnz:
+                        factors[start : start + chunk.shape[0]] = self.als_.recalculate_user(
+                            np.arange(chunk.shape[0]), chunk
+                        )
+        if not separate and parts:
+            weighted = [part @ sp.diags(self.term_weights_[term]) for term, part in parts.items()]
+            parts = {BLENDED: sum(weighted[1:], weighted[0]).tocsr()}
+        return Folded(customers, np.diff(confidence.indptr) > 0, bought, factors, parts)
 
-    def components(self, histories: Histories) -> dict[str, np.ndarray]:
-        """Per customer and item: discovery (ALS) and "buy again" (decayed purchases), each scaled to [0, 1] per
-        customer, and purchase frequency (log of the purchase count)."""
-        with threadpool_limits(1, "blas"):
-            factors = self.als_.recalculate_user(
-                np.arange(histories.confidence.shape[0]), histories.confidence
-            )
-        discovery = np.clip(factors @ self.als_.item_factors.T, 0, None)
-        discovery /= np.maximum(discovery.max(axis=1, keepdims=True), 1e-12)
-        again = histories.repurchase.toarray()
-        again /= np.maximum(again.max(axis=1, keepdims=True), 1e-12)
-        return {"discovery": discovery, "again": again, "frequency": np.log1p(histories.bought.toarray())}
+    def component(self, folded: Folded, name: str, rows: Sequence[int]) -> np.ndarray:
+        """One component's value of every item for the given rows of `folded` (dense, rows × items)."""
+        out = np.zeros((len(rows), len(self.items_)), dtype=np.float32)
+        self._add(out, folded, name, rows, None)
+        return out
+
+    def _add(
+        self, scores: np.ndarray, folded: Folded, name: str, rows: Sequence[int], weight: np.ndarray | None
+    ) -> None:
+        """Add `weight` (per item; None: 1) times one component to `scores` (rows × items), in place."""
+        if name == "discovery":
+            discovery = np.clip(folded.factors[rows] @ self.als_.item_factors.T, 0, None)
+            discovery /= np.maximum(discovery.max(axis=1, keepdims=True), 1e-12)
+            scores += discovery if weight is None else weight * discovery
+            return
+        matrix = folded.parts[name]
+        for i, row in enumerate(rows):  # row slices: as fast for one served customer as for a batch
+            start, stop = matrix.indptr[row], matrix.indptr[row + 1]
+            cols = matrix.indices[start:stop]
+            values = matrix.data[start:stop]
+            scores[i, cols] += values if weight is None else weight[cols] * values
 
     def coefficients(self, blend: dict[str, dict[str, float]] | None = None) -> dict[str, np.ndarray]:
-        """Per item, the blend's weight of each component (its assortment's), and the global weights."""
+        """Per item, the blend's weight of each term: its assortment's, or the weight shared by all."""
         blend = self.blend_ if blend is None else blend
-        shared = {**DEFAULT_BLEND[SHARED], **blend.get(SHARED, {})}
-        per_group = {g: {**DEFAULT_BLEND[ALL], **blend.get(g, blend.get(ALL, {}))} for g in self.assortments_}
-        out = {name: np.array([per_group[g][name] for g in self.groups_], np.float32) for name in GROUP_TERMS}
-        return {**out, **{name: np.float32(shared[name]) for name in SHARED_TERMS}}
+        shared = blend.get(SHARED, {})
+        per_group = {g: blend.get(g, blend.get(ALL, {})) for g in self.assortments_}
+        out = {
+            term: np.array([per_group[g].get(term, 0.0) for g in self.groups_], np.float32)
+            for term in GROUP_TERMS
+        }
+        return {
+            **out,
+            **{term: np.full(len(self.items_), shared.get(term, 0.0), np.float32) for term in SHARED_TERMS},
+        }
 
-    def blended(
-        self, components: dict[str, np.ndarray], blend: dict[str, dict[str, float]] | None = None
+    def score(
+        self, folded: Folded, rows: Sequence[int], blend: dict[str, dict[str, float]] | None = None
     ) -> np.ndarray:
-        """The blended score of every item for each customer's components."""
-        w = self.coefficients(blend)
-        return (
-            w["intercept"]
-            + w["again"] * components["again"]
-            + w["discovery"] * components["discovery"]
-            + w["frequency"] * components["frequency"]
-            + w["popularity"] * self.popularity_
-        )
+        """The blended score of every item for the given rows of `folded`: the one scoring path."""
+        w = self.term_weights_ if blend is None else self.coefficients(blend)
+        scores = np.tile(w["intercept"] + w["popularity"] * self.popularity_, (len(rows), 1))
+        if BLENDED in folded.parts:
+            if blend is not None:
+                raise ValueError("these histories were folded in under the model's blend: fold in `separate`")
+            self._add(scores, folded, BLENDED, rows, None)
+            if self.als_ is not None:
+                self._add(scores, folded, "discovery", rows, w["discovery"])
+            return scores
+        # A term weighed 0 by a blend other than the model's own is skipped (the model's own omits them).
+        for term in self.terms_ if blend is None else [t for t in self.terms_ if w[t].any()]:
+            self._add(scores, folded, term, rows, w[term])
+        return scores
 
     def recommend(
         self,
@@ -300,18 +437,17 @@ class NextBestProduct:
         allowed: np.ndarray,
         personalised: bool,
     ) -> pd.DataFrame:
-        histories = self.histories(events, now, customers)
-        has_history = np.diff(histories.confidence.indptr) > 0
-        if personalised and has_history.any():
-            scores = self.blended(self.components(histories))
+        folded = self.fold_in(events, now, customers)
+        if personalised and folded.has_history.any():
+            scores = self.score(folded, np.arange(len(customers)))
         else:
-            scores = np.zeros(histories.confidence.shape, dtype=np.float32)
+            scores = np.zeros((len(customers), len(self.items_)), dtype=np.float32)
         # No history (or no consent to personalise): recent best sellers.
-        fallback = ~has_history | (not personalised)
+        fallback = ~folded.has_history | (not personalised)
         scores[fallback] = self.popularity_
         scores[:, ~allowed] = -np.inf
         if exclude_purchased:
-            scores[histories.bought.nonzero()] = -np.inf
+            scores[folded.bought.nonzero()] = -np.inf
         top = top_k(scores, k)
         taken = np.take_along_axis(scores, top, axis=1)
         valid = np.isfinite(taken)
@@ -326,14 +462,18 @@ class NextBestProduct:
             }
         )
 
+    def similarity_to(self, positions: Sequence[int]) -> np.ndarray:
+        """Similarity of every item to each given item (rows): cosine of ALS item factors, else item kNN's."""
+        positions = np.asarray(positions, dtype=np.int64)
+        if self.als_ is None:
+            return self.similarity_[positions].toarray()
+        return self.unit_factors_[positions] @ self.unit_factors_.T
+
     def similar_items(self, skus: Sequence[str], n: int = 10) -> pd.DataFrame:
-        """Products most similar to each given one (cosine of ALS item factors): sku, rank, similar_sku, score."""
-        factors = self.als_.item_factors
-        norms = np.linalg.norm(factors, axis=1)
-        unit = factors / np.maximum(norms[:, None], 1e-12)
+        """Products most similar to each given one (`similarity_to`): sku, rank, similar_sku, score."""
         known = [str(s) for s in skus if str(s) in self.items_]
         positions = self.items_.get_indexer(known)
-        similarity = unit[positions] @ unit.T
+        similarity = self.similarity_to(positions)
         similarity[np.arange(len(known)), positions] = -np.inf
         similarity[:, ~self.available_] = -np.inf
         top = top_k(similarity, n)
@@ -376,6 +516,19 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
     return np.take_along_axis(part, order, axis=1)
+
+
+def _unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """Each row scaled to length 1 (rows of zeros stay zero)."""
+    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+
+
+def _per_row_max(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """Each row divided by its largest value (rows of zeros stay zero)."""
+    matrix = matrix.tocsr().astype(np.float32)
+    matrix.eliminate_zeros()
+    peaks = np.asarray(matrix.max(axis=1).todense()).ravel()
+    return (sp.diags(1.0 / np.maximum(peaks, 1e-12)) @ matrix).tocsr().astype(np.float32)
 
 
 def _chunks(items: list[str], size: int = _CHUNK) -> Iterator[list[str]]:

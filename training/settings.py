@@ -53,6 +53,14 @@ class TrainingSettings(BaseSettings):
     als_regularization: tuple[float, ...] = (0.05, 0.5)
     als_alpha: tuple[float, ...] = (5.0, 20.0)
     als_iterations: int = 15
+    # TIFU-KNN (a candidate, and the learned blend's personal and neighbour vectors): the grid tuned on a window
+    # inside the history. Decay within a group of baskets and across groups, baskets per group, neighbours, and
+    # the weight of the customer's own vector against the neighbours'.
+    tifu_within_decay: tuple[float, ...] = (0.9, 1.0)
+    tifu_across_decay: tuple[float, ...] = (0.6, 0.9)
+    tifu_group_size: int = 7
+    tifu_neighbours: tuple[int, ...] = (100, 300)
+    tifu_own_weight: tuple[float, ...] = (0.5, 0.7, 0.9)
     # Days of recent sales behind the "recent popularity" baseline and the cold-start fallback.
     recent_popularity_days: int = 28
     recommend_k: int = 10

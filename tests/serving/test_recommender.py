@@ -8,7 +8,9 @@ from serving_fixtures import NOW, Served
 
 from serving.recommender import Recommender, exclusions, load_products
 from training import tracking
+from training.baselines import baseline_params
 from training.datasets import load_events
+from training.recommend import NextBestProduct
 
 NONE = np.empty(0, dtype=np.int64)
 
@@ -23,7 +25,7 @@ def model_and_recommender(served: Served) -> tuple[object, Recommender, object]:
 def test_served_scores_are_the_models_own(model_and_recommender: tuple, served: Served) -> None:
     model, recommender, events = model_and_recommender
     customers = [c for c in sorted(recommender.row) if recommender.knows(c)][:25]
-    expected = model.blended(model.components(model.histories(events, NOW, customers)))
+    expected = model.score(model.fold_in(events, NOW, customers), np.arange(len(customers)))
     for row, customer in enumerate(customers):
         np.testing.assert_allclose(recommender.personal_scores(customer), expected[row], rtol=1e-4, atol=1e-5)
 
@@ -74,3 +76,21 @@ def test_similar_items_leave_out_the_product_itself(model_and_recommender: tuple
     assert len(similar) == 5 and served.skus[0] not in {i.sku for i in similar}
     assert [i.score for i in similar] == sorted((i.score for i in similar), reverse=True)
     assert recommender.similar("no-such-sku", 5) is None
+
+
+@pytest.mark.parametrize("name", ["own_most_bought", "tifu_knn"])
+def test_a_baseline_champion_is_served_through_the_same_path(served: Served, name: str) -> None:
+    params = baseline_params({"seed": 1}, {"neighbours": 20})[name]
+    events = load_events(served.workspace, NOW)
+    model = NextBestProduct(**params).fit(events, NOW)
+    assert model.als_ is None  # no ALS: similar products come from item kNN
+    recommender = Recommender(model, "7", events, NOW, load_products(served.workspace))
+    expected = model.recommend(events, NOW, [served.regular], k=5)
+    items, personal = recommender.recommend(served.regular, 5, recommender.allowed(None, NONE), NONE)
+    assert personal and [i.sku for i in items] == expected["sku"].tolist()
+    sku = items[0].sku
+    similar = recommender.similar(sku, 3)
+    assert [i.sku for i in similar] == model.similar_items([sku], 3)["similar_sku"].tolist()
+    cart = recommender.positions([sku])
+    carted, _ = recommender.recommend(None, 3, recommender.allowed(None, cart), cart)
+    assert carted[0].reason == "similar_to_cart"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,8 +12,8 @@ from training_fixtures import NOW, events_from
 
 from training.churn import ChurnModel
 from training.cltv import CLTVModel
-from training.recommend import NextBestProduct
-from training.tuning import learn_blend, truth_matrix, validation_sample
+from training.recommend import ALL, SHARED, NextBestProduct
+from training.tuning import components, learn_blend, truth_matrix, validation_sample
 
 
 def feature_frame(n: int, seed: int = 0) -> pd.DataFrame:
@@ -143,6 +146,36 @@ def test_the_blend_learns_that_groceries_are_bought_again(recommender: tuple, ta
     start = pd.Timestamp(NOW)
     customers, truth = validation_sample(events, start, start + pd.Timedelta(days=90), 1000, seed=1)
     history = events[events["occurred_at"] <= start]
-    components = model.components(model.histories(history, start, customers))
-    blend = learn_blend(model, components, truth_matrix(model, customers, truth))
+    values = components(model, history, start, customers)
+    blend = learn_blend(model, values, truth_matrix(model, customers, truth))
     assert blend["Food"]["again"] > blend["Fashion"]["again"]
+
+
+def test_a_champion_pickled_before_the_tifu_components_still_recommends(recommender: tuple) -> None:
+    model, events = recommender
+    customers = list(events["customer_id"].unique()[:3])
+    old = copy.copy(model)
+    for added in ("terms_", "term_weights_", "similarity_", "unit_factors_", "within_decay", "neighbours"):
+        delattr(old, added)
+    old.blend_ = {}  # what a model fitted without a blend kept before
+    loaded = pickle.loads(pickle.dumps(old))
+    pd.testing.assert_frame_equal(
+        loaded.recommend(events, NOW, customers, k=5), model.recommend(events, NOW, customers, k=5)
+    )
+
+
+def test_folding_in_under_the_blend_scores_as_the_components_one_by_one(tables: dict) -> None:
+    events = events_from(tables, NOW)
+    everything = {ALL: {t: 0.5 for t in ("again", "personal", "neighbours", "discovery", "item_knn")}}
+    model = NextBestProduct(
+        factors=8, iterations=4, neighbours=20, blend={**everything, SHARED: {"frequency": 0.3}}
+    )
+    model.fit(events, NOW, tables["products"])
+    customers = list(events["customer_id"].unique()[:20])
+    rows = np.arange(len(customers))
+    np.testing.assert_allclose(
+        model.score(model.fold_in(events, NOW, customers), rows),
+        model.score(model.fold_in(events, NOW, customers, separate=True), rows),
+        rtol=1e-5,
+        atol=1e-6,
+    )

@@ -1,0 +1,100 @@
+"""TIFU-KNN's two vectors (Hu et al., SIGIR 2020), with sparse matrices.
+
+A customer's baskets (their purchase days), newest first, fall into groups of `group_size`; a basket weighs
+`within ** (its place in its group)` times `across ** (its group's place)`, both counted from the newest, over
+`group_size × groups` (the paper's two averages). The personal vector sums the weights of the baskets holding
+each item; the neighbour vector is the mean personal vector of the customer's k most similar customers (cosine
+of personal vectors), never the customer themself. TIFU-KNN scores `a · personal + (1 − a) · neighbours`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.preprocessing import normalize
+
+_CHUNK = 512  # query customers per block of the (dense) similarity to every reference customer
+
+
+def personal_vectors(
+    events: pd.DataFrame,
+    now: datetime,
+    customers: Sequence[str],
+    items: pd.Index,
+    within: float,
+    across: float,
+    group_size: int,
+) -> sp.csr_matrix:
+    """Customers (rows, in the given order) × items: the time-decayed personal vector of purchases up to `now`."""
+    moment = pd.Timestamp(now)
+    index = pd.Index(customers)
+    bought = events[
+        (events["kind"] == "purchase") & (events["occurred_at"] <= moment) & events["customer_id"].isin(index)
+    ]
+    lines = pd.DataFrame(
+        {
+            "customer_id": bought["customer_id"].to_numpy(),
+            "day": bought["occurred_at"].dt.floor("D").to_numpy(),
+            "sku": bought["sku"].astype(str).to_numpy(),
+        }
+    )
+    lines = lines[lines["sku"].isin(items)].drop_duplicates()
+    baskets = (
+        lines[["customer_id", "day"]]
+        .drop_duplicates()
+        .sort_values(["customer_id", "day"], ascending=[True, False], kind="stable")
+    )
+    place = baskets.groupby("customer_id", sort=False).cumcount().to_numpy()
+    groups = np.ceil(
+        baskets.groupby("customer_id", sort=False)["day"].transform("size").to_numpy() / group_size
+    )
+    baskets["weight"] = (
+        across ** (place // group_size) * within ** (place % group_size) / (group_size * groups)
+    ).astype(np.float32)
+    weighted = lines.merge(baskets, on=["customer_id", "day"])
+    return sp.csr_matrix(
+        (
+            weighted["weight"].to_numpy(np.float32),
+            (index.get_indexer(weighted["customer_id"]), items.get_indexer(weighted["sku"])),
+        ),
+        shape=(len(index), len(items)),
+    )
+
+
+def neighbour_vectors(
+    query: sp.csr_matrix,
+    query_ids: Sequence[str],
+    reference: sp.csr_matrix,
+    reference_ids: pd.Index,
+    k: int,
+) -> sp.csr_matrix:
+    """Per query row: the mean reference vector of its k nearest reference customers by cosine, never itself."""
+    n, size = query.shape[0], reference.shape[0]
+    if n == 0 or size == 0 or k < 1:
+        return sp.csr_matrix((n, reference.shape[1]), dtype=np.float32)
+    k = min(k, size)
+    unit_reference = normalize(reference).T.tocsr()
+    unit_query = normalize(query)
+    itself = reference_ids.get_indexer(list(query_ids))
+    parts = []
+    for start in range(0, n, _CHUNK):
+        similarity = (unit_query[start : start + _CHUNK] @ unit_reference).toarray()
+        rows = np.arange(similarity.shape[0])
+        mine = itself[start : start + _CHUNK]
+        similarity[rows[mine >= 0], mine[mine >= 0]] = -np.inf
+        top = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+        # A customer sharing nothing with the query is no neighbour (the mean still divides by k).
+        near = np.take_along_axis(similarity, top, axis=1) > 0
+        weights = sp.csr_matrix(
+            (
+                np.full(int(near.sum()), 1.0 / k, np.float32),
+                (np.broadcast_to(rows[:, None], top.shape)[near], top[near]),
+            ),
+            shape=(similarity.shape[0], size),
+        )
+        parts.append(weights @ reference)
+    return sp.vstack(parts).tocsr().astype(np.float32)
