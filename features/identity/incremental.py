@@ -15,19 +15,26 @@ same as last time. So a run
 
 Clusters, and therefore customer ids through `ids.assign_customer_ids`, come out as a full run with the
 same model gives them, up to the usual noise of records scored right at the threshold.
+
+Standardisation is incremental too (`standardise_changed`): a record whose raw attributes hash as they
+did last time takes last time's standardised values, so phones are parsed only for new values.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from importlib import resources
+from importlib.metadata import version
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
-from features.identity.cluster import cluster_records
+from features.identity.cluster import cluster_records, components
 from features.identity.match import IDENTICAL, MATCH_COLUMNS, IdentityMatcher
+from features.identity.records import ATTRIBUTES
+from features.identity.standardise import standardise_records
 
 
 @dataclass(frozen=True)
@@ -85,20 +92,6 @@ def dirty_keys(records: pd.DataFrame, previous: Resolution) -> tuple[pd.Series, 
     return dirty.reset_index(drop=True), removed
 
 
-def components(keys: pd.Series, links: pd.DataFrame) -> np.ndarray:
-    """The connected component of each key (an integer label, in key order) over all the links."""
-    position = pd.Series(np.arange(len(keys)), index=keys.to_numpy())
-    left = position.reindex(links["identity_key_l"]).to_numpy()
-    right = position.reindex(links["identity_key_r"]).to_numpy()
-    inside = ~(np.isnan(left) | np.isnan(right))
-    n = len(keys)
-    graph = coo_matrix(
-        (np.ones(int(inside.sum()), dtype=np.int8), (left[inside].astype(int), right[inside].astype(int))),
-        shape=(n, n),
-    )
-    return connected_components(graph, directed=False)[1]
-
-
 def _touched(keys: pd.Series, links: pd.DataFrame, seeds: pd.Series) -> np.ndarray:
     """Which keys share a connected component with any of the seeds."""
     label = components(keys, links)
@@ -142,3 +135,56 @@ def link_incrementally(
         removed=len(removed),
         reclustered=int(touched.sum()),
     )
+
+
+def _standardiser_version(default_region: str) -> str:
+    """Changes whenever the standardisation code, its tables, its libraries or the default region change."""
+    package = resources.files("features.identity")
+    parts = [
+        package.joinpath(name).read_bytes() for name in ("standardise.py", "nicknames.csv", "given_names.txt")
+    ]
+    libraries = " ".join(version(name) for name in ("phonenumbers", "unidecode"))
+    parts.append(f"{default_region} {libraries}".encode())
+    return hashlib.blake2b(b"\0".join(parts), digest_size=8).hexdigest()
+
+
+def standardise_changed(
+    raw: pd.DataFrame, default_region: str, folder: Path
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """`standardise_records` for the records whose raw attributes changed; the others from the last run.
+
+    The standardised values (before placeholders are nulled, which depends on every record) are kept in
+    `folder/standardised-<version>.parquet`, keyed by identity key and a hash of the raw attributes.
+    Returns the standardised records in `raw`'s order and the invalid-value counts of all of them.
+    """
+    raw = raw.reset_index(drop=True)
+    raw_hash = pd.util.hash_pandas_object(raw[ATTRIBUTES], index=False).to_numpy()
+    path = folder / f"standardised-{_standardiser_version(default_region)}.parquet"
+    cached = pd.read_parquet(path) if path.exists() else None
+    fresh = np.ones(len(raw), dtype=bool)
+    if cached is not None:
+        before = cached.set_index("identity_key")["raw_hash"].astype("UInt64").reindex(raw["identity_key"])
+        fresh = (before != raw_hash).fillna(True).to_numpy(dtype=bool)  # a new key is fresh too
+    standardised, _ = standardise_records(raw[fresh], default_region)
+    attributes = [c for c in standardised.columns if c not in raw.columns or c in ATTRIBUTES]
+    if cached is not None and not fresh.all():
+        reused = cached.set_index("identity_key").loc[raw.loc[~fresh, "identity_key"], attributes]
+        reused = (
+            raw.loc[~fresh]
+            .drop(columns=ATTRIBUTES, errors="ignore")
+            .assign(**{c: reused[c].to_numpy() for c in attributes})
+        )
+        reused = reused[standardised.columns].astype(standardised.dtypes.to_dict())
+        standardised = pd.concat([frame for frame in (standardised, reused) if len(frame)])
+        standardised = standardised.sort_index()
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("standardised-*.parquet"):
+        stale.unlink()
+    keep = standardised[["identity_key", *attributes]].assign(raw_hash=raw_hash)
+    keep.to_parquet(path, index=False)
+    # Counted on every record, so a run that reuses values reports what a full one does.
+    invalid = {
+        f"invalid_{column}s": int((raw[column].notna() & standardised[column].isna()).sum())
+        for column in ("email", "phone")
+    }
+    return standardised.reset_index(drop=True), invalid

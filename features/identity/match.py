@@ -343,9 +343,10 @@ class IdentityMatcher:
         shared = [c for c in DETERMINISTIC_RULES if c != "loyalty_number"]
         check = np.flatnonzero(np.logical_or.reduce([exact[c] for c in shared]))
         position = pd.Series(np.arange(len(records)), index=records["identity_key"].to_numpy())
-        persons = people(records)
         left = position.reindex(pairs["identity_key_l"].iloc[check]).to_numpy()
         right = position.reindex(pairs["identity_key_r"].iloc[check]).to_numpy()
+        needed = np.union1d(left, right)
+        persons = dict(zip(needed.tolist(), people(records.iloc[needed]), strict=True))
         clash = np.zeros(len(pairs), dtype=bool)
         clash[check] = [
             conflict(persons[i], persons[j]) is not None for i, j in zip(left, right, strict=True)
@@ -404,7 +405,7 @@ def _predict_new(
     new = db_api.register(table.filter(pa.array(is_new)))
     old = db_api.register(table.filter(pa.array(~is_new)))
     # Term frequencies from all records, as a full run computes them (predict_between requires them).
-    for column in tf_columns(linker.misc.save_model_to_json()):
+    for column in _tf_columns(linker.misc.save_model_to_json()):
         linker.table_management.compute_tf_table(column)
     options = {"threshold_match_probability": threshold, "warning_mode": "never"}
     return [
@@ -413,7 +414,7 @@ def _predict_new(
     ]
 
 
-def tf_columns(model: dict[str, Any]) -> list[str]:
+def _tf_columns(model: dict[str, Any]) -> list[str]:
     """The columns a Splink model adjusts for term frequency."""
     columns = {
         level["tf_adjustment_column"]

@@ -20,10 +20,10 @@ import pyarrow.parquet as pq
 
 from features.identity.cluster import cluster_records
 from features.identity.ids import alias_targets, assign_customer_ids, empty_aliases, follow_alias
-from features.identity.incremental import Resolution, link_incrementally
+from features.identity.incremental import Resolution, link_incrementally, standardise_changed
 from features.identity.match import MATCH_COLUMNS, IdentityMatcher, model_fingerprint
-from features.identity.records import canonical_views, identity_records, record_ids
-from features.identity.standardise import null_placeholders, standardise_records
+from features.identity.records import canonical_files, identity_records, record_ids, summarise_files
+from features.identity.standardise import null_placeholders
 from features.settings import Settings, Workspace
 from features.timeutil import as_utc
 
@@ -105,13 +105,14 @@ def resolve_identities(
     out = workspace.identity
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    present = canonical_views(con, workspace)
-    raw = identity_records(con, present)
-    crosswalk = record_ids(con, present)
+    files = canonical_files(workspace)
+    summaries = summarise_files(con, files, out / "summaries")
+    raw = identity_records(con, summaries)
+    crosswalk = record_ids(con, summaries)
     con.close()
     lap("load")
 
-    records, invalid = standardise_records(raw, settings.default_phone_region)
+    records, invalid = standardise_changed(raw, settings.default_phone_region, out)
     records, placeholders = null_placeholders(records, PLACEHOLDER_COLUMNS)
     lap("standardise")
 
@@ -158,7 +159,8 @@ def resolve_identities(
     kept = links[links["kept"]]
     summary = {
         "now": now.isoformat(),
-        "source_types": sorted(present),
+        "source_types": sorted({file.source_type for file in files}),
+        "canonical_files_reused": summaries.reused,
         "records": len(records),
         "source_records": len(crosswalk),
         "links": {kind: int(n) for kind, n in kept["kind"].value_counts().sort_index().items()},

@@ -9,8 +9,11 @@ import pandas as pd
 from identity_fixtures import NOW, contact, write_canonical
 
 from features.identity import resolve_customer_id, resolve_identities
-from features.identity.incremental import Resolution, components, dirty_keys
+from features.identity.cluster import components
+from features.identity.incremental import Resolution, dirty_keys, standardise_changed
 from features.identity.match import MATCH_COLUMNS
+from features.identity.records import ATTRIBUTES
+from features.identity.standardise import standardise_records
 from features.settings import Workspace
 
 ANN = contact("c1", "Ann", "Lee", email="ann.lee@example.com", birth_date="1985-05-05")
@@ -112,3 +115,27 @@ def test_components_cover_keys_without_links() -> None:
     links = pd.DataFrame({"identity_key_l": ["a", "c"], "identity_key_r": ["b", "x"]})
     label = components(keys, links)
     assert label[0] == label[1] and len({label[0], label[2], label[3]}) == 3
+
+
+def _raw(rows: list[dict]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows).reindex(columns=["identity_key", *ATTRIBUTES, "n_rows"])
+    return frame.astype({c: "object" for c in ATTRIBUTES})
+
+
+def test_standardise_changed_reuses_only_unchanged_records(tmp_path: Path) -> None:
+    ann = {"identity_key": "a", "first_name": "Ann", "email": "Ann@Example.com ", "phone": "07700 900111"}
+    bob = {"identity_key": "b", "first_name": "Bob", "phone": "not a phone"}
+    first, invalid = standardise_changed(_raw([ann, bob]), "GB", tmp_path)
+    assert first["phone"][0] == "+447700900111" and pd.isna(first["phone"][1])
+    assert invalid["invalid_phones"] == 1
+    cache = next(tmp_path.glob("standardised-*.parquet"))
+    # Tamper with the cache: a reused record shows it, a changed one is standardised afresh.
+    tampered = pd.read_parquet(cache).assign(city=["from cache", "from cache"])
+    tampered.to_parquet(cache, index=False)
+    carl = {"identity_key": "c", "first_name": "Carl", "email": "carl@example"}
+    second, invalid = standardise_changed(_raw([ann, {**bob, "first_name": "Robert"}, carl]), "GB", tmp_path)
+    assert second["city"].tolist()[0] == "from cache" and pd.isna(second["city"].tolist()[1])
+    expected, _ = standardise_records(_raw([ann, {**bob, "first_name": "Robert"}, carl]), "GB")
+    columns = ["identity_key", "first_name", "first_name_formal", "email", "phone"]
+    pd.testing.assert_frame_equal(second[columns], expected[columns], check_dtype=False)
+    assert invalid == {"invalid_emails": 1, "invalid_phones": 1}
