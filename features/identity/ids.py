@@ -45,7 +45,7 @@ def empty_aliases() -> pd.DataFrame:
 
 def _numbers(customer_ids: pd.Series) -> pd.Series:
     """The sequence number of each id (0 for an id not made here), vectorised: there may be millions."""
-    ids = customer_ids.astype("string")
+    ids = customer_ids.astype("string[pyarrow]")  # Arrow's string kernels: far quicker than Python's
     digits = ids.str.slice(len(PREFIX))
     ours = (ids.str.startswith(PREFIX) & digits.str.isdigit()).fillna(False).astype(bool)
     return pd.to_numeric(digits.where(ours), errors="coerce").fillna(0).astype("int64")
