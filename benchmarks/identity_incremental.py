@@ -11,14 +11,13 @@ id; every merged-away id resolves; and the incremental clusters agree with the f
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import tempfile
 from pathlib import Path
 
 import pandas as pd
-from _measure import TESSERA, machine, run_measured, simulate_and_resolve
+from _measure import TESSERA, benchmark_arguments, machine, run_measured, simulate_and_resolve
 
 from features.identity import evaluate_against_truth, id_stability
 from features.identity.evaluate import pairwise_scores
@@ -34,13 +33,8 @@ def _keys(workspace: Workspace) -> pd.DataFrame:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--customers", type=int, default=100_000)
-    parser.add_argument("--seed", type=int, default=42)
+    parser = benchmark_arguments(__doc__)
     parser.add_argument("--holdback", type=float, default=0.01)
-    parser.add_argument("--dir", type=Path, default=None, help="working folder (default: a temporary one)")
     args = parser.parse_args()
     root = args.dir or Path(tempfile.mkdtemp(prefix="tessera-incremental-"))
     sample, ws, ws_full = root / "sample", Workspace(root / "workspace"), Workspace(root / "workspace-full")

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _measure import TESSERA, machine, run_measured, simulate_and_resolve
+from _measure import TESSERA, benchmark_arguments, machine, run_measured, simulate_and_resolve
 
 from features.settings import Workspace
 
@@ -107,12 +107,7 @@ def splink_alone(records_path: Path, out: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--customers", type=int, default=100_000)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--dir", type=Path, default=None, help="working folder (default: a temporary one)")
+    parser = benchmark_arguments(__doc__)
     parser.add_argument("--splink-alone", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.splink_alone:
