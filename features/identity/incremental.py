@@ -120,7 +120,7 @@ def link_incrementally(
     clusters, relinked = cluster_records(records[touched], links[touched_links])
 
     # Untouched customers keep their records together, named (as a full run would) by their smallest key.
-    untouched = previous.records[~previous.records["identity_key"].isin(keys[touched])]
+    untouched = previous.records[previous.records["identity_key"].isin(keys[~touched])]
     untouched = untouched[["identity_key", "customer_id"]].sort_values("identity_key")
     smallest = untouched.drop_duplicates("customer_id").set_index("customer_id")["identity_key"]
     name = untouched["customer_id"].map(smallest).to_numpy()
