@@ -158,7 +158,7 @@ def standardise_changed(
     Returns the standardised records in `raw`'s order and the invalid-value counts of all of them.
     """
     raw = raw.reset_index(drop=True)
-    raw_hash = pd.util.hash_pandas_object(raw[ATTRIBUTES], index=False).to_numpy()
+    raw_hash = pd.util.hash_pandas_object(raw[list(ATTRIBUTES)], index=False).to_numpy()
     path = folder / f"standardised-{_standardiser_version(default_region)}.parquet"
     cached = pd.read_parquet(path) if path.exists() else None
     fresh = np.ones(len(raw), dtype=bool)
@@ -171,7 +171,7 @@ def standardise_changed(
         reused = cached.set_index("identity_key").loc[raw.loc[~fresh, "identity_key"], attributes]
         reused = (
             raw.loc[~fresh]
-            .drop(columns=ATTRIBUTES, errors="ignore")
+            .drop(columns=list(ATTRIBUTES), errors="ignore")
             .assign(**{c: reused[c].to_numpy() for c in attributes})
         )
         reused = reused[standardised.columns].astype(standardised.dtypes.to_dict())
