@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import subprocess
@@ -30,6 +31,15 @@ def run_measured(name: str, command: list[str]) -> Measured:
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{name} failed: {' '.join(command)}")
     return Measured(name, seconds, usage.ru_maxrss / 1024**2)  # ru_maxrss is in KiB on Linux
+
+
+def benchmark_arguments(doc: str | None) -> argparse.ArgumentParser:
+    """The arguments every simulated-retailer benchmark takes: --customers, --seed and --dir."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--dir", type=Path, default=None, help="working folder (default: a temporary one)")
+    return parser
 
 
 def machine() -> str:

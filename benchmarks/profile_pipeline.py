@@ -8,21 +8,15 @@ within 3 minutes and 8 GiB. Each step runs as its own process, as `tessera` woul
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 from pathlib import Path
 
-from _measure import machine, simulate_and_resolve
+from _measure import benchmark_arguments, machine, simulate_and_resolve
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--customers", type=int, default=100_000)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--dir", type=Path, default=None, help="working folder (default: a temporary one)")
+    parser = benchmark_arguments(__doc__)
     args = parser.parse_args()
     root = args.dir or Path(tempfile.mkdtemp(prefix="tessera-bench-"))
     sample, workspace = root / "sample", root / "workspace"

@@ -161,6 +161,10 @@ def resolve(
     retrain: Annotated[
         bool, typer.Option("--retrain", help="Train the matcher afresh instead of reusing the saved model.")
     ] = False,
+    full: Annotated[
+        bool,
+        typer.Option("--full", help="Score every record again instead of only the new or changed ones."),
+    ] = False,
 ) -> None:
     """Resolve identities: standardise, link, cluster and give every customer a stable id (or --evaluate the last run)."""
     from features.identity import evaluate_against_truth, resolve_identities
@@ -169,7 +173,7 @@ def resolve(
     if evaluate is not None:
         typer.echo(json.dumps(evaluate_against_truth(ws, evaluate), indent=2))
         return
-    summary = resolve_identities(ws, now=now_from(now), retrain=retrain)
+    summary = resolve_identities(ws, now=now_from(now), retrain=retrain, full=full)
     typer.echo(json.dumps(summary, indent=2, default=str))
 
 

@@ -1,7 +1,7 @@
 """Clusters of identity records: connected components of the links, guarded against over-merging.
 
-Connected components alone let one wrong link (a shared household email, a mistyped phone) chain two
-people together. The guard: a cluster holding two records that `conflict.conflict` says cannot be one
+Connected components (scipy's, over the link graph) alone let one wrong link (a shared household
+email, a mistyped phone) chain two people together. The guard: a cluster holding two records that `conflict.conflict` says cannot be one
 person (clearly different first names, or clearly different birth dates) is rebuilt from its links,
 strongest first (identical records, loyalty card, email, phone, then probabilistic by match weight),
 skipping every link that would put two conflicting records into one cluster. The cluster is thereby
@@ -10,37 +10,42 @@ split at its weakest links, and the skipped links are kept in the evidence with 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from itertools import combinations
 
-import duckdb
 import numpy as np
 import pandas as pd
-from splink import DuckDBAPI
-from splink.clustering import cluster_pairwise_predictions_at_threshold
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from features.identity.conflict import Person, conflict, people
 from features.identity.match import LINK_KINDS
 
 
-def connected_components(keys: pd.Series, links: pd.DataFrame) -> np.ndarray:
-    """Splink's connected components: each key's cluster, named by its smallest identity key, in key order."""
-    db_api = DuckDBAPI(duckdb.connect())
-    nodes = pd.DataFrame({"identity_key": keys.astype(str).to_numpy()})
-    edges = links[["identity_key_l", "identity_key_r"]].astype(str)
-    clustered = cluster_pairwise_predictions_at_threshold(nodes, edges, db_api, "identity_key")
-    # Splink names a cluster after one of its keys; name it after the smallest so it is reproducible.
-    frame = db_api.duckdb_con.execute(
-        f"SELECT identity_key, min(identity_key) OVER (PARTITION BY cluster_id) AS cluster"
-        f" FROM {clustered.physical_name}"
-    ).df()
-    db_api.duckdb_con.close()
-    return frame.set_index("identity_key")["cluster"].reindex(nodes["identity_key"]).to_numpy(dtype=object)
+def components(keys: pd.Series, links: pd.DataFrame) -> np.ndarray:
+    """The connected component of each key (an integer label, in key order); links to unknown keys are ignored."""
+    position = pd.Series(np.arange(len(keys)), index=keys.to_numpy())
+    left = position.reindex(links["identity_key_l"]).to_numpy()
+    right = position.reindex(links["identity_key_r"]).to_numpy()
+    inside = ~(np.isnan(left) | np.isnan(right))
+    n = len(keys)
+    edges = (left[inside].astype(np.int64), right[inside].astype(np.int64))
+    graph = coo_matrix((np.ones(int(inside.sum()), dtype=np.int8), edges), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+def named_components(keys: pd.Series, links: pd.DataFrame) -> np.ndarray:
+    """Each key's cluster, named by its smallest identity key (reproducible), in key order."""
+    label = components(keys, links)
+    frame = pd.DataFrame({"label": label, "key": keys.to_numpy()}).sort_values("key")
+    smallest = frame.drop_duplicates("label").set_index("label")["key"]
+    return smallest.reindex(label).to_numpy(dtype=object)
 
 
 class _Components:
     """Union-find over record positions that refuses unions joining two conflicting records."""
 
-    def __init__(self, persons: list[Person]) -> None:
+    def __init__(self, persons: Mapping[int, Person]) -> None:
         self.parent: dict[int, int] = {}
         self.persons = persons
         # Distinct people per component: a cluster of fifty identical guest checkouts is one comparison.
@@ -81,13 +86,17 @@ def cluster_records(records: pd.DataFrame, links: pd.DataFrame) -> tuple[pd.Seri
     keys = records["identity_key"].astype(str).reset_index(drop=True)
     links = links.reset_index(drop=True)
     links = links.assign(kept=True, cut_reason=pd.Series(pd.NA, index=links.index, dtype="string"))
-    cluster = connected_components(keys, links)
+    cluster = named_components(keys, links)
     codes, _ = pd.factorize(cluster)
-    persons = people(records.reset_index(drop=True))
+    # Only a cluster of two or more distinct (first, last, birth date) can hold a conflict.
+    who = records[["first_name", "last_name", "birth_date"]].reset_index(drop=True).assign(code=codes)
+    variants = who.drop_duplicates()["code"].value_counts()
+    rows = np.flatnonzero(np.isin(codes, variants.index[variants > 1]))
+    persons = dict(zip(rows.tolist(), people(who.iloc[rows]), strict=True))
     distinct: dict[int, set[Person]] = {}
-    for code, person in zip(codes, persons, strict=True):
-        distinct.setdefault(int(code), set()).add(person)
-    suspicious = [code for code, group in distinct.items() if len(group) > 1 and _has_conflict(group)]
+    for row, person in persons.items():
+        distinct.setdefault(int(codes[row]), set()).add(person)
+    suspicious = [code for code, group in distinct.items() if _has_conflict(group)]
     if suspicious:
         cut = _split(np.array(suspicious), codes, cluster, links, keys, persons)
         links.loc[cut.index, "kept"] = False
@@ -101,7 +110,7 @@ def _split(
     cluster: np.ndarray,
     links: pd.DataFrame,
     keys: pd.Series,
-    persons: list[Person],
+    persons: Mapping[int, Person],
 ) -> pd.Series:
     """Rebuild each suspicious cluster from its links, strongest first, skipping conflicting unions.
 
@@ -114,14 +123,14 @@ def _split(
     weight = links["match_weight"].astype(float).fillna(np.inf).to_numpy()
     order = np.lexsort((-weight, rank))
     order = order[np.isin(codes[left[order]], suspicious)]
-    components = _Components(persons)
+    forest = _Components(persons)
     cut: dict[int, str] = {}
     for link in order:
-        reason = components.union(int(left[link]), int(right[link]))
+        reason = forest.union(int(left[link]), int(right[link]))
         if reason:
             cut[int(link)] = f"conflicting {reason}"
     rows = np.flatnonzero(np.isin(codes, suspicious))
-    parts = pd.DataFrame({"root": [components.find(int(i)) for i in rows], "key": keys.to_numpy()[rows]})
+    parts = pd.DataFrame({"root": [forest.find(int(i)) for i in rows], "key": keys.to_numpy()[rows]})
     smallest = parts.sort_values("key").groupby("root")["key"].transform("first")
     cluster[rows] = smallest.reindex(parts.index).to_numpy()
     return pd.Series(cut, dtype="string")

@@ -511,33 +511,54 @@ class IdentityMatcher:
         db_api.duckdb_con.close()
         return self
 
-    def predict(self, records: pd.DataFrame) -> pd.DataFrame:
-        """Links between records: both keys, kind, match weight and probability, and the gamma levels."""
+    def predict(self, records: pd.DataFrame, new: pd.Series | None = None) -> pd.DataFrame:
+        """Links between records: both keys, kind, match weight and probability, and the gamma levels.
+
+        With `new` (identity keys), only the links of new records: each scored against the other records
+        and against the other new ones, never two old records (incremental linkage).
+        """
         distinct, copies = collapse_identical(records)
         if not self.model_:  # nothing to match on
             return copies.reindex(columns=[*copies.columns, "match_weight", "match_probability"])
+        is_new = None
+        if new is not None:
+            is_new = distinct["identity_key"].isin(new).to_numpy()
+            copies = copies[copies["identity_key_l"].isin(new) | copies["identity_key_r"].isin(new)]
         table = _for_splink(distinct)
         # Pairs sharing an identifier are all kept (the rules decide); the rest only above the threshold.
         passes = [
             (deterministic_blocking_rules(self.plan_), None),
             (probabilistic_blocking_rules(self.plan_), self.threshold),
         ]
-        found = [self._score(table, rules, threshold) for rules, threshold in passes if rules]
+        found = [self._score(table, rules, threshold, is_new) for rules, threshold in passes if rules]
         pairs = pd.concat(found, ignore_index=True).drop_duplicates(["identity_key_l", "identity_key_r"])
         links = self._label(pairs.reset_index(drop=True), distinct)
         gammas = {c: "Int64" for c in links.columns if c.startswith("gamma_")}
         return pd.concat([copies, links.astype(gammas)], ignore_index=True)
 
-    def _score(self, table: pa.Table, rules: list[Any], threshold: float | None) -> pd.DataFrame:
-        """Splink's scores of the pairs the rules find (each pass on its own connection and cache)."""
+    def _score(
+        self, table: pa.Table, rules: list[Any], threshold: float | None, is_new: np.ndarray | None = None
+    ) -> pd.DataFrame:
+        """Splink's scores of the pairs the rules find (each pass on its own connection and cache).
+
+        With `is_new`, only pairs with a new record in them (Splink's `predict_between` and `predict_within`).
+        """
         db_api = DuckDBAPI(duckdb.connect())
         settings = dict(self.model_, blocking_rules_to_generate_predictions=rules)
         linker = Linker(db_api.register(table), settings, log_level=None)
-        scored = linker.inference.predict(threshold_match_probability=threshold, warning_mode="never")
         gammas = ", ".join(f"gamma_{c.create_output_column_name()}" for c in comparisons(self.plan_))
+        if is_new is None:
+            scored = [linker.inference.predict(threshold_match_probability=threshold, warning_mode="never")]
+        else:
+            scored = _predict_new(linker, db_api, table, is_new, threshold)
+        # Keys in order (smaller left), as a full run's dedupe gives them; every comparison is symmetric.
         pairs = db_api.duckdb_con.execute(
-            f"SELECT identity_key_l, identity_key_r, match_weight, match_probability, {gammas}"
-            f" FROM {scored.physical_name}"
+            " UNION ALL ".join(
+                "SELECT least(identity_key_l, identity_key_r) AS identity_key_l,"
+                " greatest(identity_key_l, identity_key_r) AS identity_key_r,"
+                f" match_weight, match_probability, {gammas} FROM {frame.physical_name}"
+                for frame in scored
+            )
         ).df()
         db_api.duckdb_con.close()
         return pairs
@@ -558,9 +579,10 @@ class IdentityMatcher:
             else np.array([], int)
         )
         position = pd.Series(np.arange(len(records)), index=records["identity_key"].to_numpy())
-        persons = people(records)
         left = position.reindex(pairs["identity_key_l"].iloc[check]).to_numpy()
         right = position.reindex(pairs["identity_key_r"].iloc[check]).to_numpy()
+        needed = np.union1d(left, right)
+        persons = dict(zip(needed.tolist(), people(records.iloc[needed]), strict=True))
         clash = np.zeros(len(pairs), dtype=bool)
         clash[check] = [
             conflict(persons[i], persons[j]) is not None for i, j in zip(left, right, strict=True)
@@ -614,6 +636,33 @@ class IdentityMatcher:
         matcher.n_training_records_ = data["n_training_records"]
         matcher.trained_ = data["trained"]
         return matcher
+
+
+def _predict_new(
+    linker: Linker, db_api: DuckDBAPI, table: pa.Table, is_new: np.ndarray, threshold: float | None
+) -> list[Any]:
+    """New records scored against the old ones and among themselves, with the model's blocking rules."""
+    new = db_api.register(table.filter(pa.array(is_new)))
+    old = db_api.register(table.filter(pa.array(~is_new)))
+    # Term frequencies from all records, as a full run computes them (predict_between requires them).
+    for column in _tf_columns(linker.misc.save_model_to_json()):
+        linker.table_management.compute_tf_table(column)
+    options = {"threshold_match_probability": threshold, "warning_mode": "never"}
+    return [
+        linker.inference.predict_between(new, old, **options),
+        linker.inference.predict_within(new, **options),
+    ]
+
+
+def _tf_columns(model: dict[str, Any]) -> list[str]:
+    """The columns a Splink model adjusts for term frequency."""
+    columns = {
+        level["tf_adjustment_column"]
+        for comparison in model["comparisons"]
+        for level in comparison["comparison_levels"]
+        if level.get("tf_adjustment_column")
+    }
+    return sorted(columns)
 
 
 def _floor_m(model: dict[str, Any], floor: float) -> dict[str, Any]:

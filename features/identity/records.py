@@ -3,14 +3,23 @@
 A record holds the latest non-null value of each person attribute (by the row's event time), the
 loyalty number, the sources the key appears in and when it was first and last seen. The event rows
 themselves never leave DuckDB.
+
+Each canonical file is first summarised on its own (one row per key: each attribute's latest value and
+when it was seen); the summaries are merged into the records. A summary is cached under the file's
+content hash, so a run after a daily load reads only the files that changed (ingest rewrites an
+unchanged source byte for byte).
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow.parquet as pq
 
 from features.canonical import PERSON_SOURCE_TYPES, SOURCE_TYPES
 from features.identity.standardise import RAW_ATTRIBUTES as ATTRIBUTES
@@ -28,22 +37,28 @@ EVENT_TIME = {
 _EPOCH = "TIMESTAMPTZ '1970-01-01 00:00:00+00'"
 
 
-def canonical_views(con: duckdb.DuckDBPyConnection, workspace: Workspace) -> dict[str, set[str]]:
-    """Register one view per person-carrying canonical table that exists; returns each view's columns."""
-    present: dict[str, set[str]] = {}
+@dataclass(frozen=True)
+class CanonicalFile:
+    """One Parquet file of a person-carrying canonical table, and its columns."""
+
+    source_type: str
+    path: Path
+    columns: frozenset[str]
+
+
+def canonical_files(workspace: Workspace) -> list[CanonicalFile]:
+    """Every Parquet file of the person-carrying canonical tables that exist."""
+    files = []
     for source_type in PERSON_SOURCE_TYPES:
-        folder = workspace.canonical_table(source_type)
-        if not folder.is_dir() or not any(folder.glob("*.parquet")):
-            continue
-        glob = _sql_string(folder / "*.parquet")
-        con.execute(
-            f"CREATE OR REPLACE VIEW {source_type} AS SELECT * FROM read_parquet({glob}, union_by_name=true)"
-        )
-        present[source_type] = {row[0] for row in con.execute(f"DESCRIBE {source_type}").fetchall()}
-    return present
+        for path in sorted(workspace.canonical_table(source_type).glob("*.parquet")):
+            columns = frozenset(pq.read_schema(path).names)
+            files.append(CanonicalFile(source_type, path, columns))
+    if not files:
+        raise ValueError("no canonical table with person rows: run `tessera ingest` first")
+    return files
 
 
-def _attribute_sql(name: str, have: set[str], wanted: set[str]) -> str:
+def _attribute_sql(name: str, have: frozenset[str], wanted: set[str]) -> str:
     if name not in have or name not in wanted:
         return f"NULL::{'DATE' if name == 'birth_date' else 'VARCHAR'}"
     if name == "birth_date":
@@ -51,8 +66,8 @@ def _attribute_sql(name: str, have: set[str], wanted: set[str]) -> str:
     return f"nullif(trim(CAST({name} AS VARCHAR)), '')"
 
 
-def _rows_sql(source_type: str, have: set[str]) -> str:
-    """The identity-relevant columns of one canonical table's keyed rows, absent columns as nulls."""
+def _rows_sql(source_type: str, have: frozenset[str], relation: str) -> str:
+    """The identity-relevant columns of one canonical file's keyed rows, absent columns as nulls."""
     wanted = {c.name for c in SOURCE_TYPES[source_type]}
     time_columns = {"ordered_at", "updated_at", "created_at", "joined_at", "occurred_at"} & wanted
     event_time = EVENT_TIME[source_type] if time_columns <= have else "NULL"
@@ -60,12 +75,12 @@ def _rows_sql(source_type: str, have: set[str]) -> str:
     return f"""
         SELECT identity_key, source, record_id, '{source_type}' AS source_type,
                coalesce(CAST({event_time} AS TIMESTAMPTZ), {_EPOCH}) AS event_time, {values}
-        FROM {source_type} WHERE identity_key IS NOT NULL
+        FROM {relation} WHERE identity_key IS NOT NULL
     """
 
 
-def _per_type_sql(source_type: str, have: set[str]) -> str:
-    """One row per key of one table: each attribute's latest value and when it was seen."""
+def _summary_sql(source_type: str, have: frozenset[str], relation: str) -> str:
+    """One row per key of one file: each attribute's latest value and when it was seen."""
     wanted = {c.name for c in SOURCE_TYPES[source_type]}
     parts = []
     for name in ATTRIBUTES:
@@ -75,21 +90,65 @@ def _per_type_sql(source_type: str, have: set[str]) -> str:
                 f"max(event_time) FILTER (WHERE {name} IS NOT NULL) AS {name}__seen"
             )
         else:  # a column the type lacks costs nothing: web events carry no person attributes at all
-            parts.append(f"{_attribute_sql(name, set(), set())} AS {name}, NULL AS {name}__seen")
+            parts.append(
+                f"{_attribute_sql(name, frozenset(), set())} AS {name}, NULL::TIMESTAMPTZ AS {name}__seen"
+            )
     return f"""
         SELECT identity_key, {", ".join(parts)}, list(DISTINCT source) AS sources,
                '{source_type}' AS source_type, min(event_time) AS first_seen, max(event_time) AS last_seen,
                count(*) AS n_rows
-        FROM ({_rows_sql(source_type, have)})
+        FROM ({_rows_sql(source_type, have, relation)})
         GROUP BY identity_key
     """
 
 
-def identity_records(con: duckdb.DuckDBPyConnection, present: dict[str, set[str]]) -> pd.DataFrame:
+def _keyed_rows_sql(relation: str) -> str:
+    return f"""SELECT DISTINCT source, record_id, identity_key FROM {relation}
+               WHERE identity_key IS NOT NULL AND record_id IS NOT NULL"""
+
+
+@dataclass(frozen=True)
+class Summaries:
+    """Per canonical file, its summary (one row per key) and its distinct keyed record ids, as Parquet."""
+
+    records: list[Path]
+    record_ids: list[Path]
+    reused: int  # files whose summaries were already in the cache
+
+
+def summarise_files(con: duckdb.DuckDBPyConnection, files: list[CanonicalFile], cache: Path) -> Summaries:
+    """Each file's summary and record ids, computed once per file content and kept in `cache`."""
+    cache.mkdir(parents=True, exist_ok=True)
+    records, ids, used = [], [], set()
+    reused = 0
+    for file in files:
+        relation = f"read_parquet({_sql_string(file.path)})"
+        with file.path.open("rb") as handle:
+            content = hashlib.file_digest(handle, "blake2b").hexdigest()[:32]
+        queries = {
+            "records": _summary_sql(file.source_type, file.columns, "{relation}"),
+            "ids": _keyed_rows_sql("{relation}"),
+        }
+        for kind, template in queries.items():
+            # The query is part of the name: a change of attributes or rules recomputes every summary.
+            query_hash = hashlib.blake2b(template.encode(), digest_size=8).hexdigest()
+            path = cache / f"{kind}-{content}-{query_hash}.parquet"
+            if path.exists():
+                reused += kind == "records"
+            else:
+                tmp = path.with_suffix(".tmp")
+                sql = template.replace("{relation}", relation)
+                con.execute(f"COPY ({sql}) TO {_sql_string(tmp)} (FORMAT parquet)")
+                os.replace(tmp, path)
+            (records if kind == "records" else ids).append(path)
+            used.add(path)
+    for stale in set(cache.glob("*.parquet")) - used:
+        stale.unlink()
+    return Summaries(records, ids, reused)
+
+
+def identity_records(con: duckdb.DuckDBPyConnection, summaries: Summaries) -> pd.DataFrame:
     """One row per identity key: latest non-null attributes, sources, first/last seen, row count."""
-    if not present:
-        raise ValueError("no canonical table with person rows: run `tessera ingest` first")
-    per_type = " UNION ALL ".join(_per_type_sql(t, have) for t, have in present.items())
     latest = ", ".join(
         f"arg_max({name}, {name}__seen) FILTER (WHERE {name} IS NOT NULL) AS {name}" for name in ATTRIBUTES
     )
@@ -98,29 +157,25 @@ def identity_records(con: duckdb.DuckDBPyConnection, present: dict[str, set[str]
                list_sort(list_distinct(flatten(list(sources)))) AS sources,
                list_sort(list_distinct(list(source_type))) AS source_types,
                min(first_seen) AS first_seen, max(last_seen) AS last_seen, sum(n_rows)::BIGINT AS n_rows
-        FROM ({per_type})
+        FROM read_parquet({_sql_list(summaries.records)})
         GROUP BY identity_key
         ORDER BY identity_key
     """
     return con.execute(sql).df()
 
 
-def _keyed_rows_sql(present: dict[str, set[str]]) -> str:
-    if not present:
-        raise ValueError("no canonical table with person rows: run `tessera ingest` first")
-    return " UNION ALL ".join(
-        f"SELECT source, record_id, identity_key FROM {t} WHERE identity_key IS NOT NULL" for t in present
-    )
-
-
-def record_ids(con: duckdb.DuckDBPyConnection, present: dict[str, set[str]]) -> pd.DataFrame:
+def record_ids(con: duckdb.DuckDBPyConnection, summaries: Summaries) -> pd.DataFrame:
     """Every distinct (source, record_id, identity_key) of the canonical tables."""
     sql = f"""
-        SELECT DISTINCT source, record_id, identity_key FROM ({_keyed_rows_sql(present)})
-        WHERE record_id IS NOT NULL ORDER BY source, record_id
+        SELECT DISTINCT source, record_id, identity_key FROM read_parquet({_sql_list(summaries.record_ids)})
+        ORDER BY source, record_id
     """
     return con.execute(sql).df()
 
 
 def _sql_string(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
+
+
+def _sql_list(paths: list[Path]) -> str:
+    return "[" + ", ".join(_sql_string(p) for p in paths) + "]"

@@ -16,18 +16,21 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow.parquet as pq
 
 from features.identity.cluster import cluster_records
 from features.identity.ids import alias_targets, assign_customer_ids, empty_aliases, follow_alias
+from features.identity.incremental import Resolution, link_incrementally, standardise_changed
 from features.identity.match import (
+    MATCH_COLUMNS,
     IdentityMatcher,
     MatchPlan,
     distinct_records,
     model_fingerprint,
     plan_matching,
 )
-from features.identity.records import canonical_views, identity_records, record_ids
-from features.identity.standardise import null_placeholders, standardise_records
+from features.identity.records import canonical_files, identity_records, record_ids, summarise_files
+from features.identity.standardise import null_placeholders
 from features.settings import Settings, Workspace
 from features.timeutil import as_utc
 
@@ -67,10 +70,42 @@ def load_matcher(path: Path, plan: MatchPlan) -> IdentityMatcher | None:
     return IdentityMatcher.from_json(data)
 
 
+def _saved_priors(path: Path, matcher: IdentityMatcher) -> bool:
+    """Whether `path` holds an untrained matcher with `matcher`'s structure and parameters (the same priors)."""
+    if not path.exists():
+        return False
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return (
+        not data.get("trained")
+        and data.get("fingerprint") == matcher.fingerprint_
+        and data.get("params") == matcher.get_params()
+    )
+
+
+def previous_resolution(folder: Path) -> Resolution | None:
+    """The records and links the last run wrote in `folder`, or None when there is no complete one."""
+    records, links = folder / "records.parquet", folder / "links.parquet"
+    if not (records.exists() and links.exists()):
+        return None
+    wanted = [*MATCH_COLUMNS, "customer_id"]
+    if not set(wanted) <= set(pq.read_schema(records).names):
+        return None  # written for other attributes: nothing to compare with
+    return Resolution(pd.read_parquet(records, columns=wanted), pd.read_parquet(links))
+
+
 def resolve_identities(
-    workspace: Workspace, now: datetime, settings: Settings | None = None, retrain: bool = False
+    workspace: Workspace,
+    now: datetime,
+    settings: Settings | None = None,
+    retrain: bool = False,
+    full: bool = False,
 ) -> dict:
-    """Standardise, link and cluster every identity record and give each cluster a stable customer id."""
+    """Standardise, link and cluster every identity record and give each cluster a stable customer id.
+
+    With a previous resolution and its model reused, only new or changed records are scored and only
+    the clusters they touch are rebuilt (`incremental.py`); `full=True` (or a retrained model) scores
+    every record again.
+    """
     settings = settings or Settings()
     now = as_utc(now)
     started = time.perf_counter()
@@ -83,13 +118,14 @@ def resolve_identities(
     out = workspace.identity
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    present = canonical_views(con, workspace)
-    raw = identity_records(con, present)
-    crosswalk = record_ids(con, present)
+    files = canonical_files(workspace)
+    summaries = summarise_files(con, files, out / "summaries")
+    raw = identity_records(con, summaries)
+    crosswalk = record_ids(con, summaries)
     con.close()
     lap("load")
 
-    records, invalid = standardise_records(raw, settings.default_phone_region)
+    records, invalid = standardise_changed(raw, settings.default_phone_region, out)
     records, placeholders = null_placeholders(records, PLACEHOLDER_COLUMNS)
     lap("standardise")
 
@@ -98,11 +134,20 @@ def resolve_identities(
     if matcher is None:
         matcher = IdentityMatcher().fit(records)
         lap("fit")
-    links = matcher.predict(records)
-    lap("predict")
-
-    clusters, links = cluster_records(records, links)
-    lap("cluster")
+    # The last run's links stay valid only under its model: reused, or the same priors again.
+    same_model = not trained or (not matcher.trained_ and _saved_priors(out / "model.json", matcher))
+    last_run = previous_resolution(out) if same_model and not full else None
+    incremental = {}
+    if last_run is None:
+        links = matcher.predict(records)
+        lap("predict")
+        clusters, links = cluster_records(records, links)
+        lap("cluster")
+    else:
+        linked = link_incrementally(matcher, records, last_run)
+        clusters, links = linked.clusters, linked.links
+        incremental = {"dirty": linked.dirty, "removed": linked.removed, "reclustered": linked.reclustered}
+        lap("link incrementally")
 
     previous = _read(out / "crosswalk.parquet")
     previous_keys = None if previous is None else previous[["identity_key", "customer_id"]].drop_duplicates()
@@ -127,7 +172,8 @@ def resolve_identities(
     kept = links[links["kept"]]
     summary = {
         "now": now.isoformat(),
-        "source_types": sorted(present),
+        "source_types": sorted({file.source_type for file in files}),
+        "canonical_files_reused": summaries.reused,
         "records": len(records),
         "source_records": len(crosswalk),
         "links": {kind: int(n) for kind, n in kept["kind"].value_counts().sort_index().items()},
@@ -142,6 +188,8 @@ def resolve_identities(
         "placeholder_values": placeholders,
         "model": ("trained" if matcher.trained_ else "priors only") if trained else "reused",
         "plan": matcher.plan_.to_json(),
+        "mode": "incremental" if last_run is not None else "full",
+        "incremental_records": incremental,
         "seconds": round(time.perf_counter() - started, 2),
         "step_seconds": timings,
     }

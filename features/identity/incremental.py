@@ -1,0 +1,190 @@
+"""Incremental linkage: score only the new or changed records, re-cluster only the components they touch.
+
+A workspace that already holds a resolution (records.parquet, links.parquet, the customer ids) and a
+model that is reused does not need every pair scored again: links between two unchanged records are the
+same as last time. So a run
+
+1. compares this run's standardised records with the last run's: a record is *dirty* when its key is
+   new or any matched attribute changed (keys that disappeared are *removed*); an unchanged copy whose
+   `identical` link pointed at a dirty or removed record is dirty too, since it was never scored itself;
+2. keeps every previous link between two clean records and scores the dirty records against all the
+   others and among themselves (`IdentityMatcher.predict(records, new=...)`);
+3. re-clusters, with the same guards as a full run, every connected component that holds a dirty record
+   or a record of a previous component that held a dirty or removed one; every other component keeps
+   its clusters and its links' `kept` flags as they were.
+
+Clusters, and therefore customer ids through `ids.assign_customer_ids`, come out as a full run with the
+same model gives them, up to the usual noise of records scored right at the threshold.
+
+Standardisation is incremental too (`standardise_changed`): a record whose raw attributes hash as they
+did last time takes last time's standardised values, so phones are parsed only for new values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from importlib import resources
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.identity.cluster import cluster_records, components
+from features.identity.match import IDENTICAL, MATCH_COLUMNS, IdentityMatcher
+from features.identity.records import ATTRIBUTES
+from features.identity.standardise import standardise_records
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What a previous run left: its standardised records (with customer_id) and every link it made."""
+
+    records: pd.DataFrame
+    links: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class IncrementalLinks:
+    """This run's clusters and links, and how much of the graph had to be looked at again."""
+
+    clusters: pd.Series  # index identity_key, value: cluster name
+    links: pd.DataFrame
+    dirty: int
+    removed: int
+    reclustered: int
+
+
+def _same(current: pd.Series, previous: pd.Series) -> np.ndarray:
+    """Element-wise equality where two missing values are equal."""
+    a, b = current.to_numpy(dtype=object), previous.to_numpy(dtype=object)
+    a_missing, b_missing = pd.isna(a), pd.isna(b)
+    both = ~a_missing & ~b_missing
+    same = a_missing & b_missing
+    same[both] = (a[both] == b[both]).astype(bool)
+    return same
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    # Empty frames would turn typed columns (kept: bool) into object columns.
+    filled = [frame for frame in frames if len(frame)] or frames[:1]
+    return pd.concat(filled, ignore_index=True)
+
+
+def dirty_keys(records: pd.DataFrame, previous: Resolution) -> tuple[pd.Series, pd.Series]:
+    """The keys to score again (new, changed, or unscored copies of a changed record) and the removed keys."""
+    old = previous.records.set_index("identity_key")
+    keys = records["identity_key"]
+    known = keys.isin(old.index).to_numpy()
+    changed = ~known
+    matched = old.reindex(keys[known])
+    unchanged = np.ones(int(known.sum()), dtype=bool)
+    for column in MATCH_COLUMNS[1:]:
+        unchanged &= _same(records.loc[known, column], matched[column])
+    changed[np.flatnonzero(known)[~unchanged]] = True
+    removed = pd.Series(old.index.difference(keys), dtype=object)
+    gone = set(keys[changed]) | set(removed)
+    copies = previous.links[previous.links["kind"] == IDENTICAL]
+    left, right = copies["identity_key_l"], copies["identity_key_r"]
+    orphaned = set(left[right.isin(gone)]) | set(right[left.isin(gone)])
+    dirty = keys[changed | keys.isin(orphaned).to_numpy()]
+    return dirty.reset_index(drop=True), removed
+
+
+def _touched(keys: pd.Series, links: pd.DataFrame, seeds: pd.Series) -> np.ndarray:
+    """Which keys share a connected component with any of the seeds."""
+    label = components(keys, links)
+    return np.isin(label, label[keys.isin(seeds).to_numpy()])
+
+
+def link_incrementally(
+    matcher: IdentityMatcher, records: pd.DataFrame, previous: Resolution
+) -> IncrementalLinks:
+    """Clusters and links of all records, scoring only dirty records and re-clustering what they touch."""
+    dirty, removed = dirty_keys(records, previous)
+    gone = pd.concat([dirty, removed], ignore_index=True)
+    old_links = previous.links
+    # The previous components the dirty and removed records were part of must be clustered afresh.
+    was_touched = _touched(previous.records["identity_key"], old_links, gone)
+    seeds = pd.concat([dirty, previous.records["identity_key"][was_touched]], ignore_index=True)
+
+    clean = ~(old_links["identity_key_l"].isin(gone) | old_links["identity_key_r"].isin(gone))
+    kept_links = old_links[clean.to_numpy()]
+    new_links = matcher.predict(records, new=dirty) if len(dirty) else kept_links.iloc[:0]
+    links = _concat([kept_links, new_links])
+
+    keys = records["identity_key"].astype(str).reset_index(drop=True)
+    touched = _touched(keys, links, seeds)
+    touched_links = links["identity_key_l"].isin(keys[touched]).to_numpy()
+    clusters, relinked = cluster_records(records[touched], links[touched_links])
+
+    # Untouched customers keep their records together, named (as a full run would) by their smallest key.
+    untouched = previous.records[previous.records["identity_key"].isin(keys[~touched])]
+    untouched = untouched[["identity_key", "customer_id"]].sort_values("identity_key")
+    smallest = untouched.drop_duplicates("customer_id").set_index("customer_id")["identity_key"]
+    name = untouched["customer_id"].map(smallest).to_numpy()
+    clusters = pd.concat(
+        [clusters, pd.Series(name, index=untouched["identity_key"].to_numpy(), name="cluster")]
+    )
+    links = _concat([links[~touched_links], relinked])
+    return IncrementalLinks(
+        clusters=clusters.reindex(keys.to_numpy()),
+        links=links,
+        dirty=len(dirty),
+        removed=len(removed),
+        reclustered=int(touched.sum()),
+    )
+
+
+def _standardiser_version(default_region: str) -> str:
+    """Changes whenever the standardisation code, its tables, its libraries or the default region change."""
+    package = resources.files("features.identity")
+    parts = [
+        package.joinpath(name).read_bytes() for name in ("standardise.py", "nicknames.csv", "given_names.txt")
+    ]
+    libraries = " ".join(version(name) for name in ("phonenumbers", "unidecode"))
+    parts.append(f"{default_region} {libraries}".encode())
+    return hashlib.blake2b(b"\0".join(parts), digest_size=8).hexdigest()
+
+
+def standardise_changed(
+    raw: pd.DataFrame, default_region: str, folder: Path
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """`standardise_records` for the records whose raw attributes changed; the others from the last run.
+
+    The standardised values (before placeholders are nulled, which depends on every record) are kept in
+    `folder/standardised-<version>.parquet`, keyed by identity key and a hash of the raw attributes.
+    Returns the standardised records in `raw`'s order and the invalid-value counts of all of them.
+    """
+    raw = raw.reset_index(drop=True)
+    raw_hash = pd.util.hash_pandas_object(raw[list(ATTRIBUTES)], index=False).to_numpy()
+    path = folder / f"standardised-{_standardiser_version(default_region)}.parquet"
+    cached = pd.read_parquet(path) if path.exists() else None
+    fresh = np.ones(len(raw), dtype=bool)
+    if cached is not None:
+        before = cached.set_index("identity_key")["raw_hash"].astype("UInt64").reindex(raw["identity_key"])
+        fresh = (before != raw_hash).fillna(True).to_numpy(dtype=bool)  # a new key is fresh too
+    standardised, _ = standardise_records(raw[fresh], default_region)
+    attributes = [c for c in standardised.columns if c not in raw.columns or c in ATTRIBUTES]
+    if cached is not None and not fresh.all():
+        reused = cached.set_index("identity_key").loc[raw.loc[~fresh, "identity_key"], attributes]
+        reused = (
+            raw.loc[~fresh]
+            .drop(columns=list(ATTRIBUTES), errors="ignore")
+            .assign(**{c: reused[c].to_numpy() for c in attributes})
+        )
+        reused = reused[standardised.columns].astype(standardised.dtypes.to_dict())
+        standardised = pd.concat([frame for frame in (standardised, reused) if len(frame)])
+        standardised = standardised.sort_index()
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("standardised-*.parquet"):
+        stale.unlink()
+    keep = standardised[["identity_key", *attributes]].assign(raw_hash=raw_hash)
+    keep.to_parquet(path, index=False)
+    # Counted on every record, so a run that reuses values reports what a full one does.
+    invalid = {
+        f"invalid_{column}s": int((raw[column].notna() & standardised[column].isna()).sum())
+        for column in ("email", "phone")
+    }
+    return standardised.reset_index(drop=True), invalid
