@@ -102,7 +102,8 @@ class History:
         if path is None:
             return True  # not profiled yet: the recommender may still come
         rows = self._rows(
-            "SELECT 1 AS found FROM read_parquet(?) WHERE line_type = 'sale' AND sku IS NOT NULL LIMIT 1", [path]
+            "SELECT 1 AS found FROM read_parquet(?) WHERE line_type = 'sale' AND sku IS NOT NULL LIMIT 1",
+            [path],
         )
         return bool(rows)
 

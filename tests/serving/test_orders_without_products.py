@@ -55,14 +55,18 @@ def test_orders_without_products_are_profiled_scored_and_served(
     export.to_csv(tmp_path / "cds.csv", index=False)
     (tmp_path / "sources.yaml").write_text(MAPPING)
     workspace = Workspace(tmp_path / "ws")
-    summary = run_chain(tmp_path / "sources.yaml", workspace, now=NOW, settings=Settings(workspace=workspace.root))
+    summary = run_chain(
+        tmp_path / "sources.yaml", workspace, now=NOW, settings=Settings(workspace=workspace.root)
+    )
 
     assert summary["ingest"]["ok"]
     orders = pd.read_parquet(workspace.profile / "orders.parquet")
     assert len(orders) == len(export) and orders["sku"].isna().all()
     assert orders["amount"].sum() == pytest.approx(export["Dollars"].sum())
     results = train_all(workspace, NOW, small_settings())
-    assert results["next_best_product"] == {"skipped": "no purchase names a product: there is nothing to recommend"}
+    assert results["next_best_product"] == {
+        "skipped": "no purchase names a product: there is nothing to recommend"
+    }
     assert results["churn"]["gate"]["promoted"] and results["cltv"]["gate"]["promoted"]
     customers = set(pd.read_parquet(workspace.profile / "customers.parquet")["customer_id"])
     for model in ("churn", "cltv"):

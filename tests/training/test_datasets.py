@@ -18,9 +18,9 @@ from training.datasets import (
     require_products,
     require_trainable,
 )
-from training.recommend import popularity
 from training.errors import ModelSkipped
 from training.labels import Cutoffs
+from training.recommend import popularity
 
 CUTOFFS = Cutoffs(
     training=(pd.Timestamp("2025-03-01", tz="UTC"),),
@@ -99,7 +99,9 @@ def profile_orders(workspace: Workspace) -> None:
         (None, "W8", "2025-01-10", "A1", -2.0, "return"),
         (None, "W9", "2025-03-01", "A2", 1.0, "sale"),  # after `until`
     ]
-    frame = pd.DataFrame(rows, columns=["customer_id", "order_id", "ordered_at", "sku", "amount", "line_type"])
+    frame = pd.DataFrame(
+        rows, columns=["customer_id", "order_id", "ordered_at", "sku", "amount", "line_type"]
+    )
     frame["ordered_at"] = pd.to_datetime(frame["ordered_at"], utc=True)
     workspace.profile.mkdir(parents=True)
     frame.assign(source="shop").to_parquet(workspace.profile / "orders.parquet")
