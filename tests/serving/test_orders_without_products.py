@@ -1,5 +1,6 @@
 """An export of orders without products (CDNOW's shape: customer, date, number of CDs, dollars) from the
-mapping to the service: churn and CLTV are trained, scored and served, /recommend answers an empty list."""
+mapping to the service: churn and CLTV are trained, scored and served, /recommend answers an empty list and
+batch recommendations say why there are none."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from serving_fixtures import API_KEY, AUTH, NOW
 from starlette.testclient import TestClient
 from training_fixtures import retailer, small_settings
 
+from features.errors import InputError
 from features.settings import Settings, Workspace
 
 pytestmark = pytest.mark.integration
@@ -49,7 +51,7 @@ def test_orders_without_products_are_profiled_scored_and_served(
     from features.pipeline import run_chain
     from serving.service import Tessera
     from training.pipelines import train_all
-    from training.scoring import score_customers
+    from training.scoring import recommend_all, score_customers
 
     export = cds_export(200)
     export.to_csv(tmp_path / "cds.csv", index=False)
@@ -71,6 +73,8 @@ def test_orders_without_products_are_profiled_scored_and_served(
     customers = set(pd.read_parquet(workspace.profile / "customers.parquet")["customer_id"])
     for model in ("churn", "cltv"):
         assert set(score_customers(workspace, model, NOW)["customer_id"]) == customers
+    with pytest.raises(InputError, match="^no purchase names a product"):
+        recommend_all(workspace, NOW)
 
     customer = sorted(customers)[0]
     for key, value in {
