@@ -4,12 +4,12 @@ batch recommendations say why there are none."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from serving_fixtures import API_KEY, AUTH, NOW
-from starlette.testclient import TestClient
+from serving_fixtures import API_KEY, NOW
 from training_fixtures import retailer, small_settings
 
 from features.errors import InputError
@@ -49,6 +49,7 @@ def test_orders_without_products_are_profiled_scored_and_served(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from features.pipeline import run_chain
+    from serving.engine import UnknownProduct
     from serving.service import Tessera
     from training.pipelines import train_all
     from training.scoring import recommend_all, score_customers
@@ -85,13 +86,16 @@ def test_orders_without_products_are_profiled_scored_and_served(
         "TESSERA_SERVE_WORKERS": "1",
     }.items():
         monkeypatch.setenv(key, value)
-    with TestClient(Tessera.to_asgi(), raise_server_exceptions=False) as client:
-        assert client.get("/readyz").status_code == 200
-        for path in ("/churn", "/cltv"):
-            response = client.post(path, json={"customer_ids": [customer]}, headers=AUTH)
-            assert response.status_code == 200 and response.json()["scores"][0]["scored"]
-        response = client.post("/recommend", json={"customer_id": customer, "k": 5}, headers=AUTH)
-        assert response.status_code == 200
-        assert (response.json()["items"], response.json()["fallback_reason"]) == ([], "no_products")
-        assert client.post("/similar-items", json={"sku": "CD1", "k": 3}, headers=AUTH).status_code == 404
-        assert client.get(f"/customers/{customer}", headers=AUTH).status_code == 200
+    # Called directly: BentoML's HTTP metrics are set up once a process, by the `to_asgi` tests' app.
+    service = Tessera()
+    try:
+        assert service.__is_ready__()
+        for scores in (service.churn(customer_ids=[customer]), service.cltv(customer_ids=[customer])):
+            assert scores.scores[0].scored
+        answer = asyncio.run(service.recommend(customer_id=customer, k=5))
+        assert (answer.items, answer.fallback, answer.fallback_reason) == ([], True, "no_products")
+        with pytest.raises(UnknownProduct):
+            asyncio.run(service.similar_items(sku="CD1", k=3))
+        assert service.engine.customer(customer).customer_id == customer
+    finally:
+        service.close()
