@@ -69,7 +69,7 @@ sources:
     format: csv
     # One row per order line; an order is a customer's purchases at one moment.
     columns: {{order_id: order_id, customer_ref: customer_id, ordered_at: ordered_at, unit_price: amount{sku_column}}}
-    constants: {{quantity: "1", channel: online{sku_constant}}}
+    constants: {{quantity: "1", channel: online}}
 """
 K = 10
 
@@ -164,12 +164,8 @@ def write_export(history: pd.DataFrame, folder: Path) -> Path:
     export.to_csv(folder / "orders.csv", index=False)
     has_sku = "sku" in history.columns
     (folder / "sources.yaml").write_text(
-        MAPPING.format(
-            source=SOURCE,
-            sku_column=", sku: sku" if has_sku else "",
-            # Orders without products: one constant product, as a user mapping such an export would write.
-            sku_constant="" if has_sku else ", sku: ITEM",
-        )
+        # Orders without products map no sku at all (docs/sources.md).
+        MAPPING.format(source=SOURCE, sku_column=", sku: sku" if has_sku else "")
     )
     return folder / "sources.yaml"
 

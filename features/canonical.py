@@ -70,7 +70,7 @@ SOURCE_TYPES: dict[str, tuple[Column, ...]] = {
         Column("line_no", "int", doc="line within the order"),
         Column("customer_ref", "string", doc="the source's customer/account id; empty for guests"),
         Column("ordered_at", "timestamp", required=True),
-        Column("sku", "string", required=True),
+        Column("sku", "string", doc="product id; absent when the export has no products (orders alone)"),
         Column("product_name", "string"),
         Column("quantity", "float", required=True, doc="units; negative on a return line"),
         Column("unit_price", "float", required=True, doc="price per unit, never negative"),

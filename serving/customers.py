@@ -96,6 +96,17 @@ class History:
         path = folder / f"{name}.parquet"
         return str(path) if path.exists() else None
 
+    def sells_products(self) -> bool:
+        """Whether any sale line names a product: without one there is nothing to recommend, ever."""
+        path = self._file(self.workspace.profile, "orders")
+        if path is None:
+            return True  # not profiled yet: the recommender may still come
+        rows = self._rows(
+            "SELECT 1 AS found FROM read_parquet(?) WHERE line_type = 'sale' AND sku IS NOT NULL LIMIT 1",
+            [path],
+        )
+        return bool(rows)
+
     def golden_record(self, customer_id: str) -> dict[str, Any] | None:
         """The customer's row of customers.parquet, or None."""
         path = self._file(self.workspace.profile, "customers")

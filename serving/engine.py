@@ -76,6 +76,8 @@ class Engine:
         self.store = open_store(self.workspace, store_settings)
         self.live = LiveFeatures(self.store)
         self.history = History(self.workspace)
+        # An export without products never gets a recommender: /recommend then answers an empty list.
+        self.sells_products = self.history.sells_products()
         self.loader = Loader(self.workspace, settings, self.store, self.now)
         self.snapshot: Snapshot = self.loader.load()
         _freeze_heap()
@@ -98,18 +100,28 @@ class Engine:
         return self.settings.now or datetime.now(UTC)
 
     def ready(self) -> bool:
-        """Ready once the recommender is loaded (churn and CLTV answer 503 on their own until theirs are)."""
-        return self.snapshot.recommender is not None
+        """Ready once the recommender is loaded, or at once when no product is sold (churn and CLTV answer 503
+        on their own until theirs are)."""
+        return self.snapshot.recommender is not None or not self.sells_products
 
     def recommend(self, request: RecommendRequest) -> RecommendResponse:
         """Top-k products for a customer; never empty while the catalogue has available products."""
         snapshot = self.snapshot
         recommender = snapshot.recommender
+        customer_id = snapshot.directory.resolve(request.customer_id)
+        if recommender is None and not self.sells_products:
+            return RecommendResponse(
+                customer_id=customer_id or request.customer_id,
+                items=[],
+                model_version="none",
+                personalised=False,
+                fallback=True,
+                fallback_reason="no_products",
+            )
         if recommender is None:
             raise NotReady(
                 "no next_best_product champion is registered yet: run `tessera train next-best-product`"
             )
-        customer_id = snapshot.directory.resolve(request.customer_id)
         live = self.live.one(customer_id) if customer_id is not None else None
         consented = live is not None and live.consent_personalisation
         # What the customer bought a moment ago (pushed by /events) is not offered again right away.
@@ -144,6 +156,8 @@ class Engine:
     def similar_items(self, request: SimilarItemsRequest) -> SimilarItemsResponse:
         """Products similar to one; for a product the model has not seen, best sellers of its category."""
         recommender = self.snapshot.recommender
+        if recommender is None and not self.sells_products:
+            raise UnknownProduct(f"unknown sku {request.sku!r}: the orders name no product")
         if recommender is None:
             raise NotReady("no next_best_product champion is registered yet")
         items = recommender.similar(request.sku, request.k)

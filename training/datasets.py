@@ -78,6 +78,25 @@ def load_events(workspace: Workspace, until: datetime) -> pd.DataFrame:
         ).df()
 
 
+def load_anonymous_purchases(workspace: Workspace, until: datetime) -> pd.DataFrame:
+    """Sale lines of no customer up to `until`, shaped like `load_events`' purchases, for popularity and co-purchase.
+
+    Each anonymous order stands for one buyer and one basket: its `customer_id` is
+    `anonymous:<source>:<order_id>`, which no customer id can be. Concatenate these rows to the events only
+    where products are counted (distinct buyers, baskets bought together), never where customers are
+    (labels, BG/NBD, histories, evaluation): anonymous is anonymous.
+    """
+    orders = _profile_table(workspace, "orders")
+    with _connect() as con:
+        return con.execute(
+            "SELECT 'anonymous:' || source || ':' || order_id AS customer_id, CAST(sku AS VARCHAR) AS sku, "
+            "'purchase' AS kind, max(ordered_at::TIMESTAMPTZ) AS occurred_at, count(*)::DOUBLE AS count "
+            "FROM read_parquet(?) WHERE customer_id IS NULL AND line_type = 'sale' AND sku IS NOT NULL "
+            "AND ordered_at::TIMESTAMPTZ <= ? GROUP BY ALL ORDER BY customer_id, sku",
+            [str(orders), until],
+        ).df()
+
+
 def load_catalogue(workspace: Workspace) -> pd.DataFrame | None:
     """The product catalogue (sku, category, available) when the retailer sent one, else None."""
     folder = workspace.canonical_table("products")

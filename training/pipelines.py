@@ -19,7 +19,7 @@ from features.progress import track
 from features.settings import Workspace
 from features.timeutil import as_utc
 from training import tracking
-from training.datasets import load_catalogue, load_events, load_order_lines
+from training.datasets import load_anonymous_purchases, load_catalogue, load_events, load_order_lines
 from training.errors import ModelSkipped
 from training.evaluate import close
 from training.labels import Cutoffs, order_events, plan_cutoffs, sales
@@ -73,6 +73,11 @@ class TrainingContext:
     def events(self) -> pd.DataFrame:
         """Purchases, add-to-carts and views up to now (the recommender's signals)."""
         return load_events(self.workspace, self.now)
+
+    @cached_property
+    def anonymous_purchases(self) -> pd.DataFrame:
+        """Purchases of no customer, one buyer per order: for the recommender's popularity and co-purchase only."""
+        return load_anonymous_purchases(self.workspace, self.now)
 
     @cached_property
     def catalogue(self) -> pd.DataFrame | None:

@@ -84,9 +84,13 @@ def recommend_all(
 ) -> pd.DataFrame:
     """Top-k products for every customer as of `now` (one row per customer and rank)."""
     moment = pd.Timestamp(as_utc(now))
+    events = load_events(workspace, moment)
+    if events.loc[events["kind"] == "purchase", "sku"].dropna().empty:
+        raise InputError(
+            "no purchase names a product (orders without products, docs/sources.md): there is nothing to recommend"
+        )
     model, _, version = _champion(workspace, "next_best_product")
     customers = load_customers(workspace)
-    events = load_events(workspace, moment)
     parts = []
     for personalised, group in customers.groupby("consent_personalisation"):
         parts.append(

@@ -41,7 +41,8 @@ def transactions_sql() -> str:
             SELECT customer_id AS key, category, ordered_at AS ts,
                    CASE WHEN lag(ordered_at) OVER (PARTITION BY customer_id, category ORDER BY ordered_at)
                              > ordered_at - INTERVAL 365 DAY THEN 0 ELSE 1 END AS starts_run
-            FROM (SELECT DISTINCT customer_id, category, ordered_at FROM lines WHERE line_type = 'sale')
+            -- A line without a product has no category: it starts no run.
+            FROM (SELECT DISTINCT customer_id, category, ordered_at FROM lines WHERE line_type = 'sale' AND category IS NOT NULL)
         ), category_runs AS (
             -- A category counts in (t - 365d, t] from a purchase until 365 days after the last one of its run.
             SELECT key, category, ts,

@@ -118,6 +118,18 @@ def test_order_lines_only_retailer_gets_defaulted_tables(tmp_path) -> None:
     assert _at(tables["customer_profile"], "alice", "2025-07-01")["age_band"] == "unknown"
 
 
+def test_orders_without_products_count_for_customers_and_make_no_product_rows(tmp_path) -> None:
+    workspace = new_workspace(tmp_path, order_lines_only=True)
+    path = workspace.profile / "orders.parquet"
+    pd.read_parquet(path).assign(sku=None).to_parquet(path)
+    tables = _tables(workspace)
+    alice = _at(tables["customer_transactions"], "alice", "2025-07-01")
+    figures = alice[["orders_lifetime", "spend_lifetime", "distinct_categories_365d"]].tolist()
+    assert figures == [2, 30.0, 0]
+    assert tables["product_popularity"].empty
+    assert list(_at(tables["customer_realtime"], "alice", "2025-07-01")["last_order_skus"]) == []
+
+
 def test_missing_customers_table_is_an_input_error(tmp_path) -> None:
     with pytest.raises(InputError, match="customers.parquet"):
         write_feature_tables(Workspace(tmp_path), NOW, CONSENT_DEFAULTS)

@@ -16,7 +16,8 @@ ORDERS = (
     "A3,C2,02/02/2024 11:00,S3,1\n"
     "A4,C2,02/02/2024 12:00,S4,1,-1.00\n"
     "A5,,03/02/2024,S5,1,2.00\n"
-    "A6,C3,03/02/2024 09:00,,1,2.00\n"
+    ",C3,03/02/2024 09:00,S6,1,2.00\n"
+    "A7,C3,03/02/2024 09:00,,1,2.00\n"
 )
 SOURCE = {
     "name": "webshop",
@@ -53,12 +54,12 @@ def test_bad_rows_are_quarantined_with_row_field_and_reason(
     assert json.loads(quarantine.loc[3, "raw"]) == {"_line": "A3,C2,02/02/2024 11:00,S3,1"}
     assert quarantine.loc[4, "field"] == "UnitPrice"
     assert quarantine.loc[4, "reason"] == "negative price '-1.00' in column 'UnitPrice'; expected 0 or more"
-    assert quarantine.loc[6, "field"] == "Sku"
-    assert quarantine.loc[6, "reason"].startswith("required value missing: column 'Sku' (sku)")
+    assert quarantine.loc[6, "field"] == "OrderNo"
+    assert quarantine.loc[6, "reason"].startswith("required value missing: column 'OrderNo' (order_id)")
     assert set(quarantine["source"]) == {"webshop"}
 
     (source,) = report.sources
-    assert (source.rows_read, source.rows_loaded, source.rows_quarantined) == (6, 2, 4)
+    assert (source.rows_read, source.rows_loaded, source.rows_quarantined) == (7, 3, 4)
     assert source.reasons == {
         "unparseable date": 1,
         "wrong number of fields": 1,
@@ -68,8 +69,10 @@ def test_bad_rows_are_quarantined_with_row_field_and_reason(
     assert report.ok
 
     loaded = pd.read_parquet(workspace.canonical_file("order_lines", "webshop"))
-    assert list(loaded["source_row"]) == [1, 5]
+    assert list(loaded["source_row"]) == [1, 5, 7]
     assert loaded["ordered_at"].iloc[1] == pd.Timestamp("2024-02-03", tz="UTC")
+    # A line without a product is an order line all the same (docs/sources.md, "Orders without products").
+    assert loaded["sku"].isna().tolist() == [False, False, True]
 
 
 def test_report_is_written_as_json_and_text(tmp_path: Path, workspace, settings, write_mapping) -> None:
@@ -80,7 +83,7 @@ def test_report_is_written_as_json_and_text(tmp_path: Path, workspace, settings,
     assert written["ok"] is True
     assert written["sources"][0]["rows_quarantined"] == 4
     text = (workspace.reports / "ingest.txt").read_text()
-    assert "6 read, 2 loaded, 4 quarantined" in text
+    assert "7 read, 3 loaded, 4 quarantined" in text
     assert report.summary() in text
 
 

@@ -1,13 +1,26 @@
-"""What data can train a model: the one-line reasons a model is skipped, found before any feature is read."""
+"""What data can train a model: the one-line reasons a model is skipped, found before any feature is read, and
+the anonymous purchases the recommender may count."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from training.datasets import require_products, require_trainable
+from features.settings import Workspace
+from training.baselines import co_purchase
+from training.datasets import (
+    load_anonymous_purchases,
+    load_events,
+    load_order_lines,
+    require_products,
+    require_trainable,
+)
 from training.errors import ModelSkipped
 from training.labels import Cutoffs
+from training.recommend import popularity
 
 CUTOFFS = Cutoffs(
     training=(pd.Timestamp("2025-03-01", tz="UTC"),),
@@ -73,3 +86,38 @@ def test_a_recommender_needs_two_products_and_enough_buyers() -> None:
         require_products(events(["CD", "CD", "CD"]), 1)
     with pytest.raises(ModelSkipped, match="^only 2 customers bought a product; at least 3"):
         require_products(events(["A", "B"]), 3)
+
+
+def profile_orders(workspace: Workspace) -> None:
+    """C1 and C2 buy A1; two anonymous orders buy A3 (one with A1), one anonymous line is a return."""
+    rows = [
+        ("C1", "W1", "2025-01-03", "A1", 2.0, "sale"),
+        ("C2", "W2", "2025-01-04", "A1", 2.0, "sale"),
+        (None, "W6", "2025-01-08", "A3", 5.0, "sale"),
+        (None, "W7", "2025-01-09", "A3", 5.0, "sale"),
+        (None, "W7", "2025-01-09", "A1", 2.0, "sale"),
+        (None, "W8", "2025-01-10", "A1", -2.0, "return"),
+        (None, "W9", "2025-03-01", "A2", 1.0, "sale"),  # after `until`
+    ]
+    frame = pd.DataFrame(
+        rows, columns=["customer_id", "order_id", "ordered_at", "sku", "amount", "line_type"]
+    )
+    frame["ordered_at"] = pd.to_datetime(frame["ordered_at"], utc=True)
+    workspace.profile.mkdir(parents=True)
+    frame.assign(source="shop").to_parquet(workspace.profile / "orders.parquet")
+
+
+def test_anonymous_purchases_count_for_products_and_never_become_customers(tmp_path: Path) -> None:
+    workspace, until = Workspace(tmp_path), datetime(2025, 2, 1, tzinfo=UTC)
+    profile_orders(workspace)
+
+    anonymous = load_anonymous_purchases(workspace, until)
+    assert list(anonymous["customer_id"]) == ["anonymous:shop:W6", "anonymous:shop:W7", "anonymous:shop:W7"]
+    assert list(anonymous["sku"]) == ["A3", "A1", "A3"] and set(anonymous["kind"]) == {"purchase"}
+    # What learns or scores per customer still sees customers only.
+    assert set(load_events(workspace, until)["customer_id"]) == {"C1", "C2"}
+    assert set(load_order_lines(workspace, until)["customer_id"]) == {"C1", "C2"}
+    # Where products are counted, each anonymous order is a buyer and a basket.
+    together = pd.concat([load_events(workspace, until), anonymous], ignore_index=True)
+    assert popularity(together, until).to_dict() == {"A1": 3, "A3": 2}
+    assert co_purchase(together, until, ["C1"], 2) == {"C1": ["A3", "A1"]}

@@ -52,12 +52,8 @@ def run(
 ) -> tuple[dict[str, Any], list[str]]:
     """`tessera run` on the export as of its last day: the summary's models and what it said about them."""
     export.drop(columns=[] if with_items else ["Item"]).to_csv(tmp_path / "till.csv", sep=";", index=False)
-    # Without products: the mapping gives every line one constant sku, as a real orders-only export needs.
-    mapping = (
-        TILL_MAPPING
-        if with_items
-        else TILL_MAPPING.replace("sku: Item, ", "").replace("{channel", "{sku: NONE, channel")
-    )
+    # Without products: the export has no product column and the mapping names no sku.
+    mapping = TILL_MAPPING if with_items else TILL_MAPPING.replace("sku: Item, ", "")
     (tmp_path / "sources.yaml").write_text(mapping)
     now = (START + timedelta(days=days)).isoformat()
     args = ["run", "--sources", str(tmp_path / "sources.yaml"), "--workspace", str(tmp_path / "ws")]
@@ -85,7 +81,7 @@ def test_nine_months_with_a_273_day_horizon_train_on_the_longest_window_that_fit
 def test_orders_without_products_train_churn_and_cltv_and_skip_the_recommender(tmp_path: Path) -> None:
     models, lines = run(tmp_path, till_export(150, 365, seed=2), 365, with_items=False)
     assert trained(models) == {"churn", "cltv"}
-    reason = "every purchase is of the same product (NONE): there is nothing to choose between"
+    reason = "no purchase names a product: there is nothing to recommend"
     assert models["next_best_product"] == {"skipped": reason}
     assert lines == [f"next_best_product skipped: {reason}"]
 
