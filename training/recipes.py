@@ -235,8 +235,10 @@ class NextBestProductRecipe:
                 data.trials = tuned.trials
                 if tuned.learned is not None:
                     data.params["learned"] = tuned.learned
+            guests = ctx.anonymous_purchases
+            anonymous = guests[guests["occurred_at"] <= v]  # popularity only: nobody's history
             data.fitted = {
-                name: NextBestProduct(**params).fit(data.history, v, ctx.catalogue)
+                name: NextBestProduct(**params).fit(data.history, v, ctx.catalogue, anonymous)
                 for name, params in data.params.items()
             }
         return dict(data.fitted)
@@ -248,7 +250,9 @@ class NextBestProductRecipe:
 
     def refit(self, ctx: TrainingContext, name: str, data: RecommenderData) -> NextBestProduct:
         """A candidate's configuration fitted on every event up to now: the latest behaviour, for serving."""
-        return NextBestProduct(**data.params[name]).fit(ctx.events, ctx.now, ctx.catalogue)
+        return NextBestProduct(**data.params[name]).fit(
+            ctx.events, ctx.now, ctx.catalogue, ctx.anonymous_purchases
+        )
 
     def evaluate(self, ctx: TrainingContext, model: NextBestProduct, data: RecommenderData) -> Evaluation:
         k, v = self.k, ctx.cutoffs.validation

@@ -154,9 +154,18 @@ class NextBestProduct:
         return self.event_weights or {"purchase": 1.0, "add_to_cart": 0.4, "product_view": 0.1}
 
     def fit(
-        self, events: pd.DataFrame, now: datetime, catalogue: pd.DataFrame | None = None
+        self,
+        events: pd.DataFrame,
+        now: datetime,
+        catalogue: pd.DataFrame | None = None,
+        anonymous: pd.DataFrame | None = None,
     ) -> NextBestProduct:
-        """Learn what the blend needs from every signal up to `now`; `catalogue` (sku, category, available) is optional."""
+        """Learn what the blend needs from every signal up to `now`.
+
+        `catalogue` (sku, category, available) is optional; `anonymous` purchases (guest receipts, in the
+        shape of `training.datasets.load_anonymous_purchases`) count for popularity only: they are nobody's
+        history.
+        """
         signals = decayed(events, now, self.weights, self.half_life_days)
         if signals.empty:
             raise ValueError("no purchase, cart or view events with a customer and a sku before the cutoff")
@@ -177,7 +186,8 @@ class NextBestProduct:
         self.blend_ = {group: dict(weights) for group, weights in (self.blend or DEFAULT_BLEND).items()}
         self.term_weights_ = self.coefficients(self.blend_)
         self.terms_ = tuple(t for t in COMPONENTS if self.term_weights_[t].any())
-        self._fit_popularity(events, now)
+        sales = events if anonymous is None or anonymous.empty else pd.concat([events, anonymous])
+        self._fit_popularity(sales, now)
         with threadpool_limits(1, "blas"):  # implicit's own threads; a threaded BLAS underneath only slows it
             self.als_ = self._fit_als(matrix) if "discovery" in self.terms_ else None
             if self.als_ is not None:

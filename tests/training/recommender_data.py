@@ -53,4 +53,5 @@ def context(events: pd.DataFrame, root: Path, **settings: object) -> TrainingCon
     validation = NOW - pd.Timedelta(days=horizon)
     ctx.cutoffs = Cutoffs((validation - pd.Timedelta(days=horizon),), validation, horizon, horizon)
     ctx.catalogue = None
+    ctx.anonymous_purchases = events.iloc[:0]  # no guest receipts unless a test adds them
     return ctx

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from recommender_data import NOW, context, repeat_buyers
@@ -105,3 +106,27 @@ def test_two_products_and_a_handful_of_customers_fit_every_candidate(tmp_path: P
         shown = model.recommend(data.history, ctx.cutoffs.validation, data.customers[:2], k=10)
         assert shown.groupby("customer_id").size().eq(2).all(), name
         assert isinstance(model, NextBestProduct)
+
+
+def test_guest_receipts_count_for_popularity_but_are_nobodys_history(tmp_path: Path) -> None:
+    events = repeat_buyers(customers=20)
+    recipe = NextBestProductRecipe()
+    ctx = context(events, tmp_path)
+    data = recipe.load(ctx)
+    least = recipe.candidates(ctx, data)["popularity"]
+    last = least.items_[int(np.argmin(least.popularity_))]  # the item customers bought least lately
+    v = ctx.cutoffs.validation
+    guests = pd.DataFrame(
+        {
+            "customer_id": [f"anonymous:till:{n}" for n in range(200)],
+            "sku": last,
+            "kind": "purchase",
+            "occurred_at": v - pd.Timedelta(days=1),
+            "count": 1.0,
+        }
+    )
+    ctx = context(events, tmp_path)
+    ctx.anonymous_purchases = guests
+    fitted = recipe.candidates(ctx, recipe.load(ctx))["popularity"]
+    assert fitted.items_[int(np.argmax(fitted.popularity_))] == last
+    assert not any(c.startswith("anonymous:") for c in recipe.load(ctx).customers)
