@@ -126,16 +126,24 @@ class ValueBands:
 
 
 class _ValueBaseline:
-    """A value score with an interval learnt on the latest cutoff's rows; subclasses say how to score."""
+    """A value score scaled and given an interval on the latest cutoff's rows; subclasses say how to score.
+
+    The scale makes the latest window's total predicted equal its total actual: a textbook score can rank
+    well and still be off in level (a historical average keeps spending at the rate of a customer's best days).
+    """
 
     interval: tuple[float, float]
 
-    def _point(self, frame: pd.DataFrame) -> np.ndarray:
+    def _raw(self, frame: pd.DataFrame) -> np.ndarray:
         raise NotImplementedError
 
+    def _point(self, frame: pd.DataFrame) -> np.ndarray:
+        return self._raw(frame) * self.scale_
+
     def _fit_bands(self, frame: pd.DataFrame, value: pd.Series, latest: np.ndarray) -> None:
-        point = self._point(frame[latest])
-        self.bands_ = ValueBands(self.interval).fit(point, np.asarray(value, float)[latest])
+        raw, actual = self._raw(frame[latest]), np.asarray(value, float)[latest]
+        self.scale_ = float(actual.sum() / raw.sum()) if raw.sum() > 0 else 1.0
+        self.bands_ = ValueBands(self.interval).fit(raw * self.scale_, actual)
 
     def contributions(self, frame: pd.DataFrame) -> None:
         """None: a textbook value has no per-feature reasons."""
@@ -155,11 +163,11 @@ class BGNBDValue(_ValueBaseline):
         self.horizon_days = horizon_days
         self.interval = interval
 
-    def _point(self, frame: pd.DataFrame) -> np.ndarray:
+    def _raw(self, frame: pd.DataFrame) -> np.ndarray:
         return self.probabilistic_.transform(frame)["expected_value"].to_numpy(float)
 
     def fit(self, frame: pd.DataFrame, value: pd.Series, cutoffs: pd.Series) -> BGNBDValue:
-        """Fit BG/NBD and Gamma-Gamma on the latest cutoff's vectors, the value bands on its labels."""
+        """Fit BG/NBD and Gamma-Gamma on the latest cutoff's vectors, the scale and value bands on its labels."""
         latest = time_holdout(cutoffs, frame["customer_id"])
         self.probabilistic_ = ProbabilisticFeatures(self.horizon_days).fit(frame[latest])
         self._fit_bands(frame, value, latest)
@@ -176,13 +184,13 @@ class HistoricalAverage(_ValueBaseline):
         self.horizon_days = horizon_days
         self.interval = interval
 
-    def _point(self, frame: pd.DataFrame) -> np.ndarray:
+    def _raw(self, frame: pd.DataFrame) -> np.ndarray:
         spend = np.nan_to_num(_column(frame, "spend_lifetime")).clip(min=0)
         days = np.maximum(np.nan_to_num(_column(frame, "tenure_days")), self.horizon_days)
         return spend / days * self.horizon_days
 
     def fit(self, frame: pd.DataFrame, value: pd.Series, cutoffs: pd.Series) -> HistoricalAverage:
-        """Learn the value bands on the latest cutoff's rows (the point needs no fitting)."""
+        """Learn the scale and the value bands on the latest cutoff's rows."""
         self._fit_bands(frame, value, time_holdout(cutoffs, frame["customer_id"]))
         return self
 

@@ -98,7 +98,13 @@ def test_value_baselines_and_their_bands() -> None:
     two = pd.DataFrame({"spend_lifetime": [900.0, 100.0], "tenure_days": [300.0, 10.0]})
     average = HistoricalAverage(horizon_days=90).fit(frame, frame["value"], frame["cutoff"])
     # 900 over 300 days, times 90; 100 over 10 days counts as over one horizon (90 days).
-    assert average.predict(two)["cltv"].tolist() == pytest.approx([270.0, 100.0])
+    assert average.predict(two)["cltv"].tolist() == pytest.approx(
+        [270.0 * average.scale_, 100.0 * average.scale_]
+    )
+    latest = frame[frame["cutoff"] == frame["cutoff"].max()]
+    assert average.predict(latest)["cltv"].sum() == pytest.approx(
+        latest["value"].sum()
+    )  # level from the latest window
     value = BGNBDValue(horizon_days=90).fit(frame, frame["value"], frame["cutoff"])
     predicted = value.predict(frame)
     assert (predicted["cltv_low"] <= predicted["cltv"]).all() and (
