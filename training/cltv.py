@@ -14,13 +14,11 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
-from training.probabilistic import ProbabilisticFeatures
+from training.probabilistic import fit_inputs, model_inputs
 from training.tabular import (
-    TabularEncoder,
     fit_early_stopped,
     gain_importance,
     lgbm_params,
-    time_holdout,
     with_customer_id,
 )
 
@@ -71,20 +69,17 @@ class CLTVModel:
         self.seed = seed
 
     def _inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
-        chosen = frame if self.features is None else frame[[c for c in frame.columns if c in self.features]]
-        if self.horizon_days is None:
-            return chosen
-        return chosen.join(self.probabilistic_.transform(frame))
+        return model_inputs(frame, self.features, self.probabilistic_)
 
     def fit(self, frame: pd.DataFrame, value: pd.Series, cutoffs: pd.Series) -> CLTVModel:
         """Learn from a training frame (one row per customer and cutoff), its value labels and each row's cutoff."""
-        frame = frame.reset_index(drop=True)
-        latest = time_holdout(cutoffs, frame["customer_id"])
-        if self.horizon_days is not None:
-            self.probabilistic_ = ProbabilisticFeatures(self.horizon_days).fit(frame[latest])
-        inputs = self._inputs(frame)
-        self.encoder_ = TabularEncoder().fit(inputs)
-        X = self.encoder_.transform(inputs)
+        fitted = fit_inputs(frame, cutoffs, self.features, self.horizon_days)
+        self.probabilistic_, self.encoder_, latest, X = (
+            fitted.quantities,
+            fitted.encoder,
+            fitted.latest,
+            fitted.X,
+        )
         y = np.asarray(value, dtype=float)
         params = lgbm_params(
             self.n_estimators, self.learning_rate, self.num_leaves, self.min_child_samples, self.seed

@@ -9,12 +9,15 @@ plus `monetary` (mean value of the repeat transactions) for Gamma-Gamma. `rfm_su
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import OptimizeResult, minimize
 from scipy.special import betaln, gammaln, hyp2f1
+
+from training.tabular import TabularEncoder, time_holdout
 
 DAY = pd.Timedelta(days=1)
 
@@ -303,3 +306,33 @@ class ProbabilisticFeatures:
             },
             index=frame.index,
         )
+
+
+def model_inputs(
+    frame: pd.DataFrame, features: tuple[str, ...] | None, quantities: ProbabilisticFeatures | None
+) -> pd.DataFrame:
+    """A learned model's input: the chosen columns of the frame (all when None), plus BG/NBD quantities when given."""
+    chosen = frame if features is None else frame[[c for c in frame.columns if c in features]]
+    return chosen if quantities is None else chosen.join(quantities.transform(frame))
+
+
+@dataclass(frozen=True)
+class FittedInputs:
+    """What a learned model fits on: its latest-cutoff mask, the BG/NBD quantities, the encoder, the matrix."""
+
+    latest: np.ndarray
+    quantities: ProbabilisticFeatures | None
+    encoder: TabularEncoder
+    X: pd.DataFrame
+
+
+def fit_inputs(
+    frame: pd.DataFrame, cutoffs: pd.Series, features: tuple[str, ...] | None, horizon_days: int | None
+) -> FittedInputs:
+    """Fit a learned model's inputs: BG/NBD on the latest cutoff's vectors (when a horizon is given), the encoder."""
+    frame = frame.reset_index(drop=True)
+    latest = time_holdout(cutoffs, frame["customer_id"])
+    quantities = None if horizon_days is None else ProbabilisticFeatures(horizon_days).fit(frame[latest])
+    inputs = model_inputs(frame, features, quantities)
+    encoder = TabularEncoder().fit(inputs)
+    return FittedInputs(latest, quantities, encoder, encoder.transform(inputs))

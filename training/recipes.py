@@ -89,11 +89,38 @@ def _has_rfm(data: LabelledFrames) -> bool:
     return all(name in data.features for name in RFM_FEATURES)
 
 
-class ChurnRecipe:
+class _TabularRecipe:
+    """What churn and CLTV share: candidates over a feature-service frame, the refit, what is logged."""
+
+    target: str  # the label column
+
+    def _estimators(self, ctx: TrainingContext, data: LabelledFrames) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def candidates(self, ctx: TrainingContext, data: LabelledFrames) -> dict[str, Any]:
+        """Every candidate fitted on the training cutoffs only."""
+        train = data.train
+        return {
+            name: estimator.fit(train, train[self.target], train["cutoff"])
+            for name, estimator in self._estimators(ctx, data).items()
+        }
+
+    def refit(self, ctx: TrainingContext, name: str, data: LabelledFrames) -> Any:
+        """The winner refitted on every cutoff up to the validation one (the latest window calibrates it)."""
+        rows = _up_to_validation(data)
+        estimator = self._estimators(ctx, data)[name].fit(rows, rows[self.target], rows["cutoff"])
+        return rescaled(estimator, rows, ctx.cutoffs.horizon_days, _target_horizon(ctx))
+
+    def logged(self, ctx: TrainingContext, model: Any, data: LabelledFrames) -> Logged:
+        return _tabular_logged(data, self.target, model)
+
+
+class ChurnRecipe(_TabularRecipe):
     """Churn: LightGBM on `churn_v1` with BG/NBD features, against recency, BG/NBD and LightGBM on RFM only."""
 
     name = "churn"
     primary_metric = "roc_auc"
+    target = "churned"
 
     def load(self, ctx: TrainingContext) -> LabelledFrames:
         return labelled_frames(ctx.workspace, ctx.orders, ctx.cutoffs, ctx.settings.churn_feature_service)
@@ -109,20 +136,6 @@ class ChurnRecipe:
             out["lightgbm_rfm"] = ChurnModel(n_reasons=n, features=RFM_FEATURES, **_lgbm_settings(ctx))
         out["model"] = ChurnModel(n_reasons=n, horizon_days=horizon if rfm else None, **_lgbm_settings(ctx))
         return out
-
-    def candidates(self, ctx: TrainingContext, data: LabelledFrames) -> dict[str, Any]:
-        """Every candidate fitted on the training cutoffs only."""
-        train = data.train
-        return {
-            name: estimator.fit(train, train["churned"], train["cutoff"])
-            for name, estimator in self._estimators(ctx, data).items()
-        }
-
-    def refit(self, ctx: TrainingContext, name: str, data: LabelledFrames) -> Any:
-        """The winner refitted on every cutoff up to the validation one, calibrated on the latest window."""
-        rows = _up_to_validation(data)
-        estimator = self._estimators(ctx, data)[name].fit(rows, rows["churned"], rows["cutoff"])
-        return rescaled(estimator, rows, ctx.cutoffs.horizon_days, _target_horizon(ctx))
 
     def evaluate(self, ctx: TrainingContext, model: Any, data: LabelledFrames) -> Evaluation:
         val = data.validation
@@ -163,15 +176,13 @@ class ChurnRecipe:
             "roc_auc"
         ]
 
-    def logged(self, ctx: TrainingContext, model: Any, data: LabelledFrames) -> Logged:
-        return _tabular_logged(data, "churned", model)
 
-
-class CLTVRecipe:
+class CLTVRecipe(_TabularRecipe):
     """CLTV: LightGBM with BG/NBD + Gamma-Gamma features on `cltv_v1`, against them and the historical average."""
 
     name = "cltv"
     primary_metric = "normalized_gini"
+    target = "value"
 
     def load(self, ctx: TrainingContext) -> LabelledFrames:
         return labelled_frames(ctx.workspace, ctx.orders, ctx.cutoffs, ctx.settings.cltv_feature_service)
@@ -187,20 +198,6 @@ class CLTVRecipe:
             interval=interval, horizon_days=horizon if rfm else None, **_lgbm_settings(ctx)
         )
         return out
-
-    def candidates(self, ctx: TrainingContext, data: LabelledFrames) -> dict[str, Any]:
-        """Every candidate fitted on the training cutoffs only."""
-        train = data.train
-        return {
-            name: estimator.fit(train, train["value"], train["cutoff"])
-            for name, estimator in self._estimators(ctx, data).items()
-        }
-
-    def refit(self, ctx: TrainingContext, name: str, data: LabelledFrames) -> Any:
-        """The winner refitted on every cutoff up to the validation one."""
-        rows = _up_to_validation(data)
-        estimator = self._estimators(ctx, data)[name].fit(rows, rows["value"], rows["cutoff"])
-        return rescaled(estimator, rows, ctx.cutoffs.horizon_days, _target_horizon(ctx))
 
     def evaluate(self, ctx: TrainingContext, model: Any, data: LabelledFrames) -> Evaluation:
         val = data.validation
@@ -229,9 +226,6 @@ class CLTVRecipe:
         return value_metrics(frame["value"].to_numpy(dtype=float), model.predict(frame)["cltv"].to_numpy())[
             "normalized_gini"
         ]
-
-    def logged(self, ctx: TrainingContext, model: Any, data: LabelledFrames) -> Logged:
-        return _tabular_logged(data, "value", model)
 
 
 @dataclass
