@@ -1,9 +1,11 @@
 """Churn and CLTV champions at serving time: online feature vectors in, probability or value with bands out.
 
 Both read their model's feature service (named in the model's logged metadata) from the online store, so a
-served score uses exactly the features the model trained on. Reasons are the features pushing a score up
-most: LightGBM's own SHAP contributions (the churn model reports them itself; for CLTV they come from the
-point model). Consent is not checked here: the engine only passes customers who consented to profiling.
+served score uses exactly the features the model trained on. The champion is whichever candidate won its
+training run's selection (the learned model or a textbook baseline, `training.textbook`); each answers with
+the same shape. Reasons are the features pushing a score up most, from the champion's own `contributions`
+(LightGBM's SHAP values; recency's one term); a champion without them (BG/NBD, historical average) gives
+none. Consent is not checked here: the engine only passes customers who consented to profiling.
 """
 
 from __future__ import annotations
@@ -48,18 +50,22 @@ def _plain(value: Any) -> float | str | bool | None:
     return str(value)
 
 
-def top_reasons(
-    frame: pd.DataFrame, contributions: np.ndarray, features: Sequence[str]
-) -> list[list[FeatureReason]]:
-    """Per row, the features with the largest positive contributions (at most N_REASONS), largest first."""
-    order = np.argsort(-contributions, axis=1)[:, :N_REASONS]
+def top_reasons(frame: pd.DataFrame, contributions: pd.DataFrame | None) -> list[list[FeatureReason]]:
+    """Per row, the features with the largest positive contributions (at most N_REASONS), largest first.
+
+    `contributions` has one column per feature and may end with a `bias` column; None gives no reasons.
+    """
+    if contributions is None:
+        return [[] for _ in range(len(frame))]
+    contributions = contributions.drop(columns="bias", errors="ignore")
+    features = list(contributions.columns)
+    values = contributions.to_numpy(float)
+    order = np.argsort(-values, axis=1)[:, :N_REASONS]
     return [
         [
-            FeatureReason(
-                feature=features[j], value=_plain(row.get(features[j])), impact=float(contributions[i, j])
-            )
+            FeatureReason(feature=features[j], value=_plain(row.get(features[j])), impact=float(values[i, j]))
             for j in order[i]
-            if contributions[i, j] > 0
+            if values[i, j] > 0
         ]
         for i, row in enumerate(frame.to_dict("records"))
     ]
@@ -85,8 +91,7 @@ class ChurnScorer(Scorer):
         """Scores of customers (in order) as of `now`."""
         frame = model_vectors(self.reader, customer_ids, now)
         probability = self.estimator.predict_proba(frame)
-        contributions = self.estimator.contributions(frame).drop(columns="bias")
-        reasons = top_reasons(frame, contributions.to_numpy(), list(contributions.columns))
+        reasons = top_reasons(frame, self.estimator.contributions(frame))
         return [
             Scored({"churn_probability": float(p), "risk_band": band(float(p), self.thresholds)}, r)
             for p, r in zip(probability, reasons, strict=True)
@@ -107,9 +112,7 @@ class CltvScorer(Scorer):
         """Scores of customers (in order) as of `now`."""
         frame = model_vectors(self.reader, customer_ids, now)
         values = self.estimator.predict(frame)[["cltv", "cltv_low", "cltv_high"]].to_dict("records")
-        X = self.estimator.encoder_.transform(frame)
-        contributions = np.asarray(self.estimator.point_.predict(X, pred_contrib=True))[:, :-1]
-        reasons = top_reasons(frame, contributions, self.estimator.features_)
+        reasons = top_reasons(frame, self.estimator.contributions(frame))
         return [
             Scored({**v, "value_band": _value_band(v["cltv"], self.thresholds)}, r)
             for v, r in zip(values, reasons, strict=True)

@@ -83,16 +83,23 @@ def accuracy_against_truth(
     if churn is not None:
         frame = point_in_time_features(workspace, entities, churn_meta["feature_service"])
         y = outcome["churned"].to_numpy(dtype=int)
+        p = churn.predict_proba(frame)
         report["churn"] = {
-            "model": classification_metrics(y, churn.predict_proba(frame)),
+            "candidate": churn_meta.get("candidate", "model"),
+            "model": {
+                **classification_metrics(y, p),
+                "mean_probability": float(p.mean()),
+                "churn_rate": float(y.mean()),
+            },
             "days_since_last_purchase": classification_metrics(y, recency),
-            "bgnbd_p_alive": classification_metrics(y, 1 - probabilistic["p_alive"].to_numpy()),
+            "bgnbd_p_no_purchase": classification_metrics(y, probabilistic["p_no_purchase"].to_numpy()),
         }
     cltv, cltv_meta = tracking.load_champion(workspace, "cltv") or (None, {})
     if cltv is not None:
         frame = point_in_time_features(workspace, entities, cltv_meta["feature_service"])
         y = outcome["value"].to_numpy()
         report["cltv"] = {
+            "candidate": cltv_meta.get("candidate", "model"),
             "model": value_metrics(y, cltv.predict(frame)["cltv"].to_numpy()),
             "bgnbd_gamma_gamma": value_metrics(y, probabilistic["expected_value"].to_numpy()),
         }

@@ -1,8 +1,12 @@
 """Churn: the probability that a customer makes no purchase within the horizon, calibrated, with reasons.
 
-LightGBM learns on the earlier training cutoffs and stops early on the latest one, where a Platt scaling
-(a logistic fit on the model's log-odds: it keeps the ranking) is learnt too. Reasons are the features with
-the largest positive contributions (LightGBM's own SHAP values) to a customer's churn log-odds.
+LightGBM stops early on the latest cutoff of its training frame and then learns from every cutoff, that one
+included, with the number of trees found. Calibration is a Platt scaling (a logistic fit on log-odds: it
+keeps the ranking) learnt on the latest window, from out-of-fold scores: each half of that window's
+customers is scored by a model that learnt from everything else. With `horizon_days` set, BG/NBD and
+Gamma-Gamma quantities over that horizon (fitted on the latest cutoff's vectors, no label read) are added to
+the features. Reasons are the features with the largest positive contributions (LightGBM's own SHAP values)
+to a customer's churn log-odds.
 """
 
 from __future__ import annotations
@@ -12,14 +16,47 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
+from training.probabilistic import fit_inputs, model_inputs
 from training.tabular import (
-    TabularEncoder,
     fit_early_stopped,
     gain_importance,
     lgbm_params,
-    time_holdout,
     with_customer_id,
 )
+
+
+def fit_platt(score: np.ndarray, churned: np.ndarray) -> LogisticRegression:
+    """A Platt scaling: the logistic map from a one-dimensional score to a calibrated probability."""
+    return LogisticRegression(C=1e6).fit(np.asarray(score, float).reshape(-1, 1), np.asarray(churned, int))
+
+
+def churn_output(
+    frame: pd.DataFrame, probability: np.ndarray, contributions: pd.DataFrame | None, n_reasons: int
+) -> pd.DataFrame:
+    """customer_id (when given), churn_probability and reason_i / reason_i_impact, one row per input row.
+
+    Reasons are the features pushing each row's churn score up most; a score without contributions (or a
+    loyal customer) has none.
+    """
+    out = pd.DataFrame({"churn_probability": probability}, index=frame.index)
+    values = np.zeros((len(frame), 0)) if contributions is None else contributions.to_numpy(float)
+    names = np.asarray([] if contributions is None else list(contributions.columns), dtype=object)
+    order = np.argsort(-values, axis=1)
+    for i in range(n_reasons):
+        if i < values.shape[1]:
+            impact = np.take_along_axis(values, order[:, [i]], axis=1)[:, 0]
+            out[f"reason_{i + 1}"] = np.where(impact > 0, names[order[:, i]], None)
+            out[f"reason_{i + 1}_impact"] = np.where(impact > 0, impact, np.nan)
+        else:
+            out[f"reason_{i + 1}"] = np.full(len(frame), None, dtype=object)
+            out[f"reason_{i + 1}_impact"] = np.nan
+    return with_customer_id(frame, out)
+
+
+def halves(customer_ids: pd.Series) -> np.ndarray:
+    """0 or 1 per row, by a stable hash of the customer id: the two folds of out-of-fold calibration."""
+    ids = pd.Series(customer_ids).reset_index(drop=True).astype(str)
+    return (pd.util.hash_pandas_object(ids, index=False).to_numpy() // 5) % 2
 
 
 class ChurnModel:
@@ -32,6 +69,8 @@ class ChurnModel:
         num_leaves: int = 31,
         min_child_samples: int = 40,
         n_reasons: int = 3,
+        features: tuple[str, ...] | None = None,
+        horizon_days: int | None = None,
         seed: int = 42,
     ) -> None:
         self.n_estimators = n_estimators
@@ -39,60 +78,62 @@ class ChurnModel:
         self.num_leaves = num_leaves
         self.min_child_samples = min_child_samples
         self.n_reasons = n_reasons
+        self.features = features  # only these columns of the frame (None: all of them)
+        self.horizon_days = horizon_days  # when set, BG/NBD quantities over it are features too
         self.seed = seed
+
+    def _inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return model_inputs(frame, self.features, self.probabilistic_)
 
     def fit(self, frame: pd.DataFrame, churned: pd.Series, cutoffs: pd.Series) -> ChurnModel:
         """Learn from a training frame (one row per customer and cutoff), its labels and each row's cutoff."""
-        self.encoder_ = TabularEncoder().fit(frame)
-        X = self.encoder_.transform(frame)
+        fitted = fit_inputs(frame, cutoffs, self.features, self.horizon_days)
+        self.probabilistic_, self.encoder_, latest, X = (
+            fitted.quantities,
+            fitted.encoder,
+            fitted.latest,
+            fitted.X,
+        )
         y = np.asarray(churned, dtype=int)
-        holdout = time_holdout(cutoffs, frame["customer_id"])
         params = lgbm_params(
             self.n_estimators, self.learning_rate, self.num_leaves, self.min_child_samples, self.seed
         )
-        self.classifier_ = fit_early_stopped(lgb.LGBMClassifier(objective="binary", **params), X, y, holdout)
-        raw = self._log_odds(X[holdout])
-        self.calibrator_ = LogisticRegression(C=1e6).fit(raw.reshape(-1, 1), y[holdout])
+        probe = fit_early_stopped(lgb.LGBMClassifier(objective="binary", **params), X, y, latest)
+        self.best_iteration_ = int(probe.best_iteration_ or self.n_estimators)
+        params["n_estimators"] = self.best_iteration_
+        fold = halves(frame["customer_id"])
+        raw = np.zeros(len(frame))
+        for half in (0, 1):
+            scored = latest & (fold == half)
+            if scored.any():
+                model = lgb.LGBMClassifier(objective="binary", **params).fit(X[~scored], y[~scored])
+                raw[scored] = model.predict(X[scored], raw_score=True)
+        self.calibrator_ = fit_platt(raw[latest], y[latest])
+        self.classifier_ = lgb.LGBMClassifier(objective="binary", **params).fit(X, y)
         self.features_ = list(self.encoder_.features_)
-        self.best_iteration_ = int(self.classifier_.best_iteration_ or self.n_estimators)
         return self
 
-    def _log_odds(self, X: pd.DataFrame) -> np.ndarray:
-        return self.classifier_.predict(X, raw_score=True)
-
     def _probability(self, X: pd.DataFrame) -> np.ndarray:
-        return self.calibrator_.predict_proba(self._log_odds(X).reshape(-1, 1))[:, 1]
+        raw = self.classifier_.predict(X, raw_score=True)
+        return self.calibrator_.predict_proba(raw.reshape(-1, 1))[:, 1]
 
     def _contributions(self, X: pd.DataFrame) -> pd.DataFrame:
         values = self.classifier_.predict(X, pred_contrib=True)
         return pd.DataFrame(values, columns=[*self.features_, "bias"], index=X.index)
 
-    def _reasons(self, X: pd.DataFrame) -> pd.DataFrame:
-        """The `n_reasons` features pushing each customer's churn score up most: reason_i and reason_i_impact."""
-        values = self._contributions(X).drop(columns="bias").to_numpy()
-        order = np.argsort(-values, axis=1)[:, : self.n_reasons]
-        names = np.asarray(self.features_, dtype=object)
-        out = {}
-        for i in range(order.shape[1]):
-            impact = np.take_along_axis(values, order[:, [i]], axis=1)[:, 0]
-            # Only features that push towards churn are reasons; a loyal customer may have none.
-            out[f"reason_{i + 1}"] = np.where(impact > 0, names[order[:, i]], None)
-            out[f"reason_{i + 1}_impact"] = np.where(impact > 0, impact, np.nan)
-        return pd.DataFrame(out, index=X.index)
-
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         """Calibrated P(no purchase within the horizon) per row."""
-        return self._probability(self.encoder_.transform(frame))
+        return self._probability(self.encoder_.transform(self._inputs(frame)))
 
     def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Each feature's contribution to each row's churn log-odds (SHAP values; the bias column last)."""
-        return self._contributions(self.encoder_.transform(frame))
+        return self._contributions(self.encoder_.transform(self._inputs(frame)))
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """customer_id (when given), churn_probability and the reasons, one row per input row."""
-        X = self.encoder_.transform(frame)  # once for both the probability and the reasons
-        out = pd.DataFrame({"churn_probability": self._probability(X)}, index=frame.index)
-        return with_customer_id(frame, out.join(self._reasons(X)))
+        X = self.encoder_.transform(self._inputs(frame))  # once for both the probability and the reasons
+        reasons = self._contributions(X).drop(columns="bias")
+        return churn_output(frame, self._probability(X), reasons, self.n_reasons)
 
     def feature_importance(self) -> pd.Series:
         """Total gain per feature, largest first."""

@@ -1,8 +1,10 @@
 """Customer lifetime value over the horizon: a LightGBM point estimate and a quantile interval.
 
 The point model uses a Tweedie objective (spend is zero for many customers and long-tailed for the rest);
-two quantile models give the interval. All three stop early on the latest training cutoff. The
-probabilistic baseline (BG/NBD + Gamma-Gamma) lives in `training.probabilistic`.
+two quantile models give the interval. Each stops early on the latest cutoff of its training frame, then
+learns from every cutoff, that one included, with the number of trees found. With `horizon_days` set,
+BG/NBD and Gamma-Gamma quantities over that horizon (`training.probabilistic`, fitted on the latest
+cutoff's vectors) are added to the features.
 """
 
 from __future__ import annotations
@@ -10,15 +12,35 @@ from __future__ import annotations
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 
+from training.probabilistic import fit_inputs, model_inputs
 from training.tabular import (
-    TabularEncoder,
     fit_early_stopped,
     gain_importance,
     lgbm_params,
-    time_holdout,
     with_customer_id,
 )
+
+
+def value_output(frame: pd.DataFrame, point: np.ndarray, low: np.ndarray, high: np.ndarray) -> pd.DataFrame:
+    """customer_id (when given), cltv, cltv_low, cltv_high per row; low <= cltv <= high, none negative."""
+    point = np.clip(np.asarray(point, float), 0, None)
+    low, high = np.clip(np.asarray(low, float), 0, None), np.clip(np.asarray(high, float), 0, None)
+    # Separately estimated bounds can cross each other or the mean; keep the interval ordered around it.
+    out = pd.DataFrame(
+        {"cltv": point, "cltv_low": np.minimum(low, point), "cltv_high": np.maximum(high, point)},
+        index=frame.index,
+    )
+    return with_customer_id(frame, out)
+
+
+def refit_all(
+    model: lgb.LGBMModel, X: pd.DataFrame, y: np.ndarray, holdout: np.ndarray, **fit: object
+) -> lgb.LGBMModel:
+    """Early-stop `model` on the holdout rows, then fit a copy on every row with the number of trees found."""
+    trees = int(fit_early_stopped(clone(model), X, y, holdout, **fit).best_iteration_ or model.n_estimators)
+    return model.set_params(n_estimators=trees).fit(X, y)
 
 
 class CLTVModel:
@@ -32,6 +54,8 @@ class CLTVModel:
         min_child_samples: int = 40,
         interval: tuple[float, float] = (0.1, 0.9),
         tweedie_variance_power: float = 1.3,
+        features: tuple[str, ...] | None = None,
+        horizon_days: int | None = None,
         seed: int = 42,
     ) -> None:
         self.n_estimators = n_estimators
@@ -40,27 +64,36 @@ class CLTVModel:
         self.min_child_samples = min_child_samples
         self.interval = interval
         self.tweedie_variance_power = tweedie_variance_power
+        self.features = features  # only these columns of the frame (None: all of them)
+        self.horizon_days = horizon_days  # when set, BG/NBD + Gamma-Gamma quantities over it are features too
         self.seed = seed
+
+    def _inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return model_inputs(frame, self.features, self.probabilistic_)
 
     def fit(self, frame: pd.DataFrame, value: pd.Series, cutoffs: pd.Series) -> CLTVModel:
         """Learn from a training frame (one row per customer and cutoff), its value labels and each row's cutoff."""
-        self.encoder_ = TabularEncoder().fit(frame)
-        X = self.encoder_.transform(frame)
+        fitted = fit_inputs(frame, cutoffs, self.features, self.horizon_days)
+        self.probabilistic_, self.encoder_, latest, X = (
+            fitted.quantities,
+            fitted.encoder,
+            fitted.latest,
+            fitted.X,
+        )
         y = np.asarray(value, dtype=float)
-        holdout = time_holdout(cutoffs, frame["customer_id"])
         params = lgbm_params(
             self.n_estimators, self.learning_rate, self.num_leaves, self.min_child_samples, self.seed
         )
         point = lgb.LGBMRegressor(
             objective="tweedie", tweedie_variance_power=self.tweedie_variance_power, **params
         )
-        self.point_ = fit_early_stopped(point, X, y, holdout)
+        self.point_ = refit_all(point, X, y, latest)
         self.quantiles_ = {
-            q: fit_early_stopped(
+            q: refit_all(
                 lgb.LGBMRegressor(objective="quantile", alpha=q, **params),
                 X,
                 y,
-                holdout,
+                latest,
                 eval_metric="quantile",
             )
             for q in self.interval
@@ -70,17 +103,20 @@ class CLTVModel:
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """customer_id (when given), cltv, cltv_low, cltv_high per row; low <= cltv <= high, none negative."""
-        X = self.encoder_.transform(frame)
-        point = np.clip(self.point_.predict(X), 0, None)
+        X = self.encoder_.transform(self._inputs(frame))
         low_q, high_q = self.interval
-        low = np.clip(self.quantiles_[low_q].predict(X), 0, None)
-        high = np.clip(self.quantiles_[high_q].predict(X), 0, None)
-        # Separately fitted quantiles can cross each other or the mean; keep the interval ordered around it.
-        out = pd.DataFrame(
-            {"cltv": point, "cltv_low": np.minimum(low, point), "cltv_high": np.maximum(high, point)},
-            index=frame.index,
+        return value_output(
+            frame,
+            self.point_.predict(X),
+            self.quantiles_[low_q].predict(X),
+            self.quantiles_[high_q].predict(X),
         )
-        return with_customer_id(frame, out)
+
+    def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Each feature's contribution to the point model's log value (SHAP values; the bias column last)."""
+        X = self.encoder_.transform(self._inputs(frame))
+        values = self.point_.predict(X, pred_contrib=True)
+        return pd.DataFrame(values, columns=[*self.features_, "bias"], index=X.index)
 
     def feature_importance(self) -> pd.Series:
         """Total gain per feature of the point model, largest first."""

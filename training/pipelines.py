@@ -125,8 +125,15 @@ class Recipe(Protocol):
         """Steps 1-2: the point-in-time training and validation data, split at the context's cutoffs."""
         ...
 
-    def fit(self, ctx: TrainingContext, data: Any) -> Any:
-        """Step 3: a fitted estimator (`fit` returns self, learned state ends in `_`)."""
+    def candidates(self, ctx: TrainingContext, data: Any) -> dict[str, Any]:
+        """Step 3: every candidate (the learned model and each baseline), fitted on the training cutoffs only.
+
+        Simplest first (a tie goes to the simpler); each is an estimator with the served champion's interface.
+        """
+        ...
+
+    def refit(self, ctx: TrainingContext, name: str, data: Any) -> Any:
+        """The chosen candidate fitted again on everything up to the end of the validation window."""
         ...
 
     def evaluate(self, ctx: TrainingContext, estimator: Any, data: Any) -> Evaluation:
@@ -142,40 +149,70 @@ class Recipe(Protocol):
         ...
 
 
+def select(scores: dict[str, float]) -> str:
+    """The candidate with the best score; on a tie the one listed first (the simpler)."""
+    best = max(scores.values())
+    return next(name for name, score in scores.items() if score >= best)
+
+
 def train_model(recipe: Recipe, ctx: TrainingContext) -> dict[str, Any]:
-    """Run the five steps for one model; returns its metrics, baselines' and the gate's decision."""
+    """Run the five steps for one model; returns every candidate's score, the winner's metrics and the gate's decision."""
     started = time.perf_counter()
     data = recipe.load(ctx)  # steps 1-2: point-in-time data, split at the cutoffs
-    estimator = recipe.fit(ctx, data)  # step 3
-    evaluation = recipe.evaluate(ctx, estimator, data)  # step 4
-    challenger_score = evaluation.metrics[recipe.primary_metric]
+    # Step 3: every candidate learns from the training cutoffs; the best on the validation window wins.
+    candidates = recipe.candidates(ctx, data)
+    scores = {name: recipe.score(ctx, candidate, {}, data) for name, candidate in candidates.items()}
+    winner = select(scores)
+    others = [score for name, score in scores.items() if name != winner]
+    margin = scores[winner] - max(others) if others else None
+    evaluation = recipe.evaluate(ctx, candidates[winner], data)  # step 4, on the winner as selected
+    challenger_score = scores[winner]
+    # The served model learns from the latest labelled window too.
+    estimator = recipe.refit(ctx, winner, data)
     champion = tracking.load_champion(ctx.workspace, recipe.name)
     # The gate compares on the same validation window: the champion is scored on this run's data.
     champion_score = None if champion is None else recipe.score(ctx, champion[0], champion[1], data)
     logged = recipe.logged(ctx, estimator, data)
     window = ctx.cutoffs.describe()
+    label_days = ctx.cutoffs.horizon_days
+    target_days = ctx.cutoffs.target_horizon_days
+    log.info("%s candidates on the validation window %s: %s wins", recipe.name, scores, winner)
     with tracking.training_run(
         ctx.workspace, recipe.name, f"{recipe.name} {ctx.now:%Y-%m-%d %H:%M}"
     ) as run:  # step 5
         run.log_params({**logged.params, **window, "now": ctx.now.isoformat(), "seed": ctx.settings.seed})
+        run.log_params({"candidate": winner, "candidates": list(scores)})
         run.log_dict(logged.inputs, "inputs.json")
-        run.set_tags({"model": recipe.name, **{k: v for k, v in logged.inputs.items() if isinstance(v, str)}})
+        run.set_tags(
+            {
+                "model": recipe.name,
+                "candidate": winner,
+                **{k: v for k, v in logged.inputs.items() if isinstance(v, str)},
+            }
+        )
         for context, (frame, target) in logged.datasets.items():
             run.log_dataset(frame, f"{recipe.name}-{context}", context, target)
         run.log_metrics(evaluation.metrics)
+        run.log_metrics(scores, prefix=f"candidate_{recipe.primary_metric}_")
+        if margin is not None:
+            run.log_metrics({"candidate_margin": margin})
         for baseline, metrics in evaluation.baselines.items():
             run.log_metrics(metrics, prefix=f"baseline_{baseline}_")
         run.log_figures(evaluation.figures)
         run.log_tables(evaluation.tables)
+        end = ctx.cutoffs.validation + ctx.cutoffs.horizon
         metadata = {
             **{k: v for k, v in logged.inputs.items() if isinstance(v, str | int | float | list)},
             "model": recipe.name,
-            "horizon_days": ctx.settings.horizon_days,
-            "trained_until": ctx.cutoffs.validation.isoformat(),
-            "validation_window": [
-                ctx.cutoffs.validation.isoformat(),
-                (ctx.cutoffs.validation + ctx.cutoffs.horizon).isoformat(),
-            ],
+            "candidate": winner,
+            "candidates": scores,
+            "margin": margin,
+            # What the served predictions mean: the horizon asked for; labels may have covered a shorter one.
+            "horizon_days": target_days,
+            "label_horizon_days": label_days,
+            "horizon_rescaled": target_days != label_days,
+            "trained_until": end.isoformat(),
+            "validation_window": [ctx.cutoffs.validation.isoformat(), end.isoformat()],
             "primary_metric": recipe.primary_metric,
             recipe.primary_metric: challenger_score,
         }
@@ -194,6 +231,9 @@ def train_model(recipe: Recipe, ctx: TrainingContext) -> dict[str, Any]:
     return {
         "version": version.version,
         "run_id": version.run_id,
+        "candidate": winner,
+        "candidates": scores,
+        "margin": margin,
         "metrics": evaluation.metrics,
         "baselines": evaluation.baselines,
         "gate": decision,

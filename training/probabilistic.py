@@ -9,12 +9,15 @@ plus `monetary` (mean value of the repeat transactions) for Gamma-Gamma. `rfm_su
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import OptimizeResult, minimize
 from scipy.special import betaln, gammaln, hyp2f1
+
+from training.tabular import TabularEncoder, time_holdout
 
 DAY = pd.Timedelta(days=1)
 
@@ -141,6 +144,18 @@ class BetaGeoFitter:
         numerator = (a + b + x - 1) / (a - 1) * (1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyp)
         return numerator / (1.0 + np.exp(np.minimum(log_d, 700)))
 
+    def probability_no_purchase(self, t: float, summary: pd.DataFrame) -> np.ndarray:
+        """P(no transaction in the next `t` time units | history): dead, or alive and silent for `t`.
+
+        A customer drops out only right after a purchase, so one alive at T who buys nothing in (T, T + t] stays
+        alive; with purchase rate Gamma(r + x, alpha + T) given the history, P(silent | alive) is
+        ((alpha + T) / (alpha + T + t))^(r + x).
+        """
+        x, _, T, _ = self._terms(summary)
+        alive = self.probability_alive(summary)
+        silent = ((self.alpha_ + T) / (self.alpha_ + T + t)) ** (self.r_ + x)
+        return 1.0 - alive + alive * silent
+
 
 class GammaGammaFitter:
     """Gamma-Gamma: each customer's mean transaction value varies around their own, gamma-distributed mean."""
@@ -211,15 +226,113 @@ class ProbabilisticCLV:
         return self
 
     def predict(self, orders: pd.DataFrame, cutoff: datetime, horizon_days: float) -> pd.DataFrame:
-        """Per customer with history before `cutoff`: P(alive), expected transactions and value over the horizon."""
+        """Per customer with history before `cutoff`: P(alive), P(no purchase), expected transactions and value over the horizon."""
         summary = rfm_summary(orders, cutoff, self.unit_days)
         purchases = self.bgnbd_.expected_purchases(horizon_days / self.unit_days, summary)
         value = self.gamma_gamma_.expected_average_value(summary)
         return pd.DataFrame(
             {
                 "p_alive": self.bgnbd_.probability_alive(summary),
+                "p_no_purchase": self.bgnbd_.probability_no_purchase(horizon_days / self.unit_days, summary),
                 "expected_purchases": purchases,
                 "expected_value": purchases * value,
             },
             index=summary.index,
         )
+
+
+# The transaction figures of a churn_v1 / cltv_v1 vector: enough to rebuild the BG/NBD summary at serving time.
+RFM_FEATURES = ("orders_lifetime", "spend_lifetime", "days_since_last_order", "tenure_days")
+
+
+def rfm_from_features(frame: pd.DataFrame, unit_days: float = 7.0) -> pd.DataFrame:
+    """The BG/NBD summary (frequency, recency, T, monetary) rebuilt from a feature vector, one row per input row.
+
+    An order stands for a transaction (the vector counts orders, not purchase days) and monetary is the mean
+    order value; a customer without orders is a new one (frequency, recency and T all 0).
+    """
+    missing = [name for name in RFM_FEATURES if name not in frame.columns]
+    if missing:
+        raise ValueError(f"the probabilistic features need {', '.join(missing)} in the feature vector")
+    orders = pd.to_numeric(frame["orders_lifetime"], errors="coerce").fillna(0).clip(lower=0).to_numpy(float)
+    spend = pd.to_numeric(frame["spend_lifetime"], errors="coerce").fillna(0).clip(lower=0).to_numpy(float)
+    tenure = pd.to_numeric(frame["tenure_days"], errors="coerce").fillna(0).clip(lower=0).to_numpy(float)
+    silent = pd.to_numeric(frame["days_since_last_order"], errors="coerce").to_numpy(float)
+    silent = np.where(np.isnan(silent), tenure, np.minimum(silent, tenure))
+    frequency = np.maximum(orders - 1, 0)
+    return pd.DataFrame(
+        {
+            "frequency": frequency,
+            "recency": (tenure - silent) / unit_days,
+            "T": tenure / unit_days,
+            "monetary": np.where(frequency > 0, spend / np.maximum(orders, 1), 0.0),
+        },
+        index=frame.index,
+    )
+
+
+class ProbabilisticFeatures:
+    """BG/NBD and Gamma-Gamma fitted on feature vectors, giving their quantities over a horizon for any vector.
+
+    Fitted at training time on one cutoff's vectors (unsupervised: no label is read), it then turns any
+    churn_v1 / cltv_v1 vector, a served one included, into P(alive), P(no purchase in the horizon),
+    expected purchases and expected value. A small penalizer keeps the fit finite on data whose purchase rates
+    hardly vary (the likelihood then keeps improving as r and alpha grow without bound).
+    """
+
+    def __init__(self, horizon_days: float, unit_days: float = 7.0, penalizer: float = 0.001) -> None:
+        self.horizon_days = horizon_days
+        self.unit_days = unit_days
+        self.penalizer = penalizer
+
+    def fit(self, frame: pd.DataFrame) -> ProbabilisticFeatures:
+        """Fit both models on the vectors' summaries (one row per customer at one cutoff)."""
+        summary = rfm_from_features(frame, self.unit_days)
+        self.bgnbd_ = BetaGeoFitter(self.penalizer).fit(summary)
+        self.gamma_gamma_ = GammaGammaFitter(self.penalizer).fit(summary)
+        return self
+
+    def transform(self, frame: pd.DataFrame, horizon_days: float | None = None) -> pd.DataFrame:
+        """p_alive, p_no_purchase, expected_purchases and expected_value over the horizon (default: the fitted one)."""
+        summary = rfm_from_features(frame, self.unit_days)
+        t = (self.horizon_days if horizon_days is None else horizon_days) / self.unit_days
+        purchases = self.bgnbd_.expected_purchases(t, summary)
+        return pd.DataFrame(
+            {
+                "p_alive": self.bgnbd_.probability_alive(summary),
+                "p_no_purchase": self.bgnbd_.probability_no_purchase(t, summary),
+                "expected_purchases": purchases,
+                "expected_value": purchases * self.gamma_gamma_.expected_average_value(summary),
+            },
+            index=frame.index,
+        )
+
+
+def model_inputs(
+    frame: pd.DataFrame, features: tuple[str, ...] | None, quantities: ProbabilisticFeatures | None
+) -> pd.DataFrame:
+    """A learned model's input: the chosen columns of the frame (all when None), plus BG/NBD quantities when given."""
+    chosen = frame if features is None else frame[[c for c in frame.columns if c in features]]
+    return chosen if quantities is None else chosen.join(quantities.transform(frame))
+
+
+@dataclass(frozen=True)
+class FittedInputs:
+    """What a learned model fits on: its latest-cutoff mask, the BG/NBD quantities, the encoder, the matrix."""
+
+    latest: np.ndarray
+    quantities: ProbabilisticFeatures | None
+    encoder: TabularEncoder
+    X: pd.DataFrame
+
+
+def fit_inputs(
+    frame: pd.DataFrame, cutoffs: pd.Series, features: tuple[str, ...] | None, horizon_days: int | None
+) -> FittedInputs:
+    """Fit a learned model's inputs: BG/NBD on the latest cutoff's vectors (when a horizon is given), the encoder."""
+    frame = frame.reset_index(drop=True)
+    latest = time_holdout(cutoffs, frame["customer_id"])
+    quantities = None if horizon_days is None else ProbabilisticFeatures(horizon_days).fit(frame[latest])
+    inputs = model_inputs(frame, features, quantities)
+    encoder = TabularEncoder().fit(inputs)
+    return FittedInputs(latest, quantities, encoder, encoder.transform(inputs))

@@ -26,8 +26,10 @@ from training.evaluate import (
 )
 from training.labels import days_since_last_sale
 from training.pipelines import Evaluation, Logged, TrainingContext
+from training.probabilistic import RFM_FEATURES
 from training.recommend import NextBestProduct
 from training.settings import TrainingSettings
+from training.textbook import BGNBDChurn, BGNBDValue, HistoricalAverage, RecencyChurn, rescaled
 from training.tuning import SearchSpace, tune, tuning_window, validation_sample
 
 LABELS = ("churned", "value")
@@ -53,10 +55,18 @@ def _validation_for(ctx: TrainingContext, data: LabelledFrames, metadata: dict[s
     return point_in_time_features(ctx.workspace, keys, service)
 
 
-def _tabular_logged(data: LabelledFrames, target: str, params: dict[str, Any]) -> Logged:
+def _tabular_logged(data: LabelledFrames, target: str, estimator: Any) -> Logged:
     columns = ["customer_id", "cutoff", *data.features, target]
+    params = {k: v for k, v in vars(estimator).items() if not k.endswith("_")}
+    if hasattr(estimator, "best_iteration_"):
+        params["best_iteration"] = estimator.best_iteration_
     return Logged(
-        params={**params, "feature_service": data.feature_service, "n_features": len(data.features)},
+        params={
+            **params,
+            "estimator": type(estimator).__name__,
+            "feature_service": data.feature_service,
+            "n_features": len(data.features),
+        },
         inputs={"feature_service": data.feature_service, "features": data.features},
         datasets={
             "training": (data.train[columns], target),
@@ -66,11 +76,52 @@ def _tabular_logged(data: LabelledFrames, target: str, params: dict[str, Any]) -
     )
 
 
-class ChurnRecipe:
-    """Churn: LightGBM on `churn_v1`, against days since last purchase and BG/NBD P(alive)."""
+def _target_horizon(ctx: TrainingContext) -> int:
+    """The horizon the user asked for; the label window may be shorter when the history is."""
+    return ctx.cutoffs.target_horizon_days
+
+
+def _up_to_validation(data: LabelledFrames) -> pd.DataFrame:
+    """Every labelled row up to the validation cutoff: the training cutoffs' and the validation cutoff's."""
+    return pd.concat([data.train, data.validation[data.train.columns]], ignore_index=True)
+
+
+def _has_rfm(data: LabelledFrames) -> bool:
+    return all(name in data.features for name in RFM_FEATURES)
+
+
+class _TabularRecipe:
+    """What churn and CLTV share: candidates over a feature-service frame, the refit, what is logged."""
+
+    target: str  # the label column
+
+    def _estimators(self, ctx: TrainingContext, data: LabelledFrames) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def candidates(self, ctx: TrainingContext, data: LabelledFrames) -> dict[str, Any]:
+        """Every candidate fitted on the training cutoffs only."""
+        train = data.train
+        return {
+            name: estimator.fit(train, train[self.target], train["cutoff"])
+            for name, estimator in self._estimators(ctx, data).items()
+        }
+
+    def refit(self, ctx: TrainingContext, name: str, data: LabelledFrames) -> Any:
+        """The winner refitted on every cutoff up to the validation one (the latest window calibrates it)."""
+        rows = _up_to_validation(data)
+        estimator = self._estimators(ctx, data)[name].fit(rows, rows[self.target], rows["cutoff"])
+        return rescaled(estimator, rows, ctx.cutoffs.horizon_days, _target_horizon(ctx))
+
+    def logged(self, ctx: TrainingContext, model: Any, data: LabelledFrames) -> Logged:
+        return _tabular_logged(data, self.target, model)
+
+
+class ChurnRecipe(_TabularRecipe):
+    """Churn: LightGBM on `churn_v1` with BG/NBD features, against recency, BG/NBD and LightGBM on RFM only."""
 
     name = "churn"
     primary_metric = "roc_auc"
+    target = "churned"
 
     def load(self, ctx: TrainingContext) -> LabelledFrames:
         s = ctx.settings
@@ -78,16 +129,24 @@ class ChurnRecipe:
             ctx.workspace, ctx.orders, ctx.cutoffs, s.churn_feature_service, "churned", s.min_customers
         )
 
-    def fit(self, ctx: TrainingContext, data: LabelledFrames) -> ChurnModel:
-        model = ChurnModel(n_reasons=ctx.settings.churn_reasons, **_lgbm_settings(ctx))
-        return model.fit(data.train, data.train["churned"], data.train["cutoff"])
+    def _estimators(self, ctx: TrainingContext, data: LabelledFrames) -> dict[str, Any]:
+        """The candidates unfitted, simplest first (a tie goes to the simpler)."""
+        n, horizon, rfm = ctx.settings.churn_reasons, ctx.cutoffs.horizon_days, _has_rfm(data)
+        out: dict[str, Any] = {}
+        if "days_since_last_order" in data.features:
+            out["recency"] = RecencyChurn(n)
+        if rfm:
+            out["bgnbd"] = BGNBDChurn(horizon, n)
+            out["lightgbm_rfm"] = ChurnModel(n_reasons=n, features=RFM_FEATURES, **_lgbm_settings(ctx))
+        out["model"] = ChurnModel(n_reasons=n, horizon_days=horizon if rfm else None, **_lgbm_settings(ctx))
+        return out
 
-    def evaluate(self, ctx: TrainingContext, model: ChurnModel, data: LabelledFrames) -> Evaluation:
+    def evaluate(self, ctx: TrainingContext, model: Any, data: LabelledFrames) -> Evaluation:
         val = data.validation
         y = val["churned"].to_numpy(dtype=int)
         p = model.predict_proba(val)
         recency = days_since_last_sale(ctx.orders, val["customer_id"], ctx.cutoffs.validation)
-        dead = 1 - ctx.probabilistic["p_alive"].reindex(val["customer_id"]).to_numpy()
+        silent = ctx.probabilistic["p_no_purchase"].reindex(val["customer_id"]).to_numpy()
         metrics = {
             **classification_metrics(y, p),
             "churn_rate": float(y.mean()),
@@ -95,19 +154,22 @@ class ChurnRecipe:
         }
         baselines = {
             "days_since_last_purchase": classification_metrics(y, recency),
-            "bgnbd_p_alive": classification_metrics(y, dead),
+            "bgnbd_p_no_purchase": classification_metrics(y, silent),
         }
-        scores = {"model": p, "days since last purchase": recency, "BG/NBD 1 - P(alive)": dead}
-        importance = model.feature_importance().rename("gain").rename_axis("feature").reset_index()
+        scores = {"model": p, "days since last purchase": recency, "BG/NBD P(no purchase)": silent}
+        tables = {"deciles": decile_table(y, p)}
+        if hasattr(model, "feature_importance"):
+            importance = model.feature_importance().rename("gain").rename_axis("feature").reset_index()
+            tables["feature_importance"] = importance
         return Evaluation(
             metrics=metrics,
             baselines=baselines,
             figures={
-                "calibration": calibration_figure(y, {"model": p, "BG/NBD 1 - P(alive)": dead}),
+                "calibration": calibration_figure(y, {"model": p, "BG/NBD P(no purchase)": silent}),
                 "lift": lift_figure(y, scores),
-                "deciles": decile_figure(y, {"model": p, "BG/NBD": dead}),
+                "deciles": decile_figure(y, {"model": p, "BG/NBD": silent}),
             },
-            tables={"deciles": decile_table(y, p), "feature_importance": importance},
+            tables=tables,
         )
 
     def score(
@@ -118,16 +180,13 @@ class ChurnRecipe:
             "roc_auc"
         ]
 
-    def logged(self, ctx: TrainingContext, model: ChurnModel, data: LabelledFrames) -> Logged:
-        params = {**_lgbm_settings(ctx), "best_iteration": model.best_iteration_, "calibration": "platt"}
-        return _tabular_logged(data, "churned", params)
 
-
-class CLTVRecipe:
-    """CLTV: LightGBM point and interval on `cltv_v1`, against BG/NBD + Gamma-Gamma."""
+class CLTVRecipe(_TabularRecipe):
+    """CLTV: LightGBM with BG/NBD + Gamma-Gamma features on `cltv_v1`, against them and the historical average."""
 
     name = "cltv"
     primary_metric = "normalized_gini"
+    target = "value"
 
     def load(self, ctx: TrainingContext) -> LabelledFrames:
         s = ctx.settings
@@ -135,11 +194,19 @@ class CLTVRecipe:
             ctx.workspace, ctx.orders, ctx.cutoffs, s.cltv_feature_service, "value", s.min_customers
         )
 
-    def fit(self, ctx: TrainingContext, data: LabelledFrames) -> CLTVModel:
-        model = CLTVModel(interval=ctx.settings.cltv_interval, **_lgbm_settings(ctx))
-        return model.fit(data.train, data.train["value"], data.train["cutoff"])
+    def _estimators(self, ctx: TrainingContext, data: LabelledFrames) -> dict[str, Any]:
+        """The candidates unfitted, simplest first (a tie goes to the simpler)."""
+        interval, horizon, rfm = ctx.settings.cltv_interval, ctx.cutoffs.horizon_days, _has_rfm(data)
+        out: dict[str, Any] = {}
+        if rfm:
+            out["historical_average"] = HistoricalAverage(horizon, interval)
+            out["bgnbd_gamma_gamma"] = BGNBDValue(horizon, interval)
+        out["model"] = CLTVModel(
+            interval=interval, horizon_days=horizon if rfm else None, **_lgbm_settings(ctx)
+        )
+        return out
 
-    def evaluate(self, ctx: TrainingContext, model: CLTVModel, data: LabelledFrames) -> Evaluation:
+    def evaluate(self, ctx: TrainingContext, model: Any, data: LabelledFrames) -> Evaluation:
         val = data.validation
         y = val["value"].to_numpy(dtype=float)
         predicted = model.predict(val)
@@ -166,10 +233,6 @@ class CLTVRecipe:
         return value_metrics(frame["value"].to_numpy(dtype=float), model.predict(frame)["cltv"].to_numpy())[
             "normalized_gini"
         ]
-
-    def logged(self, ctx: TrainingContext, model: CLTVModel, data: LabelledFrames) -> Logged:
-        params = {**_lgbm_settings(ctx), "interval": list(model.interval), "objective": "tweedie"}
-        return _tabular_logged(data, "value", params)
 
 
 MIN_RECOMMENDER_CUSTOMERS = 10  # customers with history who bought in the validation window
@@ -242,11 +305,6 @@ class NextBestProductRecipe:
                 for name, params in data.params.items()
             }
         return dict(data.fitted)
-
-    def fit(self, ctx: TrainingContext, data: RecommenderData) -> NextBestProduct:
-        """The learned candidate (own most bought when the history is too short to learn a blend)."""
-        candidates = self.candidates(ctx, data)
-        return candidates.get("learned", candidates["own_most_bought"])
 
     def refit(self, ctx: TrainingContext, name: str, data: RecommenderData) -> NextBestProduct:
         """A candidate's configuration fitted on every event up to now: the latest behaviour, for serving."""

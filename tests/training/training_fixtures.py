@@ -129,6 +129,61 @@ def retailer(
     }
 
 
+def recency_retailer(
+    n_customers: int, now: datetime, seed: int = 5, days: int = 540
+) -> dict[str, pd.DataFrame]:
+    """A retailer where recency is the whole story: everyone buys at the same rate until they silently leave.
+
+    With one shared purchase rate, how long a customer has been silent is all there is to know about whether
+    they left; order counts, spend and tenure add only noise.
+    """
+    rng = np.random.default_rng(seed)
+    products = catalogue(seed=seed)
+    start, end = pd.Timestamp(now) - pd.Timedelta(days=days), pd.Timestamp(now)
+    rows = []
+    ids = [f"R{c:05d}" for c in range(n_customers)]
+    for c, customer in enumerate(ids):
+        t = start + pd.Timedelta(days=float(rng.uniform(0, days * 0.7)))
+        leaves = t + pd.Timedelta(days=float(rng.exponential(240)))
+        n = 0
+        while t <= min(leaves, end):
+            n += 1
+            item = int(rng.integers(len(products)))
+            rows.append(
+                (customer, f"R{c}-{n}", 1, t, products["sku"].iloc[item], 1.0, float(rng.gamma(2, 15)))
+            )
+            t = t + pd.Timedelta(days=float(rng.exponential(12)))
+    orders = pd.DataFrame(
+        rows, columns=["customer_id", "order_id", "line_no", "ordered_at", "sku", "quantity", "unit_price"]
+    )
+    orders["amount"] = orders["quantity"] * orders["unit_price"]
+    orders = orders.assign(
+        source="shop", product_name=None, currency="GBP", channel="online", store_id=None, line_type="sale"
+    )
+    customers = pd.DataFrame({"customer_id": ids, "country": "GB", "birth_date": pd.NaT})
+    customers["consent_profiling"] = True
+    customers["consent_personalisation"] = True
+    customers["n_orders"] = customers["customer_id"].map(orders.groupby("customer_id").size()).fillna(0)
+    customers["first_order_at"] = customers["customer_id"].map(
+        orders.groupby("customer_id")["ordered_at"].min()
+    )
+    crosswalk = pd.DataFrame(
+        {
+            "source": "shop",
+            "record_id": ids,
+            "identity_key": [f"shop:{i}" for i in ids],
+            "customer_id": ids,
+        }
+    )
+    return {
+        "customers": customers,
+        "orders": orders,
+        "interactions": pd.DataFrame(),
+        "crosswalk": crosswalk,
+        "products": products,
+    }
+
+
 def write_retailer(workspace: Workspace, tables: dict[str, pd.DataFrame], now: datetime) -> None:
     """Write the tables where the chain would: the profile as of `now`, the crosswalk and the catalogue."""
     moment = pd.Timestamp(now)
