@@ -155,6 +155,38 @@ def select(scores: dict[str, float]) -> str:
     return next(name for name, score in scores.items() if score >= best)
 
 
+def _champion_score(
+    recipe: Recipe, ctx: TrainingContext, data: Any, candidates: dict[str, Any], scores: dict[str, float]
+) -> float | None:
+    """The current champion's score on this run's validation window, for the gate; None without a champion.
+
+    A champion refit on labels inside this window would be scored on what it learned from: when this run
+    has a candidate built exactly like it, that candidate (fitted on this run's training cutoffs only)
+    stands in for it; otherwise the champion itself is scored.
+    """
+    champion = tracking.load_champion(ctx.workspace, recipe.name)
+    if champion is None:
+        return None
+    estimator, metadata = champion
+    trained_until = metadata.get("trained_until")
+    seen = trained_until is not None and pd.Timestamp(trained_until) > ctx.cutoffs.validation
+    same = candidates.get(metadata.get("candidate", ""))
+    if seen and same is not None and configuration(same) == configuration(estimator):
+        return scores[metadata["candidate"]]
+    return recipe.score(ctx, estimator, metadata, data)
+
+
+def configuration(estimator: Any) -> tuple[str, str]:
+    """What an estimator was built as: its class and constructor parameters (`__init__` stores only those).
+
+    A wrapper that rescales a served estimator to a longer horizon is looked through.
+    """
+    while type(estimator).__name__.startswith("Rescaled"):
+        estimator = estimator.estimator
+    params = {k: v for k, v in vars(estimator).items() if not k.startswith("_") and not k.endswith("_")}
+    return type(estimator).__name__, repr(sorted(params.items()))
+
+
 def train_model(recipe: Recipe, ctx: TrainingContext) -> dict[str, Any]:
     """Run the five steps for one model; returns every candidate's score, the winner's metrics and the gate's decision."""
     started = time.perf_counter()
@@ -169,9 +201,7 @@ def train_model(recipe: Recipe, ctx: TrainingContext) -> dict[str, Any]:
     challenger_score = scores[winner]
     # The served model learns from the latest labelled window too.
     estimator = recipe.refit(ctx, winner, data)
-    champion = tracking.load_champion(ctx.workspace, recipe.name)
-    # The gate compares on the same validation window: the champion is scored on this run's data.
-    champion_score = None if champion is None else recipe.score(ctx, champion[0], champion[1], data)
+    champion_score = _champion_score(recipe, ctx, data, candidates, scores)
     logged = recipe.logged(ctx, estimator, data)
     window = ctx.cutoffs.describe()
     label_days = ctx.cutoffs.horizon_days

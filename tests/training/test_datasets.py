@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 
 from features.settings import Workspace
-from training.baselines import co_purchase
 from training.datasets import (
     load_anonymous_purchases,
     load_events,
@@ -120,4 +119,3 @@ def test_anonymous_purchases_count_for_products_and_never_become_customers(tmp_p
     # Where products are counted, each anonymous order is a buyer and a basket.
     together = pd.concat([load_events(workspace, until), anonymous], ignore_index=True)
     assert popularity(together, until).to_dict() == {"A1": 3, "A3": 2}
-    assert co_purchase(together, until, ["C1"], 2) == {"C1": ["A3", "A1"]}

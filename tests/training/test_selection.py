@@ -47,7 +47,9 @@ def test_when_recency_is_the_signal_the_recency_baseline_wins_and_is_served(
     estimator, metadata = tracking.load_champion(recency_workspace, "churn")
     assert type(estimator).__name__ == "RecencyChurn"
     assert metadata["candidate"] == "recency" and set(metadata["candidates"]) == set(scores)
-    assert metadata["trained_until"] == NOW.isoformat()  # refit on the validation window too
+    # Refit on the validation window too: trained until its end (the last sale), past the validation cutoff.
+    assert metadata["trained_until"] == (ctx.cutoffs.validation + ctx.cutoffs.horizon).isoformat()
+    assert pd.Timestamp(metadata["trained_until"]) > ctx.cutoffs.validation
     runs = tracking.runs(recency_workspace, "churn")
     assert runs.loc[0, "params.candidate"] == "recency"
     assert runs.loc[0, "metrics.candidate_roc_auc_model"] == pytest.approx(scores["model"])
