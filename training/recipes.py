@@ -93,7 +93,14 @@ def _has_rfm(data: LabelledFrames) -> bool:
 class _TabularRecipe:
     """What churn and CLTV share: candidates over a feature-service frame, the refit, what is logged."""
 
+    name: str
     target: str  # the label column
+
+    def load(self, ctx: TrainingContext) -> LabelledFrames:
+        """Point-in-time frames of the model's feature service (`<name>_feature_service`), labelled at the cutoffs."""
+        s = ctx.settings
+        service = getattr(s, f"{self.name}_feature_service")
+        return labelled_frames(ctx.workspace, ctx.orders, ctx.cutoffs, service, self.target, s.min_customers)
 
     def _estimators(self, ctx: TrainingContext, data: LabelledFrames) -> dict[str, Any]:
         raise NotImplementedError
@@ -122,12 +129,6 @@ class ChurnRecipe(_TabularRecipe):
     name = "churn"
     primary_metric = "roc_auc"
     target = "churned"
-
-    def load(self, ctx: TrainingContext) -> LabelledFrames:
-        s = ctx.settings
-        return labelled_frames(
-            ctx.workspace, ctx.orders, ctx.cutoffs, s.churn_feature_service, "churned", s.min_customers
-        )
 
     def _estimators(self, ctx: TrainingContext, data: LabelledFrames) -> dict[str, Any]:
         """The candidates unfitted, simplest first (a tie goes to the simpler)."""
@@ -187,12 +188,6 @@ class CLTVRecipe(_TabularRecipe):
     name = "cltv"
     primary_metric = "normalized_gini"
     target = "value"
-
-    def load(self, ctx: TrainingContext) -> LabelledFrames:
-        s = ctx.settings
-        return labelled_frames(
-            ctx.workspace, ctx.orders, ctx.cutoffs, s.cltv_feature_service, "value", s.min_customers
-        )
 
     def _estimators(self, ctx: TrainingContext, data: LabelledFrames) -> dict[str, Any]:
         """The candidates unfitted, simplest first (a tie goes to the simpler)."""
