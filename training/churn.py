@@ -88,12 +88,8 @@ class ChurnModel:
     def fit(self, frame: pd.DataFrame, churned: pd.Series, cutoffs: pd.Series) -> ChurnModel:
         """Learn from a training frame (one row per customer and cutoff), its labels and each row's cutoff."""
         fitted = fit_inputs(frame, cutoffs, self.features, self.horizon_days)
-        self.probabilistic_, self.encoder_, latest, X = (
-            fitted.quantities,
-            fitted.encoder,
-            fitted.latest,
-            fitted.X,
-        )
+        self.probabilistic_, self.encoder_ = fitted.quantities, fitted.encoder
+        latest, X = fitted.latest, fitted.X
         y = np.asarray(churned, dtype=int)
         params = lgbm_params(
             self.n_estimators, self.learning_rate, self.num_leaves, self.min_child_samples, self.seed

@@ -74,12 +74,8 @@ class CLTVModel:
     def fit(self, frame: pd.DataFrame, value: pd.Series, cutoffs: pd.Series) -> CLTVModel:
         """Learn from a training frame (one row per customer and cutoff), its value labels and each row's cutoff."""
         fitted = fit_inputs(frame, cutoffs, self.features, self.horizon_days)
-        self.probabilistic_, self.encoder_, latest, X = (
-            fitted.quantities,
-            fitted.encoder,
-            fitted.latest,
-            fitted.X,
-        )
+        self.probabilistic_, self.encoder_ = fitted.quantities, fitted.encoder
+        latest, X = fitted.latest, fitted.X
         y = np.asarray(value, dtype=float)
         params = lgbm_params(
             self.n_estimators, self.learning_rate, self.num_leaves, self.min_child_samples, self.seed
