@@ -164,13 +164,12 @@ def identity_records(con: duckdb.DuckDBPyConnection, summaries: Summaries) -> pd
     return con.execute(sql).df()
 
 
-def record_ids(con: duckdb.DuckDBPyConnection, summaries: Summaries) -> pd.DataFrame:
-    """Every distinct (source, record_id, identity_key) of the canonical tables."""
+def record_ids(con: duckdb.DuckDBPyConnection, summaries: Summaries) -> duckdb.DuckDBPyRelation:
+    """Every distinct (source, record_id, identity_key) of the canonical tables, left in DuckDB (millions)."""
     sql = f"""
         SELECT DISTINCT source, record_id, identity_key FROM read_parquet({_sql_list(summaries.record_ids)})
-        ORDER BY source, record_id
     """
-    return con.execute(sql).df()
+    return con.sql(sql)
 
 
 def _sql_string(path: Path) -> str:

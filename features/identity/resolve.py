@@ -29,7 +29,13 @@ from features.identity.match import (
     model_fingerprint,
     plan_matching,
 )
-from features.identity.records import canonical_files, identity_records, record_ids, summarise_files
+from features.identity.records import (
+    Summaries,
+    canonical_files,
+    identity_records,
+    record_ids,
+    summarise_files,
+)
 from features.identity.standardise import null_placeholders
 from features.settings import Settings, Workspace
 from features.timeutil import as_utc
@@ -121,7 +127,6 @@ def resolve_identities(
     files = canonical_files(workspace)
     summaries = summarise_files(con, files, out / "summaries")
     raw = identity_records(con, summaries)
-    crosswalk = record_ids(con, summaries)
     con.close()
     lap("load")
 
@@ -149,21 +154,17 @@ def resolve_identities(
         incremental = {"dirty": linked.dirty, "removed": linked.removed, "reclustered": linked.reclustered}
         lap("link incrementally")
 
-    previous = _read(out / "crosswalk.parquet")
-    previous_keys = None if previous is None else previous[["identity_key", "customer_id"]].drop_duplicates()
     ids = assign_customer_ids(
-        clusters, previous_keys, _read(out / "customers.parquet"), _read(out / "aliases.parquet"), now
+        clusters, _previous_keys(out), _read(out / "customers.parquet"), _read(out / "aliases.parquet"), now
     )
     key_to_customer = ids.keys.set_index("identity_key")["customer_id"]
     records = records.assign(customer_id=records["identity_key"].map(key_to_customer))
-    crosswalk = crosswalk.assign(customer_id=crosswalk["identity_key"].map(key_to_customer))
-    customers = _customers(ids.customers, records)
 
     out.mkdir(parents=True, exist_ok=True)
     _write(records, out / "records.parquet")
     _write(links, out / "links.parquet")
-    _write(crosswalk, out / "crosswalk.parquet")
-    _write(customers, out / "customers.parquet")
+    source_records = _write_crosswalk(summaries, ids.keys, out / "crosswalk.parquet")
+    _write(_customers(ids.customers, out / "records.parquet"), out / "customers.parquet")
     _write(ids.aliases if not ids.aliases.empty else empty_aliases(), out / "aliases.parquet")
     if trained:
         (out / "model.json").write_text(json.dumps(matcher.to_json(), indent=2), encoding="utf-8")
@@ -175,10 +176,10 @@ def resolve_identities(
         "source_types": sorted({file.source_type for file in files}),
         "canonical_files_reused": summaries.reused,
         "records": len(records),
-        "source_records": len(crosswalk),
+        "source_records": source_records,
         "links": {kind: int(n) for kind, n in kept["kind"].value_counts().sort_index().items()},
         "links_cut_by_guards": int((~links["kept"]).sum()),
-        "customers": len(customers),
+        "customers": len(ids.customers),
         "new_ids": ids.minted,
         "kept_ids": ids.kept,
         "merges": ids.merged,
@@ -197,13 +198,36 @@ def resolve_identities(
     return summary
 
 
-def _customers(customers: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
+def _previous_keys(folder: Path) -> pd.DataFrame | None:
+    """Each identity key's customer id as the last run left it (records.parquet: one row per key)."""
+    path = folder / "records.parquet"
+    return pd.read_parquet(path, columns=["identity_key", "customer_id"]) if path.exists() else None
+
+
+def _write_crosswalk(summaries: Summaries, keys: pd.DataFrame, path: Path) -> int:
+    """crosswalk.parquet from each file's record ids and `keys` (identity_key, customer_id); its row count.
+
+    Joined and written by DuckDB: the millions of source records never pass through pandas.
+    """
+    con = duckdb.connect()
+    ids = record_ids(con, summaries).join(con.from_df(keys), "identity_key", how="left")
+    tmp = path.with_suffix(".tmp")
+    ids.order("source, record_id, identity_key").project(
+        "source, record_id, identity_key, customer_id"
+    ).write_parquet(str(tmp))
+    os.replace(tmp, path)
+    (count,) = con.execute("SELECT count(*) FROM read_parquet(?)", [str(path)]).fetchone()
+    con.close()
+    return count
+
+
+def _customers(customers: pd.DataFrame, records: Path) -> pd.DataFrame:
     """customer_id, created_at, n_records (identity records) and the sorted sources they come from."""
     con = duckdb.connect()
-    con.register("records", records[["customer_id", "sources"]])
     per_customer = con.execute(
         """SELECT customer_id, count(*) AS n_records, list_sort(list_distinct(flatten(list(sources)))) AS sources
-           FROM records GROUP BY customer_id"""
+           FROM read_parquet(?) GROUP BY customer_id""",
+        [str(records)],
     ).df()
     con.close()
     return customers.merge(per_customer, on="customer_id", how="left").astype({"n_records": "int64"})

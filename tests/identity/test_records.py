@@ -13,7 +13,7 @@ def _load(workspace: Workspace) -> tuple:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     summaries = summarise_files(con, canonical_files(workspace), workspace.identity / "summaries")
-    records, ids = identity_records(con, summaries), record_ids(con, summaries)
+    records, ids = identity_records(con, summaries), record_ids(con, summaries).df()
     con.close()
     return summaries, records.set_index("identity_key"), ids
 
