@@ -4,6 +4,8 @@
 - A cluster followed by one previous id keeps it; followed by several (a merge), the oldest survives and
   the others become aliases of it; followed by none (new, or a smaller part of a split), gets a new id.
 - Ids are `C` plus a zero-padded sequence that never reuses a number, aliases included.
+- Keys an incremental run did not touch are `carried`: their customers keep their ids without being
+  looked at, so a daily load assigns ids over the clusters it touched only.
 """
 
 from __future__ import annotations
@@ -57,9 +59,17 @@ def assign_customer_ids(
     previous_customers: pd.DataFrame | None,
     previous_aliases: pd.DataFrame | None,
     now: datetime,
+    carried: pd.DataFrame | None = None,
 ) -> IdAssignment:
-    """Customer ids for this run's clusters (index: identity_key, value: cluster), stable across runs."""
+    """Customer ids for this run's clusters (index: identity_key, value: cluster), stable across runs.
+
+    `carried` (identity_key, customer_id): keys whose previous customers nothing touched, each customer
+    with all its keys; they keep those ids.
+    """
+    carried = carried if carried is not None else pd.DataFrame(columns=["identity_key", "customer_id"])
+    carried_ids = pd.Index(carried["customer_id"].unique())
     keys = pd.DataFrame({"identity_key": clusters.index.astype(str), "cluster": clusters.to_numpy()})
+    keys = keys[~keys["identity_key"].isin(carried["identity_key"])]
     aliases = previous_aliases if previous_aliases is not None else empty_aliases()
     created = (
         previous_customers.set_index("customer_id")["created_at"]
@@ -70,6 +80,10 @@ def assign_customer_ids(
         old = pd.DataFrame(columns=["identity_key", "old_id"])
     else:
         old = previous_keys[["identity_key", "customer_id"]].rename(columns={"customer_id": "old_id"})
+    old_ids = pd.Series(old["old_id"].unique(), dtype=object)
+    previous_ids = set(created.index) | set(old_ids)
+    issued = pd.concat([old_ids, aliases["alias_id"], created.index.to_series()], ignore_index=True)
+    old = old[~old["old_id"].isin(carried_ids)]
     joined = keys.merge(old, on="identity_key", how="inner")
     parts = joined.groupby(["old_id", "cluster"]).size().rename("n").reset_index()
     # Each previous id follows its largest part.
@@ -81,7 +95,6 @@ def assign_customer_ids(
     merged_away = follow[~follow.index.isin(survivors.index)]
     owner = dict(zip(survivors["cluster"], survivors["old_id"], strict=True))
 
-    issued = pd.concat([old["old_id"], aliases["alias_id"], created.index.to_series()], ignore_index=True)
     next_number = int(_numbers(issued).max()) + 1 if len(issued) else 1
     new_clusters = sorted(set(keys["cluster"]) - set(owner))
     for offset, name in enumerate(new_clusters):
@@ -97,19 +110,26 @@ def assign_customer_ids(
         }
     )
     all_aliases = _compress(pd.concat([aliases[ALIAS_COLUMNS], new_aliases], ignore_index=True))
-    keys["customer_id"] = keys["cluster"].map(owner).astype("string")
-    customers = pd.DataFrame({"customer_id": sorted(set(owner.values()))}, dtype="string")
+    keys = pd.concat(
+        [
+            keys.assign(customer_id=keys["cluster"].map(owner).astype("string"))[
+                ["identity_key", "customer_id"]
+            ],
+            carried.astype({"customer_id": "string"}),
+        ],
+        ignore_index=True,
+    )
+    customers = pd.DataFrame({"customer_id": sorted(set(owner.values()) | set(carried_ids))}, dtype="string")
     stamp = pd.Timestamp(now)
     customers["created_at"] = pd.to_datetime(customers["customer_id"].map(created), utc=True).fillna(stamp)
-    previous_ids = set(created.index) | set(old["old_id"])
-    retired = previous_ids - set(owner.values()) - set(merged_away["old_id"])
+    retired = previous_ids - set(owner.values()) - set(merged_away["old_id"]) - set(carried_ids)
     return IdAssignment(
-        keys=keys[["identity_key", "customer_id"]],
+        keys=keys,
         customers=customers,
         aliases=all_aliases,
         minted=len(new_clusters),
         merged=len(merged_away),
-        kept=len(survivors),
+        kept=len(survivors) + len(carried_ids),
         retired=len(retired),
     )
 

@@ -11,7 +11,8 @@ same as last time. So a run
    others and among themselves (`IdentityMatcher.predict(records, new=...)`);
 3. re-clusters, with the same guards as a full run, every connected component that holds a dirty record
    or a record of a previous component that held a dirty or removed one; every other component keeps
-   its clusters and its links' `kept` flags as they were.
+   its clusters and its links' `kept` flags as they were, and its customers their ids (`carried`: ids
+   are assigned over the touched clusters only).
 
 Clusters, and therefore customer ids through `ids.assign_customer_ids`, come out as a full run with the
 same model gives them, up to the usual noise of records scored right at the threshold.
@@ -51,6 +52,7 @@ class IncrementalLinks:
 
     clusters: pd.Series  # index identity_key, value: cluster name
     links: pd.DataFrame
+    carried: pd.DataFrame  # identity_key, customer_id: the keys of customers nothing touched
     dirty: int
     removed: int
     reclustered: int
@@ -131,6 +133,7 @@ def link_incrementally(
     return IncrementalLinks(
         clusters=clusters.reindex(keys.to_numpy()),
         links=links,
+        carried=untouched,
         dirty=len(dirty),
         removed=len(removed),
         reclustered=int(touched.sum()),

@@ -142,7 +142,7 @@ def resolve_identities(
     # The last run's links stay valid only under its model: reused, or the same priors again.
     same_model = not trained or (not matcher.trained_ and _saved_priors(out / "model.json", matcher))
     last_run = previous_resolution(out) if same_model and not full else None
-    incremental = {}
+    incremental, carried = {}, None
     if last_run is None:
         links = matcher.predict(records)
         lap("predict")
@@ -150,12 +150,17 @@ def resolve_identities(
         lap("cluster")
     else:
         linked = link_incrementally(matcher, records, last_run)
-        clusters, links = linked.clusters, linked.links
+        clusters, links, carried = linked.clusters, linked.links, linked.carried
         incremental = {"dirty": linked.dirty, "removed": linked.removed, "reclustered": linked.reclustered}
         lap("link incrementally")
 
     ids = assign_customer_ids(
-        clusters, _previous_keys(out), _read(out / "customers.parquet"), _read(out / "aliases.parquet"), now
+        clusters,
+        _previous_keys(out) if last_run is None else last_run.records[["identity_key", "customer_id"]],
+        _read(out / "customers.parquet"),
+        _read(out / "aliases.parquet"),
+        now,
+        carried,
     )
     key_to_customer = ids.keys.set_index("identity_key")["customer_id"]
     records = records.assign(customer_id=records["identity_key"].map(key_to_customer))

@@ -75,6 +75,25 @@ def test_a_split_keeps_the_id_on_the_largest_part() -> None:
     assert result.aliases.empty
 
 
+def test_carried_customers_keep_their_ids_unlooked_at_and_new_numbers_stay_fresh() -> None:
+    previous = pd.DataFrame(
+        {"identity_key": ["k1", "k2", "k3", "k4"], "customer_id": ["C000000007", "C000000007", "C2", "C3"]}
+    )
+    customers = pd.DataFrame({"customer_id": ["C000000007", "C2", "C3"], "created_at": [NOW] * 3})
+    # An incremental run touched k3 (now with new k5) and removed k4; k1 and k2 were not looked at.
+    clusters = pd.Series({"k1": "k1", "k2": "k2", "k3": "k3", "k5": "k3"})
+    carried = previous[previous["customer_id"] == "C000000007"]
+    result = assign_customer_ids(clusters, previous, customers, None, NOW + timedelta(days=1), carried)
+    ids = result.keys.set_index("identity_key")["customer_id"]
+    # The clusters say k1 and k2 are apart, but a carried customer is not looked at.
+    assert ids["k1"] == ids["k2"] == "C000000007"
+    assert ids["k3"] == ids["k5"] == "C2"
+    assert set(result.customers["customer_id"]) == {"C000000007", "C2"}
+    assert (result.minted, result.kept, result.retired) == (0, 2, 1)  # C3 lost its only record
+    fresh = assign_customer_ids(pd.Series({"k9": "k9"}), previous, customers, None, NOW, carried)
+    assert ids.index.is_unique and fresh.keys.set_index("identity_key")["customer_id"]["k9"] == "C000000008"
+
+
 def test_a_merge_keeps_the_oldest_id_and_chains_aliases() -> None:
     previous = pd.DataFrame(
         {"identity_key": ["k1", "k2", "k3"], "customer_id": ["C000000005", "C000000002", "C000000009"]}
