@@ -545,7 +545,8 @@ class IdentityMatcher:
         """
         db_api = DuckDBAPI(duckdb.connect())
         settings = dict(self.model_, blocking_rules_to_generate_predictions=rules)
-        linker = Linker(db_api.register(table), settings, log_level=None)
+        # Validation only logs, and the model was validated when it was fitted on these columns.
+        linker = Linker(db_api.register(table), settings, log_level=None, validate_settings=False)
         gammas = ", ".join(f"gamma_{c.create_output_column_name()}" for c in comparisons(self.plan_))
         if is_new is None:
             scored = [linker.inference.predict(threshold_match_probability=threshold, warning_mode="never")]
