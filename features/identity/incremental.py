@@ -164,14 +164,16 @@ def standardise_changed(
     raw_hash = pd.util.hash_pandas_object(raw[list(ATTRIBUTES)], index=False).to_numpy()
     path = folder / f"standardised-{_standardiser_version(default_region)}.parquet"
     cached = pd.read_parquet(path) if path.exists() else None
-    fresh = np.ones(len(raw), dtype=bool)
+    fresh = np.ones(len(raw), dtype=bool)  # a new key is fresh too
     if cached is not None:
-        before = cached.set_index("identity_key")["raw_hash"].astype("UInt64").reindex(raw["identity_key"])
-        fresh = (before != raw_hash).fillna(True).to_numpy(dtype=bool)  # a new key is fresh too
+        # Each record's row in the cache, looked up once (-1: not there).
+        position = pd.Index(cached["identity_key"]).get_indexer(raw["identity_key"])
+        known = position >= 0
+        fresh[known] = cached["raw_hash"].to_numpy(dtype=np.uint64)[position[known]] != raw_hash[known]
     standardised, _ = standardise_records(raw[fresh], default_region)
     attributes = [c for c in standardised.columns if c not in raw.columns or c in ATTRIBUTES]
     if cached is not None and not fresh.all():
-        reused = cached.set_index("identity_key").loc[raw.loc[~fresh, "identity_key"], attributes]
+        reused = cached.iloc[position[~fresh]]
         reused = (
             raw.loc[~fresh]
             .drop(columns=list(ATTRIBUTES), errors="ignore")
