@@ -212,7 +212,7 @@ def _previous_keys(folder: Path) -> pd.DataFrame | None:
 def _write_crosswalk(summaries: Summaries, keys: pd.DataFrame, path: Path) -> int:
     """crosswalk.parquet from each file's record ids and `keys` (identity_key, customer_id); its row count.
 
-    Joined and written by DuckDB: the millions of source records never pass through pandas.
+    Joined and written by DuckDB: one row per source record, never through pandas.
     """
     con = duckdb.connect()
     ids = record_ids(con, summaries).join(con.from_df(keys), "identity_key", how="left")
