@@ -12,6 +12,7 @@ from collections.abc import Callable
 from functools import cache
 from importlib import resources
 
+import numpy as np
 import pandas as pd
 import phonenumbers
 import pyarrow as pa
@@ -110,19 +111,25 @@ def phone_region(countries: pd.Series, default_region: str) -> pd.Series:
 
 def standardise_phones(phones: pd.Series, regions: pd.Series) -> tuple[pd.Series, int]:
     """Phones in E.164 (`+447700900123`), read in each record's region; unreadable ones become null."""
-    frame = pd.DataFrame({"phone": phones.astype(TEXT).str.strip(), "region": regions.astype(TEXT)})
-    frame["phone"] = frame["phone"].mask(frame["phone"] == "")
-    present = frame["phone"].notna()
-    # Reduce each number to a key first, so that the ways of writing one number are parsed once.
-    distinct = frame[present].drop_duplicates()
-    keys = [_phone_key(p, r) for p, r in zip(distinct["phone"], distinct["region"], strict=True)]
+    written = phones.astype(TEXT).str.strip()
+    written = written.mask(written == "")
+    phone_codes, phone_values = pd.factorize(written)  # a missing phone is -1
+    region_codes, region_values = pd.factorize(regions.astype(TEXT))
+    region_list = [None, *region_values]  # code 0: no region
+    present = phone_codes >= 0
+    # One look-up per distinct (phone as written, region); each is reduced to a key first, so that the
+    # ways of writing one number are parsed once.
+    pair = phone_codes[present].astype(np.int64) * len(region_list) + region_codes[present] + 1
+    distinct, position = np.unique(pair, return_inverse=True)
+    keys = [
+        _phone_key(phone_values[code // len(region_list)], region_list[code % len(region_list)])
+        for code in distinct.tolist()
+    ]
     parsed = {key: _e164(*key) for key in set(keys)}
-    lookup = pd.Series([parsed[k] for k in keys], index=pd.MultiIndex.from_frame(distinct), dtype=TEXT)
-    out = pd.Series(pd.NA, index=phones.index, dtype=TEXT)
-    if present.any():
-        out.loc[present] = lookup.reindex(pd.MultiIndex.from_frame(frame.loc[present])).to_numpy()
-    invalid = int((present & out.isna()).sum())
-    return out, invalid
+    values = np.full(len(written), None, dtype=object)
+    values[present] = np.array([parsed[key] for key in keys], dtype=object)[position]
+    out = pd.Series(values, index=phones.index, dtype=TEXT)
+    return out, int((present & out.isna().to_numpy()).sum())
 
 
 @cache
