@@ -20,6 +20,7 @@ class Measured:
     name: str
     seconds: float
     peak_gib: float
+    cpu_seconds: float  # user + system: on a shared machine it moves far less with the load than wall time
 
 
 def run_measured(name: str, command: list[str]) -> Measured:
@@ -30,7 +31,8 @@ def run_measured(name: str, command: list[str]) -> Measured:
     seconds = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{name} failed: {' '.join(command)}")
-    return Measured(name, seconds, usage.ru_maxrss / 1024**2)  # ru_maxrss is in KiB on Linux
+    cpu = usage.ru_utime + usage.ru_stime
+    return Measured(name, seconds, usage.ru_maxrss / 1024**2, cpu)  # ru_maxrss is in KiB on Linux
 
 
 def benchmark_arguments(doc: str | None) -> argparse.ArgumentParser:

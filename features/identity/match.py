@@ -448,6 +448,40 @@ def collapse_identical(records: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
     return records[~copy], copies
 
 
+def shared_value_pairs(table: pa.Table, columns: list[str], is_new: np.ndarray | None = None) -> pd.DataFrame:
+    """Every pair of records (smaller key left) equal on at least one of `columns`, and on which of them.
+
+    A DuckDB self-join per column (nulls never join); with `is_new`, only pairs holding a new record.
+    """
+    con = duckdb.connect()
+    con.register("records", table.append_column("is_new", pa.array(is_new)) if is_new is not None else table)
+    new_only = " AND (l.is_new OR r.is_new)" if is_new is not None else ""
+    joined = " UNION ".join(
+        "SELECT l.identity_key AS identity_key_l, r.identity_key AS identity_key_r FROM records l"
+        f" JOIN records r ON l.{c} = r.{c} AND l.identity_key < r.identity_key{new_only}"
+        for c in columns
+    )
+    shared = ", ".join(f"coalesce(l.{c} = r.{c}, false) AS {c}" for c in columns)
+    pairs = con.execute(
+        f"""SELECT p.identity_key_l, p.identity_key_r, {shared} FROM ({joined}) p
+            JOIN records l ON l.identity_key = p.identity_key_l
+            JOIN records r ON r.identity_key = p.identity_key_r
+            ORDER BY p.identity_key_l, p.identity_key_r"""
+    ).df()
+    con.close()
+    return pairs
+
+
+def _alike(records: pd.DataFrame, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Which pairs (row positions) agree on first name and birth date, or lack one of them."""
+    alike = np.ones(len(left), dtype=bool)
+    for column in ("first_name", "birth_date"):
+        values = records[column].astype(object).where(records[column].notna(), None).to_numpy()
+        a, b = values[left], values[right]
+        alike &= (a == b) | pd.isna(a) | pd.isna(b)
+    return alike
+
+
 class IdentityMatcher:
     """Fellegi-Sunter matcher for identity records, trained with Splink on DuckDB."""
 
@@ -514,32 +548,67 @@ class IdentityMatcher:
     def predict(self, records: pd.DataFrame, new: pd.Series | None = None) -> pd.DataFrame:
         """Links between records: both keys, kind, match weight and probability, and the gamma levels.
 
-        With `new` (identity keys), only the links of new records: each scored against the other records
-        and against the other new ones, never two old records (incremental linkage).
+        Pairs sharing a strong identifier are linked deterministically, without Splink scoring them
+        (their evidence is the identifier they share: the link's kind); Splink scores the pairs the
+        probabilistic blocking rules find and keeps those above the threshold. With `new` (identity
+        keys), only the links of new records: each scored against the other records and against the
+        other new ones, never two old records (incremental linkage).
         """
         distinct, copies = collapse_identical(records)
-        if not self.model_:  # nothing to match on
-            return copies.reindex(columns=[*copies.columns, "match_weight", "match_probability"])
+        gammas = [f"gamma_{c.create_output_column_name()}" for c in comparisons(self.plan_)]
+        columns = ["identity_key_l", "identity_key_r", "kind", "match_weight", "match_probability", *gammas]
         is_new = None
         if new is not None:
             is_new = distinct["identity_key"].isin(new).to_numpy()
             copies = copies[copies["identity_key_l"].isin(new) | copies["identity_key_r"].isin(new)]
         table = _for_splink(distinct)
-        # Pairs sharing an identifier are all kept (the rules decide); the rest only above the threshold.
-        passes = [
-            (deterministic_blocking_rules(self.plan_), None),
-            (probabilistic_blocking_rules(self.plan_), self.threshold),
-        ]
-        found = [self._score(table, rules, threshold, is_new) for rules, threshold in passes if rules]
-        pairs = pd.concat(found, ignore_index=True).drop_duplicates(["identity_key_l", "identity_key_r"])
-        links = self._label(pairs.reset_index(drop=True), distinct)
-        gammas = {c: "Int64" for c in links.columns if c.startswith("gamma_")}
-        return pd.concat([copies, links.astype(gammas)], ignore_index=True)
+        found = [copies, self._shared_identifiers(table, distinct, is_new)]
+        rules = probabilistic_blocking_rules(self.plan_)
+        if self.model_ and rules:
+            found.append(self._score(table, rules, is_new).assign(kind="probabilistic"))
+        # A pair both sharing an identifier and scored keeps the stronger kind: the deterministic one.
+        links = pd.concat([frame for frame in found if len(frame)] or found[:1], ignore_index=True)
+        links = links.reindex(columns=columns).drop_duplicates(["identity_key_l", "identity_key_r"])
+        return links.reset_index(drop=True).astype(
+            {"kind": "string", "match_weight": "float64", "match_probability": "float64"}
+            | {c: "Int64" for c in gammas}
+        )
 
-    def _score(
-        self, table: pa.Table, rules: list[Any], threshold: float | None, is_new: np.ndarray | None = None
+    def _shared_identifiers(
+        self, table: pa.Table, records: pd.DataFrame, is_new: np.ndarray | None
     ) -> pd.DataFrame:
-        """Splink's scores of the pairs the rules find (each pass on its own connection and cache).
+        """Deterministic links: pairs sharing a strong identifier, each with the strongest one that holds.
+
+        Loyalty cards are held by one person; a national id, email or phone may be written on another's
+        record or shared by a household, so a link on those needs the two records not to conflict.
+        """
+        identifiers = list(self.plan_.identifiers)
+        if not identifiers:
+            return pd.DataFrame(columns=["identity_key_l", "identity_key_r", "kind"])
+        pairs = shared_value_pairs(table.select(["identity_key", *identifiers]), identifiers, is_new)
+        shared = {c: pairs[c].to_numpy(dtype=bool) for c in identifiers}
+        guarded = [c for c in identifiers if c in GUARDED_IDENTIFIERS]
+        position = pd.Series(np.arange(len(records)), index=records["identity_key"].to_numpy())
+        left = position.reindex(pairs["identity_key_l"]).to_numpy()
+        right = position.reindex(pairs["identity_key_r"]).to_numpy()
+        # Only a pair that differs on first name or birth date can conflict: most share both.
+        check = np.logical_or.reduce([shared[c] for c in guarded]) if guarded else np.zeros(len(pairs), bool)
+        check = np.flatnonzero(check & ~_alike(records, left, right))
+        left, right = left[check], right[check]
+        needed = np.union1d(left, right)
+        persons = dict(zip(needed.tolist(), people(records.iloc[needed]), strict=True))
+        clash = np.zeros(len(pairs), dtype=bool)
+        clash[check] = [
+            conflict(persons[i], persons[j]) is not None for i, j in zip(left, right, strict=True)
+        ]
+        kind = np.full(len(pairs), None, dtype=object)
+        for rule in reversed(identifiers):
+            kind[shared[rule] & ~clash if rule in GUARDED_IDENTIFIERS else shared[rule]] = rule
+        links = pairs[["identity_key_l", "identity_key_r"]].assign(kind=kind)
+        return links[links["kind"].notna()]
+
+    def _score(self, table: pa.Table, rules: list[Any], is_new: np.ndarray | None = None) -> pd.DataFrame:
+        """Splink's scores of the pairs the rules find, above the threshold, with their gamma levels.
 
         With `is_new`, only pairs with a new record in them (Splink's `predict_between` and `predict_within`).
         """
@@ -549,9 +618,9 @@ class IdentityMatcher:
         linker = Linker(db_api.register(table), settings, log_level=None, validate_settings=False)
         gammas = ", ".join(f"gamma_{c.create_output_column_name()}" for c in comparisons(self.plan_))
         if is_new is None:
-            scored = [linker.inference.predict(threshold_match_probability=threshold, warning_mode="never")]
+            scored = [linker.inference.predict(threshold_match_probability=self.threshold, warning_mode="never")]
         else:
-            scored = _predict_new(linker, db_api, table, is_new, threshold)
+            scored = _predict_new(linker, db_api, table, is_new, self.threshold)
         # Keys in order (smaller left), as a full run's dedupe gives them; every comparison is symmetric.
         pairs = db_api.duckdb_con.execute(
             " UNION ALL ".join(
@@ -563,43 +632,6 @@ class IdentityMatcher:
         ).df()
         db_api.duckdb_con.close()
         return pairs
-
-    def _label(self, pairs: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
-        """Give each pair its kind: the strongest deterministic rule that holds, else probabilistic."""
-        identifiers = self.plan_.identifiers
-        exact = {c: pairs[f"gamma_{c}"].to_numpy() == _exact_gamma(self.plan_, c) for c in identifiers}
-        kind = np.full(len(pairs), None, dtype=object)
-        kind[pairs["match_probability"].to_numpy() >= self.threshold] = "probabilistic"
-        # Loyalty cards are held by one person; a national id, email or phone may be written on another's
-        # record or shared by a household, so those links need the two records not to conflict (checked
-        # only where such a link could be made).
-        guarded = [c for c in identifiers if c in GUARDED_IDENTIFIERS]
-        check = (
-            np.flatnonzero(np.logical_or.reduce([exact[c] for c in guarded]))
-            if guarded
-            else np.array([], int)
-        )
-        position = pd.Series(np.arange(len(records)), index=records["identity_key"].to_numpy())
-        left = position.reindex(pairs["identity_key_l"].iloc[check]).to_numpy()
-        right = position.reindex(pairs["identity_key_r"].iloc[check]).to_numpy()
-        needed = np.union1d(left, right)
-        persons = dict(zip(needed.tolist(), people(records.iloc[needed]), strict=True))
-        clash = np.zeros(len(pairs), dtype=bool)
-        clash[check] = [
-            conflict(persons[i], persons[j]) is not None for i, j in zip(left, right, strict=True)
-        ]
-        for rule in reversed(identifiers):
-            kind[exact[rule] & ~clash if rule in GUARDED_IDENTIFIERS else exact[rule]] = rule
-        out = pairs.assign(kind=pd.Series(kind, dtype="string"))
-        out = out[out["kind"].notna()].reset_index(drop=True)
-        return out[
-            [
-                "identity_key_l",
-                "identity_key_r",
-                "kind",
-                *[c for c in pairs.columns if c.startswith(("match_", "gamma_"))],
-            ]
-        ]
 
     def get_params(self) -> dict[str, Any]:
         """The constructor parameters (as scikit-learn's `get_params`)."""
@@ -678,12 +710,6 @@ def _floor_m(model: dict[str, Any], floor: float) -> dict[str, Any]:
         for level, m in zip(levels, raised, strict=True):
             level["m_probability"] = m / sum(raised)
     return model
-
-
-def _exact_gamma(plan: MatchPlan, output_column: str) -> int:
-    """The gamma value of a comparison's 'exact' level (the first level after the null level)."""
-    comparison = next(c for c in comparisons(plan) if c.create_output_column_name() == output_column)
-    return len(comparison.create_comparison_levels()) - 2
 
 
 _SCHEMA = pa.schema([(c, pa.date32() if c == "birth_date" else pa.string()) for c in MATCH_COLUMNS])

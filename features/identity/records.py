@@ -19,9 +19,11 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.canonical import PERSON_SOURCE_TYPES, SOURCE_TYPES
+from features.identity.standardise import DATE, TEXT
 from features.identity.standardise import RAW_ATTRIBUTES as ATTRIBUTES
 from features.settings import Workspace
 
@@ -161,7 +163,7 @@ def identity_records(con: duckdb.DuckDBPyConnection, summaries: Summaries) -> pd
         GROUP BY identity_key
         ORDER BY identity_key
     """
-    return con.execute(sql).df()
+    return _frame(con, sql)
 
 
 def record_ids(con: duckdb.DuckDBPyConnection, summaries: Summaries) -> duckdb.DuckDBPyRelation:
@@ -170,6 +172,11 @@ def record_ids(con: duckdb.DuckDBPyConnection, summaries: Summaries) -> duckdb.D
         SELECT DISTINCT source, record_id, identity_key FROM read_parquet({_sql_list(summaries.record_ids)})
     """
     return con.sql(sql)
+
+
+def _frame(con: duckdb.DuckDBPyConnection, sql: str) -> pd.DataFrame:
+    """A query's result in pandas with Arrow-backed text and dates: no Python object per value."""
+    return con.sql(sql).to_arrow_table().to_pandas(types_mapper={pa.string(): TEXT, pa.date32(): DATE}.get)
 
 
 def _sql_string(path: Path) -> str:

@@ -134,7 +134,9 @@ def resolve_identities(
     records, placeholders = null_placeholders(records, PLACEHOLDER_COLUMNS)
     lap("standardise")
 
-    matcher = None if retrain else load_matcher(out / "model.json", plan_matching(distinct_records(records)))
+    # Planning reads every record: worth it only when a saved model is there to check against the plan.
+    reuse = not retrain and (out / "model.json").exists()
+    matcher = load_matcher(out / "model.json", plan_matching(distinct_records(records))) if reuse else None
     trained = matcher is None
     if matcher is None:
         matcher = IdentityMatcher().fit(records)

@@ -89,7 +89,8 @@ def test_streets_and_postcodes_are_unified() -> None:
 
 def test_birth_dates_become_dates() -> None:
     dates = standardise_birth_dates(pd.Series([date(1980, 4, 2), "1975-12-31", "garbage", None]))
-    assert dates.tolist() == [date(1980, 4, 2), date(1975, 12, 31), None, None]
+    assert dates.dropna().tolist() == [date(1980, 4, 2), date(1975, 12, 31)]
+    assert dates.isna().tolist() == [False, False, True, True]
 
 
 def test_a_value_shared_by_many_people_is_a_placeholder() -> None:
