@@ -78,7 +78,7 @@ class Engine:
         self.history = History(self.workspace)
         # An export without products never gets a recommender: /recommend then answers an empty list.
         self.sells_products = self.history.sells_products()
-        self.loader = Loader(self.workspace, settings, self.store, self.now)
+        self.loader = Loader(self.workspace, settings, self.store, self.live, self.now)
         self.snapshot: Snapshot = self.loader.load()
         _freeze_heap()
         self.watcher = Watcher(self.loader, lambda: self.snapshot, self._install, settings.poll_seconds)
