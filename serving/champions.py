@@ -21,7 +21,7 @@ from feast import FeatureStore
 
 from features.settings import Workspace
 from features.store import OnlineFeatures
-from serving.customers import Directory
+from serving.customers import Directory, History
 from serving.features import LiveFeatures
 from serving.recommender import Recommender, load_products
 from serving.scores import ChurnScorer, CltvScorer, Scorer, value_thresholds
@@ -51,8 +51,14 @@ def history_files(workspace: Workspace) -> tuple[float, ...]:
 
 
 def directory_files(workspace: Workspace) -> tuple[float, ...]:
-    """Modification times of the files the customer directory comes from."""
-    return _stamp([workspace.profile / "customers.parquet", workspace.identity / "aliases.parquet"])
+    """Modification times of the files the customer directory and the golden records come from."""
+    return _stamp(
+        [
+            workspace.profile / "customers.parquet",
+            workspace.identity / "aliases.parquet",
+            workspace.identity / "crosswalk.parquet",
+        ]
+    )
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,7 @@ class Snapshot:
 
     fingerprint: Fingerprint
     directory: Directory
+    history: History
     recommender: Recommender | None
     churn: ChurnScorer | None
     cltv: CltvScorer | None
@@ -125,6 +132,12 @@ class Loader:
         )
         if directory is None:
             directory = Directory.load(self.workspace)
+        history = (
+            previous.history
+            if previous is not None
+            and (old.directory, old.histories) == (fingerprint.directory, fingerprint.histories)
+            else History(self.workspace)
+        )
         same = {
             name: previous is not None and old.versions.get(name) == fingerprint.versions[name]
             for name in MODELS
@@ -139,6 +152,7 @@ class Loader:
         snapshot = Snapshot(
             fingerprint,
             directory,
+            history,
             recommender if recommender is not None else self._recommender(),
             churn if churn is not None else self._churn(directory),
             cltv if cltv is not None else self._cltv(directory),
