@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 TESSERA = [sys.executable, "-m", "tessera.cli"]
+SIMULATED_AS_OF = "2025-12-31"  # the last day of the benchmarks' simulated exports
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,12 @@ def machine() -> str:
 def simulate_and_resolve(
     sample: Path, workspace: Path, customers: int, seed: int, holdback: float = 0.0
 ) -> list[Measured]:
-    """`tessera simulate` into `sample`, `ingest` of its sources.yaml and `resolve`, each in its own process."""
+    """`tessera simulate` into `sample`, `ingest` of its sources.yaml and `resolve`, each in its own process.
+
+    The exports end on SIMULATED_AS_OF (not the simulator's default, yesterday) so every figure can be reproduced.
+    """
     size = ["--customers", str(customers), "--seed", str(seed), "--holdback", str(holdback)]
+    size += ["--as-of", SIMULATED_AS_OF]
     on_workspace = ["--workspace", str(workspace)]
     sources = str(sample / "sources.yaml")
     return [

@@ -15,21 +15,24 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from feast import FeatureStore
 
 from features.settings import Workspace
 from features.store import OnlineFeatures
-from serving.customers import Directory
+from serving.customers import Directory, History
+from serving.features import LiveFeatures
 from serving.recommender import Recommender, load_products
-from serving.scores import ChurnScorer, CltvScorer, value_thresholds
+from serving.scores import ChurnScorer, CltvScorer, Scorer, value_thresholds
 from serving.settings import ServeSettings
 from training import tracking
 from training.datasets import load_events
 
 log = logging.getLogger(__name__)
 MODELS = ("churn", "cltv", "next_best_product")
+SCORE_AHEAD_CHUNK = 1000  # customers per online read and model call when scoring ahead
+S = TypeVar("S", bound=Scorer)
 
 
 def _stamp(paths: list[Any]) -> tuple[float, ...]:
@@ -48,8 +51,14 @@ def history_files(workspace: Workspace) -> tuple[float, ...]:
 
 
 def directory_files(workspace: Workspace) -> tuple[float, ...]:
-    """Modification times of the files the customer directory comes from."""
-    return _stamp([workspace.profile / "customers.parquet", workspace.identity / "aliases.parquet"])
+    """Modification times of the files the customer directory and the golden records come from."""
+    return _stamp(
+        [
+            workspace.profile / "customers.parquet",
+            workspace.identity / "aliases.parquet",
+            workspace.identity / "crosswalk.parquet",
+        ]
+    )
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,7 @@ class Snapshot:
 
     fingerprint: Fingerprint
     directory: Directory
+    history: History
     recommender: Recommender | None
     churn: ChurnScorer | None
     cltv: CltvScorer | None
@@ -104,11 +114,13 @@ class Loader:
         workspace: Workspace,
         settings: ServeSettings,
         store: FeatureStore,
+        live: LiveFeatures,
         clock: Callable[[], datetime],
     ) -> None:
         self.workspace = workspace
         self.settings = settings
         self.store = store
+        self.live = live
         self.clock = clock
 
     def load(self, previous: Snapshot | None = None) -> Snapshot:
@@ -120,6 +132,12 @@ class Loader:
         )
         if directory is None:
             directory = Directory.load(self.workspace)
+        history = (
+            previous.history
+            if previous is not None
+            and (old.directory, old.histories) == (fingerprint.directory, fingerprint.histories)
+            else History(self.workspace)
+        )
         same = {
             name: previous is not None and old.versions.get(name) == fingerprint.versions[name]
             for name in MODELS
@@ -134,8 +152,9 @@ class Loader:
         snapshot = Snapshot(
             fingerprint,
             directory,
+            history,
             recommender if recommender is not None else self._recommender(),
-            churn if churn is not None else self._churn(),
+            churn if churn is not None else self._churn(directory),
             cltv if cltv is not None else self._cltv(directory),
         )
         log.info("serving champions %s", snapshot.versions)
@@ -155,18 +174,36 @@ class Loader:
     def _reader(self, metadata: dict[str, Any], default: str) -> OnlineFeatures:
         return OnlineFeatures(self.store, str(metadata.get("feature_service", default)))
 
-    def _churn(self) -> ChurnScorer | None:
+    def _scored_ahead(self, scorer: S, directory: Directory) -> S:
+        """The scorer, having scored every customer who consented to profiling, when the service's now is fixed.
+
+        With the clock as now a score is only ever reused within the same instant: nothing is scored ahead.
+        """
+        if self.settings.now is None:
+            return scorer
+        ids = sorted(directory.ids)
+        for start in range(0, len(ids), SCORE_AHEAD_CHUNK):
+            chunk = ids[start : start + SCORE_AHEAD_CHUNK]
+            consented = [
+                c for c, live in zip(chunk, self.live.read(chunk), strict=True) if live.consent_profiling
+            ]
+            if consented:
+                scorer.score(consented, self.settings.now)
+        return scorer
+
+    def _churn(self, directory: Directory) -> ChurnScorer | None:
         found = _champion(self.workspace, "churn")
         if found is None:
             return None
         estimator, metadata, version = found
-        return ChurnScorer(
+        scorer = ChurnScorer(
             estimator,
             version,
             metadata.get("horizon_days"),
             self._reader(metadata, "churn_v1"),
             self.settings.risk_bands,
         )
+        return self._scored_ahead(scorer, directory)
 
     def _cltv(self, directory: Directory) -> CltvScorer | None:
         found = _champion(self.workspace, "cltv")
@@ -179,7 +216,9 @@ class Loader:
         thresholds = value_thresholds(
             estimator, reader, sample, self.clock(), self.settings.value_band_quantiles
         )
-        return CltvScorer(estimator, version, metadata.get("horizon_days"), reader, thresholds)
+        return self._scored_ahead(
+            CltvScorer(estimator, version, metadata.get("horizon_days"), reader, thresholds), directory
+        )
 
     def changed(self, snapshot: Snapshot) -> bool:
         """Whether a champion or a source file changed since the snapshot was built."""

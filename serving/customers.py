@@ -1,8 +1,7 @@
 """Who the customers are, and the 360 view's history: golden records, source identities, orders, interactions.
 
-Ids and aliases are held in memory (every request resolves an id); everything else is read per request from
-the profile's Parquet files with DuckDB, filtered to the one customer, so the service's memory does not grow
-with the order history and a rebuilt profile is seen at once.
+Ids and aliases are held in memory (every request resolves an id), and so is the 360 view's history
+(`History`): both are part of the service's snapshot, reloaded when their files are rewritten.
 """
 
 from __future__ import annotations
@@ -72,97 +71,129 @@ class Directory:
         return follow_alias(self.ids, self.aliases, any_id)
 
 
+def sells_products(workspace: Workspace) -> bool:
+    """Whether any sale line names a product: without one there is nothing to recommend, ever."""
+    path = workspace.profile / "orders.parquet"
+    if not path.exists():
+        return True  # not profiled yet: the recommender may still come
+    with duckdb.connect() as con:
+        found = con.execute(
+            "SELECT 1 FROM read_parquet(?) WHERE line_type = 'sale' AND sku IS NOT NULL LIMIT 1", [str(path)]
+        ).fetchone()
+    return found is not None
+
+
+class _ByCustomer:
+    """A table's rows sorted by customer, and where each customer's rows start and stop."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, select: str, path: Path, then_by: str = "") -> None:
+        # Rows that tie on the order given keep the file's order.
+        query = f"{select} FROM read_parquet(?, file_row_number = true) WHERE customer_id IS NOT NULL"
+        order = ", ".join(["customer_id", *([then_by] if then_by else [])])
+        self.rows = con.sql(f"{query} ORDER BY {order}", params=[str(path)]).to_arrow_table()
+        counts = con.execute(
+            f"SELECT customer_id, count(*) FROM ({query}) GROUP BY 1 ORDER BY 1", [str(path)]
+        ).fetchall()
+        ends = np.cumsum([n for _, n in counts])
+        self.ranges = {c: (int(end - n), int(end)) for (c, n), end in zip(counts, ends, strict=True)}
+
+    def of(self, customer_id: str, limit: int | None = None) -> list[dict[str, Any]]:
+        """The customer's rows in the table's order (at most `limit`), values as plain Python."""
+        start, stop = self.ranges.get(customer_id, (0, 0))
+        if limit is not None:
+            stop = min(stop, start + limit)
+        return [
+            {n: _clean(v) for n, v in row.items()} for row in self.rows.slice(start, stop - start).to_pylist()
+        ]
+
+
 class History:
-    """Per-customer reads of the profile tables (one DuckDB connection; a cursor per request)."""
+    """The 360 view's history, read into memory once per snapshot and sliced per request.
+
+    Golden records, source identities, order lines and interactions are held sorted by customer (Arrow), so a
+    request reads one customer's rows without a query; memory grows with the order history (about what the
+    Parquet files hold, uncompressed). The snapshot reloads it when a profile or identity file is rewritten.
+    """
 
     def __init__(self, workspace: Workspace) -> None:
-        self.workspace = workspace
-        self._con = duckdb.connect()
-        self._con.execute("SET TimeZone = 'UTC'")
+        files = {
+            "customers": workspace.profile / "customers.parquet",
+            "crosswalk": workspace.identity / "crosswalk.parquet",
+            "orders": workspace.profile / "orders.parquet",
+            "interactions": workspace.profile / "interactions.parquet",
+        }
+        self.tables: dict[str, _ByCustomer] = {}
+        with duckdb.connect() as con:
+            con.execute("SET TimeZone = 'UTC'")
+            if files["customers"].exists():
+                self.tables["customers"] = _ByCustomer(
+                    con, "SELECT * EXCLUDE (file_row_number)", files["customers"], "file_row_number"
+                )
+            if files["crosswalk"].exists():
+                self.tables["crosswalk"] = _ByCustomer(
+                    con,
+                    "SELECT DISTINCT customer_id, source, record_id",
+                    files["crosswalk"],
+                    "source, record_id",
+                )
+            if files["orders"].exists():
+                # Each line carries its order's time (its latest line's): orders newest first, lines in order.
+                self.tables["orders"] = _ByCustomer(
+                    con,
+                    "SELECT * EXCLUDE (file_row_number), "
+                    "max(ordered_at) OVER (PARTITION BY customer_id, order_id, source) AS order_at",
+                    files["orders"],
+                    "order_at DESC, order_id, source, line_no, file_row_number",
+                )
+            path = files["interactions"]
+            if path.exists():
+                present = {
+                    r[0]
+                    for r in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
+                }
+                columns = ", ".join(c if c in present else f"NULL AS {c}" for c in INTERACTION_COLUMNS)
+                self.tables["interactions"] = _ByCustomer(
+                    con, f"SELECT customer_id, {columns}", path, "occurred_at DESC, file_row_number"
+                )
 
-    def close(self) -> None:
-        self._con.close()
-
-    def _rows(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
-        cursor = self._con.cursor()
-        try:
-            result = cursor.execute(sql, params)
-            names = [d[0] for d in result.description]
-            return [{n: _clean(v) for n, v in zip(names, row, strict=True)} for row in result.fetchall()]
-        finally:
-            cursor.close()
-
-    def _file(self, folder: Path, name: str) -> str | None:
-        path = folder / f"{name}.parquet"
-        return str(path) if path.exists() else None
-
-    def sells_products(self) -> bool:
-        """Whether any sale line names a product: without one there is nothing to recommend, ever."""
-        path = self._file(self.workspace.profile, "orders")
-        if path is None:
-            return True  # not profiled yet: the recommender may still come
-        rows = self._rows(
-            "SELECT 1 AS found FROM read_parquet(?) WHERE line_type = 'sale' AND sku IS NOT NULL LIMIT 1",
-            [path],
-        )
-        return bool(rows)
+    def _rows(self, table: str, customer_id: str, limit: int | None = None) -> list[dict[str, Any]]:
+        found = self.tables.get(table)
+        return [] if found is None else found.of(customer_id, limit)
 
     def golden_record(self, customer_id: str) -> dict[str, Any] | None:
         """The customer's row of customers.parquet, or None."""
-        path = self._file(self.workspace.profile, "customers")
-        if path is None:
-            return None
-        rows = self._rows("SELECT * FROM read_parquet(?) WHERE customer_id = ? LIMIT 1", [path, customer_id])
+        rows = self._rows("customers", customer_id, 1)
         return rows[0] if rows else None
 
     def identities(self, customer_id: str) -> list[SourceIdentity]:
         """The source records (source, record id) merged into the customer."""
-        path = self._file(self.workspace.identity, "crosswalk")
-        if path is None:
-            return []
-        rows = self._rows(
-            "SELECT DISTINCT source, record_id FROM read_parquet(?) WHERE customer_id = ? ORDER BY 1, 2",
-            [path, customer_id],
-        )
         return [
             SourceIdentity(source=str(r["source"]), record_id=str(r["record_id"]))
-            for r in rows
+            for r in self._rows("crosswalk", customer_id)
             if r["record_id"] is not None
         ]
 
     def orders(self, customer_id: str, limit: int) -> list[Order]:
         """The latest orders of every channel, newest first, each with its lines."""
-        path = self._file(self.workspace.profile, "orders")
-        if path is None:
-            return []
-        rows = self._rows(
-            "WITH lines AS (SELECT * FROM read_parquet(?) WHERE customer_id = ?), "
-            "recent AS (SELECT order_id, source, max(ordered_at) AS placed_at FROM lines GROUP BY ALL ORDER BY placed_at DESC LIMIT ?) "
-            "SELECT lines.*, recent.placed_at AS order_at FROM lines JOIN recent USING (order_id, source) "
-            "ORDER BY order_at DESC, order_id, line_no",
-            [path, customer_id, limit],
-        )
         grouped: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-        for row in rows:
-            grouped[(str(row["order_id"]), str(row.get("source")))].append(row)
+        for row in self._rows("orders", customer_id):
+            key = (str(row["order_id"]), str(row.get("source")))
+            if key not in grouped and len(grouped) == limit:
+                break
+            grouped[key].append(row)
         return [_order(lines) for lines in grouped.values()]
 
     def interactions(self, customer_id: str, limit: int) -> list[Interaction]:
         """The latest web, email and service interactions, newest first."""
-        path = self._file(self.workspace.profile, "interactions")
-        if path is None:
-            return []
-        present = {r["column_name"] for r in self._rows("DESCRIBE SELECT * FROM read_parquet(?)", [path])}
-        columns = ", ".join(c if c in present else f"NULL AS {c}" for c in INTERACTION_COLUMNS)
-        rows = self._rows(
-            f"SELECT {columns} FROM read_parquet(?) WHERE customer_id = ? ORDER BY occurred_at DESC LIMIT ?",
-            [path, customer_id, limit],
-        )
         return [
             Interaction(
-                **{k: _text(v) if k not in ("occurred_at", "satisfaction") else v for k, v in r.items()}
+                **{
+                    k: _text(v) if k not in ("occurred_at", "satisfaction") else v
+                    for k, v in r.items()
+                    if k != "customer_id"
+                }
             )
-            for r in rows
+            for r in self._rows("interactions", customer_id, limit)
         ]
 
 

@@ -22,7 +22,7 @@ from bentoml.exceptions import NotFound, ServiceUnavailable
 from features.store import open_store
 from features.store.settings import FeatureStoreSettings
 from serving.champions import Loader, Snapshot, Watcher
-from serving.customers import History, consent, golden_record
+from serving.customers import consent, golden_record, sells_products
 from serving.features import LiveFeatures
 from serving.recommender import exclusions
 from serving.schemas import (
@@ -75,10 +75,9 @@ class Engine:
         self.workspace = settings.workspace_paths()
         self.store = open_store(self.workspace, store_settings)
         self.live = LiveFeatures(self.store)
-        self.history = History(self.workspace)
         # An export without products never gets a recommender: /recommend then answers an empty list.
-        self.sells_products = self.history.sells_products()
-        self.loader = Loader(self.workspace, settings, self.store, self.now)
+        self.sells_products = sells_products(self.workspace)
+        self.loader = Loader(self.workspace, settings, self.store, self.live, self.now)
         self.snapshot: Snapshot = self.loader.load()
         _freeze_heap()
         self.watcher = Watcher(self.loader, lambda: self.snapshot, self._install, settings.poll_seconds)
@@ -90,9 +89,8 @@ class Engine:
         _freeze_heap()
 
     def close(self) -> None:
-        """Stop watching for new champions, release the profile reader, hand the heap back to the collector."""
+        """Stop watching for new champions, hand the heap back to the collector."""
         self.watcher.stop()
-        self.history.close()
         gc.unfreeze()
 
     def now(self) -> datetime:
@@ -235,21 +233,22 @@ class Engine:
 
     def customer(self, customer_id: str) -> CustomerView:
         """The 360 view of a live customer id (resolve merged ids first)."""
-        record = self.history.golden_record(customer_id)
+        snapshot = self.snapshot
+        history = snapshot.history
+        record = history.golden_record(customer_id)
         if record is None:
             raise UnknownCustomer(f"unknown customer {customer_id!r}")
         live = self.live.one(customer_id)
-        snapshot = self.snapshot
         churn = self._scores(snapshot.churn, [customer_id])[0] if snapshot.churn else None
         cltv = self._scores(snapshot.cltv, [customer_id])[0] if snapshot.cltv else None
         limits = self.settings
         return CustomerView(
             customer_id=customer_id,
             golden_record=golden_record(record),
-            identities=self.history.identities(customer_id),
+            identities=history.identities(customer_id),
             consent=consent(record),
-            recent_orders=self.history.orders(customer_id, limits.recent_orders),
-            recent_interactions=self.history.interactions(customer_id, limits.recent_interactions),
+            recent_orders=history.orders(customer_id, limits.recent_orders),
+            recent_interactions=history.interactions(customer_id, limits.recent_interactions),
             labels=Labels(
                 risk_band=churn.risk_band if churn else None,
                 value_band=cltv.value_band if cltv else None,

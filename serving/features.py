@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
 from feast import FeatureStore
@@ -105,7 +106,15 @@ class LiveFeatures:
 
 def model_vectors(reader: OnlineFeatures, customer_ids: Sequence[str], now: datetime) -> pd.DataFrame:
     """A model's feature vectors (declared defaults filled in) with customer_id first, one row per id."""
-    vectors = reader.vectors(customer_ids=list(customer_ids), request_time=now)
-    frame = pd.DataFrame(vectors, columns=reader.names)
+    return model_frame(
+        reader, customer_ids, reader.vectors(customer_ids=list(customer_ids), request_time=now)
+    )
+
+
+def model_frame(
+    reader: OnlineFeatures, customer_ids: Sequence[str], vectors: Sequence[dict[str, Any]]
+) -> pd.DataFrame:
+    """Vectors the reader read, as the model's input frame with customer_id first."""
+    frame = pd.DataFrame(list(vectors), columns=reader.names)
     frame.insert(0, "customer_id", list(customer_ids))
     return frame

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.requests import Request
 
+from features.known_warnings import ignore_known_warnings
 from serving.auth import ApiKeyMiddleware
 from serving.engine import Engine, UnknownCustomer
 from serving.schemas import (
@@ -52,6 +53,9 @@ def bentoml_config(settings: ServeSettings) -> dict[str, Any]:
         "http": {"host": settings.host, "port": settings.port},
     }
 
+
+# BentoML's worker processes import this module first: the known third-party warnings stay out of their logs.
+ignore_known_warnings()
 
 # The 360 view is a GET with the id in the path, which BentoML's APIs (POST, JSON body) do not do; a FastAPI
 # app mounted on the service does, and BentoML merges its routes into the service's OpenAPI document (so the

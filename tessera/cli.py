@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -14,7 +15,8 @@ import typer
 from features.progress import show_progress
 from features.settings import Workspace
 from features.simulate.config import PROFILES
-from tessera.options import NowOption, WorkspaceOption, now_from, workspace_from
+from tessera.options import NowOption, WorkspaceOption, now_from, workspace_from, yesterday
+from tessera.report import chain_summary, write_report
 from tessera.training_cli import HorizonOption, echo_outcomes, settings_for
 
 if TYPE_CHECKING:
@@ -57,6 +59,9 @@ def configure(
     )
     # Splink warns about every comparison level its training sample did not contain; that is expected.
     logging.getLogger("splink").setLevel(logging.INFO if verbose else logging.ERROR)
+    # MLflow logs each model's packaging steps (and that it pickles the model, which is how it is loaded); it
+    # sets its loggers' level from this variable when imported, after this.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "INFO" if verbose else "ERROR")
     show_progress.set(True)
 
 
@@ -73,9 +78,13 @@ def simulate(
         int, typer.Option("--seed", help="Random seed: the same seed gives the same files.")
     ] = 42,
     as_of: Annotated[
-        str,
-        typer.Option("--as-of", help="Last day of the exports (YYYY-MM-DD); the truth covers what follows."),
-    ] = "2025-12-31",
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Last day of the exports (YYYY-MM-DD; default: yesterday, UTC, so that `tessera run` with the "
+            "clock as its now sees current data); the truth covers what follows. Same seed and day, same files.",
+        ),
+    ] = None,
     holdback: Annotated[
         float,
         typer.Option(
@@ -129,7 +138,7 @@ def simulate(
         customers=customers,
         seed=seed,
         out=out,
-        as_of=date.fromisoformat(as_of),
+        as_of=date.fromisoformat(as_of) if as_of else yesterday(),
         holdback=holdback,
         config=profile_config(profile.value, months),
     )
@@ -202,6 +211,8 @@ def run(
     A model the data cannot train is skipped with a one-line reason on stderr; the others are trained.
     """
     ws, moment = workspace_from(workspace), now_from(now)
+    if now is None:
+        typer.echo(f"now: {moment:%Y-%m-%d %H:%M:%S} UTC, the clock (--now sets another moment)", err=True)
     summary = _run_everything(sources, ws, moment, settings_for(horizon_days))
     typer.echo(json.dumps(summary, indent=2, default=str))
     echo_outcomes(summary["models"])
@@ -238,9 +249,7 @@ def demo(
     simulated = simulate_retailer(customers=customers, seed=seed, out=ws.sample)
     as_of = now_from(datetime.combine(date.fromisoformat(str(simulated["as_of"])), datetime.max.time()))
     summary = _run_everything(ws.sample / "sources.yaml", ws, as_of)
-    typer.echo(json.dumps(summary, indent=2, default=str))
-    echo_outcomes(summary["models"])
-    typer.echo(f"Profiles: {ws.profile}; data-quality report: {ws.reports / 'quality.md'}")
+    typer.echo(chain_summary(summary, write_report(summary, ws.reports / "demo.json")))
     if serve:
         from serving.run import serve_forever
 
@@ -263,7 +272,9 @@ _mount_subcommands()
 def main() -> None:
     """Entry point: input errors end with their message and exit status 2, not a traceback."""
     from features.errors import InputError
+    from features.known_warnings import ignore_known_warnings
 
+    ignore_known_warnings()
     try:
         app()
     except InputError as exc:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -38,3 +38,8 @@ def workspace_from(path: Path | None) -> Workspace:
 def now_from(value: datetime | None) -> datetime:
     """The run's 'current time' in UTC: the one given, else now."""
     return as_utc(value) if value is not None else datetime.now(UTC)
+
+
+def yesterday() -> date:
+    """The day before today (UTC): where simulated exports end by default, so the clock's now follows them."""
+    return (datetime.now(UTC) - timedelta(days=1)).date()
