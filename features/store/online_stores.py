@@ -22,7 +22,7 @@ newer than the one written (event time), in both stores: live pushes are not und
 of older data. A write carrying only some of the view's features merges them into the stored vector.
 
 Feast 0.67's own pre-computed vectors (`FeatureService(precompute_online=True)`) do not fit: reading them is
-about 3x slower in CPU time (measured side by side: `benchmarks/feature_store.py --compare-feast-precomputed`,
+2.7-3.9x slower in CPU time (measured side by side: `benchmarks/feature_store.py --compare-feast-precomputed`,
 docs/feature_store.md), they refuse services with request-time features, find entities only in Redis, and
 recompute every entity's vector after each push.
 """
