@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from features.store.settings import FeatureStoreSettings
 from serving.auth import ApiKeyMiddleware
 from serving.engine import Engine
 from serving.schemas import RecommendRequest
@@ -28,7 +29,7 @@ ENGINE: dict[str, Engine] = {}
 
 @asynccontextmanager
 async def lifespan(_: Starlette) -> AsyncIterator[None]:
-    ENGINE["engine"] = Engine(ServeSettings())
+    ENGINE["engine"] = Engine(ServeSettings(), FeatureStoreSettings())
     yield
     ENGINE.pop("engine").close()
 
@@ -48,6 +49,6 @@ async def readyz(_: Request) -> Response:
 
 app = Starlette(
     routes=[Route("/recommend", recommend, methods=["POST"]), Route("/readyz", readyz)],
-    middleware=[Middleware(ApiKeyMiddleware)],
+    middleware=[Middleware(ApiKeyMiddleware.from_environment)],
     lifespan=lifespan,
 )

@@ -46,15 +46,15 @@ def _prepare(root: Path, customers: int, seed: int) -> None:
     from features.pipeline import run_chain
     from features.settings import Settings, Workspace
     from features.simulate import simulate_retailer
-    from features.store import build_feature_store
+    from features.store import FeatureStoreSettings, build_feature_store
 
     sample, workspace = root / "sample", Workspace(root / "workspace")
     summary = simulate_retailer(customers=customers, seed=seed, out=sample)
     (sample / "simulation.json").write_text(json.dumps(summary, default=str))
-    now, settings = _now(sample), Settings(workspace=workspace.root)
-    chain = run_chain(sample / "sources.yaml", workspace, now=now, settings=settings)
+    now, settings, store_settings = _now(sample), Settings(workspace=workspace.root), FeatureStoreSettings()
+    chain = run_chain(sample / "sources.yaml", workspace, now, settings, store_settings)
     if "feature_store" not in chain:
-        build_feature_store(workspace, now, settings)
+        build_feature_store(workspace, now, settings, store_settings)
 
 
 def _als(workspace: Path, now: str, iterations: int) -> None:
@@ -146,13 +146,17 @@ def speed(args: argparse.Namespace) -> None:
 
 def accuracy(args: argparse.Namespace) -> None:
     from features.settings import Workspace
+    from features.store import FeatureStoreSettings
     from training.backtest import accuracy_against_truth
+    from training.settings import TrainingSettings
 
     root = args.dir or Path(tempfile.mkdtemp(prefix="tessera-accuracy-"))
     sample, workspace, now = prepare(root, args.customers, args.seed)
     if not args.skip_training:
         _train("train all", "all", workspace, now)
-    report = accuracy_against_truth(Workspace(workspace), sample / "truth", now)
+    report = accuracy_against_truth(
+        Workspace(workspace), sample / "truth", now, TrainingSettings(), FeatureStoreSettings()
+    )
     print(f"\n{machine()}\ncustomers: {args.customers:,}")
     print(json.dumps(report, indent=2, default=lambda v: round(v, 4) if isinstance(v, float) else str(v)))
 

@@ -14,16 +14,22 @@ from features.profile import build_profile
 from features.profile.quality import quality_report
 from features.settings import Settings, Workspace
 from features.store import build_feature_store
+from features.store.settings import FeatureStoreSettings
 
 
-def run_chain(sources: Path, workspace: Workspace, now: datetime, settings: Settings | None = None) -> dict:
+def run_chain(
+    sources: Path,
+    workspace: Workspace,
+    now: datetime,
+    settings: Settings,
+    store_settings: FeatureStoreSettings,
+) -> dict:
     """Run every step on the sources declared in `sources`; each step reads what the previous one wrote."""
-    settings = settings or Settings()
     ingest = ingest_sources(sources, workspace, settings)
     identity = resolve_identities(workspace, now=now, settings=settings)
     profile = build_profile(workspace, now=now, settings=settings)
     quality = quality_report(workspace, now=now)
-    feature_store = build_feature_store(workspace, now, settings)
+    feature_store = build_feature_store(workspace, now, settings, store_settings)
     return {
         "workspace": str(workspace.root),
         "ingest": {"ok": ingest.ok, "summary": ingest.summary()},

@@ -8,9 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# The repository root when Tessera runs from a clone (the package is installed editable by uv).
+# The repository root, for development tools that write into a clone (the feature catalogue in docs/).
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -19,7 +20,8 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TESSERA_", env_file=".env", extra="ignore", frozen=True)
 
-    workspace: Path = REPO_ROOT
+    # Where data/ and mlruns/ go: the working directory, never the install location.
+    workspace: Path = Field(default_factory=Path.cwd)
     # Region used to read phone numbers written without a country code (ISO 3166 alpha-2).
     default_phone_region: str = "GB"
     # Salt of the national-id hash (features.canonical.hash_national_ids). The default is for development
@@ -47,8 +49,8 @@ class Workspace:
     root: Path
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> Workspace:
-        return cls((settings or Settings()).workspace.resolve())
+    def from_settings(cls, settings: Settings) -> Workspace:
+        return cls(settings.workspace.resolve())
 
     @property
     def data(self) -> Path:

@@ -49,9 +49,9 @@ def is_open(path: str) -> bool:
 class ApiKeyMiddleware:
     """ASGI middleware answering 401 to requests on protected paths without a valid key."""
 
-    def __init__(self, app: ASGIApp, keys: Sequence[bytes] | None = None) -> None:
+    def __init__(self, app: ASGIApp, keys: Sequence[bytes]) -> None:
         self.app = app
-        self.digests = [_digest(k) for k in (ServeSettings().keys() if keys is None else keys)]
+        self.digests = [_digest(k) for k in keys]
         if not self.digests:
             log.warning("TESSERA_SERVE_API_KEYS is empty: every API call will be refused with 401")
 
@@ -64,6 +64,11 @@ class ApiKeyMiddleware:
         for digest in self.digests:
             matched |= hmac.compare_digest(presented, digest)
         return matched
+
+    @classmethod
+    def from_environment(cls, app: ASGIApp) -> ApiKeyMiddleware:
+        """The middleware with TESSERA_SERVE_API_KEYS, read when BentoML builds the app in each worker."""
+        return cls(app, ServeSettings().keys())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or is_open(scope["path"]) or self.valid(presented_key(scope["headers"])):

@@ -70,7 +70,7 @@ def _freeze_heap() -> None:
 class Engine:
     """The loaded champions, customer directory and online store, and one method per endpoint."""
 
-    def __init__(self, settings: ServeSettings, store_settings: FeatureStoreSettings | None = None) -> None:
+    def __init__(self, settings: ServeSettings, store_settings: FeatureStoreSettings) -> None:
         self.settings = settings
         self.workspace = settings.workspace_paths()
         self.store = open_store(self.workspace, store_settings)

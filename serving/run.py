@@ -1,11 +1,14 @@
 """Start the service and say how to use it: `serve_forever` (what `tessera serve` and the demo call).
 
-BentoML runs the service in worker processes that read their settings from `TESSERA_SERVE_*` variables, so
-the arguments here are passed on through the environment before the service is imported and started.
+BentoML runs the service in worker processes that read their settings from `TESSERA_SERVE_*` variables when
+they construct the service, so the arguments here are passed on through the environment; the settings BentoML
+itself needs (workers, timeout, access log, tracing) go through BentoML's `BENTOML_CONFIG_OVERRIDES`, which
+the serving process and every worker lay over the service's declared configuration.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -15,6 +18,7 @@ import urllib.error
 import urllib.request
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -23,6 +27,8 @@ from serving.settings import ServeSettings
 from training.tracking import tracking_uri
 
 log = logging.getLogger(__name__)
+# BentoML's own variable: JSON configuration it merges over the service's in every process it starts.
+OVERRIDES = "BENTOML_CONFIG_OVERRIDES"
 
 
 def serve_environment(
@@ -49,6 +55,26 @@ def serve_environment(
     if poll_seconds is not None:
         env["TESSERA_SERVE_POLL_SECONDS"] = str(poll_seconds)
     return env
+
+
+def bentoml_overrides(settings: ServeSettings, existing: str | None = None) -> str:
+    """BENTOML_CONFIG_OVERRIDES for these settings, laid over any overrides already in the environment."""
+    ours = {
+        "workers": settings.workers,
+        "traffic": {"timeout": settings.timeout_seconds},
+        "logging": {"access": {"enabled": settings.access_log}},
+        "tracing": {"excluded_urls": [] if settings.tracing else [".*"]},
+        "http": {"host": settings.host, "port": settings.port},
+    }
+    return json.dumps(_merged(json.loads(existing) if existing else {}, {"services": {"tessera": ours}}))
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        both_dicts = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = _merged(merged[key], value) if both_dicts else value
+    return merged
 
 
 def example_ids(workspace: Workspace) -> tuple[str, str]:
@@ -129,11 +155,11 @@ def serve_forever(
     configured = ServeSettings().keys()
     keys = api_keys or [key.decode() for key in configured] or [secrets.token_urlsafe(24)]
     os.environ.update(serve_environment(workspace, port, host, now, keys, workers, poll_seconds))
-
-    from serving.service import Tessera, bentoml_config  # after the environment: the service reads it
-
     settings = ServeSettings()
-    Tessera.config.update(bentoml_config(settings))  # in case the module was imported before
+    os.environ[OVERRIDES] = bentoml_overrides(settings, os.environ.get(OVERRIDES))
+
+    from serving.service import Tessera
+
     paths = settings.workspace_paths()
     base_url = f"http://{host}:{port}"
     text = example_requests(base_url, keys[0], *example_ids(paths), paths)

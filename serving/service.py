@@ -5,7 +5,9 @@
 Every endpoint is a typed method over `serving.engine.Engine`, which loads the champions and opens the
 online store once per worker in `__init__`, and whose errors BentoML answers itself (404, 503). Health (/livez, /healthz), readiness (/readyz), Prometheus
 (/metrics) and the OpenAPI document (/docs.json, viewer at /) are BentoML's own; every other path needs an
-API key (`serving.auth`). The BentoML configuration below is what makes it fast: see docs/serving.md.
+API key (`serving.auth`). Nothing reads a setting at import: each worker reads `TESSERA_SERVE_*` when BentoML
+constructs the service in it, and `tessera serve` passes the settings BentoML needs through BentoML's own
+`BENTOML_CONFIG_OVERRIDES` (`serving.run`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.requests import Request
 
 from features.known_warnings import ignore_known_warnings
+from features.store.settings import FeatureStoreSettings
 from serving.auth import ApiKeyMiddleware
 from serving.engine import Engine, UnknownCustomer
 from serving.schemas import (
@@ -35,23 +38,18 @@ from serving.schemas import (
 )
 from serving.settings import ServeSettings
 
-
-def bentoml_config(settings: ServeSettings) -> dict[str, Any]:
-    """BentoML's service configuration for these settings.
-
-    Stock BentoML spends more per request than a recommendation costs: an OpenTelemetry span around every
-    request and its body reads, an access-log line, and a thread hop for synchronous APIs. Tracing and access
-    logs are off unless asked for; the hot APIs are `async` so they run on the event loop.
-    """
-    return {
-        "workers": settings.workers,
-        "threads": settings.threads,
-        "traffic": {"timeout": settings.timeout_seconds},
-        "logging": {"access": {"enabled": settings.access_log}},
-        "tracing": {} if settings.tracing else {"excluded_urls": [".*"]},
-        "metrics": {"enabled": True, "namespace": "tessera"},
-        "http": {"host": settings.host, "port": settings.port},
-    }
+# BentoML's configuration of the service before any setting. Stock BentoML spends more per request than a
+# recommendation costs: an OpenTelemetry span around every request and its body reads, an access-log line, and
+# a thread hop for synchronous APIs. Tracing and access logs are off here (TESSERA_SERVE_TRACING and
+# _ACCESS_LOG turn them on, through `serving.run.bentoml_overrides`); the hot APIs are `async` so they run on
+# the event loop. The threads serve the blocking endpoints (/churn, /cltv, /events, /customers/{id}): BentoML
+# reads them from this declaration only, never from its configuration overrides, so they are fixed here.
+SERVICE_CONFIG: dict[str, Any] = {
+    "threads": 4,
+    "logging": {"access": {"enabled": False}},
+    "tracing": {"excluded_urls": [".*"]},
+    "metrics": {"enabled": True, "namespace": "tessera"},
+}
 
 
 # BentoML's worker processes import this module first: the known third-party warnings stay out of their logs.
@@ -70,12 +68,12 @@ customers = FastAPI(
 
 
 @bentoml.asgi_app(customers, path="/customers")
-@bentoml.service(name="tessera", **bentoml_config(ServeSettings()))
+@bentoml.service(name="tessera", **SERVICE_CONFIG)
 class Tessera:
     """Recommendations, scores, live events and the customer 360 view of one Tessera workspace."""
 
     def __init__(self) -> None:
-        self.engine = Engine(ServeSettings())
+        self.engine = Engine(ServeSettings(), FeatureStoreSettings())
 
     @bentoml.on_shutdown
     def close(self) -> None:
@@ -130,4 +128,4 @@ class Tessera:
             return JSONResponse({"error": str(exc)}, status_code=404)
 
 
-Tessera.add_asgi_middleware(ApiKeyMiddleware)
+Tessera.add_asgi_middleware(ApiKeyMiddleware.from_environment)  # type: ignore[arg-type]

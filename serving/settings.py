@@ -1,7 +1,7 @@
 """Serving settings, from `TESSERA_SERVE_*` environment variables and an optional `.env`; nothing happens at import.
 
-The BentoML worker processes read the same variables, so `serving.run.serve_forever` passes its arguments on
-through the environment.
+The BentoML worker processes read the same variables when they construct the service, so
+`serving.run.serve_forever` passes its arguments on through the environment.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ class ServeSettings(BaseSettings):
         env_prefix="TESSERA_SERVE_", env_file=".env", extra="ignore", frozen=True
     )
 
-    # The workspace served (default: TESSERA_WORKSPACE, else the repository root).
-    workspace: Path | None = None
+    # The workspace served (default: TESSERA_WORKSPACE, else the current directory).
+    workspace: Path = Field(default_factory=lambda: Settings().workspace)
     # Comma-separated API keys; callers send one as `Authorization: Bearer <key>` or `X-API-Key: <key>`.
     api_keys: SecretStr = SecretStr("")
     # The "current time" of features and recommendations (default: the clock). A demo on a simulated
@@ -33,8 +33,6 @@ class ServeSettings(BaseSettings):
     port: int = Field(3000, ge=1, le=65535)
     # Worker processes (one per core: each runs its own event loop; the APIs are short and CPU-bound).
     workers: int = Field(2, ge=1)
-    # Threads per worker for the blocking endpoints (/events, /customers/{id}).
-    threads: int = Field(4, ge=1)
     # Seconds between checks of the registry's champions and the profile files (0: never reload).
     poll_seconds: float = Field(30.0, ge=0)
     # Per-request extras that cost more than the work itself on the hot path (docs/serving.md, "Speed").
@@ -67,7 +65,5 @@ class ServeSettings(BaseSettings):
         return tuple(key.strip().encode() for key in raw.split(",") if key.strip())
 
     def workspace_paths(self) -> Workspace:
-        """The served workspace: this setting, else the project-wide TESSERA_WORKSPACE."""
-        return Workspace.from_settings(
-            Settings() if self.workspace is None else Settings(workspace=self.workspace)
-        )
+        """The served workspace's paths."""
+        return Workspace(self.workspace.resolve())

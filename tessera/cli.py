@@ -15,11 +15,12 @@ import typer
 from features.progress import show_progress
 from features.settings import Workspace
 from features.simulate.config import PROFILES
-from tessera.options import NowOption, WorkspaceOption, now_from, workspace_from, yesterday
+from tessera.options import NowOption, WorkspaceOption, now_from, workspace_settings, yesterday
 from tessera.report import chain_summary, write_report
 from tessera.training_cli import HorizonOption, echo_outcomes, settings_for
 
 if TYPE_CHECKING:
+    from features.settings import Settings
     from training.settings import TrainingSettings
 
 app = typer.Typer(
@@ -150,7 +151,8 @@ def ingest(sources: SourcesOption, workspace: WorkspaceOption = None) -> None:
     """Read every declared source into the canonical tables; quarantine rows that cannot be used."""
     from features.ingest import ingest_sources
 
-    report = ingest_sources(sources, workspace_from(workspace))
+    settings = workspace_settings(workspace)
+    report = ingest_sources(sources, Workspace.from_settings(settings), settings)
     typer.echo(report.summary())
 
 
@@ -178,11 +180,12 @@ def resolve(
     """Resolve identities: standardise, link, cluster and give every customer a stable id (or --evaluate the last run)."""
     from features.identity import evaluate_against_truth, resolve_identities
 
-    ws = workspace_from(workspace)
+    settings = workspace_settings(workspace)
+    ws = Workspace.from_settings(settings)
     if evaluate is not None:
         typer.echo(json.dumps(evaluate_against_truth(ws, evaluate), indent=2))
         return
-    summary = resolve_identities(ws, now=now_from(now), retrain=retrain, full=full)
+    summary = resolve_identities(ws, now_from(now), settings, retrain=retrain, full=full)
     typer.echo(json.dumps(summary, indent=2, default=str))
 
 
@@ -192,8 +195,9 @@ def profile(workspace: WorkspaceOption = None, now: NowOption = None) -> None:
     from features.profile import build_profile
     from features.profile.quality import quality_report
 
-    ws, moment = workspace_from(workspace), now_from(now)
-    summary = build_profile(ws, now=moment)
+    settings = workspace_settings(workspace)
+    ws, moment = Workspace.from_settings(settings), now_from(now)
+    summary = build_profile(ws, moment, settings)
     quality_report(ws, now=moment)
     typer.echo(json.dumps(summary, indent=2, default=str))
     typer.echo(f"data-quality report: {ws.reports / 'quality.md'}")
@@ -210,22 +214,25 @@ def run(
 
     A model the data cannot train is skipped with a one-line reason on stderr; the others are trained.
     """
-    ws, moment = workspace_from(workspace), now_from(now)
+    settings = workspace_settings(workspace)
+    ws, moment = Workspace.from_settings(settings), now_from(now)
     if now is None:
         typer.echo(f"now: {moment:%Y-%m-%d %H:%M:%S} UTC, the clock (--now sets another moment)", err=True)
-    summary = _run_everything(sources, ws, moment, settings_for(horizon_days))
+    summary = _run_everything(sources, ws, moment, settings, settings_for(horizon_days))
     typer.echo(json.dumps(summary, indent=2, default=str))
     echo_outcomes(summary["models"])
 
 
 def _run_everything(
-    sources: Path, ws: Workspace, moment: datetime, settings: TrainingSettings | None = None
+    sources: Path, ws: Workspace, moment: datetime, settings: Settings, training_settings: TrainingSettings
 ) -> dict:
     from features.pipeline import run_chain
+    from features.store import FeatureStoreSettings
     from training.pipelines import train_all
 
-    summary = run_chain(sources, ws, now=moment)
-    summary["models"] = train_all(ws, moment, settings)
+    store_settings = FeatureStoreSettings()
+    summary = run_chain(sources, ws, moment, settings, store_settings)
+    summary["models"] = train_all(ws, moment, training_settings, store_settings)
     return summary
 
 
@@ -244,11 +251,12 @@ def demo(
     """Simulate a sample retailer, run the whole chain on it, then serve it until interrupted."""
     from features.simulate import simulate_retailer
 
-    ws = workspace_from(workspace)
+    settings = workspace_settings(workspace)
+    ws = Workspace.from_settings(settings)
     typer.echo(f"Simulating a retailer with {customers:,} customers into {ws.sample} ...")
     simulated = simulate_retailer(customers=customers, seed=seed, out=ws.sample)
     as_of = now_from(datetime.combine(date.fromisoformat(str(simulated["as_of"])), datetime.max.time()))
-    summary = _run_everything(ws.sample / "sources.yaml", ws, as_of)
+    summary = _run_everything(ws.sample / "sources.yaml", ws, as_of, settings, settings_for(None))
     typer.echo(chain_summary(summary, write_report(summary, ws.reports / "demo.json")))
     if serve:
         from serving.run import serve_forever

@@ -22,9 +22,9 @@ app = typer.Typer(
 @app.command()
 def apply(workspace: WorkspaceOption = None) -> None:
     """Write feature_store.yaml from TESSERA_FEAST_* settings and register the declarations in the registry."""
-    from features.store import apply_feature_store
+    from features.store import FeatureStoreSettings, apply_feature_store
 
-    typer.echo(json.dumps(apply_feature_store(workspace_from(workspace)), indent=2))
+    typer.echo(json.dumps(apply_feature_store(workspace_from(workspace), FeatureStoreSettings()), indent=2))
 
 
 @app.command()
@@ -41,10 +41,12 @@ def materialize(
     ] = False,
 ) -> None:
     """Recompute the offline feature tables from the profile and load the online store up to --now."""
-    from features.store import materialize_feature_store
+    from features.store import FeatureStoreSettings, materialize_feature_store
 
     settings = workspace_settings(workspace)
-    summary = materialize_feature_store(Workspace.from_settings(settings), now_from(now), settings, full=full)
+    summary = materialize_feature_store(
+        Workspace.from_settings(settings), now_from(now), settings, FeatureStoreSettings(), full=full
+    )
     typer.echo(json.dumps(summary, indent=2, default=str))
 
 
@@ -56,9 +58,9 @@ def docs(
     ] = None,
 ) -> None:
     """Apply the declarations, then regenerate the feature catalogue (docs/features.md) from the registry."""
-    from features.store import apply_feature_store, open_store
+    from features.store import FeatureStoreSettings, apply_feature_store, open_store
     from features.store.catalogue import CATALOGUE, write_catalogue
 
-    ws = workspace_from(workspace)
-    apply_feature_store(ws)
-    typer.echo(f"feature catalogue: {write_catalogue(open_store(ws), out or CATALOGUE)}")
+    ws, store_settings = workspace_from(workspace), FeatureStoreSettings()
+    apply_feature_store(ws, store_settings)
+    typer.echo(f"feature catalogue: {write_catalogue(open_store(ws, store_settings), out or CATALOGUE)}")

@@ -15,7 +15,7 @@ WorkspaceOption = Annotated[
     Path | None,
     typer.Option(
         "--workspace",
-        help="Folder whose data/ and mlruns/ this command uses (default: TESSERA_WORKSPACE or the repository root).",
+        help="Folder whose data/ and mlruns/ this command uses (default: TESSERA_WORKSPACE, else the current directory).",
         file_okay=False,
     ),
 ]

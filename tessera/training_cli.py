@@ -14,7 +14,8 @@ from typing import Annotated, Any
 
 import typer
 
-from tessera.options import NowOption, WorkspaceOption, now_from, workspace_from
+from features.settings import Workspace
+from tessera.options import NowOption, WorkspaceOption, now_from, workspace_from, workspace_settings
 
 HorizonOption = Annotated[
     int | None,
@@ -86,10 +87,17 @@ def train(
     horizon_days: HorizonOption = None,
 ) -> None:
     """Train, log and register a model (or all three) in MLflow; the gate decides which version is champion."""
+    from features.store.settings import FeatureStoreSettings
     from training.pipelines import train_all
 
     models = None if model is ModelChoice.all else (model.value.replace("-", "_"),)
-    results = train_all(workspace_from(workspace), now_from(now), settings_for(horizon_days), models=models)
+    results = train_all(
+        workspace_from(workspace),
+        now_from(now),
+        settings_for(horizon_days),
+        FeatureStoreSettings(),
+        models=models,
+    )
     typer.echo(json.dumps(_summary(results), indent=2))
     echo_outcomes(results)
 
@@ -102,9 +110,18 @@ def score(
     horizon_days: HorizonOption = None,
 ) -> None:
     """Score every customer who consented to profiling with the champion, as of --now; CSV or Parquet by extension."""
+    from features.store.settings import FeatureStoreSettings
     from training.scoring import score_customers, write_table
 
-    scores = score_customers(workspace_from(workspace), model.value, now_from(now), horizon_days)
+    settings = workspace_settings(workspace)
+    scores = score_customers(
+        Workspace.from_settings(settings),
+        model.value,
+        now_from(now),
+        settings,
+        FeatureStoreSettings(),
+        horizon_days,
+    )
     write_table(scores, out)
     typer.echo(
         f"{len(scores):,} customers scored by {model.value} v{scores['model_version'].iloc[0] if len(scores) else '?'} → {out}"
@@ -132,8 +149,9 @@ def recommend(
             "batch recommendations are for every customer: pass --all", param_hint="--all"
         )
     del horizon_days  # accepted for symmetry: recommendations have no horizon of their own
+    settings = workspace_settings(workspace)
     recommendations = recommend_all(
-        workspace_from(workspace), now_from(now), k=k, exclude_purchased=exclude_purchased
+        Workspace.from_settings(settings), now_from(now), settings, k=k, exclude_purchased=exclude_purchased
     )
     write_table(recommendations, out)
     customers = recommendations["customer_id"].nunique()
@@ -150,11 +168,20 @@ def retrain(
     sources: SourcesOption = None,
 ) -> None:
     """Unattended: (re-run the chain,) rebuild the feature store, train all models and apply the gate, under a lock."""
+    from features.store.settings import FeatureStoreSettings
     from training.schedule import RetrainRunning
     from training.schedule import retrain as run_retrain
 
+    settings = workspace_settings(workspace)
     try:
-        result = run_retrain(workspace_from(workspace), now_from(now), settings_for(horizon_days), sources)
+        result = run_retrain(
+            Workspace.from_settings(settings),
+            now_from(now),
+            settings,
+            FeatureStoreSettings(),
+            settings_for(horizon_days),
+            sources,
+        )
     except RetrainRunning as refused:
         typer.echo(f"error: {refused}", err=True)
         raise typer.Exit(3) from None
@@ -172,14 +199,18 @@ def schedule(
     ] = None,
 ) -> None:
     """Run `retrain` on a cron schedule until interrupted (APScheduler, in this process)."""
+    from features.store.settings import FeatureStoreSettings
     from training.schedule import build_scheduler
 
-    settings = settings_for(horizon_days)
+    training_settings = settings_for(horizon_days)
     if cron is not None:
-        settings = settings.model_copy(update={"retrain_cron": cron})
-    scheduler = build_scheduler(workspace_from(workspace), settings, sources)
+        training_settings = training_settings.model_copy(update={"retrain_cron": cron})
+    settings = workspace_settings(workspace)
+    scheduler = build_scheduler(
+        Workspace.from_settings(settings), settings, FeatureStoreSettings(), training_settings, sources
+    )
     logging.getLogger("apscheduler").setLevel(logging.INFO)
-    typer.echo(f"retraining on '{settings.retrain_cron}' (UTC); Ctrl-C stops")
+    typer.echo(f"retraining on '{training_settings.retrain_cron}' (UTC); Ctrl-C stops")
     try:
         scheduler.start()
     except (KeyboardInterrupt, SystemExit):

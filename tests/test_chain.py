@@ -11,6 +11,7 @@ import pytest
 from features.pipeline import run_chain
 from features.settings import Settings, Workspace
 from features.store.config import offline_folder
+from features.store.settings import FeatureStoreSettings
 
 # A German shop's till export: latin-1, ';'-separated, decimal commas, its own column names. Cancelled
 # lines carry "S" (storniert) in Status; some receipts have no customer number; one row is broken.
@@ -59,6 +60,7 @@ def test_order_lines_only_retailer_gets_a_profile_per_customer(tmp_path: Path) -
         workspace,
         now=datetime(2025, 2, 1, tzinfo=UTC),
         settings=Settings(workspace=workspace.root),
+        store_settings=FeatureStoreSettings(),
     )
 
     assert summary["ingest"]["ok"]
@@ -116,7 +118,9 @@ def test_anonymous_order_lines_create_no_customers_but_still_count_as_sales(tmp_
     (tmp_path / "sources.yaml").write_text(ANONYMOUS_MAPPING, encoding="utf-8")
     workspace = Workspace(tmp_path / "ws")
     now = datetime(2025, 2, 1, tzinfo=UTC)
-    run_chain(tmp_path / "sources.yaml", workspace, now=now, settings=Settings(workspace=workspace.root))
+    run_chain(
+        tmp_path / "sources.yaml", workspace, now, Settings(workspace=workspace.root), FeatureStoreSettings()
+    )
 
     customers = pd.read_parquet(workspace.profile / "customers.parquet")
     orders = pd.read_parquet(workspace.profile / "orders.parquet")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -23,6 +23,9 @@ from training.evaluate import classification_metrics, ranking_metrics, value_met
 from training.labels import days_since_last_sale, order_events, purchase_labels, sales
 from training.probabilistic import ProbabilisticCLV
 from training.settings import TrainingSettings
+
+if TYPE_CHECKING:  # Feast is heavy: imported only when features are read
+    from features.store.settings import FeatureStoreSettings
 
 
 def customer_persons(workspace: Workspace, truth: Path) -> pd.Series:
@@ -56,10 +59,16 @@ def future_lines(workspace: Workspace, truth: Path, now: datetime, horizon_days:
 
 
 def accuracy_against_truth(
-    workspace: Workspace, truth: Path, now: datetime, settings: TrainingSettings | None = None
+    workspace: Workspace,
+    truth: Path,
+    now: datetime,
+    settings: TrainingSettings,
+    store_settings: FeatureStoreSettings,
 ) -> dict[str, Any]:
     """Each champion and its baselines scored as of `now` against the true future: churn, CLTV, next-best-product."""
-    settings = settings or TrainingSettings()
+    from features.store import open_store  # Feast is heavy: imported only when features are read
+
+    store = open_store(workspace, store_settings)
     moment = pd.Timestamp(as_utc(now))
     horizon = settings.horizon_days
     history = order_events(load_order_lines(workspace, moment))
@@ -81,7 +90,7 @@ def accuracy_against_truth(
 
     churn, churn_meta = tracking.load_champion(workspace, "churn") or (None, {})
     if churn is not None:
-        frame = point_in_time_features(workspace, entities, churn_meta["feature_service"])
+        frame = point_in_time_features(store, entities, churn_meta["feature_service"])
         y = outcome["churned"].to_numpy(dtype=int)
         p = churn.predict_proba(frame)
         report["churn"] = {
@@ -96,7 +105,7 @@ def accuracy_against_truth(
         }
     cltv, cltv_meta = tracking.load_champion(workspace, "cltv") or (None, {})
     if cltv is not None:
-        frame = point_in_time_features(workspace, entities, cltv_meta["feature_service"])
+        frame = point_in_time_features(store, entities, cltv_meta["feature_service"])
         y = outcome["value"].to_numpy()
         report["cltv"] = {
             "candidate": cltv_meta.get("candidate", "model"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import pandas as pd
@@ -18,6 +19,9 @@ from features.errors import InputError
 from features.settings import Settings, Workspace
 from training.errors import ModelSkipped
 from training.labels import Cutoffs, labels_at
+
+if TYPE_CHECKING:
+    from feast import FeatureStore  # Feast is heavy: imported only when features are read
 
 # Interaction event types the recommender reads (it uses the same names).
 WEB_SIGNALS = ("add_to_cart", "product_view")
@@ -113,12 +117,12 @@ def load_catalogue(workspace: Workspace) -> pd.DataFrame | None:
         ).df()
 
 
-def load_customers(workspace: Workspace, settings: Settings | None = None) -> pd.DataFrame:
+def load_customers(workspace: Workspace, settings: Settings) -> pd.DataFrame:
     """Every customer with the consent flags scoring needs: customer_id, consent_profiling, consent_personalisation.
 
     A flag the profile does not hold takes the configured default (`TESSERA_CONSENT_DEFAULTS`).
     """
-    defaults = (settings or Settings()).consent_defaults
+    defaults = settings.consent_defaults
     path = _profile_table(workspace, "customers")
     with _connect() as con:
         present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{path}')").fetchall()}
@@ -134,7 +138,7 @@ def load_customers(workspace: Workspace, settings: Settings | None = None) -> pd
 
 
 def point_in_time_features(
-    workspace: Workspace, entities: pd.DataFrame, feature_service: str, chunk_rows: int = 200_000
+    store: FeatureStore, entities: pd.DataFrame, feature_service: str, chunk_rows: int = 200_000
 ) -> pd.DataFrame:
     """The feature service's values for each (customer_id, cutoff) row, point-in-time correct; other columns kept.
 
@@ -142,9 +146,8 @@ def point_in_time_features(
     retrieval also costs a pass over the offline tables, hence large chunks.
     """
     # Feast is heavy: imported only when features are read.
-    from features.store import open_store, training_frame
+    from features.store import training_frame
 
-    store = open_store(workspace)
     ordered = entities.sort_values("cutoff", kind="stable")
     parts = [
         training_frame(ordered.iloc[start : start + chunk_rows], feature_service, store=store)
@@ -170,7 +173,7 @@ class LabelledFrames:
 
 
 def labelled_frames(
-    workspace: Workspace,
+    store: FeatureStore,
     events: pd.DataFrame,
     cutoffs: Cutoffs,
     feature_service: str,
@@ -187,7 +190,7 @@ def labelled_frames(
     labels = labels_at(events, [*cutoffs.training, cutoffs.validation], cutoffs.horizon_days)
     is_validation = labels["cutoff"] == cutoffs.validation
     require_trainable(labels[~is_validation], labels[is_validation], target, min_customers, cutoffs)
-    frame = point_in_time_features(workspace, labels, feature_service)
+    frame = point_in_time_features(store, labels, feature_service)
     is_validation = frame["cutoff"] == cutoffs.validation
     return LabelledFrames(
         frame[~is_validation].reset_index(drop=True),

@@ -69,6 +69,11 @@ def ranking_metrics(
     """Recall@k, precision@k, NDCG@k and hit rate, averaged over customers with at least one true item.
 
     Recall@k divides the hits by min(k, relevant items), so a customer who buys 40 products can still score 1.
+    Not `implicit.evaluation.ranking_metrics_at_k`: it scores a fitted implicit model (it calls `recommend` on
+    a user-item matrix), where these are any method's lists (baselines, the blend); its NDCG is this one
+    (checked equal on random lists), but its "precision" is hits pooled over all customers divided by the
+    pooled min(k, relevant items), neither precision@k (hits / k) nor the per-customer mean recall here, and
+    it has no hit rate.
     """
     relevant = truth.groupby("customer_id", observed=True)["sku"].agg(set)
     discounts = 1.0 / np.log2(np.arange(2, k + 2))

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 from matplotlib.figure import Figure
@@ -26,6 +26,11 @@ from training.labels import Cutoffs, order_events, plan_cutoffs, sales
 from training.probabilistic import ProbabilisticCLV
 from training.settings import TrainingSettings
 
+if TYPE_CHECKING:  # Feast is heavy: imported only when features are read
+    from feast import FeatureStore
+
+    from features.store.settings import FeatureStoreSettings
+
 log = logging.getLogger(__name__)
 
 
@@ -36,10 +41,24 @@ class TrainingContext:
     from its own steps and the others go on.
     """
 
-    def __init__(self, workspace: Workspace, now: datetime, settings: TrainingSettings) -> None:
+    def __init__(
+        self,
+        workspace: Workspace,
+        now: datetime,
+        settings: TrainingSettings,
+        store_settings: FeatureStoreSettings,
+    ) -> None:
         self.workspace = workspace
         self.now = pd.Timestamp(as_utc(now))
         self.settings = settings
+        self.store_settings = store_settings
+
+    @cached_property
+    def store(self) -> FeatureStore:
+        """The workspace's feature store (opened on first use: Feast is heavy)."""
+        from features.store import open_store
+
+        return open_store(self.workspace, self.store_settings)
 
     @cached_property
     def order_lines(self) -> pd.DataFrame:
@@ -272,16 +291,21 @@ def train_model(recipe: Recipe, ctx: TrainingContext) -> dict[str, Any]:
 
 
 def train(
-    workspace: Workspace, model: str, now: datetime, settings: TrainingSettings | None = None
+    workspace: Workspace,
+    model: str,
+    now: datetime,
+    settings: TrainingSettings,
+    store_settings: FeatureStoreSettings,
 ) -> dict[str, Any]:
     """Train, log, register and gate one model (`churn`, `cltv` or `next_best_product`)."""
-    return train_all(workspace, now, settings, models=(model,))[model]
+    return train_all(workspace, now, settings, store_settings, models=(model,))[model]
 
 
 def train_all(
     workspace: Workspace,
     now: datetime,
-    settings: TrainingSettings | None = None,
+    settings: TrainingSettings,
+    store_settings: FeatureStoreSettings,
     models: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
     """Train the models (default: `settings.models`) as of `now` from the profile and the feature store.
@@ -292,9 +316,8 @@ def train_all(
     """
     from training.recipes import recipe_for  # the recipes import this module
 
-    settings = settings or TrainingSettings()
     recipes = [recipe_for(name, settings) for name in (settings.models if models is None else models)]
-    ctx = TrainingContext(workspace, now, settings)
+    ctx = TrainingContext(workspace, now, settings, store_settings)
     results: dict[str, Any] = {}
     for recipe in track(recipes, "Training models"):
         log.info("training %s as of %s", recipe.name, ctx.now)

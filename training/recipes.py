@@ -52,7 +52,7 @@ def _validation_for(ctx: TrainingContext, data: LabelledFrames, metadata: dict[s
     if service == data.feature_service:
         return data.validation
     keys = data.validation[["customer_id", "cutoff", *LABELS]]
-    return point_in_time_features(ctx.workspace, keys, service)
+    return point_in_time_features(ctx.store, keys, service)
 
 
 def _tabular_logged(data: LabelledFrames, target: str, estimator: Any) -> Logged:
@@ -100,7 +100,7 @@ class _TabularRecipe:
         """Point-in-time frames of the model's feature service (`<name>_feature_service`), labelled at the cutoffs."""
         s = ctx.settings
         service = getattr(s, f"{self.name}_feature_service")
-        return labelled_frames(ctx.workspace, ctx.orders, ctx.cutoffs, service, self.target, s.min_customers)
+        return labelled_frames(ctx.store, ctx.orders, ctx.cutoffs, service, self.target, s.min_customers)
 
     def _estimators(self, ctx: TrainingContext, data: LabelledFrames) -> dict[str, Any]:
         raise NotImplementedError

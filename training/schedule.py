@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -23,6 +23,9 @@ from features.settings import Settings, Workspace
 from features.timeutil import as_utc
 from training.pipelines import train_all
 from training.settings import TrainingSettings
+
+if TYPE_CHECKING:  # Feast is heavy: imported only once the lock is ours
+    from features.store.settings import FeatureStoreSettings
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +66,9 @@ def retrain_lock(workspace: Workspace) -> Iterator[Path]:
 def retrain(
     workspace: Workspace,
     now: datetime,
-    settings: TrainingSettings | None = None,
+    settings: Settings,
+    store_settings: FeatureStoreSettings,
+    training_settings: TrainingSettings,
     sources: Path | None = None,
 ) -> dict[str, Any]:
     """Under the lock: re-run the chain (when `sources` is given), rebuild the feature store, train and gate all."""
@@ -72,13 +77,12 @@ def retrain(
         from features.pipeline import run_chain  # heavy imports only once the lock is ours
         from features.store import build_feature_store
 
-        chain_settings = Settings(workspace=workspace.root)
         summary: dict[str, Any] = {"now": moment.isoformat()}
         if sources is not None:
-            summary["chain"] = run_chain(sources, workspace, now=moment, settings=chain_settings)
+            summary["chain"] = run_chain(sources, workspace, moment, settings, store_settings)
         if "feature_store" not in summary.get("chain", {}):
-            summary["feature_store"] = build_feature_store(workspace, moment, chain_settings)
-        summary["models"] = train_all(workspace, moment, settings)
+            summary["feature_store"] = build_feature_store(workspace, moment, settings, store_settings)
+        summary["models"] = train_all(workspace, moment, training_settings, store_settings)
     summary["promoted"] = {
         name: "skipped" not in result and result["gate"]["promoted"]
         for name, result in summary["models"].items()
@@ -88,7 +92,9 @@ def retrain(
 
 def scheduled_job(
     workspace: Workspace,
-    settings: TrainingSettings,
+    settings: Settings,
+    store_settings: FeatureStoreSettings,
+    training_settings: TrainingSettings,
     sources: Path | None,
     clock: Callable[[], datetime] | None = None,
 ) -> Callable[[], dict[str, Any] | None]:
@@ -97,7 +103,7 @@ def scheduled_job(
 
     def job() -> dict[str, Any] | None:
         try:
-            result = retrain(workspace, clock(), settings, sources)
+            result = retrain(workspace, clock(), settings, store_settings, training_settings, sources)
         except RetrainRunning as refused:
             log.warning("%s", refused)
             return None
@@ -108,13 +114,18 @@ def scheduled_job(
 
 
 def build_scheduler(
-    workspace: Workspace, settings: TrainingSettings, sources: Path | None = None
+    workspace: Workspace,
+    settings: Settings,
+    store_settings: FeatureStoreSettings,
+    training_settings: TrainingSettings,
+    sources: Path | None = None,
 ) -> BlockingScheduler:
-    """A blocking scheduler running `retrain` on `settings.retrain_cron` (UTC); one run at a time, missed runs merged."""
+    """A blocking scheduler running `retrain` on `training_settings.retrain_cron` (UTC); one run at a time, missed
+    runs merged."""
     scheduler = BlockingScheduler(timezone=UTC)
     scheduler.add_job(
-        scheduled_job(workspace, settings, sources),
-        CronTrigger.from_crontab(settings.retrain_cron, timezone=UTC),
+        scheduled_job(workspace, settings, store_settings, training_settings, sources),
+        CronTrigger.from_crontab(training_settings.retrain_cron, timezone=UTC),
         id="retrain",
         max_instances=1,
         coalesce=True,

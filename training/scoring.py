@@ -9,14 +9,18 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from features.errors import InputError
-from features.settings import Workspace
+from features.settings import Settings, Workspace
 from features.timeutil import as_utc
 from training import tracking
 from training.datasets import load_customers, load_events, point_in_time_features
+
+if TYPE_CHECKING:  # Feast is heavy: imported only when features are read
+    from features.store.settings import FeatureStoreSettings
 
 WRITERS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -53,7 +57,12 @@ def _with_ids(workspace: Workspace, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def score_customers(
-    workspace: Workspace, model: str, now: datetime, horizon_days: int | None = None
+    workspace: Workspace,
+    model: str,
+    now: datetime,
+    settings: Settings,
+    store_settings: FeatureStoreSettings,
+    horizon_days: int | None = None,
 ) -> pd.DataFrame:
     """`churn` or `cltv` scores of every customer who consented to profiling, with the champion as of `now`.
 
@@ -68,10 +77,13 @@ def score_customers(
             f"the {model} champion (v{version}) predicts over {metadata.get('horizon_days')} days, not {horizon_days}: "
             f"train one with `tessera train {model} --horizon-days {horizon_days}` first"
         )
-    customers = load_customers(workspace)
+    customers = load_customers(workspace, settings)
     consented = customers.loc[customers["consent_profiling"], ["customer_id"]].reset_index(drop=True)
     entities = consented.assign(cutoff=moment)
-    frame = point_in_time_features(workspace, entities, metadata.get("feature_service", f"{model}_v1"))
+    from features.store import open_store  # Feast is heavy: imported only when features are read
+
+    store = open_store(workspace, store_settings)
+    frame = point_in_time_features(store, entities, metadata.get("feature_service", f"{model}_v1"))
     scores = estimator.predict(frame)
     scores = scores.assign(
         scored_at=moment.isoformat(), horizon_days=metadata.get("horizon_days"), model_version=version
@@ -80,7 +92,7 @@ def score_customers(
 
 
 def recommend_all(
-    workspace: Workspace, now: datetime, k: int = 10, exclude_purchased: bool = False
+    workspace: Workspace, now: datetime, settings: Settings, k: int = 10, exclude_purchased: bool = False
 ) -> pd.DataFrame:
     """Top-k products for every customer as of `now` (one row per customer and rank)."""
     moment = pd.Timestamp(as_utc(now))
@@ -90,7 +102,7 @@ def recommend_all(
             "no purchase names a product (orders without products, docs/sources.md): there is nothing to recommend"
         )
     model, _, version = _champion(workspace, "next_best_product")
-    customers = load_customers(workspace)
+    customers = load_customers(workspace, settings)
     parts = []
     for personalised, group in customers.groupby("consent_personalisation"):
         parts.append(

@@ -12,8 +12,9 @@ from datetime import date
 from functools import lru_cache
 
 import pandas as pd
+from rapidfuzz.distance import OSA
 
-from features.identity.standardise import edit_distance, formal_names, known_given_names
+from features.identity.standardise import formal_names, known_given_names
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,9 @@ def _same_first_name(a: str, b: str) -> bool:
     known = known_given_names()
     if a in known and b in known:
         return False  # two real names (paul, paula) are two people, however alike they look
-    # A typo, also of a nickname's formal name: bob (robert) ~ robrt.
-    return any(jaro_winkler(x, y) >= 0.85 or edit_distance(x, y) <= 1 for x in left for y in right)
+    # A typo (one edit or swap of neighbours: optimal string alignment), also of a nickname's formal name:
+    # bob (robert) ~ robrt.
+    return any(jaro_winkler(x, y) >= 0.85 or OSA.distance(x, y) <= 1 for x in left for y in right)
 
 
 def _birth_dates_conflict(a: date, b: date) -> bool:

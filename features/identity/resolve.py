@@ -102,7 +102,7 @@ def previous_resolution(folder: Path) -> Resolution | None:
 def resolve_identities(
     workspace: Workspace,
     now: datetime,
-    settings: Settings | None = None,
+    settings: Settings,
     retrain: bool = False,
     full: bool = False,
 ) -> dict:
@@ -112,7 +112,6 @@ def resolve_identities(
     the clusters they touch are rebuilt (`incremental.py`); `full=True` (or a retrained model) scores
     every record again.
     """
-    settings = settings or Settings()
     now = as_utc(now)
     started = time.perf_counter()
     timings: dict[str, float] = {}

@@ -235,11 +235,8 @@ def write_report(report: IngestReport, workspace: Workspace) -> None:
     (workspace.reports / "ingest.txt").write_text(report.summary() + "\n", encoding="utf-8")
 
 
-def ingest_sources(
-    mapping_path: Path, workspace: Workspace, settings: Settings | None = None
-) -> IngestReport:
+def ingest_sources(mapping_path: Path, workspace: Workspace, settings: Settings) -> IngestReport:
     """Read every source `mapping_path` declares into the canonical tables and the quarantine; report the accounting."""
-    settings = settings or Settings()
     started_at, started = datetime.now(UTC), time.perf_counter()
     config = load_sources(Path(mapping_path))
     plans = [plan_source(config, source) for source in config.sources]

@@ -85,10 +85,9 @@ def _write(relation: duckdb.DuckDBPyRelation, path: Path) -> int:
     return int(pq.ParquetFile(path).metadata.num_rows)
 
 
-def build_profile(workspace: Workspace, now: datetime, settings: Settings | None = None) -> dict:
+def build_profile(workspace: Workspace, now: datetime, settings: Settings) -> dict:
     """Write golden records, unified events and consent state for every resolved customer as of `now`."""
     started = time.perf_counter()
-    settings = settings or Settings()
     rules = SurvivorshipRules.load(settings.survivorship_rules or DEFAULT_RULES)
     crosswalk = workspace.identity / "crosswalk.parquet"
     if not crosswalk.exists():

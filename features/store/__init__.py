@@ -1,7 +1,9 @@
 """The feature store: profile tables → Feast offline tables → registry → online store, and the ways to read it.
 
-- `build_feature_store(workspace, now, settings)`: compute, apply and materialise (the step of `tessera run`);
-- `training_frame(entities, feature_service, workspace)`: point-in-time-correct training data;
+- `build_feature_store(workspace, now, settings, store_settings)`: compute, apply and materialise (the step of
+  `tessera run`);
+- `open_store(workspace, store_settings)`: the workspace's Feast store;
+- `training_frame(entities, feature_service, store)`: point-in-time-correct training data;
 - `OnlineFeatures`: serving-time vectors of one feature service; `push_events`: live events online.
 """
 

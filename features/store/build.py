@@ -13,9 +13,8 @@ from features.store.tables import write_feature_tables
 from features.timeutil import as_utc
 
 
-def apply_feature_store(workspace: Workspace, store_settings: FeatureStoreSettings | None = None) -> dict:
+def apply_feature_store(workspace: Workspace, store_settings: FeatureStoreSettings) -> dict:
     """Write feature_store.yaml and register the declarations (`tessera features apply`)."""
-    store_settings = store_settings or FeatureStoreSettings()
     store = open_store(workspace, store_settings)
     applied = apply_declarations(store, workspace)
     return {"project": store.project, "config": _describe(store_settings), **applied}
@@ -24,19 +23,15 @@ def apply_feature_store(workspace: Workspace, store_settings: FeatureStoreSettin
 def materialize_feature_store(
     workspace: Workspace,
     now: datetime,
-    settings: Settings | None = None,
-    store_settings: FeatureStoreSettings | None = None,
+    settings: Settings,
+    store_settings: FeatureStoreSettings,
     full: bool = False,
 ) -> dict:
     """Recompute the offline tables from the profile as of `now`, then materialise up to `now`.
 
     Incrementally from each view's previous end, or from the start with `full` (an emptied online store).
     """
-    settings, store_settings, now = (
-        settings or Settings(),
-        store_settings or FeatureStoreSettings(),
-        as_utc(now),
-    )
+    now = as_utc(now)
     started = time.perf_counter()
     tables = write_feature_tables(
         workspace, now, settings.consent_defaults, store_settings.duckdb_memory_limit
@@ -59,8 +54,8 @@ def materialize_feature_store(
 def build_feature_store(
     workspace: Workspace,
     now: datetime,
-    settings: Settings | None = None,
-    store_settings: FeatureStoreSettings | None = None,
+    settings: Settings,
+    store_settings: FeatureStoreSettings,
 ) -> dict:
     """Compute the feature tables from the profile as of `now`, apply the declarations and materialise."""
     applied = apply_feature_store(workspace, store_settings)

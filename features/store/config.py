@@ -92,9 +92,8 @@ def load_config(path: Path, settings: FeatureStoreSettings) -> RepoConfig:
     return config
 
 
-def open_store(workspace: Workspace, settings: FeatureStoreSettings | None = None) -> FeatureStore:
+def open_store(workspace: Workspace, settings: FeatureStoreSettings) -> FeatureStore:
     """The workspace's FeatureStore: writes feature_store.yaml for the settings and opens Feast on it."""
-    settings = settings or FeatureStoreSettings()
     if settings.offline_store == "duckdb" and importlib.util.find_spec("ibis") is None:
         raise InputError(
             "TESSERA_FEAST_OFFLINE_STORE=duckdb needs Feast's duckdb extra (ibis-framework[duckdb]), which is "

@@ -1,6 +1,6 @@
 """Online feature vectors for serving: one feature service, read from the online store with defaults.
 
-    reader = OnlineFeatures.open(workspace, "churn_v1")
+    reader = OnlineFeatures.open(workspace, "churn_v1", store_settings)
     reader.vectors(["C1", "C2"])        # [{"orders_30d": 1, ...}, {...}] in the order asked
 
 Feast's `get_online_features` re-resolves the feature service on every call, serialises each entity key
@@ -62,7 +62,7 @@ class OnlineFeatures:
 
     @classmethod
     def open(
-        cls, workspace: Workspace, feature_service: str, store_settings: FeatureStoreSettings | None = None
+        cls, workspace: Workspace, feature_service: str, store_settings: FeatureStoreSettings
     ) -> OnlineFeatures:
         """A reader on the workspace's store as the settings configure it."""
         return cls(open_store(workspace, store_settings), feature_service)

@@ -21,9 +21,10 @@ UNIX_TIMESTAMP, including its null sentinel); a null is `null`. A write keeps th
 newer than the one written (event time), in both stores: live pushes are not undone by a materialisation
 of older data. A write carrying only some of the view's features merges them into the stored vector.
 
-Feast 0.67's own pre-computed vectors (`FeatureService(precompute_online=True)`) do not fit: they refuse
-services with request-time features, find entities only in Redis, and recompute every entity's vector
-after each push.
+Feast 0.67's own pre-computed vectors (`FeatureService(precompute_online=True)`) do not fit: reading them is
+2.7-3.9x slower in CPU time (measured side by side: `benchmarks/feature_store.py --compare-feast-precomputed`,
+docs/feature_store.md), they refuse services with request-time features, find entities only in Redis, and
+recompute every entity's vector after each push.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Point-in-time-correct training frames: the one way training code and notebooks get feature values.
 
     from features.store import training_frame
-    frame = training_frame(entities, "churn_v1", workspace)
+    frame = training_frame(entities, "churn_v1", open_store(workspace, store_settings))
 
 `entities` has one row per example: `customer_id`, `cutoff` (the moment the prediction is made; a naive
 time is UTC) and, for `next_best_product_v1`, `sku`; any other column (a label, a fold) is carried through.
@@ -15,10 +15,7 @@ import pandas as pd
 from feast import FeatureService, FeatureStore
 
 from features.errors import InputError
-from features.settings import Workspace
-from features.store.config import open_store
 from features.store.defaults import fill_defaults, service_features
-from features.store.settings import FeatureStoreSettings
 
 CUTOFF = "cutoff"
 _ROW = "__tessera_row"
@@ -27,15 +24,9 @@ _ROW = "__tessera_row"
 def training_frame(
     entities: pd.DataFrame,
     feature_service: str,
-    workspace: Workspace | None = None,
-    store_settings: FeatureStoreSettings | None = None,
-    store: FeatureStore | None = None,
+    store: FeatureStore,
 ) -> pd.DataFrame:
     """The entity rows, in their order, with the feature service's values as of each row's cutoff."""
-    if store is None:
-        if workspace is None:
-            raise ValueError("pass the workspace (or an open store) to read features from")
-        store = open_store(workspace, store_settings)
     service = store.get_feature_service(feature_service)
     features = service_features(store, service)
     join_keys = _join_keys(store, service)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from feature_store_fixtures import NOW, build, embedded_settings, new_workspace, t
 
-from features.store import OnlineFeatures, push_events, training_frame
+from features.store import OnlineFeatures, open_store, push_events, training_frame
 
 CUSTOMERS = ["alice", "bob", "carol"]
 
@@ -31,7 +31,7 @@ def test_online_values_equal_offline_values_at_the_latest_time(built, service: s
     skus = ["A", "B", "C"] if service == "next_best_product_v1" else None
     if skus:
         entities["sku"] = skus
-    offline = training_frame(entities, service, workspace, settings)
+    offline = training_frame(entities, service, open_store(workspace, settings))
     online = OnlineFeatures.open(workspace, service, settings).vectors(CUSTOMERS, skus=skus, request_time=NOW)
     for row, vector in zip(offline.to_dict("records"), online, strict=True):
         different = {name: (vector[name], row[name]) for name in vector if not _same(vector[name], row[name])}

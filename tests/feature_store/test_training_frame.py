@@ -11,13 +11,13 @@ import pytest
 from feature_store_fixtures import orders, t
 
 from features.errors import InputError
-from features.store import training_frame
+from features.store import open_store, training_frame
 
 
 def _frame(embedded, rows: list[tuple[str, str]], service: str = "churn_v1", **extra) -> pd.DataFrame:
     workspace, settings, _ = embedded
     entities = pd.DataFrame({"customer_id": [c for c, _ in rows], "cutoff": [t(m) for _, m in rows], **extra})
-    return training_frame(entities, service, workspace, settings)
+    return training_frame(entities, service, open_store(workspace, settings))
 
 
 def test_purchases_after_the_cutoff_never_appear(embedded) -> None:
@@ -93,15 +93,13 @@ def test_entity_frame_errors_name_the_problem(embedded) -> None:
         training_frame(
             pd.DataFrame({"customer_id": ["a"], "cutoff": [t("2025-01-01")]}),
             "next_best_product_v1",
-            workspace,
-            settings,
+            open_store(workspace, settings),
         )
     with pytest.raises(InputError, match="clash"):
         training_frame(
             pd.DataFrame({"customer_id": ["a"], "cutoff": [t("2025-01-01")], "orders_30d": [1]}),
             "churn_v1",
-            workspace,
-            settings,
+            open_store(workspace, settings),
         )
 
 
@@ -112,8 +110,8 @@ def test_the_duckdb_offline_store_gives_the_same_frame_as_the_file_store(embedde
     workspace, settings, _ = embedded
     cutoffs = [t(m) for m in ("2024-01-01", "2025-02-09 10:00", "2025-05-01", "2025-07-01")]
     entities = pd.DataFrame({"customer_id": ["alice", "bob", "carol", "nobody"] * 4, "cutoff": cutoffs * 4})
-    file_frame = training_frame(entities, "churn_v1", workspace, settings)
+    file_frame = training_frame(entities, "churn_v1", open_store(workspace, settings))
     duckdb_frame = training_frame(
-        entities, "churn_v1", workspace, settings.model_copy(update={"offline_store": "duckdb"})
+        entities, "churn_v1", open_store(workspace, settings.model_copy(update={"offline_store": "duckdb"}))
     )
     pd.testing.assert_frame_equal(file_frame, duckdb_frame, check_dtype=False)

@@ -9,7 +9,7 @@ from identity_fixtures import NOW, contact, write_canonical
 
 from features.identity import id_stability, resolve_customer_id, resolve_identities
 from features.identity.ids import assign_customer_ids
-from features.settings import Workspace
+from features.settings import Settings, Workspace
 
 ANN = contact("a", "Ann", "Lee", email="ann.lee@example.com", birth_date="1985-05-05")
 BOB = contact("b", "Bob", "Hart", email="bob@example.com")
@@ -22,11 +22,11 @@ def _keys(workspace: Workspace) -> pd.DataFrame:
 def test_a_bridging_record_merges_two_customers_into_the_oldest(workspace: Workspace) -> None:
     # Run 1: Ann's CRM record. Run 2: a web-shop account of Ann under another email (a second customer).
     write_canonical(workspace, "contacts", "crm", [ANN, BOB])
-    resolve_identities(workspace, NOW)
+    resolve_identities(workspace, NOW, Settings())
     first = _keys(workspace)
     shop = contact("w1", "Ann", "Lee", email="annlee@work.example", phone="07700 900777")
     write_canonical(workspace, "contacts", "webshop", [shop])
-    resolve_identities(workspace, NOW + timedelta(days=1))
+    resolve_identities(workspace, NOW + timedelta(days=1), Settings())
     second = _keys(workspace).set_index("identity_key")["customer_id"]
     older, newer = second["crm:a"], second["webshop:w1"]
     assert older != newer
@@ -44,7 +44,7 @@ def test_a_bridging_record_merges_two_customers_into_the_oldest(workspace: Works
         "joined_at": "2025-04-01",
     }
     write_canonical(workspace, "loyalty_members", "loyalty", [card])
-    summary = resolve_identities(workspace, NOW + timedelta(days=2))
+    summary = resolve_identities(workspace, NOW + timedelta(days=2), Settings())
     third = _keys(workspace).set_index("identity_key")["customer_id"]
     assert third["crm:a"] == third["webshop:w1"] == third["loyalty:m1"] == older
     assert summary["merges"] == 1

@@ -14,7 +14,7 @@ from features.identity.incremental import Resolution, dirty_keys, standardise_ch
 from features.identity.match import MATCH_COLUMNS
 from features.identity.records import ATTRIBUTES
 from features.identity.standardise import standardise_records
-from features.settings import Workspace
+from features.settings import Settings, Workspace
 
 ANN = contact("c1", "Ann", "Lee", email="ann.lee@example.com", birth_date="1985-05-05")
 BOB = contact("c2", "Bob", "Hart", email="bob@example.com", birth_date="1970-01-01")
@@ -62,16 +62,16 @@ def _ids(workspace: Workspace) -> dict[str, str]:
 def test_incremental_run_gives_the_full_runs_clusters_and_keeps_ids(tmp_path: Path) -> None:
     incremental, full = Workspace(tmp_path / "incremental"), Workspace(tmp_path / "full")
     _write(incremental, FIRST)
-    resolve_identities(incremental, NOW)
+    resolve_identities(incremental, NOW, Settings())
     before = _ids(incremental)
     assert before["crm:c1"] != before["webshop:w9"]
 
     _write(incremental, SECOND)
     _write(incremental, {"loyalty": [*SECOND["loyalty"], BRIDGE]})
-    summary = resolve_identities(incremental, NOW + timedelta(days=1))
+    summary = resolve_identities(incremental, NOW + timedelta(days=1), Settings())
     _write(full, SECOND)
     _write(full, {"loyalty": [*SECOND["loyalty"], BRIDGE]})
-    resolve_identities(full, NOW + timedelta(days=1), full=True)
+    resolve_identities(full, NOW + timedelta(days=1), Settings(), full=True)
 
     assert summary["mode"] == "incremental"
     # New: w2, w3, w4, w5, m1, m2; changed: c4. Removed: c5.
@@ -91,11 +91,11 @@ def test_incremental_run_gives_the_full_runs_clusters_and_keeps_ids(tmp_path: Pa
 
 def test_full_flag_and_unchanged_data_score_nothing_new(workspace: Workspace) -> None:
     _write(workspace, FIRST)
-    resolve_identities(workspace, NOW)
-    again = resolve_identities(workspace, NOW + timedelta(days=1))
+    resolve_identities(workspace, NOW, Settings())
+    again = resolve_identities(workspace, NOW + timedelta(days=1), Settings())
     assert again["mode"] == "incremental" and again["incremental_records"]["dirty"] == 0
     assert again["kept_ids"] == again["customers"] and again["new_ids"] == 0
-    assert resolve_identities(workspace, NOW + timedelta(days=2), full=True)["mode"] == "full"
+    assert resolve_identities(workspace, NOW + timedelta(days=2), Settings(), full=True)["mode"] == "full"
 
 
 def test_dirty_keys_include_unscored_copies_of_a_changed_record() -> None:

@@ -7,7 +7,7 @@ from identity_fixtures import NOW, contact, write_canonical
 
 from features.identity import resolve_identities
 from features.identity.conflict import Person, conflict
-from features.settings import Workspace
+from features.settings import Settings, Workspace
 
 
 def _customers_by_record(workspace: Workspace) -> dict[str, str]:
@@ -79,7 +79,7 @@ def test_typo_nickname_and_new_address_are_one_customer(workspace: Workspace) ->
             }
         ],
     )
-    summary = resolve_identities(workspace, NOW)
+    summary = resolve_identities(workspace, NOW, Settings())
     ids = _customers_by_record(workspace)
     assert ids["crm/c1"] == ids["webshop/order:o9"] == ids["loyalty/m7"]
     assert ids["crm/c2"] != ids["crm/c1"]
@@ -120,7 +120,7 @@ def test_a_household_sharing_email_and_landline_stays_two_customers(workspace: W
             }
         ],
     )
-    resolve_identities(workspace, NOW)
+    resolve_identities(workspace, NOW, Settings())
     ids = _customers_by_record(workspace)
     assert ids["crm/h1"] != ids["crm/h2"]
     assert ids["crm/h2"] == ids["crm/h3"]
@@ -152,7 +152,7 @@ def test_conflict_rules() -> None:
 
 def test_outputs_are_written(workspace: Workspace) -> None:
     write_canonical(workspace, "contacts", "crm", [contact("a", "Ann", "Lee", email="ann@example.com")])
-    summary = resolve_identities(workspace, NOW)
+    summary = resolve_identities(workspace, NOW, Settings())
     names = {p.name for p in workspace.identity.iterdir()}
     assert {
         "records.parquet",

@@ -9,7 +9,7 @@ import pytest
 
 from features.errors import InputError
 from features.ingest import ingest_sources
-from features.settings import Workspace
+from features.settings import Settings, Workspace
 
 LOG = """ 00004 0001 19970101  2   29.33
  00004 0001 19970118  2   29.73
@@ -37,7 +37,7 @@ def test_runs_of_blanks_separate_fields_and_a_bad_line_is_quarantined(tmp_path: 
     (tmp_path / "log.txt").write_text(LOG)
     (tmp_path / "sources.yaml").write_text(MAPPING)
     workspace = Workspace(tmp_path / "ws")
-    report = ingest_sources(tmp_path / "sources.yaml", workspace)
+    report = ingest_sources(tmp_path / "sources.yaml", workspace, Settings())
     lines = pd.read_parquet(workspace.canonical_file("order_lines", "log"))
     quarantine = pd.read_parquet(workspace.quarantine_table("log"))
     assert report.ok and report.sources[0].rows_read == 4  # the blank line is not a row
@@ -53,4 +53,4 @@ def test_a_headerless_export_needs_its_column_names(tmp_path: Path) -> None:
         MAPPING.replace("    column_names: [master_id, sample_id, date, cds, dollars]\n", "")
     )
     with pytest.raises(InputError, match="column_names"):
-        ingest_sources(tmp_path / "sources.yaml", Workspace(tmp_path / "ws"))
+        ingest_sources(tmp_path / "sources.yaml", Workspace(tmp_path / "ws"), Settings())

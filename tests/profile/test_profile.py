@@ -88,7 +88,7 @@ def test_quality_report_shows_the_optional_values_ingestion_blanked(tmp_path) ->
         encoding="utf-8",
     )
     workspace = Workspace(tmp_path / "fresh")
-    ingest_sources(tmp_path / "sources.yaml", workspace)
+    ingest_sources(tmp_path / "sources.yaml", workspace, Settings())
 
     report = quality_report(workspace, now=NOW)
     assert report["blanked"]["crm"]["DOB"]["values"] == 2

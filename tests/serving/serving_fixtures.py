@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "training"))
 from training_fixtures import NOW, retailer, small_settings, write_retailer  # noqa: E402
 
 from features.settings import Settings, Workspace  # noqa: E402
+from features.store.settings import FeatureStoreSettings
 
 API_KEY = "test-key-1"
 OTHER_KEY = "test-key-2"
@@ -84,8 +85,9 @@ def build_served(root: Path) -> Served:
     pd.DataFrame(
         {"alias_id": [merged], "customer_id": [survivor], "merged_at": [pd.Timestamp(NOW)]}
     ).to_parquet(workspace.identity / "aliases.parquet")
-    build_feature_store(workspace, NOW, Settings(workspace=workspace.root))
-    train_all(workspace, NOW, small_settings())
+    store_settings = FeatureStoreSettings()
+    build_feature_store(workspace, NOW, Settings(workspace=workspace.root), store_settings)
+    train_all(workspace, NOW, small_settings(), store_settings)
     skus = orders["sku"].value_counts().index.astype(str).tolist()
     return Served(workspace, regular, buyer, no_personalisation, no_profiling, merged, survivor, skus)
 

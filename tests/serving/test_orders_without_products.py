@@ -14,6 +14,7 @@ from training_fixtures import retailer, small_settings
 
 from features.errors import InputError
 from features.settings import Settings, Workspace
+from features.store.settings import FeatureStoreSettings
 
 pytestmark = pytest.mark.integration
 
@@ -59,23 +60,26 @@ def test_orders_without_products_are_profiled_scored_and_served(
     (tmp_path / "sources.yaml").write_text(MAPPING)
     workspace = Workspace(tmp_path / "ws")
     summary = run_chain(
-        tmp_path / "sources.yaml", workspace, now=NOW, settings=Settings(workspace=workspace.root)
+        tmp_path / "sources.yaml", workspace, NOW, Settings(workspace=workspace.root), FeatureStoreSettings()
     )
 
     assert summary["ingest"]["ok"]
     orders = pd.read_parquet(workspace.profile / "orders.parquet")
     assert len(orders) == len(export) and orders["sku"].isna().all()
     assert orders["amount"].sum() == pytest.approx(export["Dollars"].sum())
-    results = train_all(workspace, NOW, small_settings())
+    results = train_all(workspace, NOW, small_settings(), FeatureStoreSettings())
     assert results["next_best_product"] == {
         "skipped": "no purchase names a product: there is nothing to recommend"
     }
     assert results["churn"]["gate"]["promoted"] and results["cltv"]["gate"]["promoted"]
     customers = set(pd.read_parquet(workspace.profile / "customers.parquet")["customer_id"])
     for model in ("churn", "cltv"):
-        assert set(score_customers(workspace, model, NOW)["customer_id"]) == customers
+        assert (
+            set(score_customers(workspace, model, NOW, Settings(), FeatureStoreSettings())["customer_id"])
+            == customers
+        )
     with pytest.raises(InputError, match="^no purchase names a product"):
-        recommend_all(workspace, NOW)
+        recommend_all(workspace, NOW, Settings())
 
     customer = sorted(customers)[0]
     for key, value in {

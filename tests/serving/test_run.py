@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from serving_fixtures import Served
 
-from serving.run import example_ids, example_requests, serve_environment
+from serving.run import OVERRIDES, bentoml_overrides, example_ids, example_requests, serve_environment
+from serving.settings import ServeSettings
 
 
 def test_arguments_reach_the_workers_through_the_environment(tmp_path: Path) -> None:
@@ -18,6 +20,24 @@ def test_arguments_reach_the_workers_through_the_environment(tmp_path: Path) -> 
     assert env["TESSERA_SERVE_PORT"] == "3100" and env["TESSERA_SERVE_API_KEYS"] == "a,b"
     assert env["TESSERA_SERVE_NOW"] == "2025-12-31T00:00:00+00:00" and env["TESSERA_SERVE_WORKERS"] == "1"
     assert "TESSERA_SERVE_POLL_SECONDS" not in env
+
+
+def test_the_settings_reach_bentoml_through_its_own_overrides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    from serving.service import Tessera
+
+    settings = ServeSettings(workspace=tmp_path, workers=3, timeout_seconds=7, access_log=True)
+    theirs = '{"services": {"tessera": {"traffic": {"max_concurrency": 9}}}}'
+    monkeypatch.setenv(OVERRIDES, bentoml_overrides(settings, theirs))
+    Tessera.inject_config()  # what BentoML does in the serving process and in each worker
+    config = BentoMLContainer.config.services["tessera"].get()
+    assert config["workers"] == 3 and config["threads"] == 4
+    assert config["traffic"]["timeout"] == 7 and config["traffic"]["max_concurrency"] == 9
+    assert BentoMLContainer.api_server_config.logging.access.enabled.get() is True
+    assert config["metrics"]["namespace"] == "tessera"
 
 
 def test_the_example_requests_cover_every_endpoint(served: Served) -> None:

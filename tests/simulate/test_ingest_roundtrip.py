@@ -8,7 +8,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from features.settings import Workspace
+from features.settings import Settings, Workspace
 
 ingest = pytest.importorskip("features.ingest")
 
@@ -19,7 +19,7 @@ def test_ingestion_accepts_everything_and_agrees_with_the_truth(
     out: Path, truth: pd.DataFrame, tmp_path: Path, mapping: str
 ) -> None:
     workspace = Workspace(tmp_path)
-    ingest.ingest_sources(out / mapping, workspace)
+    ingest.ingest_sources(out / mapping, workspace, Settings())
     quarantined = list(workspace.quarantine.glob("*.parquet"))
     rejected = sum(len(pd.read_parquet(p)) for p in quarantined)
     assert rejected == 0

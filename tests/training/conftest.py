@@ -9,6 +9,7 @@ import pytest
 from training_fixtures import NOW, retailer, small_settings, write_retailer
 
 from features.settings import Settings, Workspace
+from features.store.settings import FeatureStoreSettings
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -33,7 +34,7 @@ def built_workspace(tmp_path_factory: pytest.TempPathFactory, tables: dict) -> W
 
     workspace = Workspace(tmp_path_factory.mktemp("retailer"))
     write_retailer(workspace, tables, NOW)
-    build_feature_store(workspace, NOW, Settings(workspace=workspace.root))
+    build_feature_store(workspace, NOW, Settings(workspace=workspace.root), FeatureStoreSettings())
     return workspace
 
 
@@ -42,7 +43,7 @@ def trained(built_workspace: Workspace) -> tuple[Workspace, dict]:
     """The three models trained and registered once; tests that add versions only assert relative changes."""
     from training.pipelines import train_all
 
-    return built_workspace, train_all(built_workspace, NOW, small_settings())
+    return built_workspace, train_all(built_workspace, NOW, small_settings(), FeatureStoreSettings())
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from features.settings import Workspace
+from features.store.settings import FeatureStoreSettings
 from training.labels import Cutoffs
 from training.pipelines import TrainingContext
 from training.settings import TrainingSettings
@@ -46,7 +47,9 @@ def context(events: pd.DataFrame, root: Path, **settings: object) -> TrainingCon
         "tifu_own_weight": (0.7, 0.9),
         "min_customers": 1,  # the recommender's own minimum (validation buyers) is what these tests exercise
     }
-    ctx = TrainingContext(Workspace(root), NOW, TrainingSettings(**{**values, **settings}))
+    ctx = TrainingContext(
+        Workspace(root), NOW, TrainingSettings(**{**values, **settings}), FeatureStoreSettings()
+    )
     ctx.events = events  # what the cached property would read from the profile
     # The recommender's split as of NOW (validation one horizon back), whatever the span of `events`.
     horizon = ctx.settings.horizon_days

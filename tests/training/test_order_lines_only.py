@@ -9,6 +9,7 @@ import pytest
 from training_fixtures import NOW, TILL_MAPPING, retailer, small_settings
 
 from features.settings import Settings, Workspace
+from features.store.settings import FeatureStoreSettings
 
 pytestmark = pytest.mark.integration
 
@@ -37,18 +38,20 @@ def test_an_order_lines_only_retailer_trains_all_three_models_and_scores_every_c
     export.to_csv(tmp_path / "till.csv", sep=";", index=False)
     (tmp_path / "sources.yaml").write_text(TILL_MAPPING)
     workspace = Workspace(tmp_path / "ws")
-    settings = Settings(workspace=workspace.root)
-    run_chain(tmp_path / "sources.yaml", workspace, now=NOW, settings=settings)
+    settings, store_settings = Settings(workspace=workspace.root), FeatureStoreSettings()
+    run_chain(tmp_path / "sources.yaml", workspace, NOW, settings, store_settings)
     if not (workspace.feature_repo_data / "offline").exists():
-        build_feature_store(workspace, NOW, settings)
+        build_feature_store(workspace, NOW, settings, store_settings)
 
-    results = train_all(workspace, NOW, small_settings())
+    results = train_all(workspace, NOW, small_settings(), store_settings)
     assert {name: r["gate"]["promoted"] for name, r in results.items()} == dict.fromkeys(results, True)
 
     customers = set(pd.read_parquet(workspace.profile / "customers.parquet")["customer_id"])
     assert len(customers) == export["Customer"].nunique()
     for model in ("churn", "cltv"):
-        assert set(score_customers(workspace, model, NOW)["customer_id"]) == customers
-    recommendations = recommend_all(workspace, NOW, k=10)
+        assert (
+            set(score_customers(workspace, model, NOW, settings, store_settings)["customer_id"]) == customers
+        )
+    recommendations = recommend_all(workspace, NOW, settings, k=10)
     assert set(recommendations["customer_id"]) == customers
     assert recommendations.groupby("customer_id").size().eq(10).all()

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 from training_fixtures import NOW, small_settings
 
-from features.settings import Workspace
+from features.settings import Settings, Workspace
+from features.store.settings import FeatureStoreSettings
 from training import tracking
 from training.pipelines import train
 
@@ -60,7 +61,13 @@ def test_a_worse_model_does_not_replace_the_champion(trained: tuple[Workspace, d
     workspace, _ = trained
     before = tracking.alias_version(workspace, "churn")
     # One tree of two leaves: two distinct probabilities, a much worse ranking.
-    worse = train(workspace, "churn", NOW, small_settings(lgbm_n_estimators=1, lgbm_num_leaves=2))
+    worse = train(
+        workspace,
+        "churn",
+        NOW,
+        small_settings(lgbm_n_estimators=1, lgbm_num_leaves=2),
+        FeatureStoreSettings(),
+    )
     assert not worse["gate"]["promoted"]
     assert worse["gate"]["challenger"] < worse["gate"]["champion"]
     assert tracking.alias_version(workspace, "churn") == before
@@ -72,13 +79,13 @@ def test_batch_scores_respect_consent_and_carry_source_ids(trained: tuple[Worksp
 
     workspace, _ = trained
     customers = pd.read_parquet(workspace.profile / "customers.parquet")
-    scores = score_customers(workspace, "churn", NOW)
+    scores = score_customers(workspace, "churn", NOW, Settings(), FeatureStoreSettings())
     assert set(scores["customer_id"]) == set(customers.loc[customers["consent_profiling"], "customer_id"])
     assert scores["source_ids"].str.startswith("shop:S").all()
     path = write_table(scores, tmp_path / "churn.csv")
     assert len(pd.read_csv(path)) == len(scores)
 
-    recommendations = recommend_all(workspace, NOW, k=5, exclude_purchased=True)
+    recommendations = recommend_all(workspace, NOW, Settings(), k=5, exclude_purchased=True)
     per_customer = recommendations.drop_duplicates("customer_id").set_index("customer_id")
     assert len(per_customer) == len(customers)
     refused = customers.loc[~customers["consent_personalisation"], "customer_id"]

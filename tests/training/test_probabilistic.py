@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from features.settings import Settings, Workspace
+from features.store.settings import FeatureStoreSettings
 from training.labels import order_events, sales
 from training.probabilistic import BetaGeoFitter, GammaGammaFitter, ProbabilisticCLV, rfm_summary
 
@@ -80,7 +81,11 @@ def test_cdnow_through_tesseras_own_ingestion_gives_the_published_parameters(tmp
     (tmp_path / "sources.yaml").write_text(CDNOW_MAPPING.format(path=cdnow_file()))
     workspace = Workspace(tmp_path / "ws")
     run_chain(
-        tmp_path / "sources.yaml", workspace, now=CALIBRATION_END, settings=Settings(workspace=workspace.root)
+        tmp_path / "sources.yaml",
+        workspace,
+        CALIBRATION_END,
+        Settings(workspace=workspace.root),
+        FeatureStoreSettings(),
     )
     lines = pd.read_parquet(workspace.profile / "orders.parquet")
     summary = rfm_summary(sales(order_events(lines)), CALIBRATION_END, unit_days=7)

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 import pytest
 from training_fixtures import NOW, small_settings
 
-from features.settings import Workspace
+from features.settings import Settings, Workspace
+from features.store.settings import FeatureStoreSettings
 from training import tracking
 from training.schedule import RetrainRunning, build_scheduler, retrain, retrain_lock, scheduled_job
 
@@ -34,19 +35,31 @@ def test_a_second_concurrent_retrain_is_refused(empty_workspace: Workspace) -> N
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         with pytest.raises(RetrainRunning, match="already running"):
-            retrain(empty_workspace, NOW)
-        assert scheduled_job(empty_workspace, small_settings(), None, clock=lambda: NOW)() is None
+            retrain(empty_workspace, NOW, Settings(), FeatureStoreSettings(), small_settings())
+        assert (
+            scheduled_job(
+                empty_workspace, Settings(), FeatureStoreSettings(), small_settings(), None, clock=lambda: NOW
+            )()
+            is None
+        )
     finally:
         holder.communicate("done\n", timeout=30)
     # Released when its holder ended: taking it works, and a retrain meanwhile is refused again.
     with retrain_lock(empty_workspace), pytest.raises(RetrainRunning):
-        retrain(empty_workspace, NOW)
+        retrain(empty_workspace, NOW, Settings(), FeatureStoreSettings(), small_settings())
 
 
 @pytest.mark.integration
 def test_two_scheduled_retrains_in_a_row_behave_as_the_gate_says(trained: tuple[Workspace, dict]) -> None:
     workspace, _ = trained
-    job = scheduled_job(workspace, small_settings(models=("churn",)), None, clock=lambda: NOW)
+    job = scheduled_job(
+        workspace,
+        Settings(),
+        FeatureStoreSettings(),
+        small_settings(models=("churn",)),
+        None,
+        clock=lambda: NOW,
+    )
     for _ in range(2):
         before = tracking.alias_version(workspace, "churn")
         result = job()
@@ -60,7 +73,9 @@ def test_two_scheduled_retrains_in_a_row_behave_as_the_gate_says(trained: tuple[
 
 
 def test_the_schedule_runs_retrain_on_the_configured_cron(empty_workspace: Workspace) -> None:
-    scheduler = build_scheduler(empty_workspace, small_settings(retrain_cron="30 2 * * *"))
+    scheduler = build_scheduler(
+        empty_workspace, Settings(), FeatureStoreSettings(), small_settings(retrain_cron="30 2 * * *")
+    )
     (job,) = scheduler.get_jobs()
     assert job.max_instances == 1
     assert job.trigger.get_next_fire_time(None, datetime(2025, 1, 1, 12, tzinfo=UTC)) == datetime(

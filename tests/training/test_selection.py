@@ -9,6 +9,7 @@ import pytest
 from training_fixtures import NOW, recency_retailer, small_settings, write_retailer
 
 from features.settings import Settings, Workspace
+from features.store.settings import FeatureStoreSettings
 from training import tracking
 
 pytestmark = pytest.mark.integration
@@ -21,7 +22,7 @@ def recency_workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
 
     workspace = Workspace(tmp_path_factory.mktemp("recency"))
     write_retailer(workspace, recency_retailer(400, NOW), NOW)
-    build_feature_store(workspace, NOW, Settings(workspace=workspace.root))
+    build_feature_store(workspace, NOW, Settings(workspace=workspace.root), FeatureStoreSettings())
     return workspace
 
 
@@ -33,7 +34,7 @@ def test_when_recency_is_the_signal_the_recency_baseline_wins_and_is_served(
     from training.pipelines import TrainingContext, train_model
     from training.recipes import ChurnRecipe
 
-    ctx = TrainingContext(recency_workspace, NOW, small_settings())
+    ctx = TrainingContext(recency_workspace, NOW, small_settings(), FeatureStoreSettings())
     result = train_model(ChurnRecipe(), ctx)
     scores = result["candidates"]
     assert set(scores) == {"recency", "bgnbd", "lightgbm_rfm", "model"}
@@ -58,7 +59,9 @@ def test_when_recency_is_the_signal_the_recency_baseline_wins_and_is_served(
     orders = pd.read_parquet(recency_workspace.profile / "orders.parquet")
     last = orders.groupby("customer_id")["ordered_at"].max().sort_values()
     silent, active = last.index[0], last.index[-1]
-    reader = OnlineFeatures(open_store(recency_workspace), metadata["feature_service"])
+    reader = OnlineFeatures(
+        open_store(recency_workspace, FeatureStoreSettings()), metadata["feature_service"]
+    )
     scorer = ChurnScorer(estimator, "1", metadata["horizon_days"], reader, (0.3, 0.6))
     silent_score, active_score = scorer.score([silent, active], NOW)
     assert set(silent_score.fields) == {"churn_probability", "risk_band"}
@@ -72,7 +75,7 @@ def test_the_refit_learns_from_the_validation_window(recency_workspace: Workspac
     from training.pipelines import TrainingContext
     from training.recipes import CLTVRecipe
 
-    ctx = TrainingContext(recency_workspace, NOW, small_settings())
+    ctx = TrainingContext(recency_workspace, NOW, small_settings(), FeatureStoreSettings())
     recipe = CLTVRecipe()
     data = recipe.load(ctx)
     candidate = recipe.candidates(ctx, data)["historical_average"]
