@@ -23,6 +23,9 @@ def test_every_model_is_registered_logged_and_champion(trained: tuple[Workspace,
     assert set(churn["candidates"]) == {"recency", "bgnbd", "lightgbm_rfm", "model"}
     assert churn["metrics"]["roc_auc"] == max(churn["candidates"].values()) == churn["gate"]["challenger"]
     assert set(churn["baselines"]) == {"days_since_last_purchase", "bgnbd_p_no_purchase"}
+    cltv = results["cltv"]
+    assert set(cltv["candidates"]) == {"historical_average", "bgnbd_gamma_gamma", "model_shallow", "model"}
+    assert cltv["metrics"]["normalized_gini"] == max(cltv["candidates"].values())
     # This synthetic retailer buys like BG/NBD assumes, so CLTV is only checked to be measured against it.
     assert 0 < results["cltv"]["baselines"]["bgnbd_gamma_gamma"]["normalized_gini"] <= 1
     ranking = results["next_best_product"]
