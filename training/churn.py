@@ -6,7 +6,8 @@ keeps the ranking) learnt on the latest window, from out-of-fold scores: each ha
 customers is scored by a model that learnt from everything else. With `horizon_days` set, BG/NBD and
 Gamma-Gamma quantities over that horizon (fitted on the latest cutoff's vectors, no label read) are added to
 the features. Reasons are the features with the largest positive contributions (LightGBM's own SHAP values)
-to a customer's churn log-odds.
+to a customer's churn log-odds. On the whole vector (no `features` chosen), rhythm ratios are features too
+(`rhythm_features`): a tree splits on one column at a time, so "late against their own rhythm" is given whole.
 """
 
 from __future__ import annotations
@@ -53,6 +54,32 @@ def churn_output(
     return with_customer_id(frame, out)
 
 
+def _number(frame: pd.DataFrame, name: str) -> pd.Series:
+    if name not in frame.columns:
+        return pd.Series(np.nan, index=frame.index)
+    return pd.to_numeric(frame[name], errors="coerce").astype(float)
+
+
+def rhythm_features(frame: pd.DataFrame) -> pd.DataFrame:
+    """Ratios of a churn vector's transaction figures; missing where a figure is missing or zero.
+
+    silence_over_gap: days since the last order over the customer's own mean gap between orders;
+    silence_over_tenure: the same over the days since the first order; orders_per_year: orders to date per
+    year of tenure (at least 30 days); recent_order_share: the last 90 days' share of all orders.
+    """
+    silent, tenure = _number(frame, "days_since_last_order"), _number(frame, "tenure_days")
+    orders, gap = _number(frame, "orders_lifetime"), _number(frame, "mean_days_between_orders")
+    return pd.DataFrame(
+        {
+            "silence_over_gap": silent / gap.where(gap > 0),
+            "silence_over_tenure": silent / tenure.where(tenure > 0),
+            "orders_per_year": orders / np.maximum(tenure, 30) * 365,
+            "recent_order_share": _number(frame, "orders_90d") / orders.where(orders > 0),
+        },
+        index=frame.index,
+    )
+
+
 def halves(customer_ids: pd.Series) -> np.ndarray:
     """0 or 1 per row, by a stable hash of the customer id: the two folds of out-of-fold calibration."""
     ids = pd.Series(customer_ids).reset_index(drop=True).astype(str)
@@ -82,12 +109,15 @@ class ChurnModel:
         self.horizon_days = horizon_days  # when set, BG/NBD quantities over it are features too
         self.seed = seed
 
+    def _with_rhythm(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return frame if self.features is not None else frame.join(rhythm_features(frame))
+
     def _inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
-        return model_inputs(frame, self.features, self.probabilistic_)
+        return model_inputs(self._with_rhythm(frame), self.features, self.probabilistic_)
 
     def fit(self, frame: pd.DataFrame, churned: pd.Series, cutoffs: pd.Series) -> ChurnModel:
         """Learn from a training frame (one row per customer and cutoff), its labels and each row's cutoff."""
-        fitted = fit_inputs(frame, cutoffs, self.features, self.horizon_days)
+        fitted = fit_inputs(self._with_rhythm(frame), cutoffs, self.features, self.horizon_days)
         self.probabilistic_, self.encoder_ = fitted.quantities, fitted.encoder
         latest, X = fitted.latest, fitted.X
         y = np.asarray(churned, dtype=int)

@@ -198,8 +198,8 @@ class HistoricalAverage(_ValueBaseline):
 class _Rescaled:
     """A fitted estimator whose label window is shorter than the horizon asked for, scaled to that horizon.
 
-    BG/NBD gives the natural ratio per customer: its expected purchases (value) or its P(at least one purchase)
-    (churn) over the target horizon against the same over the label window.
+    BG/NBD gives the scale: its expected purchases over the target horizon against the label window, per
+    customer (value), or one power of P(no purchase) for everyone (churn).
     """
 
     def __init__(self, estimator: Any, label_days: int, target_days: int) -> None:
@@ -223,13 +223,24 @@ class _Rescaled:
 
 
 class RescaledChurn(_Rescaled):
-    """A churn estimator scaled to a longer horizon: P(buy) times BG/NBD's ratio of P(buy) over the two windows."""
+    """A churn estimator scaled to a longer horizon: P(no purchase) raised to one power for every customer.
+
+    The power is BG/NBD's, on the latest cutoff's vectors: log of the mean P(no purchase) over the target
+    horizon against the same over the label window. One power keeps the estimator's ranking: a ratio per
+    customer mixes in BG/NBD's ranking, which lost on validation (CDNOW, docs/models.md).
+    """
+
+    def fit(self, frame: pd.DataFrame, cutoffs: pd.Series) -> RescaledChurn:
+        """Fit BG/NBD on the latest cutoff's vectors and take the power from its population means."""
+        super().fit(frame, cutoffs)
+        latest = frame[time_holdout(cutoffs, frame["customer_id"])]
+        label, target = (np.clip(part.mean(), 1e-9, 1 - 1e-9) for part in self._both(latest, "p_no_purchase"))
+        self.power_ = float(np.log(target) / np.log(label))
+        return self
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         """P(no purchase within the target horizon) per row."""
-        label, target = self._both(frame, "p_no_purchase")
-        ratio = (1 - target) / np.maximum(1 - label, 1e-9)
-        return np.clip(1 - (1 - self.estimator.predict_proba(frame)) * ratio, 0.0, 1.0)
+        return np.clip(self.estimator.predict_proba(frame), 0.0, 1.0) ** self.power_
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """customer_id (when given), churn_probability over the target horizon and the reasons."""

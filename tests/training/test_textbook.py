@@ -121,13 +121,16 @@ def test_a_longer_target_horizon_scales_predictions_by_bgnbd() -> None:
     churn = RecencyChurn().fit(frame, frame["churned"], frame["cutoff"])
     assert rescaled(churn, frame, 90, 90) is churn
     longer = rescaled(churn, frame, 90, 273)
-    # More time to buy: lower churn, same reasons; the BG/NBD ratio computed by hand for the first rows.
-    quantities = ProbabilisticFeatures(90).fit(frame[frame["cutoff"] == frame["cutoff"].max()])
-    label = quantities.transform(frame)["p_no_purchase"].to_numpy()
-    target = quantities.transform(frame, 273)["p_no_purchase"].to_numpy()
-    expected = 1 - (1 - churn.predict_proba(frame)) * (1 - target) / (1 - label)
-    assert longer.predict_proba(frame) == pytest.approx(np.clip(expected, 0, 1))
-    assert (longer.predict_proba(frame) <= churn.predict_proba(frame) + 1e-12).all()
+    # More time to buy: lower churn, same reasons, same ranking; the power computed by hand from BG/NBD's means.
+    latest = frame[frame["cutoff"] == frame["cutoff"].max()]
+    quantities = ProbabilisticFeatures(90).fit(latest)
+    label = quantities.transform(latest)["p_no_purchase"].mean()
+    target = quantities.transform(latest, 273)["p_no_purchase"].mean()
+    expected = churn.predict_proba(frame) ** (np.log(target) / np.log(label))
+    assert longer.predict_proba(frame) == pytest.approx(expected)
+    assert (longer.predict_proba(frame) < churn.predict_proba(frame)).all()
+    order = np.argsort(churn.predict_proba(frame), kind="stable")
+    assert (np.diff(longer.predict_proba(frame)[order]) >= 0).all()
     value = HistoricalAverage(90).fit(frame, frame["value"], frame["cutoff"])
     assert (rescaled(value, frame, 90, 273).predict(frame)["cltv"] >= value.predict(frame)["cltv"]).all()
 
