@@ -5,10 +5,10 @@ Nothing here touches the disk at import time; folders are created by the writers
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The repository root, for development tools that write into a clone (the feature catalogue in docs/).
@@ -40,17 +40,30 @@ class Settings(BaseSettings):
         "personalisation": True,
         "profiling": True,
     }
+    # MLflow's tracking store and model registry as SQLAlchemy URLs, e.g. one PostgreSQL database per
+    # workspace: `postgresql+psycopg://user:password@host:5432/tessera`. Unset: SQLite in the workspace's
+    # `mlruns/`; the registry defaults to the tracking store. Artifacts stay in `mlruns/artifacts/` either way.
+    mlflow_tracking_uri: SecretStr | None = None
+    mlflow_registry_uri: SecretStr | None = None
 
 
 @dataclass(frozen=True)
 class Workspace:
-    """Where one data set lives: `data/` for files, `mlruns/` for MLflow. Paths only, no I/O."""
+    """Where one data set lives: `data/` for files, `mlruns/` for MLflow. Paths and URLs only, no I/O."""
 
     root: Path
+    # MLflow's tracking and registry databases when not the SQLite file in `mlruns/` (they may hold a password).
+    mlflow_tracking_uri: str | None = field(default=None, repr=False)
+    mlflow_registry_uri: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Workspace:
-        return cls(settings.workspace.resolve())
+        tracking, registry = settings.mlflow_tracking_uri, settings.mlflow_registry_uri
+        return cls(
+            settings.workspace.resolve(),
+            mlflow_tracking_uri=None if tracking is None else tracking.get_secret_value(),
+            mlflow_registry_uri=None if registry is None else registry.get_secret_value(),
+        )
 
     @property
     def data(self) -> Path:

@@ -24,7 +24,7 @@ import duckdb
 
 from features.settings import Workspace
 from serving.settings import ServeSettings
-from training.tracking import tracking_uri
+from training.tracking import shown_uri, tracking_uri
 
 log = logging.getLogger(__name__)
 # BentoML's own variable: JSON configuration it merges over the service's in every process it starts.
@@ -123,7 +123,7 @@ def example_requests(base_url: str, api_key: str, customer_id: str, sku: str, wo
             f"curl -s {base_url}/readyz; curl -s {base_url}/metrics | head",
             "",
             "# the models' runs and registry in the MLflow UI, then open http://127.0.0.1:5000",
-            f"uv run mlflow ui --backend-store-uri {tracking_uri(workspace)} --port 5000",
+            f"uv run mlflow ui --backend-store-uri {shown_uri(tracking_uri(workspace))} --port 5000",
         ]
     )
 

@@ -43,7 +43,7 @@ def _champion(workspace: Workspace, name: str) -> tuple[object, dict, str]:
     found = tracking.load_champion(workspace, name)
     if found is None:
         raise InputError(
-            f"no `{name}` model has the alias `champion` in {workspace.mlruns}: run "
+            f"no `{name}` model has the alias `champion` in {tracking.shown_uri(tracking.registry_uri(workspace))}: run "
             f"`tessera train {name.replace('_', '-')}` first (a run that skipped it said why)"
         )
     version = tracking.alias_version(workspace, name) or ""

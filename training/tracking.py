@@ -1,7 +1,9 @@
 """MLflow, and the only module that imports it: runs, logged models, the registry, aliases and the gate.
 
 The tracking store is the workspace's `mlruns/`: SQLite (`mlruns/mlflow.db`) for runs and the registry,
-artifacts beside it in `mlruns/artifacts/`. Registered models are named like the models (`churn`, `cltv`,
+artifacts beside it in `mlruns/artifacts/`. A workspace may name other databases for runs and the registry
+(`TESSERA_MLFLOW_TRACKING_URI`, `TESSERA_MLFLOW_REGISTRY_URI`: PostgreSQL in production); artifacts stay in
+`mlruns/artifacts/`. Registered models are named like the models (`churn`, `cltv`,
 `next_best_product`); versions are addressed by the aliases `champion` and `challenger` only.
 
 Every logged model is a `TesseraModel` pyfunc: `mlflow.pyfunc.load_model("models:/churn@champion")`
@@ -26,6 +28,7 @@ from matplotlib.figure import Figure
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
+from sqlalchemy.engine import make_url
 
 from features.settings import Workspace
 
@@ -34,8 +37,18 @@ log = logging.getLogger(__name__)
 
 
 def tracking_uri(workspace: Workspace) -> str:
-    """The SQLite tracking and registry URI of a workspace."""
-    return f"sqlite:///{workspace.mlruns / 'mlflow.db'}"
+    """The workspace's tracking store: the database it names, else SQLite in its `mlruns/`."""
+    return workspace.mlflow_tracking_uri or f"sqlite:///{workspace.mlruns / 'mlflow.db'}"
+
+
+def registry_uri(workspace: Workspace) -> str:
+    """The workspace's model registry: the database it names, else the tracking store."""
+    return workspace.mlflow_registry_uri or tracking_uri(workspace)
+
+
+def shown_uri(uri: str) -> str:
+    """A store's URI to print: any password masked."""
+    return make_url(uri).render_as_string(hide_password=True)
 
 
 def artifact_root(workspace: Workspace) -> str:
@@ -48,11 +61,11 @@ def mlflow_store(workspace: Workspace) -> Iterator[MlflowClient]:
     """Point MLflow at the workspace's store for the duration of the block, then restore what was set before."""
     workspace.mlruns.mkdir(parents=True, exist_ok=True)
     previous = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
-    uri = tracking_uri(workspace)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    tracking, registry = tracking_uri(workspace), registry_uri(workspace)
+    mlflow.set_tracking_uri(tracking)
+    mlflow.set_registry_uri(registry)
     try:
-        yield MlflowClient(tracking_uri=uri, registry_uri=uri)
+        yield MlflowClient(tracking_uri=tracking, registry_uri=registry)
     finally:
         mlflow.set_tracking_uri(previous[0])
         mlflow.set_registry_uri(previous[1])

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.canonical import PERSON_SOURCE_TYPES, SOURCE_TYPES
+from features.errors import InputError
 from features.identity.standardise import DATE, TEXT
 from features.identity.standardise import RAW_ATTRIBUTES as ATTRIBUTES
 from features.settings import Workspace
@@ -56,7 +57,9 @@ def canonical_files(workspace: Workspace) -> list[CanonicalFile]:
             columns = frozenset(pq.read_schema(path).names)
             files.append(CanonicalFile(source_type, path, columns))
     if not files:
-        raise ValueError("no canonical table with person rows: run `tessera ingest` first")
+        raise InputError(
+            f"no canonical table with person rows in {workspace.canonical}: run `tessera ingest` first"
+        )
     return files
 
 

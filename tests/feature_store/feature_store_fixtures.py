@@ -136,8 +136,8 @@ def new_workspace(root: Path, order_lines_only: bool = False) -> Workspace:
 
 
 def embedded_settings() -> FeatureStoreSettings:
-    # The file offline store needs nothing beyond the locked dependencies.
-    return FeatureStoreSettings(online_store="sqlite", registry="file", offline_store="file")
+    """What a user gets by default: SQLite online store, file registry, DuckDB offline store."""
+    return FeatureStoreSettings(online_store="sqlite", registry="file", offline_store="duckdb")
 
 
 def production_settings() -> FeatureStoreSettings:
@@ -146,7 +146,7 @@ def production_settings() -> FeatureStoreSettings:
         project=f"tessera_test_{uuid.uuid4().hex[:10]}",
         online_store="redis",
         registry="sql",
-        offline_store="file",
+        offline_store="duckdb",
         redis_url="127.0.0.1:6379",
         registry_url="postgresql+psycopg://postgres@127.0.0.1:5432/test",
     )

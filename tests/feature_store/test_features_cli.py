@@ -12,7 +12,7 @@ from tessera.features_cli import app
 EMBEDDED = {
     "TESSERA_FEAST_ONLINE_STORE": "sqlite",
     "TESSERA_FEAST_REGISTRY": "file",
-    "TESSERA_FEAST_OFFLINE_STORE": "file",
+    "TESSERA_FEAST_OFFLINE_STORE": "duckdb",
 }
 
 

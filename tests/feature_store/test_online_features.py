@@ -37,6 +37,9 @@ def test_online_values_equal_offline_values_at_the_latest_time(built, service: s
         different = {name: (vector[name], row[name]) for name in vector if not _same(vector[name], row[name])}
         assert not different, (row["customer_id"], different)
     assert len(online[0]) >= 20
+    # Equal, and not merely equally empty: alice (orders, emails, loyalty) does not read like carol (no history).
+    alice, carol = online[0], online[2]
+    assert any(not _same(alice[name], carol[name]) for name in alice)
 
 
 def test_a_pushed_event_is_visible_in_the_next_online_read(built) -> None:

@@ -13,10 +13,9 @@ import pytest
 from identity_fixtures import NOW
 
 from features.identity import evaluate_against_truth, resolve_identities
+from features.ingest import ingest_sources
 from features.settings import Settings, Workspace
 from features.simulate import simulate_registry
-
-ingest = pytest.importorskip("features.ingest")
 
 
 @pytest.mark.integration
@@ -26,7 +25,7 @@ def test_a_contacts_only_registry_resolves(
 ) -> None:
     sample, workspace = tmp_path / "sample", Workspace(tmp_path / "workspace")
     simulate_registry(records=records, seed=17, out=sample, shape="registry", duplicates=0.3)
-    ingest.ingest_sources(sample / "sources.yaml", workspace, Settings())
+    ingest_sources(sample / "sources.yaml", workspace, Settings())
     summary = resolve_identities(workspace, NOW, Settings())
     assert summary["model"] == ("trained" if trained else "priors only")
     plan = summary["plan"]

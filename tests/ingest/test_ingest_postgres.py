@@ -33,7 +33,9 @@ def crm_schema() -> Iterator[tuple[str, str]]:
     """A uniquely named schema holding a small contacts table; dropped afterwards."""
     user = _server_user()
     if user is None:
-        pytest.skip("no PostgreSQL server at 127.0.0.1:5432 (database `test`)")
+        pytest.fail(
+            "no PostgreSQL server at 127.0.0.1:5432 (database `test`, user postgres or root): start it"
+        )
     schema = f"ingest_test_{uuid.uuid4().hex[:10]}"
     engine = sa.create_engine(URL.format(user=user))
     with engine.begin() as connection:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
-from serving_fixtures import Served, build_served, serve_env
+from serving_fixtures import Served, build_served, redis_copy, serve_env
 
 
 @pytest.fixture(scope="session", autouse=True)
 def serving_environment() -> Iterator[None]:
-    """The file offline store (nothing beyond the locked dependencies), no telemetry."""
+    """The offline store users get by default (DuckDB) whatever the environment says; no telemetry."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TESSERA_FEAST_OFFLINE_STORE", "file")
+        patch.setenv("TESSERA_FEAST_OFFLINE_STORE", "duckdb")
         patch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
         patch.setenv("BENTOML_DO_NOT_TRACK", "true")
         yield
@@ -22,6 +23,24 @@ def serving_environment() -> Iterator[None]:
 def served(tmp_path_factory: pytest.TempPathFactory) -> Served:
     """The retailer, its feature store and trained champions (under a minute, once a session)."""
     return build_served(tmp_path_factory.mktemp("served"))
+
+
+@pytest.fixture(scope="session")
+def served_on_redis(
+    served: Served, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Served, dict]]:
+    """The served workspace copied onto Redis under a Feast project of its own (removed afterwards, keys and all),
+    and the environment a service on it needs."""
+    from features.store import open_store
+    from features.store.repo import teardown_project
+    from features.store.settings import FeatureStoreSettings
+
+    settings = FeatureStoreSettings(project=f"tessera_test_{uuid.uuid4().hex[:10]}", online_store="redis")
+    copy = redis_copy(served, tmp_path_factory.mktemp("redis") / "served", settings)
+    try:
+        yield copy, {"TESSERA_FEAST_ONLINE_STORE": "redis", "TESSERA_FEAST_PROJECT": settings.project}
+    finally:
+        teardown_project(open_store(copy.workspace, settings))
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,8 @@ withdrawals and a merged id added, its feature store built and the three models 
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,12 +18,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "training"))
 from training_fixtures import NOW, retailer, small_settings, write_retailer  # noqa: E402
 
 from features.settings import Settings, Workspace  # noqa: E402
-from features.store.settings import FeatureStoreSettings
+from features.store.settings import FeatureStoreSettings  # noqa: E402
 
 API_KEY = "test-key-1"
 OTHER_KEY = "test-key-2"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
-__all__ = ["API_KEY", "AUTH", "NOW", "OTHER_KEY", "Served", "build_served", "serve_env"]
+__all__ = ["API_KEY", "AUTH", "NOW", "OTHER_KEY", "Served", "build_served", "redis_copy", "serve_env"]
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,20 @@ def build_served(root: Path) -> Served:
     train_all(workspace, NOW, small_settings(), store_settings)
     skus = orders["sku"].value_counts().index.astype(str).tolist()
     return Served(workspace, regular, buyer, no_personalisation, no_profiling, merged, survivor, skus)
+
+
+def redis_copy(served: Served, root: Path, store_settings: FeatureStoreSettings) -> Served:
+    """A copy of the served workspace (the same tables and champions) whose online store is Redis alone, loaded
+    under the settings' project."""
+    from features.store import apply_feature_store, open_store
+    from features.store.repo import materialize
+
+    shutil.copytree(served.workspace.root, root)
+    workspace = Workspace(root)
+    (workspace.feature_repo_data / "online_store.db").unlink()
+    apply_feature_store(workspace, store_settings)
+    materialize(open_store(workspace, store_settings), NOW)
+    return dataclasses.replace(served, workspace=workspace)
 
 
 def serve_env(served: Served, poll_seconds: float = 0) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""The real server: `python -m tessera.serving_cli` in a subprocess on a free loopback port, called over HTTP."""
+"""The real server: `python -m tessera.serving_cli` in a subprocess on a free loopback port, called over HTTP,
+on each online store (the embedded SQLite file, then Redis)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+import redis
 from serving_fixtures import AUTH, NOW, Served, serve_env
 
 from training import tracking
@@ -42,11 +44,26 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             child.kill()
 
 
+@pytest.fixture(scope="module", params=["sqlite", "redis"])
+def on_store(request: pytest.FixtureRequest, served: Served) -> tuple[Served, dict[str, str]]:
+    """The served workspace on each online store: the embedded SQLite file, then Redis (production)."""
+    return (served, {}) if request.param == "sqlite" else request.getfixturevalue("served_on_redis")
+
+
 @pytest.fixture(scope="module")
-def server(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def served_here(on_store: tuple[Served, dict[str, str]]) -> Served:
+    """The workspace the running server serves (a copy on Redis has the customers and products of `served`)."""
+    return on_store[0]
+
+
+@pytest.fixture(scope="module")
+def server(
+    on_store: tuple[Served, dict[str, str]], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    served, store_env = on_store
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
-    env = {**os.environ, **serve_env(served, poll_seconds=1)}
+    env = {**os.environ, **serve_env(served, poll_seconds=1), **store_env}
     command = [
         sys.executable,
         "-m",
@@ -93,6 +110,17 @@ def test_every_endpoint(server: str, served: Served) -> None:
     assert httpx.post(f"{server}/recommend", json={"customer_id": served.regular}).status_code == 401
 
 
+def test_the_server_reads_the_online_store_it_was_given(server: str, on_store: tuple[Served, dict]) -> None:
+    served, store_env = on_store
+    assert httpx.get(f"{server}/readyz", timeout=10).status_code == 200
+    project = store_env.get("TESSERA_FEAST_PROJECT")
+    # On Redis the workspace holds no SQLite online store (none was copied, the server made none) and Redis
+    # holds the project's vectors (keys end with the project's name).
+    assert (served.workspace.feature_repo_data / "online_store.db").exists() == (project is None)
+    if project is not None:
+        assert any(redis.Redis(host="127.0.0.1", port=6379).scan_iter(match=f"*{project}", count=1000))
+
+
 def test_a_purchase_changes_the_next_recommendation(server: str, served: Served) -> None:
     with httpx.Client(base_url=server, headers=AUTH, timeout=30) as client:
         first = client.post("/recommend", json={"customer_id": served.regular, "k": 5}).json()
@@ -103,7 +131,7 @@ def test_a_purchase_changes_the_next_recommendation(server: str, served: Served)
     assert bought not in {item["sku"] for item in after["items"]}
 
 
-def test_a_new_champion_is_picked_up_while_requests_keep_succeeding(server: str, served: Served) -> None:
+def test_a_new_champion_is_picked_up_while_requests_keep_succeeding(server: str, served_here: Served) -> None:
     statuses: list[int] = []
     versions: list[str] = []
     stop_sending = threading.Event()
@@ -112,7 +140,7 @@ def test_a_new_champion_is_picked_up_while_requests_keep_succeeding(server: str,
         with httpx.Client(base_url=server, headers=AUTH, timeout=30) as client:
             deadline = time.monotonic() + 180
             while not stop_sending.is_set() and time.monotonic() < deadline:
-                response = client.post("/recommend", json={"customer_id": served.buyer, "k": 5})
+                response = client.post("/recommend", json={"customer_id": served_here.buyer, "k": 5})
                 statuses.append(response.status_code)
                 if response.status_code == 200:
                     versions.append(response.json()["model_version"])
@@ -121,7 +149,7 @@ def test_a_new_champion_is_picked_up_while_requests_keep_succeeding(server: str,
     sender.start()
     time.sleep(1)
     name = "next_best_product"
-    with tracking.mlflow_store(served.workspace) as client:
+    with tracking.mlflow_store(served_here.workspace) as client:
         current = client.get_model_version_by_alias(name, tracking.CHAMPION)
         new = client.create_model_version(name, current.source, run_id=current.run_id)
         client.set_registered_model_alias(name, tracking.CHAMPION, new.version)

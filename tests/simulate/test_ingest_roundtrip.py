@@ -8,9 +8,8 @@ import duckdb
 import pandas as pd
 import pytest
 
+from features.ingest import ingest_sources
 from features.settings import Settings, Workspace
-
-ingest = pytest.importorskip("features.ingest")
 
 
 @pytest.mark.integration
@@ -19,7 +18,7 @@ def test_ingestion_accepts_everything_and_agrees_with_the_truth(
     out: Path, truth: pd.DataFrame, tmp_path: Path, mapping: str
 ) -> None:
     workspace = Workspace(tmp_path)
-    ingest.ingest_sources(out / mapping, workspace, Settings())
+    ingest_sources(out / mapping, workspace, Settings())
     quarantined = list(workspace.quarantine.glob("*.parquet"))
     rejected = sum(len(pd.read_parquet(p)) for p in quarantined)
     assert rejected == 0

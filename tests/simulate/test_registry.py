@@ -8,10 +8,9 @@ import pandas as pd
 import pytest
 from conftest import load_mapping
 
+from features.ingest import ingest_sources
 from features.settings import Settings, Workspace
 from features.simulate import simulate_registry
-
-ingest = pytest.importorskip("features.ingest")
 
 
 def _read(out: Path, source: dict) -> pd.DataFrame:
@@ -66,7 +65,7 @@ def test_same_arguments_give_identical_files(tmp_path: Path) -> None:
 @pytest.mark.integration
 def test_ingestion_accepts_every_record_and_stores_no_raw_national_id(registry: Path, tmp_path: Path) -> None:
     workspace = Workspace(tmp_path)
-    report = ingest.ingest_sources(registry / "sources.yaml", workspace, Settings())
+    report = ingest_sources(registry / "sources.yaml", workspace, Settings())
     assert report.sources[0].rows_loaded == 600
     canonical = pd.read_parquet(workspace.canonical_file("contacts", "registry"))
     [source] = load_mapping(registry / "sources.yaml")

@@ -14,9 +14,9 @@ from features.store.settings import FeatureStoreSettings
 
 @pytest.fixture(scope="session", autouse=True)
 def embedded_feature_store() -> Iterator[None]:
-    """The file offline store and no MLflow telemetry: nothing beyond the locked dependencies, no network."""
+    """The offline store users get by default (DuckDB) whatever the environment says; no MLflow telemetry."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TESSERA_FEAST_OFFLINE_STORE", "file")
+        patch.setenv("TESSERA_FEAST_OFFLINE_STORE", "duckdb")
         patch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
         yield
 

@@ -28,7 +28,9 @@ CALIBRATION_END = datetime(1997, 9, 30, 23, 59, 59, 999999, tzinfo=UTC)
 def cdnow_file() -> Path:
     spec = importlib.util.find_spec("lifetimes")
     if spec is None or not spec.submodule_search_locations:
-        pytest.skip("the lifetimes package (the CDNOW file's carrier) is not installed")
+        pytest.fail(
+            "the lifetimes package (the CDNOW file's carrier, a locked dev dependency) is missing: `uv sync`"
+        )
     return Path(spec.submodule_search_locations[0]) / "datasets" / "CDNOW_sample.txt"
 
 

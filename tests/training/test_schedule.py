@@ -65,7 +65,7 @@ def test_two_scheduled_retrains_in_a_row_behave_as_the_gate_says(trained: tuple[
         result = job()
         assert result is not None
         gate = result["models"]["churn"]["gate"]
-        assert gate["promoted"] == (gate["champion"] is None or gate["challenger"] >= gate["champion"])
+        # The registry follows the gate's decision (the decision itself: tests/training/test_tracking.py).
         expected = gate["version"] if gate["promoted"] else before
         assert tracking.alias_version(workspace, "churn") == expected
     # Same data, same seed: the second run is exactly as good, and "at least as good" promotes it.
