@@ -10,7 +10,15 @@ import pandas as pd
 import pytest
 from serving_fixtures import NOW, Served
 
+from features.settings import Settings
+from features.store.settings import FeatureStoreSettings
 from training.scoring import score_customers
+
+
+def _batch(served: Served, model: str) -> pd.DataFrame:
+    """`tessera score MODEL` on the served workspace, as of the service's now."""
+    settings = Settings(workspace=served.workspace.root)
+    return score_customers(served.workspace, model, NOW, settings, FeatureStoreSettings()).set_index("customer_id")
 
 
 def _untouched(service: Any, served: Served, batch: pd.DataFrame) -> list[str]:
@@ -20,8 +28,8 @@ def _untouched(service: Any, served: Served, batch: pd.DataFrame) -> list[str]:
 
 
 def test_served_churn_and_cltv_are_the_batch_scores(service: Any, served: Served) -> None:
-    churn = score_customers(served.workspace, "churn", NOW).set_index("customer_id")
-    cltv = score_customers(served.workspace, "cltv", NOW).set_index("customer_id")
+    churn = _batch(served, "churn")
+    cltv = _batch(served, "cltv")
     ids = _untouched(service, served, churn)
     assert len(ids) >= 5
     for score in service.churn(customer_ids=ids).scores:
