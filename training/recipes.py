@@ -33,13 +33,14 @@ from training.textbook import BGNBDChurn, BGNBDValue, HistoricalAverage, Recency
 from training.tuning import SearchSpace, tune, tuning_window, validation_sample
 
 LABELS = ("churned", "value")
-# The CLTV candidate `model_shallow`: LightGBM regularised by fewer leaves, each of at least 100 customers.
-SHALLOW_TREES = {"num_leaves": 7, "min_child_samples": 100}
-# The churn model's second configuration: small trees on many customers each, chosen when it validates better.
+# The second LightGBM configuration of each model: small trees on well-populated leaves, chosen when it
+# validates better (churn `model_regularised`, CLTV `model_shallow`).
 REGULARISED_CHURN = {"num_leaves": 7, "min_child_samples": 200}
+SHALLOW_TREES = {"num_leaves": 7, "min_child_samples": 100}
 
 
-def _lgbm_settings(ctx: TrainingContext) -> dict[str, Any]:
+def _lgbm_settings(ctx: TrainingContext, **overrides: Any) -> dict[str, Any]:
+    """LightGBM's parameters from the training settings, with `overrides` replacing some."""
     s = ctx.settings
     return {
         "n_estimators": s.lgbm_n_estimators,
@@ -47,6 +48,7 @@ def _lgbm_settings(ctx: TrainingContext) -> dict[str, Any]:
         "num_leaves": s.lgbm_num_leaves,
         "min_child_samples": s.lgbm_min_child_samples,
         "seed": s.seed,
+        **overrides,
     }
 
 
@@ -144,7 +146,7 @@ class ChurnRecipe(_TabularRecipe):
             out["bgnbd"] = BGNBDChurn(horizon, n)
             out["lightgbm_rfm"] = ChurnModel(n_reasons=n, features=RFM_FEATURES, **_lgbm_settings(ctx))
         whole = {"n_reasons": n, "horizon_days": horizon if rfm else None}
-        out["model_regularised"] = ChurnModel(**whole, **{**_lgbm_settings(ctx), **REGULARISED_CHURN})
+        out["model_regularised"] = ChurnModel(**whole, **_lgbm_settings(ctx, **REGULARISED_CHURN))
         out["model"] = ChurnModel(**whole, **_lgbm_settings(ctx))
         return out
 
@@ -205,7 +207,7 @@ class CLTVRecipe(_TabularRecipe):
         learned = {"interval": interval, "horizon_days": horizon if rfm else None}
         # Spend is heavy-tailed and a few customers carry most of it: small, well-populated leaves often rank
         # them better than the default trees; the validation window decides between the two.
-        out["model_shallow"] = CLTVModel(**learned, **{**_lgbm_settings(ctx), **SHALLOW_TREES})
+        out["model_shallow"] = CLTVModel(**learned, **_lgbm_settings(ctx, **SHALLOW_TREES))
         out["model"] = CLTVModel(**learned, **_lgbm_settings(ctx))
         return out
 
