@@ -158,8 +158,8 @@ def _settings(args: argparse.Namespace):
 
 
 def stage_build(args: argparse.Namespace) -> dict:
-    from features.settings import Settings, Workspace
     from features.store import build_feature_store
+    from tessera.core.settings import Settings, Workspace
 
     summary = build_feature_store(Workspace(args.workspace), NOW, Settings(), _settings(args))
     rows = {name: table["rows"] for name, table in summary["tables"].items()}
@@ -202,8 +202,8 @@ def _read_timings(read: Callable[[list[str]], object], ids: list[str]) -> dict[s
 
 
 def stage_online(args: argparse.Namespace) -> dict:
-    from features.settings import Workspace
     from features.store import OnlineFeatures
+    from tessera.core.settings import Workspace
 
     reader = OnlineFeatures.open(Workspace(args.workspace), "churn_v1", _settings(args))
     return {
@@ -228,8 +228,8 @@ def _feast_redis_store(args: argparse.Namespace):
     """A FeatureStore on the same offline tables with Feast's own Redis store, in a project of its own."""
     from feast import FeatureStore, RepoConfig
 
-    from features.settings import Workspace
     from features.store.config import DECLARATIONS, config_dict
+    from tessera.core.settings import Workspace
 
     workspace, settings = Workspace(args.workspace), _settings(args)
     raw = config_dict(workspace, settings)
@@ -246,9 +246,9 @@ def _feast_redis_store(args: argparse.Namespace):
 
 def stage_feast_precomputed(args: argparse.Namespace) -> dict:
     """The same vectors read from Tessera's packed layout and from Feast's pre-computed vectors, on Redis."""
-    from features.settings import Workspace
     from features.store import OnlineFeatures, open_store
     from features.store.repo import apply_declarations, materialize, teardown_project
+    from tessera.core.settings import Workspace
 
     workspace, ids = Workspace(args.workspace), _sample_ids(args.customers)
     ours = open_store(workspace, _settings(args))
@@ -296,8 +296,8 @@ def stage_feast_precomputed(args: argparse.Namespace) -> dict:
 
 
 def stage_retrieval(args: argparse.Namespace) -> dict:
-    from features.settings import Workspace
     from features.store import training_frame
+    from tessera.core.settings import Workspace
 
     rng = np.random.default_rng(2)
     entities = pd.DataFrame(
@@ -313,9 +313,9 @@ def stage_retrieval(args: argparse.Namespace) -> dict:
 
 
 def stage_teardown(args: argparse.Namespace) -> dict:
-    from features.settings import Workspace
     from features.store import open_store
     from features.store.repo import teardown_project
+    from tessera.core.settings import Workspace
 
     teardown_project(open_store(Workspace(args.workspace), _settings(args)))
     return {}

@@ -30,7 +30,7 @@ from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 
 from features.identity import evaluate_against_truth, id_stability
 from features.identity.evaluate import pairwise_scores, read_truth
-from features.settings import Workspace
+from tessera.core.settings import Workspace
 
 # Splink alone: a straightforward, competent configuration of the registry's attributes.
 _HAND_COLUMNS = ["identity_key", "first_name", "last_name", "birth_date", "national_id", "postcode"]

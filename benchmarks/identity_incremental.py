@@ -21,7 +21,7 @@ from _measure import TESSERA, benchmark_arguments, machine, run_measured, simula
 
 from features.identity import evaluate_against_truth, id_stability
 from features.identity.evaluate import pairwise_scores
-from features.settings import Workspace
+from tessera.core.settings import Workspace
 
 
 def _crosswalk(workspace: Workspace) -> pd.DataFrame:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from _measure import TESSERA, benchmark_arguments, machine, run_measured, simulate_and_resolve
 
-from features.settings import Workspace
+from tessera.core.settings import Workspace
 
 SPLINK_COLUMNS = [
     "identity_key",

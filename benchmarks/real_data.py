@@ -481,7 +481,7 @@ def simulated_truth(sample: Path, workspace: Path, now: pd.Timestamp, horizon_da
 
 
 def main() -> None:
-    from features.simulate.config import PROFILES
+    from simulator.config import PROFILES
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

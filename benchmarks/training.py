@@ -43,10 +43,10 @@ def prepare(root: Path, customers: int, seed: int) -> tuple[Path, Path, datetime
 
 
 def _prepare(root: Path, customers: int, seed: int) -> None:
-    from features.pipeline import run_chain
-    from features.settings import Settings, Workspace
-    from features.simulate import simulate_retailer
     from features.store import FeatureStoreSettings, build_feature_store
+    from simulator import simulate_retailer
+    from tessera.core.settings import Settings, Workspace
+    from tessera.pipeline import run_chain
 
     sample, workspace = root / "sample", Workspace(root / "workspace")
     summary = simulate_retailer(customers=customers, seed=seed, out=sample)
@@ -69,8 +69,8 @@ def _als(workspace: Path, now: str, iterations: int) -> None:
     from implicit.cpu.als import AlternatingLeastSquares
     from threadpoolctl import threadpool_limits
 
-    from features.settings import Workspace
-    from training.datasets import load_events
+    from features.profile.read import load_events
+    from tessera.core.settings import Workspace
     from training.recommend import NextBestProduct, decayed
     from training.settings import TrainingSettings
 
@@ -145,8 +145,8 @@ def speed(args: argparse.Namespace) -> None:
 
 
 def accuracy(args: argparse.Namespace) -> None:
-    from features.settings import Workspace
     from features.store import FeatureStoreSettings
+    from tessera.core.settings import Workspace
     from training.backtest import accuracy_against_truth
     from training.settings import TrainingSettings
 

@@ -19,15 +19,15 @@ from typing import Any, TypeVar
 
 from feast import FeatureStore
 
-from features.settings import Workspace
+from features.profile.read import load_events
 from features.store import OnlineFeatures
 from serving.customers import Directory, History
 from serving.features import LiveFeatures
 from serving.recommender import Recommender, load_products
 from serving.scores import ChurnScorer, CltvScorer, Scorer, value_thresholds
 from serving.settings import ServeSettings
+from tessera.core.settings import Workspace
 from training import tracking
-from training.datasets import load_events
 
 log = logging.getLogger(__name__)
 MODELS = ("churn", "cltv", "next_best_product")

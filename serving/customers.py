@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from features.identity.ids import follow_alias
-from features.settings import Workspace
 from serving.schemas import Consent, GoldenRecord, Interaction, Order, OrderLine, SourceIdentity
+from tessera.core.settings import Workspace
 
 PURPOSES = ("email", "sms", "personalisation", "profiling")
 INTERACTION_COLUMNS = tuple(Interaction.model_fields)

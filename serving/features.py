@@ -16,10 +16,10 @@ from typing import Any
 import pandas as pd
 from feast import FeatureStore
 
-from features.errors import InputError
 from features.store import OnlineFeatures, push_events
 from features.store.online_stores import string_keys
 from serving.schemas import EventRequest, LiveState
+from tessera.core.errors import InputError
 
 REALTIME = ("customer_realtime", ("last_event_at", "cart_items", "last_order_skus"))
 CONSENT = ("customer_profile", ("consent_personalisation", "consent_profiling"))

@@ -21,8 +21,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from features.settings import Workspace
 from serving.schemas import Item, Reason, RecommendedItem
+from tessera.core.settings import Workspace
 from training.recommend import NextBestProduct, top_k
 
 _MASK_CACHE = 1024  # category filters remembered (requests name a handful of categories)

@@ -22,8 +22,8 @@ from typing import Any
 
 import duckdb
 
-from features.settings import Workspace
 from serving.settings import ServeSettings
+from tessera.core.settings import Workspace
 from training.tracking import shown_uri, tracking_uri
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,6 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.requests import Request
 
-from features.known_warnings import ignore_known_warnings
 from features.store.settings import FeatureStoreSettings
 from serving.auth import ApiKeyMiddleware
 from serving.engine import Engine, UnknownCustomer
@@ -37,6 +36,7 @@ from serving.schemas import (
     SimilarItemsResponse,
 )
 from serving.settings import ServeSettings
+from tessera.core.known_warnings import ignore_known_warnings
 
 # BentoML's configuration of the service before any setting. Stock BentoML spends more per request than a
 # recommendation costs: an OpenTelemetry span around every request and its body reads, an access-log line, and

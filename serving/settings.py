@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from features.settings import Settings, Workspace
+from tessera.core.settings import Settings, Workspace
 
 
 class ServeSettings(BaseSettings):

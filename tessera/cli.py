@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from features.progress import show_progress
-from features.settings import Workspace
-from features.simulate.config import PROFILES
+from simulator.config import PROFILES
+from tessera.core.progress import show_progress
+from tessera.core.settings import Workspace
 from tessera.options import NowOption, WorkspaceOption, now_from, workspace_settings, yesterday
 from tessera.report import chain_summary, write_report
 from tessera.training_cli import HorizonOption, echo_outcomes, settings_for
 
 if TYPE_CHECKING:
-    from features.settings import Settings
+    from tessera.core.settings import Settings
     from training.settings import TrainingSettings
 
 app = typer.Typer(
@@ -126,8 +126,8 @@ def simulate(
     ] = 0.3,
 ) -> None:
     """Write a simulated retailer (or a contacts-only registry): the exports, their sources.yaml, the truth."""
-    from features.simulate import simulate_registry, simulate_retailer
-    from features.simulate.config import profile_config
+    from simulator import simulate_registry, simulate_retailer
+    from simulator.config import profile_config
 
     if shape is not Shape.retailer:
         summary = simulate_registry(
@@ -226,14 +226,10 @@ def run(
 def _run_everything(
     sources: Path, ws: Workspace, moment: datetime, settings: Settings, training_settings: TrainingSettings
 ) -> dict:
-    from features.pipeline import run_chain
     from features.store import FeatureStoreSettings
-    from training.pipelines import train_all
+    from tessera.pipeline import run as run_pipeline
 
-    store_settings = FeatureStoreSettings()
-    summary = run_chain(sources, ws, moment, settings, store_settings)
-    summary["models"] = train_all(ws, moment, training_settings, store_settings)
-    return summary
+    return run_pipeline(sources, ws, moment, settings, FeatureStoreSettings(), training_settings)
 
 
 @app.command()
@@ -249,7 +245,7 @@ def demo(
     ] = True,
 ) -> None:
     """Simulate a sample retailer, run the whole chain on it, then serve it until interrupted."""
-    from features.simulate import simulate_retailer
+    from simulator import simulate_retailer
 
     settings = workspace_settings(workspace)
     ws = Workspace.from_settings(settings)
@@ -279,8 +275,8 @@ _mount_subcommands()
 
 def main() -> None:
     """Entry point: input errors end with their message and exit status 2, not a traceback."""
-    from features.errors import InputError
-    from features.known_warnings import ignore_known_warnings
+    from tessera.core.errors import InputError
+    from tessera.core.known_warnings import ignore_known_warnings
 
     ignore_known_warnings()
     try:

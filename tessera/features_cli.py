@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from features.settings import Workspace
+from tessera.core.settings import Workspace
 from tessera.options import NowOption, WorkspaceOption, now_from, workspace_from, workspace_settings
 
 app = typer.Typer(

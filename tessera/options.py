@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from features.settings import Settings, Workspace
-from features.timeutil import as_utc
+from tessera.core.settings import Settings, Workspace
+from tessera.core.timeutil import as_utc
 
 WorkspaceOption = Annotated[
     Path | None,

@@ -34,8 +34,8 @@ def serve(
     ] = None,
 ) -> None:
     """Serve recommendations, scores, live events and the customer 360 view (BentoML) until interrupted."""
-    from features.timeutil import as_utc
     from serving.run import serve_forever
+    from tessera.core.timeutil import as_utc
 
     serve_forever(
         workspace_from(workspace).root,

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from features.settings import Workspace
+from tessera.core.settings import Workspace
 from tessera.options import NowOption, WorkspaceOption, now_from, workspace_from, workspace_settings
 
 HorizonOption = Annotated[
@@ -88,7 +88,7 @@ def train(
 ) -> None:
     """Train, log and register a model (or all three) in MLflow; the gate decides which version is champion."""
     from features.store.settings import FeatureStoreSettings
-    from training.pipelines import train_all
+    from tessera.pipeline import train_all
 
     models = None if model is ModelChoice.all else (model.value.replace("-", "_"),)
     results = train_all(
@@ -169,8 +169,8 @@ def retrain(
 ) -> None:
     """Unattended: (re-run the chain,) rebuild the feature store, train all models and apply the gate, under a lock."""
     from features.store.settings import FeatureStoreSettings
-    from training.schedule import RetrainRunning
-    from training.schedule import retrain as run_retrain
+    from tessera.schedule import RetrainRunning
+    from tessera.schedule import retrain as run_retrain
 
     settings = workspace_settings(workspace)
     try:
@@ -200,7 +200,7 @@ def schedule(
 ) -> None:
     """Run `retrain` on a cron schedule until interrupted (APScheduler, in this process)."""
     from features.store.settings import FeatureStoreSettings
-    from training.schedule import build_scheduler
+    from tessera.schedule import build_scheduler
 
     training_settings = settings_for(horizon_days)
     if cron is not None:

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from features.settings import Workspace
-from features.timeutil import as_utc
+from features.profile.read import load_catalogue, load_events, load_order_lines
+from tessera.core.settings import Workspace
+from tessera.core.timeutil import as_utc
 from training import tracking
 from training.baselines import model_and_baselines, signal_params
-from training.datasets import load_catalogue, load_events, load_order_lines, point_in_time_features
+from training.datasets import point_in_time_features
 from training.evaluate import classification_metrics, ranking_metrics, value_metrics
 from training.labels import days_since_last_sale, order_events, purchase_labels, sales
 from training.probabilistic import ProbabilisticCLV

@@ -1,6 +1,6 @@
 """The five steps every model goes through, written once: load point-in-time data → split by time → fit →
 evaluate against baselines → log, register and gate. Each model is a recipe (`training.recipes`) that says
-how to do the steps for it; `train_model` runs them and `train_all` runs the three models.
+how to do the steps for it; `train_model` runs them (`tessera.pipeline.train_all` runs it for every model).
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pandas as pd
 from matplotlib.figure import Figure
 
-from features.progress import track
-from features.settings import Workspace
-from features.timeutil import as_utc
+from features.profile.read import load_anonymous_purchases, load_catalogue, load_events, load_order_lines
+from tessera.core.settings import Workspace
+from tessera.core.timeutil import as_utc
 from training import tracking
-from training.datasets import load_anonymous_purchases, load_catalogue, load_events, load_order_lines
 from training.errors import ModelSkipped
 from training.evaluate import close
 from training.labels import Cutoffs, order_events, plan_cutoffs, sales
@@ -288,45 +287,3 @@ def train_model(recipe: Recipe, ctx: TrainingContext) -> dict[str, Any]:
         "gate": decision,
         "seconds": round(time.perf_counter() - started, 1),
     }
-
-
-def train(
-    workspace: Workspace,
-    model: str,
-    now: datetime,
-    settings: TrainingSettings,
-    store_settings: FeatureStoreSettings,
-) -> dict[str, Any]:
-    """Train, log, register and gate one model (`churn`, `cltv` or `next_best_product`)."""
-    return train_all(workspace, now, settings, store_settings, models=(model,))[model]
-
-
-def train_all(
-    workspace: Workspace,
-    now: datetime,
-    settings: TrainingSettings,
-    store_settings: FeatureStoreSettings,
-    models: tuple[str, ...] | None = None,
-) -> dict[str, Any]:
-    """Train the models (default: `settings.models`) as of `now` from the profile and the feature store.
-
-    A model whose data cannot train it is recorded as `{"skipped": reason}` and the others go on; a trained
-    model's result carries its cutoffs and, when the plan had to shorten the labels, a `note` saying why.
-    The feature store must have been built as of `now` (`tessera run` does it before training).
-    """
-    from training.recipes import recipe_for  # the recipes import this module
-
-    recipes = [recipe_for(name, settings) for name in (settings.models if models is None else models)]
-    ctx = TrainingContext(workspace, now, settings, store_settings)
-    results: dict[str, Any] = {}
-    for recipe in track(recipes, "Training models"):
-        log.info("training %s as of %s", recipe.name, ctx.now)
-        try:
-            result = train_model(recipe, ctx)
-        except ModelSkipped as skipped:
-            log.info("%s skipped: %s", recipe.name, skipped)
-            results[recipe.name] = {"skipped": str(skipped)}
-        else:
-            note = {"note": ctx.cutoffs.note} if ctx.cutoffs.note else {}
-            results[recipe.name] = {**result, "cutoffs": ctx.cutoffs.describe(), **note}
-    return results

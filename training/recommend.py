@@ -33,7 +33,7 @@ from implicit.nearest_neighbours import ItemItemRecommender
 from sklearn.preprocessing import normalize
 from threadpoolctl import threadpool_limits
 
-from features.timeutil import as_utc
+from tessera.core.timeutil import as_utc
 from training.tifu import neighbour_vectors, personal_vectors
 
 ALL = "all"  # the assortment of products without a known category, and the default of every assortment
@@ -163,7 +163,7 @@ class NextBestProduct:
         """Learn what the blend needs from every signal up to `now`.
 
         `catalogue` (sku, category, available) is optional; `anonymous` purchases (guest receipts, in the
-        shape of `training.datasets.load_anonymous_purchases`) count for popularity only: they are nobody's
+        shape of `features.profile.read.load_anonymous_purchases`) count for popularity only: they are nobody's
         history.
         """
         signals = decayed(events, now, self.weights, self.half_life_days)

@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from features.errors import InputError
-from features.settings import Settings, Workspace
-from features.timeutil import as_utc
+from features.profile.read import load_customers, load_events
+from tessera.core.errors import InputError
+from tessera.core.settings import Settings, Workspace
+from tessera.core.timeutil import as_utc
 from training import tracking
-from training.datasets import load_customers, load_events, point_in_time_features
+from training.datasets import point_in_time_features
 
 if TYPE_CHECKING:  # Feast is heavy: imported only when features are read
     from features.store.settings import FeatureStoreSettings

@@ -30,7 +30,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from sqlalchemy.engine import make_url
 
-from features.settings import Workspace
+from tessera.core.settings import Workspace
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Offline sources (Parquet tables written by `features.store.tables`), the live push source and the request.
+"""Offline sources (Parquet tables written by `features.profile.snapshots`), the live push source and the request.
 
 Paths are relative to the workspace's feature data folder (`data/feast/`); `features.store.repo` makes them
 absolute for the workspace being applied, so nothing here depends on the working directory.

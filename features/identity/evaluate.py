@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.settings import Workspace
+from tessera.core.settings import Workspace
 
 RECORD = ["source", "record_id"]
 

@@ -22,11 +22,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features.canonical import PERSON_SOURCE_TYPES, SOURCE_TYPES
-from features.errors import InputError
 from features.identity.standardise import DATE, TEXT
 from features.identity.standardise import RAW_ATTRIBUTES as ATTRIBUTES
-from features.settings import Workspace
+from tessera.core.canonical import PERSON_SOURCE_TYPES, SOURCE_TYPES
+from tessera.core.errors import InputError
+from tessera.core.settings import Workspace
 
 # When a row of each type was true: the moment its values were observed.
 EVENT_TIME = {

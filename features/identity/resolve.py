@@ -37,8 +37,8 @@ from features.identity.records import (
     summarise_files,
 )
 from features.identity.standardise import null_placeholders
-from features.settings import Settings, Workspace
-from features.timeutil import as_utc
+from tessera.core.settings import Settings, Workspace
+from tessera.core.timeutil import as_utc
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ import pyarrow as pa
 from rapidfuzz.distance import OSA
 from unidecode import unidecode
 
-from features.canonical import PERSON_COLUMNS
+from tessera.core.canonical import PERSON_COLUMNS
 
 # Standardised text and dates are Arrow-backed: grouping, counting and writing them is several times
 # quicker than with Python objects, and DuckDB and Splink read them without a copy.

@@ -25,8 +25,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, PrivateAttr, model_validator
 
-from features.canonical import Kind
 from features.ingest.parse import text_series
+from tessera.core.canonical import Kind
 
 # A formula's tokens: a number, a column name (dotted for JSON Lines paths), a `quoted column`, an operator.
 _TOKEN = re.compile(

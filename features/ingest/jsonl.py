@@ -16,10 +16,10 @@ from typing import Any, TextIO
 
 import pandas as pd
 
-from features.errors import InputError
 from features.ingest.parse import TEXT
 from features.ingest.quarantine import rejected_lines
 from features.ingest.readers import RawChunk
+from tessera.core.errors import InputError
 
 _BLOCK_LINES = 20_000
 

@@ -22,7 +22,9 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, PrivateAttr, Tag, ValidationError
 
-from features.canonical import (
+from features.ingest.expressions import FORMS, Concat, Expression, Extract, Formula
+from features.ingest.parse import ParseOptions, parse_values
+from tessera.core.canonical import (
     CHANNELS,
     CONSENT_PURPOSES,
     CONSENT_STATUSES,
@@ -35,9 +37,7 @@ from features.canonical import (
     WEB_EVENT_TYPES,
     Column,
 )
-from features.errors import InputError
-from features.ingest.expressions import FORMS, Concat, Expression, Extract, Formula
-from features.ingest.parse import ParseOptions, parse_values
+from tessera.core.errors import InputError
 
 FORMATS = ("csv", "parquet", "jsonl")
 _SUFFIX_FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}

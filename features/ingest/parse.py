@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features.canonical import Kind
+from tessera.core.canonical import Kind
 
 TEXT = pd.StringDtype("pyarrow")
 DATE = pd.ArrowDtype(pa.date32())

@@ -21,10 +21,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from features.errors import InputError
 from features.ingest.mapping import WHITESPACE, SourceConfig
 from features.ingest.parse import DATE, TEXT
 from features.ingest.quarantine import no_rejected_rows, rejected_lines
+from tessera.core.errors import InputError
 
 InvalidRowHandler = Callable[[pacsv.InvalidRow], str]
 _GLOB_CHARACTERS = set("*?[")

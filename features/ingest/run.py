@@ -21,8 +21,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features.canonical import hash_national_ids
-from features.errors import InputError
 from features.ingest.jsonl import jsonl_chunks, jsonl_columns
 from features.ingest.mapping import SourceConfig, SourcesConfig, load_sources
 from features.ingest.quarantine import QUARANTINE_SCHEMA, reason_kind
@@ -37,8 +35,10 @@ from features.ingest.readers import (
 from features.ingest.report import IngestReport, SourceReport
 from features.ingest.sql import sql_chunks, sql_columns
 from features.ingest.transform import Canonical, canonical_schema, canonicalise
-from features.progress import track
-from features.settings import Settings, Workspace
+from tessera.core.canonical import hash_national_ids
+from tessera.core.errors import InputError
+from tessera.core.progress import track
+from tessera.core.settings import Settings, Workspace
 
 log = logging.getLogger(__name__)
 # JSON Lines has no header: its fields are those of the first objects (later new fields get a warning).

@@ -14,10 +14,10 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, CursorResult
 
-from features.errors import InputError
 from features.ingest.mapping import SourceConfig, expand_connection
 from features.ingest.quarantine import no_rejected_rows
 from features.ingest.readers import RawChunk, arrow_frame
+from tessera.core.errors import InputError
 
 
 def _mask(message: str, secrets: list[str]) -> str:

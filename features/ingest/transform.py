@@ -18,7 +18,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features.canonical import META_COLUMNS, Column, Kind, columns
 from features.ingest.expressions import Expression
 from features.ingest.mapping import ALLOWED_VALUES, PRICE_COLUMNS, VALUE_RANGES, LineRule, SourceConfig
 from features.ingest.parse import (
@@ -31,6 +30,7 @@ from features.ingest.parse import (
     text_series,
 )
 from features.ingest.quarantine import no_rejected_rows, raw_json, reason_kind, rejected_rows
+from tessera.core.canonical import META_COLUMNS, Column, Kind, columns
 
 ARROW_TYPES: dict[str, pa.DataType] = {
     "string": pa.string(),

@@ -17,13 +17,13 @@ import duckdb
 import pandas as pd
 import pyarrow.parquet as pq
 
-from features.errors import InputError
 from features.identity.standardise import standardise_contact_points, standardise_emails, standardise_phones
 from features.profile.candidates import candidate_values
 from features.profile.consent import consent_events, consent_state
 from features.profile.events import unified_interactions, unified_orders
 from features.profile.survivorship import DEFAULT_RULES, SurvivorshipRules, golden_records
-from features.settings import Settings, Workspace
+from tessera.core.errors import InputError
+from tessera.core.settings import Settings, Workspace
 
 # The event time of each canonical table: rows after the profile's "now" are left out.
 EVENT_TIME = {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import duckdb
 
-from features.canonical import PERSON_COLUMNS, SOURCE_TYPES
 from features.identity.records import EVENT_TIME
+from tessera.core.canonical import PERSON_COLUMNS, SOURCE_TYPES
 
 # When a record of each type was last known to be true, as identity resolution reads it, for the types that
 # carry person values (web events carry none).

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import duckdb
 
-from features.canonical import CONSENT_PURPOSES
+from tessera.core.canonical import CONSENT_PURPOSES
 
 
 def consent_events(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:

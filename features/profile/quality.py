@@ -12,9 +12,9 @@ from pathlib import Path
 
 import duckdb
 
-from features.canonical import SOURCE_TYPES
 from features.ingest.quarantine import REASON_KIND
-from features.settings import Workspace
+from tessera.core.canonical import SOURCE_TYPES
+from tessera.core.settings import Workspace
 
 # The fields whose emptiness a reader of the report cares about first, per source type.
 KEY_FIELDS = {

@@ -9,7 +9,7 @@ import duckdb
 import yaml
 from pydantic import BaseModel, Field, model_validator
 
-from features.errors import InputError
+from tessera.core.errors import InputError
 
 DEFAULT_RULES = Path(__file__).with_name("survivorship.yaml")
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
-from features.settings import Settings, Workspace
-from features.store.config import open_store
+from features.profile.snapshots import write_feature_tables
+from features.store.config import offline_folder, open_store
 from features.store.repo import apply_declarations, materialize
 from features.store.settings import FeatureStoreSettings
-from features.store.tables import write_feature_tables
-from features.timeutil import as_utc
+from tessera.core.settings import Settings, Workspace
+from tessera.core.timeutil import as_utc
 
 
 def apply_feature_store(workspace: Workspace, store_settings: FeatureStoreSettings) -> dict:
@@ -34,7 +34,11 @@ def materialize_feature_store(
     now = as_utc(now)
     started = time.perf_counter()
     tables = write_feature_tables(
-        workspace, now, settings.consent_defaults, store_settings.duckdb_memory_limit
+        workspace,
+        now,
+        settings.consent_defaults,
+        offline_folder(workspace),
+        store_settings.duckdb_memory_limit,
     )
     computed = time.perf_counter()
     store = open_store(workspace, store_settings)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from feast import FeatureStore, FeatureView, OnDemandFeatureView
 
-from features.settings import REPO_ROOT
 from features.store.defaults import field_doc
+from tessera.core.settings import REPO_ROOT
 
 CATALOGUE = REPO_ROOT / "docs" / "features.md"
 

@@ -16,9 +16,9 @@ from typing import Any
 import yaml
 from feast import FeatureStore, RepoConfig
 
-from features.errors import InputError
-from features.settings import Workspace
 from features.store.settings import FeatureStoreSettings
+from tessera.core.errors import InputError
+from tessera.core.settings import Workspace
 
 # The declarations folder: Feast's repo path (its objects are loaded by `features.store.repo`).
 DECLARATIONS = Path(__file__).resolve().parent.parent / "feature_repo"

@@ -20,12 +20,12 @@ from typing import Any
 
 from feast import FeatureStore, FeatureView, OnDemandFeatureView
 
-from features.errors import InputError
-from features.settings import Workspace
 from features.store.config import open_store
 from features.store.defaults import Feature, fill_column, service_features
 from features.store.online_stores import PackedVectors, string_keys
 from features.store.settings import FeatureStoreSettings
+from tessera.core.errors import InputError
+from tessera.core.settings import Workspace
 
 
 class OnlineFeatures:

@@ -50,7 +50,7 @@ from feast.type_map import NULL_TIMESTAMP_INT_VALUE
 from feast.types import UnixTimestamp
 from feast.utils import make_tzaware
 
-from features.errors import InputError
+from tessera.core.errors import InputError
 
 OnlineRow = tuple[EntityKey, dict[str, ValueProto], datetime, datetime | None]
 # What a store holds for one (entity, view): the JSON vector and its event time in microseconds.

@@ -15,7 +15,7 @@ import pandas as pd
 from feast import FeatureStore
 from feast.data_source import PushMode
 
-from features.timeutil import as_utc
+from tessera.core.timeutil import as_utc
 
 PUSH_SOURCE = "customer_events_push"
 VIEW = "customer_realtime"

@@ -34,10 +34,10 @@ from feast.repo_contents import RepoContents
 from feast.repo_operations import extract_objects_for_apply_delete
 from sqlalchemy import delete
 
-from features.settings import Workspace
 from features.store.config import offline_folder
 from features.store.online_write import materialize_view
-from features.timeutil import as_utc
+from tessera.core.settings import Workspace
+from tessera.core.timeutil import as_utc
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import pandas as pd
 from feast import FeatureService, FeatureStore
 
-from features.errors import InputError
 from features.store.defaults import fill_defaults, service_features
+from tessera.core.errors import InputError
 
 CUTOFF = "cutoff"
 _ROW = "__tessera_row"

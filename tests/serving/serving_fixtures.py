@@ -17,8 +17,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "training"))
 from training_fixtures import NOW, retailer, small_settings, write_retailer  # noqa: E402
 
-from features.settings import Settings, Workspace  # noqa: E402
 from features.store.settings import FeatureStoreSettings  # noqa: E402
+from tessera.core.settings import Settings, Workspace  # noqa: E402
 
 API_KEY = "test-key-1"
 OTHER_KEY = "test-key-2"
@@ -66,7 +66,7 @@ def _withdraw(workspace: Workspace, customers: pd.DataFrame, withdrawals: dict[s
 def build_served(root: Path) -> Served:
     """Write the retailer as of NOW into `root`, build its feature store and train the champions."""
     from features.store import build_feature_store
-    from training.pipelines import train_all
+    from tessera.pipeline import train_all
 
     workspace = Workspace(root)
     tables = retailer(360, NOW, seed=3)

@@ -12,9 +12,9 @@ import pytest
 from serving_fixtures import API_KEY, NOW
 from training_fixtures import retailer, small_settings
 
-from features.errors import InputError
-from features.settings import Settings, Workspace
 from features.store.settings import FeatureStoreSettings
+from tessera.core.errors import InputError
+from tessera.core.settings import Settings, Workspace
 
 pytestmark = pytest.mark.integration
 
@@ -49,10 +49,9 @@ def cds_export(customers: int) -> pd.DataFrame:
 def test_orders_without_products_are_profiled_scored_and_served(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from features.pipeline import run_chain
     from serving.engine import UnknownProduct
     from serving.service import Tessera
-    from training.pipelines import train_all
+    from tessera.pipeline import run_chain, train_all
     from training.scoring import recommend_all, score_customers
 
     export = cds_export(200)

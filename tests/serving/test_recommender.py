@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from serving_fixtures import NOW, Served
 
+from features.profile.read import load_events
 from serving.recommender import Recommender, exclusions, load_products
 from training import tracking
 from training.baselines import baseline_params
-from training.datasets import load_events
 from training.recommend import NextBestProduct
 
 NONE = np.empty(0, dtype=np.int64)

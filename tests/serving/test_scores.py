@@ -10,15 +10,17 @@ import pandas as pd
 import pytest
 from serving_fixtures import NOW, Served
 
-from features.settings import Settings
 from features.store.settings import FeatureStoreSettings
+from tessera.core.settings import Settings
 from training.scoring import score_customers
 
 
 def _batch(served: Served, model: str) -> pd.DataFrame:
     """`tessera score MODEL` on the served workspace, as of the service's now."""
     settings = Settings(workspace=served.workspace.root)
-    return score_customers(served.workspace, model, NOW, settings, FeatureStoreSettings()).set_index("customer_id")
+    return score_customers(served.workspace, model, NOW, settings, FeatureStoreSettings()).set_index(
+        "customer_id"
+    )
 
 
 def _untouched(service: Any, served: Served, batch: pd.DataFrame) -> list[str]:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from training_fixtures import NOW, retailer, small_settings, write_retailer
 
-from features.settings import Settings, Workspace
 from features.store.settings import FeatureStoreSettings
+from tessera.core.settings import Settings, Workspace
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -41,7 +41,7 @@ def built_workspace(tmp_path_factory: pytest.TempPathFactory, tables: dict) -> W
 @pytest.fixture(scope="session")
 def trained(built_workspace: Workspace) -> tuple[Workspace, dict]:
     """The three models trained and registered once; tests that add versions only assert relative changes."""
-    from training.pipelines import train_all
+    from tessera.pipeline import train_all
 
     return built_workspace, train_all(built_workspace, NOW, small_settings(), FeatureStoreSettings())
 

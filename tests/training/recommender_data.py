@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.settings import Workspace
 from features.store.settings import FeatureStoreSettings
+from tessera.core.settings import Workspace
 from training.labels import Cutoffs
 from training.pipelines import TrainingContext
 from training.settings import TrainingSettings

@@ -9,14 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from features.settings import Workspace
-from training.datasets import (
-    load_anonymous_purchases,
-    load_events,
-    load_order_lines,
-    require_products,
-    require_trainable,
-)
+from features.profile.read import load_anonymous_purchases, load_events, load_order_lines
+from tessera.core.settings import Workspace
+from training.datasets import require_products, require_trainable
 from training.errors import ModelSkipped
 from training.labels import Cutoffs
 from training.recommend import popularity

@@ -9,7 +9,7 @@ import pytest
 from nbclient import NotebookClient
 from training_fixtures import NOW
 
-from features.settings import REPO_ROOT, Workspace
+from tessera.core.settings import REPO_ROOT, Workspace
 
 pytestmark = pytest.mark.integration
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from training_fixtures import NOW, TILL_MAPPING, retailer, small_settings
 
-from features.settings import Settings, Workspace
 from features.store.settings import FeatureStoreSettings
+from tessera.core.settings import Settings, Workspace
 
 pytestmark = pytest.mark.integration
 
@@ -17,9 +17,8 @@ pytestmark = pytest.mark.integration
 def test_an_order_lines_only_retailer_trains_all_three_models_and_scores_every_customer(
     tmp_path: Path,
 ) -> None:
-    from features.pipeline import run_chain
     from features.store import build_feature_store
-    from training.pipelines import train_all
+    from tessera.pipeline import run_chain, train_all
     from training.scoring import recommend_all, score_customers
 
     orders = retailer(240, NOW, seed=11, web=False)["orders"]

@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 from training_fixtures import NOW, small_settings
 
-from features.settings import Settings, Workspace
 from features.store.settings import FeatureStoreSettings
+from tessera.core.settings import Settings, Workspace
+from tessera.pipeline import train
 from training import tracking
-from training.pipelines import train
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.settings import Settings, Workspace
 from features.store.settings import FeatureStoreSettings
+from tessera.core.settings import Settings, Workspace
 from training.labels import order_events, sales
 from training.probabilistic import BetaGeoFitter, GammaGammaFitter, ProbabilisticCLV, rfm_summary
 
@@ -78,7 +78,7 @@ sources:
 
 @pytest.mark.integration
 def test_cdnow_through_tesseras_own_ingestion_gives_the_published_parameters(tmp_path: Path) -> None:
-    from features.pipeline import run_chain
+    from tessera.pipeline import run_chain
 
     (tmp_path / "sources.yaml").write_text(CDNOW_MAPPING.format(path=cdnow_file()))
     workspace = Workspace(tmp_path / "ws")

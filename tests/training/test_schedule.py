@@ -9,16 +9,16 @@ from datetime import UTC, datetime
 import pytest
 from training_fixtures import NOW, small_settings
 
-from features.settings import Settings, Workspace
 from features.store.settings import FeatureStoreSettings
+from tessera.core.settings import Settings, Workspace
+from tessera.schedule import RetrainRunning, build_scheduler, retrain, retrain_lock, scheduled_job
 from training import tracking
-from training.schedule import RetrainRunning, build_scheduler, retrain, retrain_lock, scheduled_job
 
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from features.settings import Workspace
-from training.schedule import retrain_lock
+from tessera.core.settings import Workspace
+from tessera.schedule import retrain_lock
 with retrain_lock(Workspace(Path(sys.argv[1]))):
     print("held", flush=True)
     sys.stdin.readline()

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from training_fixtures import NOW, recency_retailer, small_settings, write_retailer
 
-from features.settings import Settings, Workspace
 from features.store.settings import FeatureStoreSettings
+from tessera.core.settings import Settings, Workspace
 from training import tracking
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ import pandas as pd
 import psycopg
 import pytest
 
-from features.settings import Settings, Workspace
+from tessera.core.settings import Settings, Workspace
 from training import tracking
 from training.churn import ChurnModel
 

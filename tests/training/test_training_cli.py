@@ -9,8 +9,8 @@ import pytest
 from training_fixtures import NOW
 from typer.testing import CliRunner
 
-from features.errors import InputError
-from features.settings import Workspace
+from tessera.core.errors import InputError
+from tessera.core.settings import Workspace
 from tessera.training_cli import app
 
 runner = CliRunner()

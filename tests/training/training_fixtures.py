@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from features.settings import Workspace
+from tessera.core.settings import Workspace
 from training.settings import TrainingSettings
 
 CATEGORIES = [
@@ -212,7 +212,7 @@ def future_orders(tables: dict[str, pd.DataFrame], now: datetime, days: int) -> 
 
 
 def events_from(tables: dict[str, pd.DataFrame], now: datetime) -> pd.DataFrame:
-    """The recommender's events frame (as `training.datasets.load_events` gives it) from the tables."""
+    """The recommender's events frame (as `features.profile.read.load_events` gives it) from the tables."""
     moment = pd.Timestamp(now)
     orders = tables["orders"]
     purchases = orders.loc[orders["ordered_at"] <= moment, ["customer_id", "sku", "ordered_at"]].rename(

@@ -1,0 +1,44 @@
+"""Identity records from canonical files: the latest value across files, and per-file summaries cached by content."""
+
+from __future__ import annotations
+
+import duckdb
+from identity_fixtures import contact, write_canonical
+
+from features.identity.records import canonical_files, identity_records, record_ids, summarise_files
+from tessera.core.settings import Workspace
+
+
+def _load(workspace: Workspace) -> tuple:
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    summaries = summarise_files(con, canonical_files(workspace), workspace.identity / "summaries")
+    records, ids = identity_records(con, summaries), record_ids(con, summaries).df()
+    con.close()
+    return summaries, records.set_index("identity_key"), ids
+
+
+def test_latest_value_across_files_and_summaries_reused_until_a_file_changes(workspace: Workspace) -> None:
+    old = contact("a", "Ann", "Lee", email="ann@old.example", updated_at="2024-01-01T00:00:00Z")
+    write_canonical(workspace, "contacts", "crm", [old, contact("b", "Bob", "Hart")])
+    new = contact("a", None, "Lee-Smith", email="ann@new.example", updated_at="2025-01-01T00:00:00Z")
+    write_canonical(workspace, "contacts", "crm_later", [new], namespace="crm")
+
+    summaries, records, ids = _load(workspace)
+    assert summaries.reused == 0
+    ann = records.loc["crm:a"]
+    # The latest non-null value of each attribute wins; a null does not erase an older value.
+    assert (ann["email"], ann["last_name"], ann["first_name"]) == ("ann@new.example", "Lee-Smith", "Ann")
+    assert list(ann["sources"]) == ["crm", "crm_later"] and ann["n_rows"] == 2
+    assert len(ids) == 3  # (crm, a), (crm, b), (crm_later, a)
+
+    again, same, _ = _load(workspace)
+    assert again.reused == 2 and same.equals(records)
+
+    write_canonical(
+        workspace, "contacts", "crm_later", [{**new, "email": "ann@newer.example"}], namespace="crm"
+    )
+    changed, records, _ = _load(workspace)
+    assert changed.reused == 1 and records.loc["crm:a", "email"] == "ann@newer.example"
+    # Summaries of the file's old content are removed, not left to grow.
+    assert len(list((workspace.identity / "summaries").glob("*.parquet"))) == 4
