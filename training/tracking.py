@@ -86,6 +86,10 @@ def frame_digest(frame: pd.DataFrame) -> str:
 class TesseraModel(mlflow.pyfunc.PythonModel):
     """A fitted Tessera estimator as an MLflow pyfunc: `predict(frame, params)` calls `estimator.predict`."""
 
+    # The logged signature validates inputs; without this MLflow warns, in every process that imports this
+    # module, that `predict` has no type hints, and wraps it in a validator that has nothing to check.
+    _skip_type_hint_validation = True
+
     def __init__(self, estimator: Any, kind: str, metadata: dict[str, Any]) -> None:
         self.estimator = estimator
         self.kind = kind

@@ -2,11 +2,17 @@
 
 Each is matched by category and the module that raises it (and its message where the module raises others
 too), so a new warning from the same library, or any warning from Tessera's own code, is still shown.
+
+They are dropped where a warning is shown (`warnings.showwarning`), not by a filter: Feast's modules put
+`simplefilter("once", ...)` in front of every filter when they are imported, which would shadow ours unless
+Feast were imported first, and importing Feast costs seconds a command like `tessera --help` should not pay.
 """
 
 from __future__ import annotations
 
+import re
 import warnings
+from typing import Any, TextIO
 
 # (category, module raising it, message start or "", why it is harmless here)
 KNOWN: tuple[tuple[type[Warning], str, str, str], ...] = (
@@ -27,12 +33,6 @@ KNOWN: tuple[tuple[type[Warning], str, str, str], ...] = (
     ),
     (
         UserWarning,
-        r"mlflow\.pyfunc\.utils\.data_validation",
-        ".*Add type hints",  # after the colour code MLflow puts in front
-        "the signature is logged",
-    ),
-    (
-        UserWarning,
         r"mlflow\.types\.utils",
         "Hint: Inferred schema contains integer",
         "integer inputs are logged as doubles (training.tracking)",
@@ -40,11 +40,43 @@ KNOWN: tuple[tuple[type[Warning], str, str, str], ...] = (
 )
 
 
-def ignore_known_warnings() -> None:
-    """Silence the KNOWN warnings; call it first thing in an entry point."""
-    # Feast's modules put `simplefilter("once", DeprecationWarning)` in front of every filter when imported:
-    # imported first, the filters below go in front of theirs.
-    import feast  # noqa: F401
+def _path_pattern(module: str) -> re.Pattern[str]:
+    """The module pattern as a pattern over the raising file's path (`a\\.b` matches `.../a/b.py`, `.../a/b/...`)."""
+    return re.compile(r"(^|[/\\])" + module.replace(r"\.", r"[/\\]") + r"([/\\]|\.py$)")
 
-    for category, module, message, _ in KNOWN:
-        warnings.filterwarnings("ignore", message=message, category=category, module=module)
+
+_MATCHERS = tuple(
+    (category, _path_pattern(module), re.compile(message, re.IGNORECASE))
+    for category, module, message, _ in KNOWN
+)
+
+
+def is_known(message: Warning | str, category: type[Warning], filename: str) -> bool:
+    """Whether a warning raised in `filename` is one of the KNOWN."""
+    text = str(message)
+    return any(
+        issubclass(category, known) and path.search(filename) and start.match(text)
+        for known, path, start in _MATCHERS
+    )
+
+
+def ignore_known_warnings() -> None:
+    """Drop the KNOWN warnings wherever they are shown from now on; call it first thing in an entry point."""
+    shown = warnings.showwarning
+    if getattr(shown, "drops_known_warnings", False):
+        return
+
+    def showwarning(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> Any:
+        if not is_known(message, category, filename):
+            return shown(message, category, filename, lineno, file, line)
+        return None
+
+    showwarning.drops_known_warnings = True  # type: ignore[attr-defined]
+    warnings.showwarning = showwarning
