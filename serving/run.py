@@ -23,6 +23,7 @@ from typing import Any
 import duckdb
 
 from serving.settings import ServeSettings
+from tessera.core.errors import InputError
 from tessera.core.settings import Workspace
 from training.tracking import shown_uri, tracking_uri
 
@@ -142,6 +143,18 @@ def _announce_when_ready(base_url: str, text: str, timeout: float = 600.0) -> No
     log.warning("the service was not ready after %.0f s: see the log above", timeout)
 
 
+def check_servable(workspace: Workspace) -> None:
+    """An InputError, before any worker starts, when the workspace has no profile or no feature store to serve
+    (a worker failing on it would be restarted by BentoML for ever)."""
+    customers = workspace.profile / "customers.parquet"
+    if not customers.exists():
+        raise InputError(f"{customers} is missing: run `tessera run` on this workspace before serving it")
+    from features.store import FeatureStoreSettings, open_store
+    from serving.features import LiveFeatures
+
+    LiveFeatures(open_store(workspace, FeatureStoreSettings()))
+
+
 def serve_forever(
     workspace: Path,
     port: int = 3000,
@@ -161,6 +174,7 @@ def serve_forever(
     from serving.service import Tessera
 
     paths = settings.workspace_paths()
+    check_servable(paths)
     base_url = f"http://{host}:{port}"
     text = example_requests(base_url, keys[0], *example_ids(paths), paths)
     threading.Thread(target=_announce_when_ready, args=(base_url, text), daemon=True).start()

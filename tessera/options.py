@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from tessera.core.errors import InputError
 from tessera.core.settings import Settings, Workspace
 from tessera.core.timeutil import as_utc
 
@@ -25,14 +26,25 @@ NowOption = Annotated[
 ]
 
 
-def workspace_settings(path: Path | None) -> Settings:
-    """Settings from the environment, with the workspace the command line named."""
-    return Settings() if path is None else Settings(workspace=path)
+def workspace_settings(path: Path | None, must_exist: bool = False) -> Settings:
+    """Settings from the environment, with the workspace the command line named.
+
+    With `must_exist` (commands that only read what earlier steps wrote), a workspace folder that does not
+    exist is an InputError before anything is written there.
+    """
+    settings = Settings() if path is None else Settings(workspace=path)
+    root = settings.workspace.resolve()
+    if must_exist and not root.is_dir():
+        raise InputError(
+            f"workspace {root} does not exist: run `tessera run --sources sources.yaml --workspace {root}` "
+            "first, or name another --workspace"
+        )
+    return settings
 
 
-def workspace_from(path: Path | None) -> Workspace:
+def workspace_from(path: Path | None, must_exist: bool = False) -> Workspace:
     """The workspace the command line named, else the one the settings name."""
-    return Workspace.from_settings(workspace_settings(path))
+    return Workspace.from_settings(workspace_settings(path, must_exist))
 
 
 def now_from(value: datetime | None) -> datetime:

@@ -38,7 +38,7 @@ def serve(
     from tessera.core.timeutil import as_utc
 
     serve_forever(
-        workspace_from(workspace).root,
+        workspace_from(workspace, must_exist=True).root,
         port=port,
         host=host,
         now=as_utc(now) if now is not None else None,

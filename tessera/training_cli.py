@@ -92,7 +92,7 @@ def train(
 
     models = None if model is ModelChoice.all else (model.value.replace("-", "_"),)
     results = train_all(
-        workspace_from(workspace),
+        workspace_from(workspace, must_exist=True),
         now_from(now),
         settings_for(horizon_days),
         FeatureStoreSettings(),
@@ -113,7 +113,7 @@ def score(
     from features.store.settings import FeatureStoreSettings
     from training.scoring import score_customers, write_table
 
-    settings = workspace_settings(workspace)
+    settings = workspace_settings(workspace, must_exist=True)
     scores = score_customers(
         Workspace.from_settings(settings),
         model.value,
@@ -149,7 +149,7 @@ def recommend(
             "batch recommendations are for every customer: pass --all", param_hint="--all"
         )
     del horizon_days  # accepted for symmetry: recommendations have no horizon of their own
-    settings = workspace_settings(workspace)
+    settings = workspace_settings(workspace, must_exist=True)
     recommendations = recommend_all(
         Workspace.from_settings(settings), now_from(now), settings, k=k, exclude_purchased=exclude_purchased
     )

@@ -6,9 +6,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tessera.cli import main
+from tessera.core.settings import Workspace
 
 
 def tessera(
@@ -73,6 +75,39 @@ def test_a_workspace_without_the_earlier_steps_says_which_to_run(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     workspace = tmp_path / "workspace"
+    workspace.mkdir()
     monkeypatch.chdir(tmp_path)  # relative --out paths land here
     status, err = tessera([*args, "--workspace", str(workspace)], capsys, monkeypatch)
     assert status == 2 and f"error: {message.format(data=workspace / 'data')}" in err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "churn"],
+        ["score", "cltv", "--out", "s.csv"],
+        ["recommend", "--all", "--out", "r.csv"],
+        ["serve", "--port", "3999"],
+    ],
+)
+def test_a_command_on_a_missing_workspace_says_so_and_creates_nothing(
+    args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workspace = tmp_path / "typo"
+    monkeypatch.chdir(tmp_path)
+    status, err = tessera([*args, "--workspace", str(workspace)], capsys, monkeypatch)
+    assert status == 2 and f"error: workspace {workspace} does not exist: run `tessera run" in err
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_serving_a_workspace_without_a_feature_store_stops_with_what_to_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A profile but no feature store: the workers could never start, so `serve` stops before starting them."""
+    workspace = Workspace(tmp_path / "workspace")
+    workspace.profile.mkdir(parents=True)
+    pd.DataFrame({"customer_id": ["C1"]}).to_parquet(workspace.profile / "customers.parquet")
+    status, err = tessera(
+        ["serve", "--port", "3999", "--workspace", str(workspace.root)], capsys, monkeypatch
+    )
+    assert status == 2 and "error: the feature store has no customer_realtime, customer_profile view" in err
