@@ -24,10 +24,11 @@ class Measured:
     cpu_seconds: float  # user + system: on a shared machine it moves far less with the load than wall time
 
 
-def run_measured(name: str, command: list[str]) -> Measured:
-    """Run `command`, fail loudly if it fails, and return its wall time and peak resident memory."""
+def run_measured(name: str, command: list[str], quiet: bool = False) -> Measured:
+    """Run `command`, fail loudly if it fails, and return its wall time and peak resident memory (`quiet`: its
+    standard output is dropped)."""
     started = time.perf_counter()
-    process = subprocess.Popen(command)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL if quiet else None)
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
@@ -66,3 +67,19 @@ def simulate_and_resolve(
         run_measured("ingest", [*TESSERA, "ingest", "--sources", sources, *on_workspace]),
         run_measured("resolve", [*TESSERA, "resolve", *on_workspace]),
     ]
+
+
+def customer_ids(workspace: Path, n: int = 400) -> list[str]:
+    """Customers with orders (in a fixed, shuffled order): whom the serving benchmarks ask about."""
+    import duckdb
+
+    orders = workspace / "data" / "profile" / "orders.parquet"
+    with duckdb.connect() as con:
+        known = [
+            r[0]
+            for r in con.execute(
+                "SELECT DISTINCT customer_id FROM read_parquet(?) WHERE customer_id IS NOT NULL ORDER BY hash(customer_id) LIMIT ?",
+                [str(orders), n],
+            ).fetchall()
+        ]
+    return known

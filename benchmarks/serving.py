@@ -31,8 +31,7 @@ import urllib.request
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import duckdb
-from _measure import machine
+from _measure import customer_ids, machine
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "benchmark-key"
@@ -52,20 +51,6 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
-
-
-def customer_ids(workspace: Path, n: int = 400) -> list[str]:
-    """Customers with orders (in a fixed, shuffled order)."""
-    orders = workspace / "data" / "profile" / "orders.parquet"
-    with duckdb.connect() as con:
-        known = [
-            r[0]
-            for r in con.execute(
-                "SELECT DISTINCT customer_id FROM read_parquet(?) WHERE customer_id IS NOT NULL ORDER BY hash(customer_id) LIMIT ?",
-                [str(orders), n],
-            ).fetchall()
-        ]
-    return known
 
 
 def wrk_script(endpoint: str, ids: list[str], path: Path) -> Path:

@@ -106,22 +106,15 @@ def _champion(workspace: Workspace, name: str) -> tuple[Any, dict[str, Any], str
     raise RuntimeError(f"the `{name}` champion kept changing while it loaded")
 
 
+@dataclass(frozen=True)
 class Loader:
     """Builds snapshots for a workspace: `load(previous)` reuses whatever `previous` already has unchanged."""
 
-    def __init__(
-        self,
-        workspace: Workspace,
-        settings: ServeSettings,
-        store: FeatureStore,
-        live: LiveFeatures,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self.workspace = workspace
-        self.settings = settings
-        self.store = store
-        self.live = live
-        self.clock = clock
+    workspace: Workspace
+    settings: ServeSettings
+    store: FeatureStore
+    live: LiveFeatures
+    clock: Callable[[], datetime]
 
     def load(self, previous: Snapshot | None = None) -> Snapshot:
         """A snapshot of the current champions and files."""
