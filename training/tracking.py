@@ -14,11 +14,12 @@ returns the fitted estimator inside it for batch use.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass
 from typing import Any
 
@@ -187,7 +188,13 @@ class TrainingRun:
                 metadata=metadata,
                 pip_requirements=_requirements(),
             )
-        version = mlflow.register_model(info.model_uri, registered_name)
+        # MLflow prints "Successfully registered model ..." and "Created version ..." on stderr itself, not
+        # through logging: they go to this module's log instead (shown with --verbose).
+        printed = io.StringIO()
+        with redirect_stderr(printed):
+            version = mlflow.register_model(info.model_uri, registered_name)
+        for line in printed.getvalue().splitlines():
+            log.info("mlflow: %s", line)
         self.client.set_model_version_tag(registered_name, version.version, "run_id", self.run_id)
         return LoggedVersion(registered_name, str(version.version), self.run_id, info.model_uri)
 
