@@ -23,7 +23,7 @@ from features.store import open_store
 from features.store.settings import FeatureStoreSettings
 from serving.champions import Loader, Snapshot, Watcher
 from serving.customers import consent, golden_record, sells_products
-from serving.features import LiveFeatures
+from serving.features import CustomerLive, LiveFeatures
 from serving.recommender import exclusions
 from serving.schemas import (
     ChurnResponse,
@@ -196,12 +196,19 @@ class Engine:
             scores=self._scores(scorer, customer_ids),
         )
 
-    def _scores(self, scorer: Scorer, ids: list[str]) -> list[Any]:
-        """One score per id asked for: the surviving customer's, if they consented to profiling."""
+    def _scores(
+        self, scorer: Scorer, ids: list[str], read: dict[str, CustomerLive] | None = None
+    ) -> list[Any]:
+        """One score per id asked for: the surviving customer's, if they consented to profiling.
+
+        `read`: live values already read for these customers (the 360 view reads them once for both scores).
+        """
         directory = self.snapshot.directory
         resolved = [directory.resolve(i) for i in ids]
         known = list(dict.fromkeys(r for r in resolved if r is not None))
-        to_score = [c for c, live in zip(known, self.live.read(known), strict=True) if live.consent_profiling]
+        if read is None or any(c not in read for c in known):
+            read = dict(zip(known, self.live.read(known), strict=True))
+        to_score = [c for c in known if read[c].consent_profiling]
         scored: dict[str | None, Scored] = (
             dict(zip(to_score, scorer.score(to_score, self.now()), strict=True)) if to_score else {}
         )
@@ -239,8 +246,9 @@ class Engine:
         if record is None:
             raise UnknownCustomer(f"unknown customer {customer_id!r}")
         live = self.live.one(customer_id)
-        churn = self._scores(snapshot.churn, [customer_id])[0] if snapshot.churn else None
-        cltv = self._scores(snapshot.cltv, [customer_id])[0] if snapshot.cltv else None
+        read = {customer_id: live}
+        churn = self._scores(snapshot.churn, [customer_id], read)[0] if snapshot.churn else None
+        cltv = self._scores(snapshot.cltv, [customer_id], read)[0] if snapshot.cltv else None
         limits = self.settings
         return CustomerView(
             customer_id=customer_id,
