@@ -268,7 +268,7 @@ def train_model(recipe: Recipe, ctx: TrainingContext) -> dict[str, Any]:
         version = run.log_model(estimator, recipe.name, logged.input_example, metadata, logged.params_example)
         if champion_score is not None:
             run.log_metrics({f"champion_{recipe.primary_metric}": champion_score})
-        decision = tracking.apply_gate(
+        decision = tracking.gate_decision(  # applied by `train_all` with the other models' decisions
             ctx.workspace,
             version,
             recipe.primary_metric,
@@ -317,6 +317,7 @@ def train_all(
     from training.recipes import recipe_for  # the recipes import this module
 
     recipes = [recipe_for(name, settings) for name in (settings.models if models is None else models)]
+    tracking.recover_promotion(workspace)  # a training killed while promoting left champions half moved
     ctx = TrainingContext(workspace, now, settings, store_settings)
     results: dict[str, Any] = {}
     for recipe in track(recipes, "Training models"):
@@ -329,4 +330,7 @@ def train_all(
         else:
             note = {"note": ctx.cutoffs.note} if ctx.cutoffs.note else {}
             results[recipe.name] = {**result, "cutoffs": ctx.cutoffs.describe(), **note}
+    # Every model's champion moves together, once all are trained and registered: a training killed on the way
+    # leaves every champion as it was.
+    tracking.promote(workspace, [r["gate"] for r in results.values() if "gate" in r])
     return results
