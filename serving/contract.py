@@ -1,6 +1,8 @@
 """The HTTP contract around BentoML: a request-size limit, the OpenAPI document as the service answers, one log
 line per client error.
 
+- `JsonErrors` turns the frameworks' plain-text errors (a path no route matches, a wrong method) into JSON.
+- `JsonBodies` answers 415 to a body declared as anything but JSON.
 - `BodyLimit` answers 413 to a body over `TESSERA_SERVE_MAX_BODY_BYTES` before anything reads it: at once from
   `Content-Length`, and for a chunked body by reading at most the limit (then handing what it read on).
 - `OpenApiDocument` serves `/docs.json`: BentoML's generated document with what BentoML cannot know added —
@@ -62,8 +64,11 @@ def openapi_document(spec: dict[str, Any]) -> dict[str, Any]:
         }
     }
     doc["paths"].pop("/schema.json", None)
+    _nullable_defaults(doc)
     for path, operations in doc["paths"].items():
         for method, operation in operations.items():
+            if "requestBody" in operation:  # every keyed POST needs its body: none is a 400
+                operation["requestBody"]["required"] = True
             # BentoML keys some answers by int, FastAPI by str: one kind, as JSON has it.
             responses = {str(status): answer for status, answer in operation.get("responses", {}).items()}
             operation["responses"] = responses
@@ -83,6 +88,7 @@ def openapi_document(spec: dict[str, Any]) -> dict[str, Any]:
             if method == "post":
                 responses["400"] = _answer("Malformed JSON or an invalid field (named in `detail`)", BAD_REQUEST)
                 responses["413"] = _answer("The body is over the size limit")
+                responses["415"] = _answer("A body that is not `application/json`")
             if path in REFUSES:
                 responses["422"] = _answer("An event the data refuses: future or too old, unknown SKUs (named)")
             if path in NOT_FOUND:
@@ -90,6 +96,20 @@ def openapi_document(spec: dict[str, Any]) -> dict[str, Any]:
             if path in NEEDS_CHAMPION:
                 responses["503"] = _answer("No champion of the model is registered yet")
     return doc
+
+
+def _nullable_defaults(node: Any) -> None:
+    """Mark every property whose default is null as nullable: BentoML's conversion to OpenAPI 3.0 drops the
+    `null` of `X | None`, so the document would call a `null` the service accepts invalid."""
+    if isinstance(node, dict):
+        for prop in (node.get("properties") or {}).values():
+            if isinstance(prop, dict) and "default" in prop and prop["default"] is None and "$ref" not in prop:
+                prop["nullable"] = True
+        for value in node.values():
+            _nullable_defaults(value)
+    elif isinstance(node, list):
+        for value in node:
+            _nullable_defaults(value)
 
 
 class OpenApiDocument:
@@ -164,6 +184,71 @@ class BodyLimit:
             return messages.pop(0) if messages else await receive()
 
         await self.app(scope, replay, send)
+
+
+class JsonBodies:
+    """ASGI middleware answering 415 to a request body that is not JSON (BentoML would try its other decoders,
+    and a form without a boundary ends in a 500)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
+            declared = next((v for k, v in scope["headers"] if k == b"content-type"), None)
+            if declared is not None and declared.split(b";")[0].strip().lower() != b"application/json":
+                await refuse(send, 415, UNSUPPORTED)
+                return
+        await self.app(scope, receive, send)
+
+
+class JsonErrors:
+    """ASGI middleware turning the plain-text errors of the frameworks underneath (Starlette's 404 for a path no
+    route matches, its 405) into `{"error": ...}`: JSON everywhere, as the document says."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        held: list[Message] = []
+
+        async def send_json(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                content_type = next((v for k, v in message.get("headers", []) if k == b"content-type"), b"")
+                if message["status"] >= 400 and content_type.startswith(b"text/plain"):
+                    held.append(message)
+                    return
+            elif held:
+                held.append(message)
+                if message.get("more_body", False):
+                    return
+                start = held[0]
+                text = b"".join(m.get("body", b"") for m in held[1:]).decode("utf-8", "replace").strip()
+                body = json.dumps({"error": text or "error"}).encode()
+                headers = [
+                    (k, v) for k, v in start.get("headers", []) if k not in (b"content-type", b"content-length")
+                ]
+                await send(
+                    {
+                        **start,
+                        "headers": [
+                            *headers,
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+            await send(message)
+
+        await self.app(scope, receive, send_json)
+
+
+UNSUPPORTED = json.dumps({"error": "send the body as `Content-Type: application/json`"}).encode()
 
 
 class ClientErrors(logging.Filter):

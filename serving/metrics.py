@@ -24,6 +24,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from serving.auth import refuse
+
 ROUTES = (
     "/recommend",
     "/similar-items",
@@ -108,6 +110,9 @@ class RequestMetrics:
             await self.app(scope, receive, send)
             return
         if scope["path"] == "/metrics":
+            if scope["method"] not in ("GET", "HEAD"):
+                await refuse(send, 405, b'{"error": "method not allowed: GET /metrics"}', [(b"allow", b"GET, HEAD")])
+                return
             body, content_type = exposition()
             await send(
                 {

@@ -24,7 +24,7 @@ from features.known_warnings import ignore_known_warnings
 from features.store.settings import FeatureStoreSettings
 from serving.audit import AccessLog
 from serving.auth import KEY_ID, ApiKeyMiddleware
-from serving.contract import BodyLimit, OpenApiDocument, quiet_client_errors
+from serving.contract import BodyLimit, JsonBodies, JsonErrors, OpenApiDocument, quiet_client_errors
 from serving.engine import Engine, UnknownCustomer, UnknownProduct
 from serving.events import EventRefused, check_event, first_record_at
 from serving.metrics import RequestMetrics
@@ -186,9 +186,11 @@ def _error(status: int, exc: Exception) -> JSONResponse:
     return JSONResponse({"error": str(message)}, status_code=status)
 
 
-# Outermost first: metrics see every answer (401s as a counter), the document needs no key, a refused key
-# reads no body, and an oversized body is refused before BentoML parses it.
+# Outermost first: metrics see every answer (401s as a counter), every error leaves as JSON, the document needs
+# no key, a refused key reads no body, and an oversized or non-JSON body is refused before BentoML parses it.
 Tessera.add_asgi_middleware(RequestMetrics)  # type: ignore[arg-type]
+Tessera.add_asgi_middleware(JsonErrors)  # type: ignore[arg-type]
 Tessera.add_asgi_middleware(OpenApiDocument, spec=lambda: Tessera.openapi_spec.asdict())  # type: ignore[arg-type]
 Tessera.add_asgi_middleware(ApiKeyMiddleware.from_environment)  # type: ignore[arg-type]
 Tessera.add_asgi_middleware(BodyLimit.from_environment)  # type: ignore[arg-type]
+Tessera.add_asgi_middleware(JsonBodies)  # type: ignore[arg-type]

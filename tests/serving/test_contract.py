@@ -190,3 +190,18 @@ def test_the_openapi_document_declares_keys_scopes_and_errors(client: TestClient
     assert paths["/metrics"]["get"]["security"] == [] and paths["/livez"]["get"]["security"] == []
     detail = doc["components"]["schemas"]["ValidationErrorBody"]["properties"]["detail"]
     assert detail["type"] == "array"
+
+
+def test_every_error_is_json(client: TestClient) -> None:
+    key = {"X-API-Key": API_KEY}
+    for method, path, headers, status in (
+        ("GET", "/no/such/path", key, 404),
+        ("GET", "/customers/a%2Fb", key, 404),
+        ("POST", "/readyz", {}, 405),
+        ("TRACE", "/metrics", {}, 405),
+        ("POST", "/churn", {**key, "Content-Type": "multipart/form-data"}, 415),
+        ("POST", "/recommend", {**key, "Content-Type": "text/plain"}, 415),
+    ):
+        response = client.request(method, path, headers=headers, content=b'{"customer_ids": ["C1"]}')
+        assert response.status_code == status, (method, path, response.text)
+        assert response.headers["content-type"] == "application/json" and set(response.json()) == {"error"}
