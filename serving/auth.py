@@ -41,7 +41,9 @@ EVENT_PATHS = frozenset({"/events"})
 ADMIN_PREFIXES = ("/admin/", "/segments")
 # The key id of the scope the request was let in with, for the handlers (the 360 view's access log).
 KEY_ID = "tessera.key_id"
-_ENTRY = re.compile(r"^(?P<id>[A-Za-z0-9_.-]{1,64}):(?P<scopes>[a-z+]+):(?P<salt>[0-9a-f]{16,}):(?P<digest>[0-9a-f]{64})$")
+_ENTRY = re.compile(
+    r"^(?P<id>[A-Za-z0-9_.-]{1,64}):(?P<scopes>[a-z+]+):(?P<salt>[0-9a-f]{16,}):(?P<digest>[0-9a-f]{64})$"
+)
 
 
 def _body(message: str) -> bytes:
@@ -73,7 +75,9 @@ def hashed_key(key_id: str, scopes: Sequence[str], key: str, salt: bytes | None 
     """The hashed form of a key (a random salt unless one is given)."""
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown or not scopes:
-        raise ValueError(f"API key {key_id!r}: scopes must be some of {', '.join(SCOPES)}, got {list(scopes)}")
+        raise ValueError(
+            f"API key {key_id!r}: scopes must be some of {', '.join(SCOPES)}, got {list(scopes)}"
+        )
     salt = salt if salt is not None else secrets.token_bytes(16)
     return ApiKey(key_id, frozenset(scopes), salt, _hash(salt, key.encode()))
 
@@ -97,7 +101,11 @@ def parse_key_hashes(raw: str) -> list[ApiKey]:
                 f"TESSERA_SERVE_API_KEY_HASHES entry {position} ({found['id']}): unknown scope {unknown}, "
                 f"expected some of {', '.join(SCOPES)}"
             )
-        keys.append(ApiKey(found["id"], frozenset(scopes), bytes.fromhex(found["salt"]), bytes.fromhex(found["digest"])))
+        keys.append(
+            ApiKey(
+                found["id"], frozenset(scopes), bytes.fromhex(found["salt"]), bytes.fromhex(found["digest"])
+            )
+        )
     return keys
 
 
@@ -136,7 +144,9 @@ class ApiKeyMiddleware:
         self.app = app
         self.keys = list(keys)
         if not self.keys:
-            log.warning("no API key is configured (TESSERA_SERVE_API_KEY_HASHES): every API call is refused with 401")
+            log.warning(
+                "no API key is configured (TESSERA_SERVE_API_KEY_HASHES): every API call is refused with 401"
+            )
 
     def identify(self, key: bytes | None) -> ApiKey | None:
         """The configured key presented, or None; every entry is hashed and compared (constant time)."""
@@ -171,9 +181,7 @@ class ApiKeyMiddleware:
         await self.app(scope, receive, send)
 
 
-async def refuse(
-    send: Send, status: int, body: bytes, headers: Sequence[tuple[bytes, bytes]] = ()
-) -> None:
+async def refuse(send: Send, status: int, body: bytes, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
     """Answer a request with a JSON body without passing it on."""
     await send(
         {
@@ -194,7 +202,9 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
     parser = argparse.ArgumentParser(prog="python -m serving.auth", description=main.__doc__)
     parser.add_argument("--id", required=True, help="the key's id (what the access log records)")
     parser.add_argument("--scopes", required=True, help=f"comma-separated, some of {', '.join(SCOPES)}")
-    parser.add_argument("--stdin", action="store_true", help="hash the key read from stdin instead of making one")
+    parser.add_argument(
+        "--stdin", action="store_true", help="hash the key read from stdin instead of making one"
+    )
     args = parser.parse_args(argv)
     key = input().strip() if args.stdin else secrets.token_urlsafe(32)
     entry = hashed_key(args.id, [s.strip() for s in args.scopes.split(",") if s.strip()], key).entry()

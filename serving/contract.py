@@ -54,13 +54,24 @@ def openapi_document(spec: dict[str, Any]) -> dict[str, Any]:
     schemas = components.setdefault("schemas", {})
     schemas["ErrorBody"] = _schema(ErrorBody)
     schemas["ValidationErrorBody"] = _schema(ValidationErrorBody)
-    for name in ("InvalidArgument", "NotFound", "InternalServerError", "HTTPValidationError", "ValidationError"):
+    for name in (
+        "InvalidArgument",
+        "NotFound",
+        "InternalServerError",
+        "HTTPValidationError",
+        "ValidationError",
+    ):
         schemas.pop(name, None)
     doc["paths"]["/metrics"] = {
         "get": {
             "tags": ["Infrastructure"],
             "description": "Prometheus metrics: requests by route template, refused calls as one counter.",
-            "responses": {"200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}},
+            "responses": {
+                "200": {
+                    "description": "Prometheus text format",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
+            },
         }
     }
     doc["paths"].pop("/schema.json", None)
@@ -86,11 +97,15 @@ def openapi_document(spec: dict[str, Any]) -> dict[str, Any]:
             responses["403"] = _answer(f"The API key lacks the `{scope}` scope")
             responses["500"] = _answer("An unexpected error (logged server-side)")
             if method == "post":
-                responses["400"] = _answer("Malformed JSON or an invalid field (named in `detail`)", BAD_REQUEST)
+                responses["400"] = _answer(
+                    "Malformed JSON or an invalid field (named in `detail`)", BAD_REQUEST
+                )
                 responses["413"] = _answer("The body is over the size limit")
                 responses["415"] = _answer("A body that is not `application/json`")
             if path in REFUSES:
-                responses["422"] = _answer("An event the data refuses: future or too old, unknown SKUs (named)")
+                responses["422"] = _answer(
+                    "An event the data refuses: future or too old, unknown SKUs (named)"
+                )
             if path in NOT_FOUND:
                 responses["404"] = _answer("Unknown customer or product")
             if path in NEEDS_CHAMPION:
@@ -103,7 +118,12 @@ def _nullable_defaults(node: Any) -> None:
     `null` of `X | None`, so the document would call a `null` the service accepts invalid."""
     if isinstance(node, dict):
         for prop in (node.get("properties") or {}).values():
-            if isinstance(prop, dict) and "default" in prop and prop["default"] is None and "$ref" not in prop:
+            if (
+                isinstance(prop, dict)
+                and "default" in prop
+                and prop["default"] is None
+                and "$ref" not in prop
+            ):
                 prop["nullable"] = True
         for value in node.values():
             _nullable_defaults(value)
@@ -130,7 +150,10 @@ class OpenApiDocument:
             {
                 "type": "http.response.start",
                 "status": 200,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(self._body)).encode())],
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(self._body)).encode()),
+                ],
             }
         )
         await send({"type": "http.response.body", "body": self._body})
@@ -229,7 +252,9 @@ class JsonErrors:
                 text = b"".join(m.get("body", b"") for m in held[1:]).decode("utf-8", "replace").strip()
                 body = json.dumps({"error": text or "error"}).encode()
                 headers = [
-                    (k, v) for k, v in start.get("headers", []) if k not in (b"content-type", b"content-length")
+                    (k, v)
+                    for k, v in start.get("headers", [])
+                    if k not in (b"content-type", b"content-length")
                 ]
                 await send(
                     {

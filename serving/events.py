@@ -36,7 +36,9 @@ def first_record_at(history: History, record: dict[str, Any] | None, customer_id
     if interactions is not None and customer_id in interactions.ranges:
         start, stop = interactions.ranges[customer_id]  # newest first: the last row is the earliest
         moments.append(interactions.rows.slice(stop - 1, 1).column("occurred_at")[0].as_py())
-    known = [as_utc(pd.Timestamp(m).to_pydatetime(warn=False)) for m in moments if m is not None and not pd.isna(m)]
+    known = [
+        as_utc(pd.Timestamp(m).to_pydatetime(warn=False)) for m in moments if m is not None and not pd.isna(m)
+    ]
     return min(known) if known else None
 
 
@@ -66,4 +68,6 @@ def check_event(
         known = known_skus if isinstance(known_skus, set | frozenset) else set(known_skus)
         unknown = sorted({sku for sku in event.skus if sku not in known})
         if unknown:
-            raise EventRefused(f"unknown SKU(s): {', '.join(unknown[:20])}" + (" ..." if len(unknown) > 20 else ""))
+            raise EventRefused(
+                f"unknown SKU(s): {', '.join(unknown[:20])}" + (" ..." if len(unknown) > 20 else "")
+            )

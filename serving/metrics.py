@@ -73,7 +73,9 @@ def _metrics() -> _Series:
 
         _series = _Series(
             prometheus_client.Counter(
-                "tessera_request", "Requests answered, by route template", ["endpoint", "method", "http_response_code"]
+                "tessera_request",
+                "Requests answered, by route template",
+                ["endpoint", "method", "http_response_code"],
             ),
             prometheus_client.Histogram(
                 "tessera_request_duration_seconds",
@@ -111,14 +113,19 @@ class RequestMetrics:
             return
         if scope["path"] == "/metrics":
             if scope["method"] not in ("GET", "HEAD"):
-                await refuse(send, 405, b'{"error": "method not allowed: GET /metrics"}', [(b"allow", b"GET, HEAD")])
+                await refuse(
+                    send, 405, b'{"error": "method not allowed: GET /metrics"}', [(b"allow", b"GET, HEAD")]
+                )
                 return
             body, content_type = exposition()
             await send(
                 {
                     "type": "http.response.start",
                     "status": 200,
-                    "headers": [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())],
+                    "headers": [
+                        (b"content-type", content_type.encode()),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
                 }
             )
             await send({"type": "http.response.body", "body": body})

@@ -236,7 +236,8 @@ def _run_everything(
     from training.pipelines import train_all
 
     store_settings = FeatureStoreSettings()
-    with workspace_lock(ws, "tessera run"):  # `demo` comes here without `run`'s lock; its service runs unlocked
+    # `demo` comes here without `run`'s lock (its service then runs unlocked); `run` holds it already.
+    with workspace_lock(ws, "tessera run"):
         summary = run_chain(sources, ws, moment, settings, store_settings)
         summary["models"] = train_all(ws, moment, training_settings, store_settings)
     return summary

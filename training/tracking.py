@@ -304,7 +304,9 @@ def promote(workspace: Workspace, decisions: list[dict[str, Any]]) -> None:
                 client.set_registered_model_alias(name, CHALLENGER, number)
         for decision in decisions:
             for key in ("metric", "challenger", "champion", "promoted"):
-                client.set_model_version_tag(decision["model"], decision["version"], f"gate_{key}", str(decision[key]))
+                client.set_model_version_tag(
+                    decision["model"], decision["version"], f"gate_{key}", str(decision[key])
+                )
             client.set_tag(decision["run_id"], "gate", "promoted" if decision["promoted"] else "rejected")
             log.info("gate %s", decision)
     journal.unlink()

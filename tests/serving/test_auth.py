@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from serving.auth import SCOPES, ApiKeyMiddleware, hashed_key, is_open, main, parse_key_hashes, presented_key, required_scope
+from serving.auth import (
+    SCOPES,
+    ApiKeyMiddleware,
+    hashed_key,
+    is_open,
+    main,
+    parse_key_hashes,
+    presented_key,
+    required_scope,
+)
 from serving.settings import ServeSettings
 
 
@@ -27,7 +36,9 @@ def test_only_probes_metrics_and_docs_are_open() -> None:
 
 
 def test_each_path_needs_its_scope() -> None:
-    assert {p: required_scope("POST", p) for p in ("/recommend", "/similar-items", "/churn", "/cltv", "/events")} == {
+    assert {
+        p: required_scope("POST", p) for p in ("/recommend", "/similar-items", "/churn", "/cltv", "/events")
+    } == {
         "/recommend": "read",
         "/similar-items": "read",
         "/churn": "read",
@@ -78,7 +89,9 @@ def test_keys_and_legacy_keys_are_read_from_the_environment(monkeypatch: pytest.
         ("legacy-2", ["events", "read"]),
     ]
     middleware = ApiKeyMiddleware(app=None, keys=keys)  # type: ignore[arg-type]
-    assert middleware.identify(b"two").key_id == "legacy-2" and middleware.identify(b"admin-key").key_id == "ops"
+    assert (
+        middleware.identify(b"two").key_id == "legacy-2" and middleware.identify(b"admin-key").key_id == "ops"
+    )
 
 
 def test_the_helper_makes_a_key_and_its_entry() -> None:

@@ -74,7 +74,10 @@ def test_the_360_view_is_logged_by_key_id_without_pii(client: TestClient, served
     assert client.get(f"/customers/{served.regular}", headers={"X-API-Key": READ_KEY}).status_code == 200
     assert client.get(f"/customers/{served.merged}", headers={"X-API-Key": API_KEY}).status_code == 200
     new = log.read()[before:]
-    assert [(e["key_id"], e["customer_id"]) for e in new] == [("desk", served.regular), ("shop-1", served.survivor)]
+    assert [(e["key_id"], e["customer_id"]) for e in new] == [
+        ("desk", served.regular),
+        ("shop-1", served.survivor),
+    ]
     assert all(set(e) == {"at", "key_id", "customer_id", "endpoint"} for e in new)
     text = log.path.read_text()
     assert READ_KEY not in text and API_KEY not in text and "@" not in text
@@ -115,7 +118,9 @@ def test_a_body_over_the_limit_is_a_413_before_it_is_read(client: TestClient, se
 
     limit = ServeSettings().max_body_bytes
     body = json.dumps({"customer_id": served.regular, "exclude": ["x" * 100] * (limit // 100)})
-    response = client.post("/recommend", content=body, headers={"X-API-Key": READ_KEY, "Content-Type": "application/json"})
+    response = client.post(
+        "/recommend", content=body, headers={"X-API-Key": READ_KEY, "Content-Type": "application/json"}
+    )
     assert response.status_code == 413 and response.json() == {
         "error": f"the request body is over the limit of {limit} bytes"
     }
@@ -124,7 +129,9 @@ def test_a_body_over_the_limit_is_a_413_before_it_is_read(client: TestClient, se
         yield body[: limit // 2].encode()
         yield body[limit // 2 :].encode()
 
-    chunked = client.post("/recommend", content=chunks(), headers={"X-API-Key": READ_KEY, "Content-Type": "application/json"})
+    chunked = client.post(
+        "/recommend", content=chunks(), headers={"X-API-Key": READ_KEY, "Content-Type": "application/json"}
+    )
     assert chunked.status_code == 413
     small = client.post(
         "/recommend",
@@ -164,7 +171,9 @@ def test_a_client_error_is_one_log_line_without_traceback(
     secret_payload = "Z" * 5000
     with caplog.at_level(logging.INFO):
         client.post(
-            "/recommend", content='{"customer_id": "' + secret_payload, headers={"X-API-Key": API_KEY, "Content-Type": "application/json"}
+            "/recommend",
+            content='{"customer_id": "' + secret_payload,
+            headers={"X-API-Key": API_KEY, "Content-Type": "application/json"},
         )
         client.post("/recommend", json={"customer_id": "C1", "k": 0}, headers={"X-API-Key": API_KEY})
     records = [r for r in caplog.records if r.name == "bentoml._internal.server.http_app"]
@@ -184,9 +193,14 @@ def test_the_openapi_document_declares_keys_scopes_and_errors(client: TestClient
         assert {"200", "400", "401", "403", "413"} <= set(responses), path
         assert ("422" in responses) == (path == "/events"), path
         assert paths[path]["post"]["security"] == [{"bearer": []}, {"apiKey": []}]
-    assert "404" in paths["/events"]["post"]["responses"] and "404" not in paths["/recommend"]["post"]["responses"]
+    assert (
+        "404" in paths["/events"]["post"]["responses"]
+        and "404" not in paths["/recommend"]["post"]["responses"]
+    )
     view = paths["/customers/{customer_id}"]["get"]
-    assert {"200", "307", "401", "403", "404"} <= set(view["responses"]) and "Scope: `read`" in view["description"]
+    assert {"200", "307", "401", "403", "404"} <= set(view["responses"]) and "Scope: `read`" in view[
+        "description"
+    ]
     assert paths["/metrics"]["get"]["security"] == [] and paths["/livez"]["get"]["security"] == []
     detail = doc["components"]["schemas"]["ValidationErrorBody"]["properties"]["detail"]
     assert detail["type"] == "array"

@@ -18,7 +18,10 @@ LATER = (NOW + timedelta(hours=1)).isoformat()
 BAD_EVENTS = [
     ({"event_type": "product_view", "occurred_at": "9999-12-31T00:00:00Z"}, "after the service's now"),
     ({"event_type": "add_to_cart", "occurred_at": LATER}, "after the service's now"),
-    ({"event_type": "product_view", "occurred_at": "1990-01-01T00:00:00Z"}, "before the customer's first record"),
+    (
+        {"event_type": "product_view", "occurred_at": "1990-01-01T00:00:00Z"},
+        "before the customer's first record",
+    ),
     ({"event_type": "purchase", "skus": []}, "a purchase names at least one SKU"),
     ({"event_type": "add_to_cart", "skus": ["NOPE-2", "NOPE-1"]}, "unknown SKU(s): NOPE-1, NOPE-2"),
     ({"event_type": "purchase", "skus": ["<known>", "NOPE-3"]}, "unknown SKU(s): NOPE-3"),

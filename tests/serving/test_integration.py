@@ -168,8 +168,21 @@ def test_schemathesis_finds_nothing_against_the_running_service(server: str, tmp
     """Schemathesis with every check, a bounded number of examples and a fixed seed, on the served document."""
     st = Path(sys.executable).parent / "st"
     done = subprocess.run(
-        [str(st), "run", f"{server}/docs.json", "--checks", "all", "--max-examples", "25", "--seed", "42",
-         "--header", f"Authorization: {AUTH['Authorization']}", "--request-timeout", "30"],
+        [
+            str(st),
+            "run",
+            f"{server}/docs.json",
+            "--checks",
+            "all",
+            "--max-examples",
+            "25",
+            "--seed",
+            "42",
+            "--header",
+            f"Authorization: {AUTH['Authorization']}",
+            "--request-timeout",
+            "30",
+        ],
         capture_output=True,
         text=True,
         timeout=900,

@@ -99,7 +99,9 @@ def test_similar_items(service: Any, served: Served) -> None:
     assert len(response.items) == 4 and not response.fallback
     assert served.skus[0] not in {item.sku for item in response.items}
     missing = call(service.similar_items(sku="no-such-sku", k=3))
-    assert missing.status_code == 404 and json.loads(missing.body)["error"].startswith("unknown sku 'no-such-sku'")
+    assert missing.status_code == 404 and json.loads(missing.body)["error"].startswith(
+        "unknown sku 'no-such-sku'"
+    )
 
 
 def test_churn_scores_bands_and_reasons(service: Any, served: Served) -> None:

@@ -91,7 +91,16 @@ def test_a_second_writer_exits_3_naming_the_holder(
 def test_two_real_commands_at_once(tmp_path: Path) -> None:
     """Two `tessera ingest` started together: one runs, the other is refused with status 3 (or runs after)."""
     (tmp_path / "sources.yaml").write_text("sources: []\n")
-    args = [sys.executable, "-m", "tessera.cli", "ingest", "--sources", "sources.yaml", "--workspace", str(tmp_path)]
+    args = [
+        sys.executable,
+        "-m",
+        "tessera.cli",
+        "ingest",
+        "--sources",
+        "sources.yaml",
+        "--workspace",
+        str(tmp_path),
+    ]
     first = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     second = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     outcomes = [p.communicate(timeout=300) + (p.returncode,) for p in (first, second)]
@@ -104,12 +113,17 @@ def test_two_real_commands_at_once(tmp_path: Path) -> None:
 def test_the_lock_of_a_killed_holder_is_taken_over(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     workspace = Workspace(tmp_path)
     process = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(tmp_path), "tessera profile"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", HOLD, str(tmp_path), "tessera profile"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert process.stdout is not None and process.stdout.readline().strip() == "held"
-    with pytest.raises(WorkspaceBusy, match=f"pid {process.pid}"):
-        with workspace_lock(workspace, "tessera resolve"):
-            pass
+    with (
+        pytest.raises(WorkspaceBusy, match=f"pid {process.pid}"),
+        workspace_lock(workspace, "tessera resolve"),
+    ):
+        pass
     os.kill(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
     assert json.loads(lock_path(workspace).read_text())["pid"] == process.pid  # what the dead holder left

@@ -160,7 +160,9 @@ def test_a_promotion_killed_half_way_leaves_every_champion_unchanged(
         process.kill()
         process.wait(timeout=30)
     # Killed with churn moved and cltv not: the journal says what the champions were ...
-    assert tracking.alias_version(workspace, "churn") == "2" and tracking.alias_version(workspace, "cltv") == "1"
+    assert (
+        tracking.alias_version(workspace, "churn") == "2" and tracking.alias_version(workspace, "cltv") == "1"
+    )
     assert tracking.promotion_journal(workspace).exists()
     # ... and the next training starts by putting them back (what `train_all` calls first).
     assert tracking.recover_promotion(workspace) == {"churn": "1", "cltv": "1"}
