@@ -26,8 +26,6 @@ from pathlib import Path
 import httpx
 from _measure import machine
 
-from serving.auth import hashed_key
-
 HERE = Path(__file__).resolve().parent
 KEY = "attack-benchmark-key"
 
@@ -37,8 +35,23 @@ def _bench_serving():  # noqa: ANN202
     spec = importlib.util.spec_from_file_location("serving_benchmark", HERE / "serving.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
+
+
+def key_entry() -> str:
+    """KEY's TESSERA_SERVE_API_KEY_HASHES entry, made by the documented tool (`python -m serving.auth`; this
+    folder's serving.py shadows the package here)."""
+    made = subprocess.run(
+        [sys.executable, "-m", "serving.auth", "--id", "attack", "--scopes", "read,events", "--stdin"],
+        input=KEY + "\n",
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=HERE.parent,
+    )
+    return made.stdout.strip().rsplit(" ", 1)[1]
 
 
 def scrape(client: httpx.Client) -> tuple[int, float]:
@@ -52,7 +65,9 @@ def scrape(client: httpx.Client) -> tuple[int, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--workspace", type=Path, required=True)
     parser.add_argument("--now", default=None)
     parser.add_argument("--port", type=int, default=3931)
@@ -64,14 +79,22 @@ def main() -> None:
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
     env = {
         "TESSERA_SERVE_WORKSPACE": str(args.workspace.resolve()),
-        "TESSERA_SERVE_API_KEY_HASHES": hashed_key("attack", ("read", "events"), KEY).entry(),
+        "TESSERA_SERVE_API_KEY_HASHES": key_entry(),
         "TESSERA_SERVE_POLL_SECONDS": "0",
         "BENTOML_DO_NOT_TRACK": "true",
         "MLFLOW_DISABLE_TELEMETRY": "true",
         **({"TESSERA_SERVE_NOW": args.now} if args.now else {}),
     }
     log = Path(tempfile.mkdtemp(prefix="tessera-attack-")) / "server.log"
-    command = [sys.executable, "-m", "tessera.serving_cli", "--workspace", str(args.workspace), "--port", str(args.port)]
+    command = [
+        sys.executable,
+        "-m",
+        "tessera.serving_cli",
+        "--workspace",
+        str(args.workspace),
+        "--port",
+        str(args.port),
+    ]
     process = bench.start(command, env, log)
     url = f"http://127.0.0.1:{args.port}"
     try:
@@ -99,7 +122,9 @@ def main() -> None:
                 content=b"x" * 50_000_000,
                 headers={"X-API-Key": KEY, "Content-Type": "application/json"},
             )
-            print(f"a 50 MB body: {big.status_code} {big.json()} in {(time.perf_counter() - started) * 1000:.0f} ms")
+            print(
+                f"a 50 MB body: {big.status_code} {big.json()} in {(time.perf_counter() - started) * 1000:.0f} ms"
+            )
         fuzz = subprocess.run(
             [
                 str(Path(sys.executable).parent / "st"),
@@ -119,7 +144,9 @@ def main() -> None:
             check=False,
         )
         found = re.findall(r"^\s*(\d+ generated.*)$", fuzz.stdout, flags=re.MULTILINE)
-        print(f"schemathesis --checks all -n {args.examples} --seed 42: exit {fuzz.returncode}, {found[-1] if found else fuzz.stdout[-500:]}")
+        print(
+            f"schemathesis --checks all -n {args.examples} --seed 42: exit {fuzz.returncode}, {found[-1] if found else fuzz.stdout[-500:]}"
+        )
     finally:
         bench.stop(process)
     text = log.read_text(errors="replace")
