@@ -22,6 +22,7 @@ from typing import Any
 
 import duckdb
 
+from serving.auth import SCOPES, hashed_key
 from serving.settings import ServeSettings
 from tessera.core.errors import InputError
 from tessera.core.settings import Workspace
@@ -41,7 +42,9 @@ def serve_environment(
     workers: int | None = None,
     poll_seconds: float | None = None,
 ) -> dict[str, str]:
-    """The `TESSERA_SERVE_*` variables for these arguments (unset arguments are left to the environment)."""
+    """The `TESSERA_SERVE_*` variables for these arguments (unset arguments are left to the environment).
+
+    Keys given here reach the workers only as salted hashes (`api-1`, `api-2`, ... with every scope)."""
     env = {
         "TESSERA_SERVE_WORKSPACE": str(Path(workspace).resolve()),
         "TESSERA_SERVE_PORT": str(port),
@@ -50,7 +53,8 @@ def serve_environment(
     if now is not None:
         env["TESSERA_SERVE_NOW"] = now.isoformat()
     if api_keys:
-        env["TESSERA_SERVE_API_KEYS"] = ",".join(api_keys)
+        entries = [hashed_key(f"api-{i}", SCOPES, key).entry() for i, key in enumerate(api_keys, start=1)]
+        env["TESSERA_SERVE_API_KEY_HASHES"] = ",".join(entries)
     if workers is not None:
         env["TESSERA_SERVE_WORKERS"] = str(workers)
     if poll_seconds is not None:
@@ -164,10 +168,18 @@ def serve_forever(
     workers: int | None = None,
     poll_seconds: float | None = None,
 ) -> None:
-    """Serve the workspace until interrupted; once ready, print example requests (a key is made if none is set)."""
-    configured = ServeSettings().keys()
-    keys = api_keys or [key.decode() for key in configured] or [secrets.token_urlsafe(24)]
-    os.environ.update(serve_environment(workspace, port, host, now, keys, workers, poll_seconds))
+    """Serve the workspace until interrupted; once ready, print example requests (a key with every scope is made
+    when none is given or configured)."""
+    configured = ServeSettings()
+    has_hashes = bool(configured.api_key_hashes.get_secret_value().strip())
+    keys = api_keys or list(configured.legacy_keys())
+    if not keys and not has_hashes:
+        keys = [secrets.token_urlsafe(24)]
+    new = api_keys or ([] if has_hashes or configured.legacy_keys() else keys)
+    env = serve_environment(workspace, port, host, now, new, workers, poll_seconds)
+    if has_hashes and "TESSERA_SERVE_API_KEY_HASHES" in env:  # the configured keys stay valid
+        env["TESSERA_SERVE_API_KEY_HASHES"] += "," + configured.api_key_hashes.get_secret_value()
+    os.environ.update(env)
     settings = ServeSettings()
     os.environ[OVERRIDES] = bentoml_overrides(settings, os.environ.get(OVERRIDES))
 
@@ -176,6 +188,6 @@ def serve_forever(
     paths = settings.workspace_paths()
     check_servable(paths)
     base_url = f"http://{host}:{port}"
-    text = example_requests(base_url, keys[0], *example_ids(paths), paths)
+    text = example_requests(base_url, keys[0] if keys else "<your key>", *example_ids(paths), paths)
     threading.Thread(target=_announce_when_ready, args=(base_url, text), daemon=True).start()
     Tessera.serve_http(port=port, host=host)

@@ -7,9 +7,9 @@ constants here rather than settings.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 MAX_K = 100
 MAX_BATCH = 500
@@ -19,7 +19,7 @@ CustomerId = Annotated[
     str, Field(min_length=1, max_length=128, description="Tessera customer id (or a merged one).")
 ]
 Sku = Annotated[str, Field(min_length=1, max_length=128)]
-K = Annotated[int, Field(ge=1, le=MAX_K, description=f"How many items, 1 to {MAX_K}.")]
+K = Annotated[StrictInt, Field(ge=1, le=MAX_K, description=f"How many items, 1 to {MAX_K}.")]
 Reason = Literal["personalised", "similar_to_cart", "popular"]
 FallbackReason = Literal["unknown_customer", "no_personalisation_consent", "no_history", "no_products"]
 NotScored = Literal["unknown_customer", "no_profiling_consent"]
@@ -41,7 +41,7 @@ class RecommendRequest(Frozen):
         max_length=MAX_SKUS,
         description="The current cart: not offered, and what similar items are found from.",
     )
-    exclude_purchased: bool = Field(False, description="Leave out everything the customer ever bought.")
+    exclude_purchased: StrictBool = Field(False, description="Leave out everything the customer ever bought.")
 
 
 class Item(Frozen):
@@ -135,7 +135,7 @@ class EventRequest(Frozen):
     skus: list[Sku] = Field(
         default_factory=list, max_length=MAX_SKUS, description="The order's SKUs, or the one viewed or added."
     )
-    quantity: int = Field(1, ge=1, le=1000, description="Units added to or removed from the cart.")
+    quantity: StrictInt = Field(1, ge=1, le=1000, description="Units added to or removed from the cart.")
     occurred_at: datetime | None = Field(None, description="When it happened (default: now).")
 
 
@@ -243,3 +243,10 @@ class CustomerView(Frozen):
 
 class ErrorBody(Frozen):
     error: str
+
+
+class ValidationErrorBody(Frozen):
+    """A 400: what was wrong, and per invalid field where (`loc`) and why (`msg`)."""
+
+    error: str
+    detail: list[dict[str, Any]] = Field(default_factory=list)

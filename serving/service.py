@@ -12,6 +12,7 @@ constructs the service in it, and `tessera serve` passes the settings BentoML ne
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import bentoml
@@ -20,8 +21,13 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.requests import Request
 
 from features.store.settings import FeatureStoreSettings
-from serving.auth import ApiKeyMiddleware
-from serving.engine import Engine, UnknownCustomer
+from serving.audit import AccessLog
+from serving.auth import KEY_ID, ApiKeyMiddleware
+from serving.contract import BodyLimit, JsonBodies, JsonErrors, OpenApiDocument, quiet_client_errors
+from serving.engine import Engine, UnknownCustomer, UnknownProduct
+from serving.events import EventRefused, check_event, first_record_at
+from serving.metrics import RequestMetrics
+from serving.recommender import load_products
 from serving.schemas import (
     ChurnResponse,
     CltvResponse,
@@ -48,7 +54,9 @@ SERVICE_CONFIG: dict[str, Any] = {
     "threads": 4,
     "logging": {"access": {"enabled": False}},
     "tracing": {"excluded_urls": [".*"]},
-    "metrics": {"enabled": True, "namespace": "tessera"},
+    # BentoML's request metrics label series by the raw path (one series per customer id looked up, also for
+    # refused calls): `serving.metrics` records by route template instead and answers /metrics itself.
+    "metrics": {"enabled": False, "namespace": "tessera"},
 }
 
 
@@ -73,7 +81,26 @@ class Tessera:
     """Recommendations, scores, live events and the customer 360 view of one Tessera workspace."""
 
     def __init__(self) -> None:
-        self.engine = Engine(ServeSettings(), FeatureStoreSettings())
+        quiet_client_errors()
+        settings = ServeSettings()
+        self.engine = Engine(settings, FeatureStoreSettings())
+        self.access_log = AccessLog(settings.access_log_file())
+        self.event_future = timedelta(seconds=settings.event_future_seconds)
+        self._catalogue: tuple[object, frozenset[str]] | None = None
+
+    def known_skus(self) -> frozenset[str]:
+        """Every SKU a product or an order line names (the recommender's catalogue when one is loaded)."""
+        snapshot = self.engine.snapshot
+        source = snapshot.recommender if snapshot.recommender is not None else snapshot.history
+        if self._catalogue is None or self._catalogue[0] is not source:
+            products = (
+                snapshot.recommender.products
+                if snapshot.recommender is not None
+                else load_products(self.engine.workspace)
+            )
+            extra = snapshot.recommender.skus if snapshot.recommender is not None else ()
+            self._catalogue = (source, frozenset(map(str, products.index)) | frozenset(map(str, extra)))
+        return self._catalogue[1]
 
     @bentoml.on_shutdown
     def close(self) -> None:
@@ -90,7 +117,10 @@ class Tessera:
     @bentoml.api(route="/similar-items", input_spec=SimilarItemsRequest)
     async def similar_items(self, **request: Any) -> SimilarItemsResponse:
         """Products similar to one (ALS item vectors); best sellers of its category when the model lacks it."""
-        return self.engine.similar_items(SimilarItemsRequest(**request))
+        try:
+            return self.engine.similar_items(SimilarItemsRequest(**request))
+        except UnknownProduct as exc:
+            return _error(404, exc)  # type: ignore[return-value]
 
     @bentoml.api(route="/churn", input_spec=ScoreRequest)
     def churn(self, **request: Any) -> ChurnResponse:
@@ -104,8 +134,26 @@ class Tessera:
 
     @bentoml.api(route="/events", input_spec=EventRequest)
     def events(self, **request: Any) -> EventResponse:
-        """A live event (purchase, cart, product view) into the online store: the next recommendation sees it."""
-        return self.engine.event(EventRequest(**request))
+        """A live event (purchase, cart, product view) into the online store: the next recommendation sees it.
+
+        Refused with 422 (the state left as it was): dated in the future or before the customer's first record,
+        naming unknown SKUs (all named), a purchase without SKUs."""
+        event = EventRequest(**request)
+        engine = self.engine
+        customer_id = engine.resolve(event.customer_id)
+        try:
+            if customer_id is None:
+                raise UnknownCustomer(
+                    f"unknown customer {event.customer_id!r}: events need a Tessera customer id"
+                )
+            history = engine.snapshot.history
+            first = first_record_at(history, history.golden_record(customer_id), customer_id)
+            check_event(event, engine.now(), first, self.known_skus(), self.event_future)
+            return engine.event(event)
+        except UnknownCustomer as exc:
+            return _error(404, exc)  # type: ignore[return-value]
+        except EventRefused as exc:
+            return _error(422, exc)  # type: ignore[return-value]
 
     @customers.get(
         "/{customer_id}",
@@ -116,16 +164,33 @@ class Tessera:
         },
     )
     def customer(self, customer_id: str, request: Request) -> Any:
-        """The 360 view: golden record, identities, consent, recent orders and interactions, labels, scores."""
+        """The 360 view: golden record, identities, consent, recent orders and interactions, labels, scores.
+
+        Every view served is recorded in the access log (key id, customer id, time)."""
         surviving = self.engine.resolve(customer_id)
         if surviving is None:
             return JSONResponse({"error": f"unknown customer {customer_id!r}"}, status_code=404)
         if surviving != customer_id:
             return RedirectResponse(f"{request.scope.get('root_path', '')}/{surviving}", status_code=307)
         try:
-            return self.engine.customer(surviving)
+            view = self.engine.customer(surviving)
         except UnknownCustomer as exc:
             return JSONResponse({"error": str(exc)}, status_code=404)
+        self.access_log.record(request.scope.get(KEY_ID), surviving, "GET /customers/{customer_id}")
+        return view
 
 
+def _error(status: int, exc: Exception) -> JSONResponse:
+    """An error answer as the OpenAPI document declares it: `{"error": ...}` (BentoML's own wraps it in a list)."""
+    message = exc.args[0] if exc.args else str(exc)
+    return JSONResponse({"error": str(message)}, status_code=status)
+
+
+# Outermost first: metrics see every answer (401s as a counter), every error leaves as JSON, the document needs
+# no key, a refused key reads no body, and an oversized or non-JSON body is refused before BentoML parses it.
+Tessera.add_asgi_middleware(RequestMetrics)  # type: ignore[arg-type]
+Tessera.add_asgi_middleware(JsonErrors)  # type: ignore[arg-type]
+Tessera.add_asgi_middleware(OpenApiDocument, spec=lambda: Tessera.openapi_spec.asdict())  # type: ignore[arg-type]
 Tessera.add_asgi_middleware(ApiKeyMiddleware.from_environment)  # type: ignore[arg-type]
+Tessera.add_asgi_middleware(BodyLimit.from_environment)  # type: ignore[arg-type]
+Tessera.add_asgi_middleware(JsonBodies)  # type: ignore[arg-type]

@@ -6,13 +6,17 @@ The BentoML worker processes read the same variables when they construct the ser
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from serving.auth import ApiKey, hashed_key, parse_key_hashes
 from tessera.core.settings import Settings, Workspace
+
+log = logging.getLogger(__name__)
 
 
 class ServeSettings(BaseSettings):
@@ -24,8 +28,18 @@ class ServeSettings(BaseSettings):
 
     # The workspace served (default: TESSERA_WORKSPACE, else the current directory).
     workspace: Path = Field(default_factory=lambda: Settings().workspace)
-    # Comma-separated API keys; callers send one as `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+    # Scoped API keys as salted hashes, `id:scope+scope:salt:sha256` comma-separated (`python -m serving.auth`
+    # makes them); callers send the key as `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+    api_key_hashes: SecretStr = SecretStr("")
+    # Before scopes: plain comma-separated keys. Still honoured, each as a `read` and `events` key (what every
+    # key could do then), hashed at start; move them to API_KEY_HASHES (docs/serving.md, "Access control").
     api_keys: SecretStr = SecretStr("")
+    # Where the 360 view's accesses are recorded (key id, customer id, time); default: <workspace>/data/audit/.
+    access_log_path: Path | None = None
+    # Largest request body read, in bytes; a larger one is answered 413 before it is read.
+    max_body_bytes: int = Field(1_000_000, ge=1024)
+    # How far in the future a live event may be dated (clocks drift), in seconds.
+    event_future_seconds: float = Field(300.0, ge=0)
     # The "current time" of features and recommendations (default: the clock). A demo on a simulated
     # retailer sets it to the simulation's last day, so recency is measured from there.
     now: datetime | None = None
@@ -59,10 +73,26 @@ class ServeSettings(BaseSettings):
             raise ValueError(f"expected two thresholds 0 <= low <= high <= 1, got {value}")
         return value
 
-    def keys(self) -> tuple[bytes, ...]:
-        """The accepted API keys, as bytes for a constant-time comparison."""
+    def legacy_keys(self) -> tuple[str, ...]:
+        """The plain keys of TESSERA_SERVE_API_KEYS (the setting before scopes)."""
         raw = self.api_keys.get_secret_value()
-        return tuple(key.strip().encode() for key in raw.split(",") if key.strip())
+        return tuple(key.strip() for key in raw.split(",") if key.strip())
+
+    def api_keys_hashed(self) -> list[ApiKey]:
+        """Every accepted key, hashed: the scoped ones, then the legacy ones as `read` + `events` keys."""
+        keys = parse_key_hashes(self.api_key_hashes.get_secret_value())
+        legacy = self.legacy_keys()
+        if legacy:
+            log.warning(
+                "TESSERA_SERVE_API_KEYS holds plain keys: each is taken as a read+events key; "
+                "move them to TESSERA_SERVE_API_KEY_HASHES (python -m serving.auth --stdin)"
+            )
+        keys += [hashed_key(f"legacy-{i}", ("read", "events"), key) for i, key in enumerate(legacy, start=1)]
+        return keys
+
+    def access_log_file(self) -> Path:
+        """Where the 360 view's accesses are appended (JSON lines)."""
+        return self.access_log_path or self.workspace_paths().data / "audit" / "access.jsonl"
 
     def workspace_paths(self) -> Workspace:
         """The served workspace's paths."""

@@ -15,6 +15,7 @@ import typer
 from simulator.config import PROFILES
 from tessera.core.progress import show_progress
 from tessera.core.settings import Workspace
+from tessera.lock import EXIT_BUSY, WorkspaceBusy, workspace_lock, writes_workspace
 from tessera.options import NowOption, WorkspaceOption, now_from, workspace_settings, yesterday
 from tessera.report import chain_summary, write_report
 from tessera.training_cli import HorizonOption, echo_outcomes, settings_for
@@ -147,6 +148,7 @@ def simulate(
 
 
 @app.command()
+@writes_workspace("tessera ingest")
 def ingest(sources: SourcesOption, workspace: WorkspaceOption = None) -> None:
     """Read every declared source into the canonical tables; quarantine rows that cannot be used."""
     from features.ingest import ingest_sources
@@ -157,6 +159,7 @@ def ingest(sources: SourcesOption, workspace: WorkspaceOption = None) -> None:
 
 
 @app.command()
+@writes_workspace("tessera resolve")
 def resolve(
     workspace: WorkspaceOption = None,
     evaluate: Annotated[
@@ -190,6 +193,7 @@ def resolve(
 
 
 @app.command()
+@writes_workspace("tessera profile")
 def profile(workspace: WorkspaceOption = None, now: NowOption = None) -> None:
     """Build the golden records, unified event tables and consent state, and the data-quality report."""
     from features.profile import build_profile
@@ -204,6 +208,7 @@ def profile(workspace: WorkspaceOption = None, now: NowOption = None) -> None:
 
 
 @app.command()
+@writes_workspace("tessera run")
 def run(
     sources: SourcesOption,
     workspace: WorkspaceOption = None,
@@ -229,7 +234,9 @@ def _run_everything(
     from features.store import FeatureStoreSettings
     from tessera.pipeline import run as run_pipeline
 
-    return run_pipeline(sources, ws, moment, settings, FeatureStoreSettings(), training_settings)
+    # `demo` comes here without `run`'s lock (its service then runs unlocked); `run` holds it already.
+    with workspace_lock(ws, "tessera run"):
+        return run_pipeline(sources, ws, moment, settings, FeatureStoreSettings(), training_settings)
 
 
 @app.command()
@@ -274,7 +281,7 @@ _mount_subcommands()
 
 
 def main() -> None:
-    """Entry point: input errors end with their message and exit status 2, not a traceback."""
+    """Entry point: input errors end with their message and exit status 2, a locked workspace with status 3."""
     from tessera.core.errors import InputError
     from tessera.core.known_warnings import ignore_known_warnings
 
@@ -284,6 +291,9 @@ def main() -> None:
     except InputError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise SystemExit(2) from None
+    except WorkspaceBusy as busy:  # `demo`, which locks only its chain
+        typer.echo(f"error: {busy}", err=True)
+        raise SystemExit(EXIT_BUSY) from None
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from tessera.core.settings import Workspace
+from tessera.lock import writes_workspace
 from tessera.options import NowOption, WorkspaceOption, now_from, workspace_from, workspace_settings
 
 app = typer.Typer(
@@ -20,6 +21,7 @@ app = typer.Typer(
 
 
 @app.command()
+@writes_workspace("tessera features apply")
 def apply(workspace: WorkspaceOption = None) -> None:
     """Write feature_store.yaml from TESSERA_FEAST_* settings and register the declarations in the registry."""
     from features.store import FeatureStoreSettings, apply_feature_store
@@ -28,6 +30,7 @@ def apply(workspace: WorkspaceOption = None) -> None:
 
 
 @app.command()
+@writes_workspace("tessera features materialize")
 def materialize(
     workspace: WorkspaceOption = None,
     now: NowOption = None,

@@ -20,6 +20,7 @@ from features.store import build_feature_store
 from features.store.settings import FeatureStoreSettings
 from tessera.core.progress import track
 from tessera.core.settings import Settings, Workspace
+from training import tracking
 from training.errors import ModelSkipped
 from training.pipelines import TrainingContext, train_model
 from training.recipes import recipe_for
@@ -77,6 +78,7 @@ def train_all(
     The feature store must have been built as of `now` (`run` does it before training).
     """
     recipes = [recipe_for(name, settings) for name in (settings.models if models is None else models)]
+    tracking.recover_promotion(workspace)  # a training killed while promoting left champions half moved
     ctx = TrainingContext(workspace, now, settings, store_settings)
     results: dict[str, Any] = {}
     for recipe in track(recipes, "Training models"):
@@ -89,6 +91,9 @@ def train_all(
         else:
             note = {"note": ctx.cutoffs.note} if ctx.cutoffs.note else {}
             results[recipe.name] = {**result, "cutoffs": ctx.cutoffs.describe(), **note}
+    # Every model's champion moves together, once all are trained and registered: a training killed on the way
+    # leaves every champion as it was.
+    tracking.promote(workspace, [r["gate"] for r in results.values() if "gate" in r])
     return results
 
 

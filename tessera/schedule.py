@@ -1,17 +1,14 @@
 """Unattended retraining: the whole chain and the gate under a lock, on a cron schedule with APScheduler.
 
-The lock is an exclusive `flock` on `mlruns/retrain.lock`: the kernel releases it when its holder exits,
-even after a crash, so a lock is never stale; a second retrain while one runs is refused, not queued.
+The lock is the workspace's write lock (`tessera.lock`), which every writing command takes: a retrain while
+another writer runs (or a writer during a retrain) is refused, not queued.
 """
 
 from __future__ import annotations
 
-import fcntl
-import json
 import logging
-import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +18,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from tessera.core.settings import Settings, Workspace
 from tessera.core.timeutil import as_utc
+from tessera.lock import WorkspaceBusy, workspace_lock
 from training.settings import TrainingSettings
 
 if TYPE_CHECKING:  # Feast is heavy: imported only once the lock is ours
@@ -29,37 +27,13 @@ if TYPE_CHECKING:  # Feast is heavy: imported only once the lock is ours
 log = logging.getLogger(__name__)
 
 
-class RetrainRunning(RuntimeError):
-    """Another retrain holds the lock."""
+# A retrain refused because another writer holds the workspace.
+RetrainRunning = WorkspaceBusy
 
 
-def lock_path(workspace: Workspace) -> Path:
-    """The workspace's retrain lock file."""
-    return workspace.mlruns / "retrain.lock"
-
-
-@contextmanager
-def retrain_lock(workspace: Workspace) -> Iterator[Path]:
-    """Hold the workspace's retrain lock for the block; raise `RetrainRunning` if another run holds it."""
-    path = lock_path(workspace)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = path.open("a+")
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            raise RetrainRunning(
-                f"a retrain is already running in {workspace.root} ({holder}); not starting another"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(json.dumps({"pid": os.getpid(), "started": datetime.now(UTC).isoformat()}))
-        handle.flush()
-        yield path
-    finally:
-        handle.close()  # closing the file releases the lock
+def retrain_lock(workspace: Workspace) -> AbstractContextManager[Path]:
+    """Hold the workspace's write lock for a retrain; raise `RetrainRunning` if another process holds it."""
+    return workspace_lock(workspace, "tessera retrain")
 
 
 def retrain(

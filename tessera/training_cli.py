@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from tessera.core.settings import Workspace
+from tessera.lock import writes_workspace
 from tessera.options import NowOption, WorkspaceOption, now_from, workspace_from, workspace_settings
 
 HorizonOption = Annotated[
@@ -80,6 +81,7 @@ def echo_outcomes(results: dict[str, Any]) -> None:
         typer.echo(f"note: {note}", err=True)
 
 
+@writes_workspace("tessera train", must_exist=True)
 def train(
     model: Annotated[ModelChoice, typer.Argument(help="Which model to train.")],
     workspace: WorkspaceOption = None,
@@ -161,6 +163,7 @@ def recommend(
     )
 
 
+@writes_workspace("tessera retrain")
 def retrain(
     workspace: WorkspaceOption = None,
     now: NowOption = None,
@@ -169,22 +172,17 @@ def retrain(
 ) -> None:
     """Unattended: (re-run the chain,) rebuild the feature store, train all models and apply the gate, under a lock."""
     from features.store.settings import FeatureStoreSettings
-    from tessera.schedule import RetrainRunning
     from tessera.schedule import retrain as run_retrain
 
     settings = workspace_settings(workspace)
-    try:
-        result = run_retrain(
-            Workspace.from_settings(settings),
-            now_from(now),
-            settings,
-            FeatureStoreSettings(),
-            settings_for(horizon_days),
-            sources,
-        )
-    except RetrainRunning as refused:
-        typer.echo(f"error: {refused}", err=True)
-        raise typer.Exit(3) from None
+    result = run_retrain(
+        Workspace.from_settings(settings),
+        now_from(now),
+        settings,
+        FeatureStoreSettings(),
+        settings_for(horizon_days),
+        sources,
+    )
     typer.echo(json.dumps(_summary(result["models"]), indent=2))
     echo_outcomes(result["models"])
 

@@ -267,7 +267,7 @@ def train_model(recipe: Recipe, ctx: TrainingContext) -> dict[str, Any]:
         version = run.log_model(estimator, recipe.name, logged.input_example, metadata, logged.params_example)
         if champion_score is not None:
             run.log_metrics({f"champion_{recipe.primary_metric}": champion_score})
-        decision = tracking.apply_gate(
+        decision = tracking.gate_decision(  # applied by `train_all` with the other models' decisions
             ctx.workspace,
             version,
             recipe.primary_metric,

@@ -21,6 +21,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -263,6 +264,83 @@ def runs(workspace: Workspace, experiment: str) -> pd.DataFrame:
         return mlflow.search_runs(experiment_names=[experiment], order_by=["attributes.start_time DESC"])
 
 
+def gate_decision(
+    workspace: Workspace,
+    version: LoggedVersion,
+    metric: str,
+    challenger: float,
+    champion: float | None,
+    tolerance: float,
+) -> dict[str, Any]:
+    """Whether `version` should become champion: at least as good as the champion on the same window (no write)."""
+    with mlflow_store(workspace) as client:
+        previous = _version_by_alias(client, version.name, CHAMPION)
+    return {
+        "model": version.name,
+        "version": version.version,
+        "run_id": version.run_id,
+        "metric": metric,
+        "challenger": challenger,
+        "champion": champion,
+        "previous_champion_version": None if previous is None else str(previous.version),
+        "promoted": champion is None or challenger >= champion - tolerance,
+    }
+
+
+def promotion_journal(workspace: Workspace) -> Path:
+    """The file that stands for a promotion in progress (what each champion was before it)."""
+    return workspace.mlruns / "promotion.json"
+
+
+def promote(workspace: Workspace, decisions: list[dict[str, Any]]) -> None:
+    """Apply gate decisions of several models together: every champion moves, or (after a crash) none does.
+
+    The champions before are written to a journal first and the journal is removed once every alias has moved;
+    a promotion killed in between is undone by `recover_promotion` (which every training calls first)."""
+    journal = promotion_journal(workspace)
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    pending = journal.with_suffix(".tmp")
+    pending.write_text(
+        json.dumps({d["model"]: d["previous_champion_version"] for d in decisions if d["promoted"]})
+    )
+    pending.replace(journal)
+    with mlflow_store(workspace) as client:
+        for decision in decisions:
+            name, number = decision["model"], decision["version"]
+            if decision["promoted"]:
+                client.set_registered_model_alias(name, CHAMPION, number)
+                if _version_by_alias(client, name, CHALLENGER) is not None:
+                    client.delete_registered_model_alias(name, CHALLENGER)
+            else:
+                client.set_registered_model_alias(name, CHALLENGER, number)
+        for decision in decisions:
+            for key in ("metric", "challenger", "champion", "promoted"):
+                client.set_model_version_tag(
+                    decision["model"], decision["version"], f"gate_{key}", str(decision[key])
+                )
+            client.set_tag(decision["run_id"], "gate", "promoted" if decision["promoted"] else "rejected")
+            log.info("gate %s", decision)
+    journal.unlink()
+
+
+def recover_promotion(workspace: Workspace) -> dict[str, str | None]:
+    """Undo a promotion that was killed before it finished: every champion back to what it was; what was undone."""
+    journal = promotion_journal(workspace)
+    if not journal.exists():
+        return {}
+    before: dict[str, str | None] = json.loads(journal.read_text())
+    with mlflow_store(workspace) as client:
+        for name, number in before.items():
+            if number is None:
+                if _version_by_alias(client, name, CHAMPION) is not None:
+                    client.delete_registered_model_alias(name, CHAMPION)
+            else:
+                client.set_registered_model_alias(name, CHAMPION, number)
+    log.warning("an unfinished promotion was undone: champions back to %s", before)
+    journal.unlink()
+    return before
+
+
 def apply_gate(
     workspace: Workspace,
     version: LoggedVersion,
@@ -272,26 +350,6 @@ def apply_gate(
     tolerance: float,
 ) -> dict[str, Any]:
     """Make `version` champion when it is at least as good as the champion on the same window, else challenger."""
-    with mlflow_store(workspace) as client:
-        promoted = champion is None or challenger >= champion - tolerance
-        previous = _version_by_alias(client, version.name, CHAMPION)
-        if promoted:
-            client.set_registered_model_alias(version.name, CHAMPION, version.version)
-            if _version_by_alias(client, version.name, CHALLENGER) is not None:
-                client.delete_registered_model_alias(version.name, CHALLENGER)
-        else:
-            client.set_registered_model_alias(version.name, CHALLENGER, version.version)
-        decision = {
-            "model": version.name,
-            "version": version.version,
-            "metric": metric,
-            "challenger": challenger,
-            "champion": champion,
-            "previous_champion_version": None if previous is None else str(previous.version),
-            "promoted": promoted,
-        }
-        for key in ("metric", "challenger", "champion", "promoted"):
-            client.set_model_version_tag(version.name, version.version, f"gate_{key}", str(decision[key]))
-        client.set_tag(version.run_id, "gate", "promoted" if promoted else "rejected")
-        log.info("gate %s", decision)
-        return decision
+    decision = gate_decision(workspace, version, metric, challenger, champion, tolerance)
+    promote(workspace, [decision])
+    return decision

@@ -8,6 +8,7 @@ rejected rows.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -120,9 +121,22 @@ def _raw(raw: pd.DataFrame, name: str) -> pd.Series:
     return raw[name] if name in raw.columns else pd.Series(None, index=raw.index, dtype=TEXT)
 
 
+# An ISO 8601 date or time whose year pandas' nanosecond timestamps cannot hold (they span 1677-09-21 to
+# 2262-04-11): well-formed, so "unparseable" would be the wrong reason.
+_ISO_YEAR = re.compile(r"^\s*([+-]?\d{4,})-\d{2}-\d{2}")
+_YEARS = (1678, 2261)
+
+
 def _unparseable(kind: Kind, field: str, expected: str) -> Message:
     noun = _NOUNS.get(kind, "value")
-    return lambda v: f"unparseable {noun} '{v}' in column '{field}'; expected {expected}"
+
+    def message(value: str) -> str:
+        year = _ISO_YEAR.match(value) if noun == "date" else None
+        if year and not _YEARS[0] <= int(year.group(1)) <= _YEARS[1]:
+            return f"date out of range '{value}' in column '{field}'; expected a year from {_YEARS[0]} to {_YEARS[1]}"
+        return f"unparseable {noun} '{value}' in column '{field}'; expected {expected}"
+
+    return message
 
 
 class _Checks:

@@ -22,8 +22,45 @@ from tessera.core.settings import Settings, Workspace  # noqa: E402
 
 API_KEY = "test-key-1"
 OTHER_KEY = "test-key-2"
+READ_KEY = "test-key-read"
+EVENTS_KEY = "test-key-events"
+ADMIN_KEY = "test-key-admin"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
-__all__ = ["API_KEY", "AUTH", "NOW", "OTHER_KEY", "Served", "build_served", "redis_copy", "serve_env"]
+# Key id, scopes, key: two keys with the shop's scopes (a rotation), one key per scope alone.
+KEYS = (
+    ("shop-1", ("read", "events"), API_KEY),
+    ("shop-2", ("read", "events"), OTHER_KEY),
+    ("desk", ("read",), READ_KEY),
+    ("tracker", ("events",), EVENTS_KEY),
+    ("ops", ("admin",), ADMIN_KEY),
+)
+__all__ = [
+    "ADMIN_KEY",
+    "API_KEY",
+    "AUTH",
+    "EVENTS_KEY",
+    "KEYS",
+    "NOW",
+    "OTHER_KEY",
+    "READ_KEY",
+    "Served",
+    "build_served",
+    "key_hashes",
+    "redis_copy",
+    "serve_env",
+]
+
+
+def key_hashes() -> str:
+    """TESSERA_SERVE_API_KEY_HASHES for the test keys (salts derived from the ids: the same every run)."""
+    import hashlib
+
+    from serving.auth import hashed_key
+
+    return ",".join(
+        hashed_key(key_id, scopes, key, hashlib.sha256(key_id.encode()).digest()[:16]).entry()
+        for key_id, scopes, key in KEYS
+    )
 
 
 @dataclass(frozen=True)
@@ -113,7 +150,8 @@ def serve_env(served: Served, poll_seconds: float = 0) -> dict[str, str]:
     return {
         "TESSERA_SERVE_WORKSPACE": str(served.workspace.root),
         "TESSERA_SERVE_NOW": NOW.isoformat(),
-        "TESSERA_SERVE_API_KEYS": f"{API_KEY},{OTHER_KEY}",
+        "TESSERA_SERVE_API_KEY_HASHES": key_hashes(),
+        "TESSERA_SERVE_ACCESS_LOG_PATH": str(served.workspace.root / "access.jsonl"),
         "TESSERA_SERVE_POLL_SECONDS": str(poll_seconds),
         "TESSERA_SERVE_WORKERS": "1",
     }

@@ -149,7 +149,7 @@ def test_probes_metrics_and_openapi_need_no_key(client: TestClient) -> None:
     for path in ("/livez", "/healthz", "/readyz"):
         assert client.get(path).status_code == 200
     metrics = client.get("/metrics")
-    assert metrics.status_code == 200 and "request" in metrics.text
+    assert metrics.status_code == 200 and 'tessera_request_total{endpoint="/readyz"' in metrics.text
     paths = client.get("/docs.json").json()["paths"]
     assert {"/recommend", "/similar-items", "/churn", "/cltv", "/events", "/customers/{customer_id}"} <= set(
         paths

@@ -1,8 +1,19 @@
-"""API keys: which header carries one, which paths need one, and the comparison itself."""
+"""API keys: which header carries one, which scope each path needs, the hashed entries and the comparison."""
 
 from __future__ import annotations
 
-from serving.auth import ApiKeyMiddleware, is_open, presented_key
+import pytest
+
+from serving.auth import (
+    SCOPES,
+    ApiKeyMiddleware,
+    hashed_key,
+    is_open,
+    main,
+    parse_key_hashes,
+    presented_key,
+    required_scope,
+)
 from serving.settings import ServeSettings
 
 
@@ -24,17 +35,72 @@ def test_only_probes_metrics_and_docs_are_open() -> None:
     )
 
 
-def test_any_configured_key_is_valid_and_nothing_else() -> None:
-    middleware = ApiKeyMiddleware(app=None, keys=[b"first", b"second"])  # type: ignore[arg-type]
-    assert middleware.valid(b"first") and middleware.valid(b"second")
-    assert not any(middleware.valid(k) for k in (b"firs", b"first ", b"", None, b"FIRST"))
+def test_each_path_needs_its_scope() -> None:
+    assert {
+        p: required_scope("POST", p) for p in ("/recommend", "/similar-items", "/churn", "/cltv", "/events")
+    } == {
+        "/recommend": "read",
+        "/similar-items": "read",
+        "/churn": "read",
+        "/cltv": "read",
+        "/events": "events",
+    }
+    assert required_scope("GET", "/customers/C1") == "read"
+    assert required_scope("DELETE", "/customers/C1") == "admin"
+    assert required_scope("POST", "/segments") == "admin"
+    assert required_scope("GET", "/nowhere") is None
+
+
+def test_a_key_is_known_by_its_salted_hash_only() -> None:
+    keys = [hashed_key("a", ["read"], "first"), hashed_key("b", ["read", "events"], "second")]
+    entries = ",".join(k.entry() for k in keys)
+    assert "first" not in entries and "second" not in entries
+    # The same key under two salts gives two digests: a leaked list does not show which keys are equal.
+    assert hashed_key("c", ["read"], "first").digest != keys[0].digest
+    middleware = ApiKeyMiddleware(app=None, keys=parse_key_hashes(entries))  # type: ignore[arg-type]
+    assert middleware.identify(b"first").key_id == "a"
+    assert middleware.identify(b"second").scopes == {"read", "events"}
+    assert not any(middleware.identify(k) for k in (b"firs", b"first ", b"", None, b"FIRST"))
 
 
 def test_no_configured_key_refuses_everyone() -> None:
     middleware = ApiKeyMiddleware(app=None, keys=[])  # type: ignore[arg-type]
-    assert not middleware.valid(b"") and not middleware.valid(b"anything")
+    assert middleware.identify(b"") is None and middleware.identify(b"anything") is None
 
 
-def test_keys_are_read_comma_separated_from_the_environment(monkeypatch) -> None:  # noqa: ANN001
+@pytest.mark.parametrize(
+    "entry, message",
+    [("nonsense", "entry 1: expected"), ("k:read+write:" + "ab" * 8 + ":" + "0" * 64, "unknown scope")],
+)
+def test_a_bad_entry_is_named_not_shown(entry: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as raised:
+        parse_key_hashes(entry)
+    assert "nonsense" not in str(raised.value)
+
+
+def test_keys_and_legacy_keys_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    scoped = hashed_key("ops", ["admin"], "admin-key")
+    monkeypatch.setenv("TESSERA_SERVE_API_KEY_HASHES", f" {scoped.entry()} ,")
     monkeypatch.setenv("TESSERA_SERVE_API_KEYS", " one, two ,,")
-    assert ServeSettings().keys() == (b"one", b"two")
+    keys = ServeSettings().api_keys_hashed()
+    assert [(k.key_id, sorted(k.scopes)) for k in keys] == [
+        ("ops", ["admin"]),
+        ("legacy-1", ["events", "read"]),
+        ("legacy-2", ["events", "read"]),
+    ]
+    middleware = ApiKeyMiddleware(app=None, keys=keys)  # type: ignore[arg-type]
+    assert (
+        middleware.identify(b"two").key_id == "legacy-2" and middleware.identify(b"admin-key").key_id == "ops"
+    )
+
+
+def test_the_helper_makes_a_key_and_its_entry() -> None:
+    printed: list[str] = []
+    main(["--id", "shop", "--scopes", "read,events"], out=printed.append)
+    key = printed[0].rsplit(" ", 1)[1]
+    (parsed,) = parse_key_hashes(printed[1].rsplit(" ", 1)[1])
+    assert parsed.key_id == "shop" and parsed.scopes == {"read", "events"}
+    assert ApiKeyMiddleware(app=None, keys=[parsed]).identify(key.encode()) == parsed  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="scopes must be some of"):
+        main(["--id", "x", "--scopes", "root"], out=printed.append)
+    assert set(SCOPES) == {"read", "events", "admin"}

@@ -162,3 +162,32 @@ def test_a_new_champion_is_picked_up_while_requests_keep_succeeding(server: str,
     assert versions and versions[-1] == str(new.version), f"still serving {versions[-1:]} after 120 s"
     assert str(current.version) in versions  # requests were served before, during and after the change
     assert len(statuses) > 10 and set(statuses) == {200}
+
+
+def test_schemathesis_finds_nothing_against_the_running_service(server: str, tmp_path: Path) -> None:
+    """Schemathesis with every check, a bounded number of examples and a fixed seed, on the served document."""
+    st = Path(sys.executable).parent / "st"
+    done = subprocess.run(
+        [
+            str(st),
+            "run",
+            f"{server}/docs.json",
+            "--checks",
+            "all",
+            "--max-examples",
+            "25",
+            "--seed",
+            "42",
+            "--header",
+            f"Authorization: {AUTH['Authorization']}",
+            "--request-timeout",
+            "30",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=tmp_path,
+    )
+    summary = done.stdout[-3000:]
+    assert done.returncode == 0, summary
+    assert "passed" in summary and "failure" not in summary.lower(), summary

@@ -106,3 +106,68 @@ def test_the_gate_promotes_a_version_at_least_as_good_within_the_tolerance(
     assert aliases_in_the_database(workspace) == [("churn", "champion", 3)]
     assert (workspace.mlruns / "mlflow.db").exists() == (workspace.mlflow_tracking_uri is None)
     assert any((workspace.mlruns / "artifacts" / "churn").rglob("MLmodel"))
+
+
+PROMOTE_THEN_HANG = """
+import json, sys
+from pathlib import Path
+from mlflow import MlflowClient
+from tessera.core.settings import Settings, Workspace
+from training import tracking
+
+workspace = Workspace.from_settings(Settings(workspace=Path(sys.argv[1])))
+decisions = json.loads(sys.argv[2])
+moved = MlflowClient.set_registered_model_alias
+
+def move_then_hang(self, name, alias, version):
+    moved(self, name, alias, version)
+    print("moved", name, flush=True)
+    sys.stdin.readline()  # killed here: one champion moved, the other not yet
+
+MlflowClient.set_registered_model_alias = move_then_hang
+tracking.promote(workspace, decisions)
+"""
+
+
+def test_a_promotion_killed_half_way_leaves_every_champion_unchanged(
+    workspace: Workspace, tiny_model: tuple[ChurnModel, pd.DataFrame]
+) -> None:
+    import json
+    import subprocess
+    import sys
+
+    model, frame = tiny_model
+    old = {}
+    for name in ("churn", "cltv"):
+        with tracking.training_run(workspace, name, "old") as logger:
+            old[name] = logger.log_model(model, name, frame.head(3), metadata={"run": "old"})
+        tracking.apply_gate(workspace, old[name], "roc_auc", 0.7, None, tolerance=0.01)
+    new = []
+    for name in ("churn", "cltv"):
+        with tracking.training_run(workspace, name, "new") as logger:
+            version = logger.log_model(model, name, frame.head(3), metadata={"run": "new"})
+        new.append(tracking.gate_decision(workspace, version, "roc_auc", 0.9, 0.7, tolerance=0.01))
+    assert all(d["promoted"] for d in new)
+    process = subprocess.Popen(
+        [sys.executable, "-c", PROMOTE_THEN_HANG, str(workspace.root), json.dumps(new)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None and process.stdout.readline().split() == ["moved", "churn"]
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+    # Killed with churn moved and cltv not: the journal says what the champions were ...
+    assert (
+        tracking.alias_version(workspace, "churn") == "2" and tracking.alias_version(workspace, "cltv") == "1"
+    )
+    assert tracking.promotion_journal(workspace).exists()
+    # ... and the next training starts by putting them back (what `train_all` calls first).
+    assert tracking.recover_promotion(workspace) == {"churn": "1", "cltv": "1"}
+    assert [tracking.alias_version(workspace, n) for n in ("churn", "cltv")] == ["1", "1"]
+    assert not tracking.promotion_journal(workspace).exists() and tracking.recover_promotion(workspace) == {}
+    # A promotion that finishes moves both.
+    tracking.promote(workspace, new)
+    assert [tracking.alias_version(workspace, n) for n in ("churn", "cltv")] == ["2", "2"]

@@ -98,3 +98,15 @@ def test_an_order_line_keeps_a_bad_optional_value_out_but_not_a_bad_required_one
     (result,) = report.sources
     assert result.blanked["Channel"].reasons == {"value not allowed": 1}
     assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (4, 2, 2) and report.ok
+
+
+def test_a_well_formed_date_out_of_range_says_so(tmp_path: Path, workspace, settings, write_mapping) -> None:
+    (tmp_path / "contacts.csv").write_text(
+        "Id,DOB\nC1,9999-12-31\nC2,0001-01-01\nC4,1980-01-01\n", encoding="utf-8"
+    )
+    source = {**CONTACTS_SOURCE, "columns": {"customer_ref": "Id", "birth_date": "DOB"}}
+    (report,) = ingest_sources(write_mapping(source), workspace, settings).sources
+    dob = report.blanked["DOB"]
+    # A year-9999 date is ISO 8601: it is refused for its range, not called unparseable.
+    assert dob.reasons == {"date out of range": 2}
+    assert dob.example == "date out of range '9999-12-31' in column 'DOB'; expected a year from 1678 to 2261"
