@@ -9,9 +9,11 @@ their evidence.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,21 +165,50 @@ def plan_matching(
 
     An attribute counts when at least `min_fill` of the records hold it and no one value fills half of it.
     A blocking rule is kept when its columns count and it compares at most `max_pairs_per_record` pairs
-    per record (a postcode that is only a region would make blocks of thousands); an EM session when its
-    columns count and it finds any pair at all. Term-frequency adjustments from `min_tf_records` records
-    up: in a handful of records every duplicate makes its name look common.
+    per record (a postcode that is only a region would make blocks of thousands); EM sessions, in order,
+    when their columns count and they find any pair, until each comparison has been estimated in one
+    (`covering_sessions`). Term-frequency adjustments from `min_tf_records` records up: in a handful of
+    records every duplicate makes its name look common.
     """
     n = max(len(records), 1)
     attributes = tuple(c for c in MATCH_COLUMNS[1:] if _informative(records[c], min_fill * n))
     has = set(attributes).issuperset
     limit = max_pairs_per_record * n + 10_000
     blocking = tuple(r for r in BLOCKING_CANDIDATES if has(r) and block_pairs(records, r) <= limit)
-    training = tuple(r for r in TRAINING_CANDIDATES if has(r) and 0 < block_pairs(records, r) <= limit)
+    training = [r for r in TRAINING_CANDIDATES if has(r) and 0 < block_pairs(records, r) <= limit]
     identifiers = tuple(c for c in STRONG_IDENTIFIERS if c in attributes)
-    # EM also learns from the pairs sharing the most common strong identifier, where there is one.
+    # EM can also learn from the pairs sharing the most common strong identifier, where there is one.
     if identifiers:
-        training += ((max(identifiers, key=lambda c: records[c].notna().sum()),),)
-    return MatchPlan(attributes, identifiers, blocking, training, n >= min_tf_records)
+        training.append((max(identifiers, key=lambda c: records[c].notna().sum()),))
+    plan = MatchPlan(attributes, identifiers, blocking, (), n >= min_tf_records)
+    return dataclasses.replace(plan, training=covering_sessions(plan, training))
+
+
+def covering_sessions(plan: MatchPlan, sessions: list[tuple[str, ...]]) -> tuple[tuple[str, ...], ...]:
+    """The first of `sessions` (EM blocking rules, in order) that together estimate every comparison.
+
+    Splink leaves out of an EM session each comparison that reads a column of its blocking rule, so each
+    comparison needs one session blocking on none of its columns; more sessions only cost time (two, as
+    Splink's own examples train, where birth date and postcode + last name are populated). All of them
+    when no prefix covers every comparison.
+    """
+    reads = [
+        {
+            column
+            for level in comparison.create_comparison_levels()
+            for column in MATCH_COLUMNS
+            if re.search(rf"\b{column}_[lr]\b", level.sql_condition)
+        }
+        for comparison in comparisons(plan)
+    ]
+    estimated = [False] * len(reads)
+    for count, session in enumerate(sessions, start=1):
+        estimated = [
+            done or not columns & set(session) for done, columns in zip(estimated, reads, strict=True)
+        ]
+        if all(estimated):
+            return tuple(sessions[:count])
+    return tuple(sessions)
 
 
 def _level(
