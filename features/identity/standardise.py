@@ -265,8 +265,9 @@ def standardise_names(first: pd.Series, last: pd.Series, full: pd.Series) -> pd.
     need = full.notna() & (out["first_name"].isna() | out["last_name"].isna())
     if need.any():
         split = full[need].astype(TEXT).map(split_full_name, na_action="ignore")
-        out.loc[need, "first_name"] = out.loc[need, "first_name"].fillna(split.str[0])
-        out.loc[need, "last_name"] = out.loc[need, "last_name"].fillna(split.str[1])
+        for position, column in enumerate(out.columns):
+            part = pd.Series(split.str[position], index=split.index, dtype=TEXT)
+            out[column] = out[column].fillna(part.reindex(out.index))
     return out.astype(TEXT)
 
 
@@ -363,7 +364,8 @@ def standardise_streets(streets: pd.Series, house_numbers: pd.Series | None = No
     cleaned = _map_distinct(streets.astype(TEXT), clean_street)
     if house_numbers is not None:
         apart = _map_distinct(house_numbers.astype(TEXT), lambda v: clean_street(v.replace(" ", "")))
-        missing = apart.notna() & (cleaned.str.split(" ").str[0] != apart).fillna(True)
+        first_word = cleaned.str.replace(r" .*", "", regex=True)  # in Arrow; a split goes through Python
+        missing = apart.notna() & (first_word != apart).fillna(True)
         cleaned = cleaned.where(~missing, (apart + " " + cleaned.fillna("")).str.strip())
     number = cleaned.str.extract(_HOUSE_NUMBER, expand=False).astype(TEXT)
     return pd.DataFrame({"street": cleaned, "house_number": number}, index=streets.index)
@@ -435,7 +437,12 @@ RAW_ATTRIBUTES = (*(c.name for c in PERSON_COLUMNS), "loyalty_number")
 
 
 def _map_distinct(values: pd.Series, func: Callable[[str], str | None]) -> pd.Series:
-    """Apply `func` once per distinct non-null value; nulls stay null."""
-    distinct = values.dropna().unique()
-    lookup = {v: func(v) for v in distinct}
-    return values.map(lookup, na_action="ignore").astype(TEXT)
+    """Apply `func` once per distinct non-null value; nulls stay null.
+
+    The values are factorised and the results taken back by code in Arrow: a `Series.map` through a dict
+    hashes every value again (a third of standardising 270k records went there).
+    """
+    codes, distinct = pd.factorize(values)  # a null is -1
+    results = pa.array([*(func(v) for v in distinct.tolist()), None], type=pa.string())
+    taken = results.take(pa.array(np.where(codes < 0, len(distinct), codes)))
+    return pd.Series(pd.arrays.ArrowStringArray(taken), index=values.index, name=values.name)
