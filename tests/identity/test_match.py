@@ -10,8 +10,8 @@ import pandas as pd
 
 from features.identity.match import (
     IdentityMatcher,
-    collapse_identical,
     MatchPlan,
+    collapse_identical,
     comparisons,
     covering_sessions,
     distinct_records,
