@@ -9,9 +9,11 @@ their evidence.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,8 +82,29 @@ FALLBACK_PRIOR_RULES: tuple[tuple[str, ...], ...] = (
 
 # The prior probability that two records match, kept when no deterministic rule finds a pair to count.
 _PRIOR = 1e-4
-_NICKNAME = "list_has_any(string_split(first_name_formal_l, '|'), string_split(first_name_formal_r, '|'))"
 _JW = "jaro_winkler_similarity({0}_l, {0}_r)"
+
+
+def _when(gate: str, condition: str) -> str:
+    """`gate AND condition`, with `condition` evaluated only where the cheap `gate` holds (as a CASE).
+
+    DuckDB evaluates both sides of an AND over every pair; a CASE branch only over the pairs that reach
+    it. Most pairs Splink compares (the random pairs that estimate u) fail the gate, so a level written
+    this way costs a fraction. A NULL gate makes the level false rather than NULL: the same level.
+    """
+    return f"(CASE WHEN {gate} THEN {condition} ELSE false END)"
+
+
+# The first names share a formal name (`bill`, `will` -> william); split into lists only when one of them
+# stands for several (`alex`), since a single formal name matches exactly when it is equal.
+_NICKNAME = (
+    "(first_name_formal_l = first_name_formal_r OR "
+    + _when(
+        "contains(first_name_formal_l, '|') OR contains(first_name_formal_r, '|')",
+        "list_has_any(string_split(first_name_formal_l, '|'), string_split(first_name_formal_r, '|'))",
+    )
+    + ")"
+)
 
 
 @dataclass(frozen=True)
@@ -142,21 +165,50 @@ def plan_matching(
 
     An attribute counts when at least `min_fill` of the records hold it and no one value fills half of it.
     A blocking rule is kept when its columns count and it compares at most `max_pairs_per_record` pairs
-    per record (a postcode that is only a region would make blocks of thousands); an EM session when its
-    columns count and it finds any pair at all. Term-frequency adjustments from `min_tf_records` records
-    up: in a handful of records every duplicate makes its name look common.
+    per record (a postcode that is only a region would make blocks of thousands); EM sessions, in order,
+    when their columns count and they find any pair, until each comparison has been estimated in one
+    (`covering_sessions`). Term-frequency adjustments from `min_tf_records` records up: in a handful of
+    records every duplicate makes its name look common.
     """
     n = max(len(records), 1)
     attributes = tuple(c for c in MATCH_COLUMNS[1:] if _informative(records[c], min_fill * n))
     has = set(attributes).issuperset
     limit = max_pairs_per_record * n + 10_000
     blocking = tuple(r for r in BLOCKING_CANDIDATES if has(r) and block_pairs(records, r) <= limit)
-    training = tuple(r for r in TRAINING_CANDIDATES if has(r) and 0 < block_pairs(records, r) <= limit)
+    training = [r for r in TRAINING_CANDIDATES if has(r) and 0 < block_pairs(records, r) <= limit]
     identifiers = tuple(c for c in STRONG_IDENTIFIERS if c in attributes)
-    # EM also learns from the pairs sharing the most common strong identifier, where there is one.
+    # EM can also learn from the pairs sharing the most common strong identifier, where there is one.
     if identifiers:
-        training += ((max(identifiers, key=lambda c: records[c].notna().sum()),),)
-    return MatchPlan(attributes, identifiers, blocking, training, n >= min_tf_records)
+        training.append((max(identifiers, key=lambda c: records[c].notna().sum()),))
+    plan = MatchPlan(attributes, identifiers, blocking, (), n >= min_tf_records)
+    return dataclasses.replace(plan, training=covering_sessions(plan, training))
+
+
+def covering_sessions(plan: MatchPlan, sessions: list[tuple[str, ...]]) -> tuple[tuple[str, ...], ...]:
+    """The first of `sessions` (EM blocking rules, in order) that together estimate every comparison.
+
+    Splink leaves out of an EM session each comparison that reads a column of its blocking rule, so each
+    comparison needs one session blocking on none of its columns; more sessions only cost time (two, as
+    Splink's own examples train, where birth date and postcode + last name are populated). All of them
+    when no prefix covers every comparison.
+    """
+    reads = [
+        {
+            column
+            for level in comparison.create_comparison_levels()
+            for column in MATCH_COLUMNS
+            if re.search(rf"\b{column}_[lr]\b", level.sql_condition)
+        }
+        for comparison in comparisons(plan)
+    ]
+    estimated = [False] * len(reads)
+    for count, session in enumerate(sessions, start=1):
+        estimated = [
+            done or not columns & set(session) for done, columns in zip(estimated, reads, strict=True)
+        ]
+        if all(estimated):
+            return tuple(sessions[:count])
+    return tuple(sessions)
 
 
 def _level(
@@ -222,22 +274,25 @@ def _name(tf: bool) -> CustomComparison:
             _level("first_name_l = first_name_r AND last_name_l = last_name_r", "exact", 0.80, 5e-4, last),
             _level("first_name_l = last_name_r AND last_name_l = first_name_r", "swapped", 0.02, 1e-5),
             _level(
-                f"last_name_l = last_name_r AND {_NICKNAME}",
+                _when("last_name_l = last_name_r", _NICKNAME),
                 "nickname, same last name",
                 0.04,
                 5e-5,
                 last,
             ),
             _level(
-                f"({_NICKNAME} OR {jw_first} >= 0.88) AND {jw_last} >= 0.88",
+                _when(f"{jw_last} >= 0.88", f"{jw_first} >= 0.88 OR {_NICKNAME}"),
                 "similar first and last",
                 0.08,
                 5e-4,
             ),
             _level(
-                "last_name_l = last_name_r AND (first_name_l IS NULL OR first_name_r IS NULL"
-                " OR ((length(first_name_l) = 1 OR length(first_name_r) = 1)"
-                " AND left(first_name_l, 1) = left(first_name_r, 1)))",
+                _when(
+                    "last_name_l = last_name_r",
+                    "first_name_l IS NULL OR first_name_r IS NULL"
+                    " OR ((length(first_name_l) = 1 OR length(first_name_r) = 1)"
+                    " AND left(first_name_l, 1) = left(first_name_r, 1))",
+                ),
                 "same last name, first missing or an initial",
                 0.02,
                 2e-3,
@@ -262,9 +317,10 @@ def _middle_name(tf: bool) -> CustomComparison:
             _null("middle_name"),
             _level("middle_name_l = middle_name_r", "exact", 0.85, 0.02, "middle_name" if tf else None),
             _level(
-                "left(middle_name_l, 1) = left(middle_name_r, 1)"
-                " AND (length(middle_name_l) = 1 OR length(middle_name_r) = 1"
-                f" OR {_JW.format('middle_name')} >= 0.88)",
+                _when(
+                    "left(middle_name_l, 1) = left(middle_name_r, 1)",
+                    f"length(middle_name_l) = 1 OR length(middle_name_r) = 1 OR {_JW.format('middle_name')} >= 0.88",
+                ),
                 "initial or similar",
                 0.1,
                 0.03,
@@ -280,9 +336,13 @@ def _birth_date() -> CustomComparison:
         comparison_levels=[
             _null("birth_date"),
             _level("birth_date_l = birth_date_r", "exact", 0.93, 3e-4),
+            # One digit wrong or two adjacent ones swapped in YYYYMMDD leaves the year or the day as it was.
             _level(
-                "damerau_levenshtein(strftime(birth_date_l, '%Y%m%d'), strftime(birth_date_r, '%Y%m%d')) <= 1"
-                " OR (year(birth_date_l) = year(birth_date_r) AND month(birth_date_l) = day(birth_date_r)"
+                _when(
+                    "year(birth_date_l) = year(birth_date_r) OR day(birth_date_l) = day(birth_date_r)",
+                    "damerau_levenshtein(strftime(birth_date_l, '%Y%m%d'), strftime(birth_date_r, '%Y%m%d')) <= 1",
+                )
+                + " OR (year(birth_date_l) = year(birth_date_r) AND month(birth_date_l) = day(birth_date_r)"
                 " AND day(birth_date_l) = month(birth_date_r))",
                 "one digit wrong or day and month swapped",
                 0.05,
@@ -309,7 +369,7 @@ def _address(plan: MatchPlan) -> CustomComparison:
             tf_base_is_own_u=True,
         ),
         _level(
-            f"postcode_l = postcode_r AND (house_number_l = house_number_r OR {jw_street} >= 0.9)",
+            _when("postcode_l = postcode_r", f"house_number_l = house_number_r OR {jw_street} >= 0.9"),
             "same postcode, similar street",
             0.08,
             2e-4,
@@ -317,8 +377,11 @@ def _address(plan: MatchPlan) -> CustomComparison:
         # The street line holds the house number: the same one in the same district or town, or where one
         # record lacks the postcode, is nearly always the same address.
         _level(
-            "street_l = street_r AND (postcode_district_l = postcode_district_r OR city_l = city_r"
-            " OR postcode_l IS NULL OR postcode_r IS NULL)",
+            _when(
+                "street_l = street_r",
+                "postcode_district_l = postcode_district_r OR city_l = city_r"
+                " OR postcode_l IS NULL OR postcode_r IS NULL",
+            ),
             "same street, postcode differs or missing",
             0.03,
             1e-4,
@@ -618,7 +681,9 @@ class IdentityMatcher:
         linker = Linker(db_api.register(table), settings, log_level=None, validate_settings=False)
         gammas = ", ".join(f"gamma_{c.create_output_column_name()}" for c in comparisons(self.plan_))
         if is_new is None:
-            scored = [linker.inference.predict(threshold_match_probability=self.threshold, warning_mode="never")]
+            scored = [
+                linker.inference.predict(threshold_match_probability=self.threshold, warning_mode="never")
+            ]
         else:
             scored = _predict_new(linker, db_api, table, is_new, self.threshold)
         # Keys in order (smaller left), as a full run's dedupe gives them; every comparison is symmetric.

@@ -10,8 +10,10 @@ import pandas as pd
 
 from features.identity.match import (
     IdentityMatcher,
+    MatchPlan,
     collapse_identical,
     comparisons,
+    covering_sessions,
     distinct_records,
     model_fingerprint,
     plan_matching,
@@ -129,6 +131,19 @@ def test_without_any_strong_identifier_the_plan_uses_names_dates_and_addresses()
     person = links["identity_key_l"].str.split("-").str[0]
     assert (person == links["identity_key_r"].str.split("-").str[0]).mean() > 0.99
     assert len(links) >= 600  # at least the two copies with a birth date of every person
+
+
+def test_em_sessions_stop_once_every_comparison_has_been_estimated() -> None:
+    attributes = ("first_name", "last_name", "first_name_formal", "birth_date", "email", "street", "postcode")
+    plan = MatchPlan(attributes, ("email",), (), (), True)
+    retailer = [("birth_date",), ("postcode", "last_name"), ("first_name", "last_name"), ("email",)]
+    # Blocking on birth date estimates name, email and address; postcode + last name then birth date.
+    assert covering_sessions(plan, retailer) == (("birth_date",), ("postcode", "last_name"))
+    # Names alone never estimate the name comparison: the email session is needed for it.
+    names_first = [("first_name", "last_name"), ("postcode", "last_name"), ("email",)]
+    assert covering_sessions(plan, names_first) == tuple(names_first)
+    # No order of these covers birth date and address together: every session is kept.
+    assert covering_sessions(plan, [("birth_date", "postcode")]) == (("birth_date", "postcode"),)
 
 
 def test_a_national_id_links_deterministically_unless_the_records_conflict() -> None:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from datetime import date
 
+import numpy as np
 import pandas as pd
+import phonenumbers
 
 from features.identity.standardise import (
+    _parsed_e164,
+    _plus_e164,
     canonical_first_names,
     null_placeholders,
     phone_region,
@@ -47,6 +51,28 @@ def test_phone_uses_the_record_country_before_the_default() -> None:
     regions = phone_region(pd.Series(["IE", None]), "GB")
     phones, _ = standardise_phones(pd.Series(["087 123 4567", "020 7946 0018"]), regions)
     assert phones.tolist() == ["+353871234567", "+442079460018"]
+
+
+def test_the_quick_plus_check_agrees_with_phonenumbers() -> None:
+    """Wherever `_plus_e164` answers, it answers what a full parse does: every country code, many lengths."""
+    rng = np.random.default_rng(7)
+    codes = sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+    numbers = [
+        f"+{code}{lead}{''.join(map(str, rng.integers(0, 10, size=length)))}"
+        for code in codes
+        for lead in ("", "0", "1", "8", "00")
+        for length in range(0, 19, 2)
+    ]
+    numbers += ["+447700900123", "+4407700900123", "+44 7700 900123", "+0447700900123", "+9991234567", "+4"]
+    answered = 0
+    for number in numbers:
+        quick = _plus_e164(number)
+        if quick is not False:
+            answered += 1
+            assert quick == _parsed_e164(number, None), number
+    assert answered > len(numbers) // 2  # the quick path does answer most of them
+    assert _plus_e164("+447700900123") == "+447700900123"
+    assert _plus_e164("+4407700900123") is False  # a national prefix after the country code: parse it
 
 
 def test_unreadable_phone_is_null_and_counted() -> None:
