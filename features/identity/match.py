@@ -618,7 +618,9 @@ class IdentityMatcher:
         linker = Linker(db_api.register(table), settings, log_level=None, validate_settings=False)
         gammas = ", ".join(f"gamma_{c.create_output_column_name()}" for c in comparisons(self.plan_))
         if is_new is None:
-            scored = [linker.inference.predict(threshold_match_probability=self.threshold, warning_mode="never")]
+            scored = [
+                linker.inference.predict(threshold_match_probability=self.threshold, warning_mode="never")
+            ]
         else:
             scored = _predict_new(linker, db_api, table, is_new, self.threshold)
         # Keys in order (smaller left), as a full run's dedupe gives them; every comparison is symmetric.
