@@ -13,6 +13,7 @@ unchanged source byte for byte).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,6 +122,7 @@ class Summaries:
     records: list[Path]
     record_ids: list[Path]
     reused: int  # files whose summaries were already in the cache
+    cache: Path
 
 
 def summarise_files(con: duckdb.DuckDBPyConnection, files: list[CanonicalFile], cache: Path) -> Summaries:
@@ -151,24 +153,77 @@ def summarise_files(con: duckdb.DuckDBPyConnection, files: list[CanonicalFile], 
             used.add(path)
     for stale in set(cache.glob("*.parquet")) - used:
         stale.unlink()
-    return Summaries(records, ids, reused)
+    return Summaries(records, ids, reused, cache)
 
 
 def identity_records(con: duckdb.DuckDBPyConnection, summaries: Summaries) -> pd.DataFrame:
     """One row per identity key: latest non-null attributes, sources, first/last seen, row count."""
-    latest = ", ".join(
-        f"arg_max({name}, {name}__seen) FILTER (WHERE {name} IS NOT NULL) AS {name}" for name in ATTRIBUTES
+    merged = _merged_summary(con, summaries)
+    columns = ", ".join(
+        ["identity_key", *ATTRIBUTES, "sources", "source_types", "first_seen", "last_seen", "n_rows"]
     )
-    sql = f"""
+    return _frame(con, f"SELECT {columns} FROM read_parquet({_sql_string(merged)}) ORDER BY identity_key")
+
+
+def _merge_sql(relation: str) -> str:
+    """Summaries (one file's or already merged ones) merged into one row per key, still a summary."""
+    latest = ", ".join(
+        f"arg_max({name}, {name}__seen) FILTER (WHERE {name} IS NOT NULL) AS {name}, max({name}__seen) AS {name}__seen"
+        for name in ATTRIBUTES
+    )
+    return f"""
         SELECT identity_key, {latest},
                list_sort(list_distinct(flatten(list(sources)))) AS sources,
-               list_sort(list_distinct(list(source_type))) AS source_types,
+               list_sort(list_distinct(flatten(list(source_types)))) AS source_types,
                min(first_seen) AS first_seen, max(last_seen) AS last_seen, sum(n_rows)::BIGINT AS n_rows
-        FROM read_parquet({_sql_list(summaries.records)})
+        FROM {relation}
         GROUP BY identity_key
-        ORDER BY identity_key
     """
-    return _frame(con, sql)
+
+
+def _file_summaries(paths: list[Path]) -> str:
+    # A file's summary names its one source type; a merged summary holds a list of them.
+    return f"(SELECT * EXCLUDE (source_type), [source_type] AS source_types FROM read_parquet({_sql_list(paths)}))"
+
+
+def _merged_summary(con: duckdb.DuckDBPyConnection, summaries: Summaries) -> Path:
+    """All file summaries merged (one row per key, in key order), kept in `summaries.cache/merged/`.
+
+    Merging is associative, so when the files are last run's plus new ones (a daily load), only the keys of
+    the new files are merged again, from last run's merged row and the new summaries; every other key's row
+    is copied as it was. Any other change (a file rewritten or gone) merges every summary afresh.
+    """
+    folder = summaries.cache / "merged"
+    folder.mkdir(parents=True, exist_ok=True)
+    names = sorted(path.name for path in summaries.records)
+    digest = hashlib.blake2b("\n".join([_merge_sql(""), *names]).encode(), digest_size=12).hexdigest()
+    path = folder / f"merged-{digest}.parquet"
+    if path.exists():
+        return path
+    previous = None
+    for listing in folder.glob("merged-*.json"):
+        before = set(json.loads(listing.read_text(encoding="utf-8")))
+        if before <= set(names) and listing.with_suffix(".parquet").exists():
+            previous = (listing.with_suffix(".parquet"), before)
+    if previous is None:
+        sql = _merge_sql(_file_summaries(summaries.records)) + " ORDER BY identity_key"
+    else:
+        last, before = previous
+        added = [p for p in summaries.records if p.name not in before]
+        old = f"read_parquet({_sql_string(last)})"
+        touched = f"(SELECT DISTINCT identity_key FROM {_file_summaries(added)})"
+        again = f"""(SELECT * FROM {old} SEMI JOIN {touched} USING (identity_key)
+                     UNION ALL BY NAME SELECT * FROM {_file_summaries(added)})"""
+        sql = f"""SELECT * FROM ({_merge_sql(again)}
+                  UNION ALL BY NAME SELECT * FROM {old} ANTI JOIN {touched} USING (identity_key))
+                  ORDER BY identity_key"""
+    tmp = path.with_suffix(".tmp")
+    con.execute(f"COPY ({sql}) TO {_sql_string(tmp)} (FORMAT parquet)")
+    os.replace(tmp, path)
+    path.with_suffix(".json").write_text(json.dumps(names), encoding="utf-8")
+    for stale in set(folder.iterdir()) - {path, path.with_suffix(".json")}:
+        stale.unlink()
+    return path
 
 
 def record_ids(con: duckdb.DuckDBPyConnection, summaries: Summaries) -> duckdb.DuckDBPyRelation:
