@@ -36,7 +36,7 @@ import pyarrow as pa
 
 from features.identity.cluster import cluster_records, components
 from features.identity.match import IDENTICAL, MATCH_COLUMNS, IdentityMatcher
-from features.identity.records import ATTRIBUTES, is_in
+from features.identity.records import ATTRIBUTES, is_in, read_records
 from features.identity.standardise import standardise_records
 
 
@@ -163,7 +163,7 @@ def standardise_changed(
     raw = raw.reset_index(drop=True)
     raw_hash = pd.util.hash_pandas_object(raw[list(ATTRIBUTES)], index=False).to_numpy()
     path = folder / f"standardised-{_standardiser_version(default_region)}.parquet"
-    cached = pd.read_parquet(path) if path.exists() else None
+    cached = read_records(path) if path.exists() else None
     fresh = np.ones(len(raw), dtype=bool)  # a new key is fresh too
     if cached is not None:
         # Each record's row in the cache, looked up once (-1: not there).
@@ -177,7 +177,7 @@ def standardise_changed(
         reused = (
             raw.loc[~fresh]
             .drop(columns=list(ATTRIBUTES), errors="ignore")
-            .assign(**{c: reused[c].to_numpy() for c in attributes})
+            .assign(**{c: reused[c].array for c in attributes})
         )
         reused = reused[standardised.columns].astype(standardised.dtypes.to_dict())
         standardised = pd.concat([frame for frame in (standardised, reused) if len(frame)])

@@ -234,9 +234,22 @@ def record_ids(con: duckdb.DuckDBPyConnection, summaries: Summaries) -> duckdb.D
     return con.sql(sql)
 
 
+_ARROW_TYPES = {pa.string(): TEXT, pa.large_string(): TEXT, pa.date32(): DATE}
+
+
 def _frame(con: duckdb.DuckDBPyConnection, sql: str) -> pd.DataFrame:
     """A query's result in pandas with Arrow-backed text and dates: no Python object per value."""
-    return con.sql(sql).to_arrow_table().to_pandas(types_mapper={pa.string(): TEXT, pa.date32(): DATE}.get)
+    return con.sql(sql).to_arrow_table().to_pandas(types_mapper=_ARROW_TYPES.get)
+
+
+def read_records(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """A Parquet table of identity records in pandas with Arrow-backed text and dates, as `_frame` gives them.
+
+    `pd.read_parquet` restores text as Python strings (`string[python]`): turning 270k records back into
+    Arrow text value by value cost more than the rest of reading them.
+    """
+    table = pq.read_table(path, columns=columns)
+    return table.replace_schema_metadata(None).to_pandas(types_mapper=_ARROW_TYPES.get)
 
 
 def _sql_string(path: Path) -> str:

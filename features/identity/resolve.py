@@ -34,6 +34,7 @@ from features.identity.records import (
     Summaries,
     canonical_files,
     identity_records,
+    read_records,
     record_ids,
     summarise_files,
 )
@@ -97,7 +98,7 @@ def previous_resolution(folder: Path) -> Resolution | None:
     wanted = [*MATCH_COLUMNS, "customer_id"]
     if not set(wanted) <= set(pq.read_schema(records).names):
         return None  # written for other attributes: nothing to compare with
-    return Resolution(pd.read_parquet(records, columns=wanted), pd.read_parquet(links))
+    return Resolution(read_records(records, columns=wanted), pd.read_parquet(links))
 
 
 def resolve_identities(
@@ -218,7 +219,7 @@ def _cpu_seconds() -> float:
 def _previous_keys(folder: Path) -> pd.DataFrame | None:
     """Each identity key's customer id as the last run left it (records.parquet: one row per key)."""
     path = folder / "records.parquet"
-    return pd.read_parquet(path, columns=["identity_key", "customer_id"]) if path.exists() else None
+    return read_records(path, columns=["identity_key", "customer_id"]) if path.exists() else None
 
 
 def _write_crosswalk(summaries: Summaries, keys: pd.DataFrame, path: Path) -> int:
