@@ -17,6 +17,7 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.identity.cluster import cluster_records
@@ -176,7 +177,7 @@ def resolve_identities(
     _write(records, out / "records.parquet")
     _write(links, out / "links.parquet")
     source_records = _write_crosswalk(summaries, ids.keys, out / "crosswalk.parquet")
-    _write(_customers(ids.customers, out / "records.parquet"), out / "customers.parquet")
+    _write_customers(ids.customers, out / "records.parquet", out / "customers.parquet")
     _write(ids.aliases if not ids.aliases.empty else empty_aliases(), out / "aliases.parquet")
     if trained:
         (out / "model.json").write_text(json.dumps(matcher.to_json(), indent=2), encoding="utf-8")
@@ -239,16 +240,28 @@ def _write_crosswalk(summaries: Summaries, keys: pd.DataFrame, path: Path) -> in
     return count
 
 
-def _customers(customers: pd.DataFrame, records: Path) -> pd.DataFrame:
-    """customer_id, created_at, n_records (identity records) and the sorted sources they come from."""
+def _write_customers(customers: pd.DataFrame, records: Path, path: Path) -> None:
+    """customers.parquet: customer_id, created_at, n_records (identity records) and their sorted sources.
+
+    Joined and written by DuckDB: the per-customer lists of sources never become Python objects.
+    """
     con = duckdb.connect()
-    per_customer = con.execute(
-        """SELECT customer_id, count(*) AS n_records, list_sort(list_distinct(flatten(list(sources)))) AS sources
-           FROM read_parquet(?) GROUP BY customer_id""",
-        [str(records)],
-    ).df()
+    con.register(
+        "customers", pa.Table.from_pandas(customers[["customer_id", "created_at"]], preserve_index=False)
+    )
+    tmp = path.with_suffix(".tmp")
+    con.execute(
+        f"""COPY (
+            SELECT c.customer_id, c.created_at, r.n_records, r.sources FROM customers c
+            LEFT JOIN (SELECT customer_id, count(*) AS n_records,
+                              list_sort(list_distinct(flatten(list(sources)))) AS sources
+                       FROM read_parquet('{str(records).replace("'", "''")}') GROUP BY customer_id) r
+            USING (customer_id)
+            ORDER BY c.customer_id
+        ) TO '{str(tmp).replace("'", "''")}' (FORMAT parquet)"""
+    )
     con.close()
-    return customers.merge(per_customer, on="customer_id", how="left").astype({"n_records": "int64"})
+    os.replace(tmp, path)
 
 
 def resolve_customer_id(workspace: Workspace, any_id: str) -> str | None:
