@@ -40,11 +40,16 @@ KNOWN: tuple[tuple[type[Warning], str, str, str], ...] = (
 )
 
 
-def ignore_known_warnings() -> None:
-    """Silence the KNOWN warnings; call it first thing in an entry point."""
+def ignore_known_warnings(feast: bool = True) -> None:
+    """Silence the KNOWN warnings; call it first thing in an entry point.
+
+    `feast=False` for an entry point that never imports Feast: importing it costs 4.5 s of CPU
+    (2026-12-03), as much as an incremental `tessera resolve` of 30k customers.
+    """
     # Feast's modules put `simplefilter("once", DeprecationWarning)` in front of every filter when imported:
     # imported first, the filters below go in front of theirs.
-    import feast  # noqa: F401
+    if feast:
+        import feast  # noqa: F401
 
     for category, module, message, _ in KNOWN:
         warnings.filterwarnings("ignore", message=message, category=category, module=module)

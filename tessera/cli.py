@@ -50,10 +50,18 @@ SourcesOption = Annotated[
 ]
 
 
+# Commands that never import Feast, MLflow or BentoML (the data steps before the feature store).
+WITHOUT_FEAST = frozenset({"simulate", "ingest", "resolve", "profile"})
+
+
 @app.callback()
 def configure(
+    ctx: typer.Context,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each step.")] = False,
 ) -> None:
+    from features.known_warnings import ignore_known_warnings
+
+    ignore_known_warnings(feast=ctx.invoked_subcommand not in WITHOUT_FEAST)
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -280,9 +288,7 @@ _mount_subcommands()
 def main() -> None:
     """Entry point: input errors end with their message and exit status 2, not a traceback."""
     from features.errors import InputError
-    from features.known_warnings import ignore_known_warnings
 
-    ignore_known_warnings()
     try:
         app()
     except InputError as exc:
