@@ -16,6 +16,8 @@ from datetime import datetime
 
 import pandas as pd
 
+from features.identity.records import is_in
+
 PREFIX = "C"
 DIGITS = 9
 ALIAS_COLUMNS = ["alias_id", "customer_id", "merged_at"]
@@ -69,7 +71,7 @@ def assign_customer_ids(
     carried = carried if carried is not None else pd.DataFrame(columns=["identity_key", "customer_id"])
     carried_ids = pd.Index(carried["customer_id"].unique())
     keys = pd.DataFrame({"identity_key": clusters.index.astype(str), "cluster": clusters.to_numpy()})
-    keys = keys[~keys["identity_key"].isin(carried["identity_key"])]
+    keys = keys[~is_in(keys["identity_key"], carried["identity_key"])]
     aliases = previous_aliases if previous_aliases is not None else empty_aliases()
     created = (
         previous_customers.set_index("customer_id")["created_at"]
@@ -83,7 +85,7 @@ def assign_customer_ids(
     old_ids = pd.Series(old["old_id"].unique(), dtype=object)
     previous_ids = set(created.index) | set(old_ids)
     issued = pd.concat([old_ids, aliases["alias_id"], created.index.to_series()], ignore_index=True)
-    old = old[~old["old_id"].isin(carried_ids)]
+    old = old[~is_in(old["old_id"], carried_ids)]
     joined = keys.merge(old, on="identity_key", how="inner")
     parts = joined.groupby(["old_id", "cluster"]).size().rename("n").reset_index()
     # Each previous id follows its largest part.

@@ -29,12 +29,14 @@ from importlib import resources
 from importlib.metadata import version
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from features.identity.cluster import cluster_records, components
 from features.identity.match import IDENTICAL, MATCH_COLUMNS, IdentityMatcher
-from features.identity.records import ATTRIBUTES
+from features.identity.records import ATTRIBUTES, is_in, read_records
 from features.identity.standardise import standardise_records
 
 
@@ -58,16 +60,6 @@ class IncrementalLinks:
     reclustered: int
 
 
-def _same(current: pd.Series, previous: pd.Series) -> np.ndarray:
-    """Element-wise equality where two missing values are equal."""
-    a, b = current.to_numpy(dtype=object), previous.to_numpy(dtype=object)
-    a_missing, b_missing = pd.isna(a), pd.isna(b)
-    both = ~a_missing & ~b_missing
-    same = a_missing & b_missing
-    same[both] = (a[both] == b[both]).astype(bool)
-    return same
-
-
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     # Empty frames would turn typed columns (kept: bool) into object columns.
     filled = [frame for frame in frames if len(frame)] or frames[:1]
@@ -76,28 +68,36 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
 
 def dirty_keys(records: pd.DataFrame, previous: Resolution) -> tuple[pd.Series, pd.Series]:
     """The keys to score again (new, changed, or unscored copies of a changed record) and the removed keys."""
-    old = previous.records.set_index("identity_key")
-    keys = records["identity_key"]
-    known = keys.isin(old.index).to_numpy()
-    changed = ~known
-    matched = old.reindex(keys[known])
-    unchanged = np.ones(int(known.sum()), dtype=bool)
-    for column in MATCH_COLUMNS[1:]:
-        unchanged &= _same(records.loc[known, column], matched[column])
-    changed[np.flatnonzero(known)[~unchanged]] = True
-    removed = pd.Series(old.index.difference(keys), dtype=object)
-    gone = set(keys[changed]) | set(removed)
+    # One DuckDB join over Arrow columns: comparing 270k records column by column in pandas cost seconds.
+    con = duckdb.connect()
+    con.register("now", _match_table(records))
+    con.register("old", _match_table(previous.records))
+    differs = " OR ".join(f"n.{c} IS DISTINCT FROM o.{c}" for c in MATCH_COLUMNS[1:])
+    changed = con.sql(
+        f"""SELECT n.identity_key FROM now n LEFT JOIN old o ON n.identity_key = o.identity_key
+            WHERE o.identity_key IS NULL OR {differs}"""
+    ).to_arrow_table()["identity_key"]
+    removed = con.sql(
+        "SELECT identity_key FROM old ANTI JOIN now USING (identity_key) ORDER BY identity_key"
+    ).to_arrow_table()["identity_key"]
+    con.close()
+    gone = pa.chunked_array([*changed.chunks, *removed.chunks], type=changed.type)
     copies = previous.links[previous.links["kind"] == IDENTICAL]
     left, right = copies["identity_key_l"], copies["identity_key_r"]
-    orphaned = set(left[right.isin(gone)]) | set(right[left.isin(gone)])
-    dirty = keys[changed | keys.isin(orphaned).to_numpy()]
-    return dirty.reset_index(drop=True), removed
+    orphaned = pd.concat([left[is_in(right, gone)], right[is_in(left, gone)]])
+    keys = records["identity_key"]
+    dirty = keys[is_in(keys, changed) | is_in(keys, orphaned)]
+    return dirty.reset_index(drop=True), pd.Series(removed.to_pylist(), dtype=object)
+
+
+def _match_table(records: pd.DataFrame) -> pa.Table:
+    return pa.Table.from_pandas(records[MATCH_COLUMNS], preserve_index=False)
 
 
 def _touched(keys: pd.Series, links: pd.DataFrame, seeds: pd.Series) -> np.ndarray:
     """Which keys share a connected component with any of the seeds."""
     label = components(keys, links)
-    return np.isin(label, label[keys.isin(seeds).to_numpy()])
+    return np.isin(label, label[is_in(keys, seeds)])
 
 
 def link_incrementally(
@@ -105,24 +105,24 @@ def link_incrementally(
 ) -> IncrementalLinks:
     """Clusters and links of all records, scoring only dirty records and re-clustering what they touch."""
     dirty, removed = dirty_keys(records, previous)
-    gone = pd.concat([dirty, removed], ignore_index=True)
+    gone = pd.concat([dirty.astype(object), removed.astype(object)], ignore_index=True)
     old_links = previous.links
     # The previous components the dirty and removed records were part of must be clustered afresh.
     was_touched = _touched(previous.records["identity_key"], old_links, gone)
     seeds = pd.concat([dirty, previous.records["identity_key"][was_touched]], ignore_index=True)
 
-    clean = ~(old_links["identity_key_l"].isin(gone) | old_links["identity_key_r"].isin(gone))
-    kept_links = old_links[clean.to_numpy()]
+    clean = ~(is_in(old_links["identity_key_l"], gone) | is_in(old_links["identity_key_r"], gone))
+    kept_links = old_links[clean]
     new_links = matcher.predict(records, new=dirty) if len(dirty) else kept_links.iloc[:0]
     links = _concat([kept_links, new_links])
 
     keys = records["identity_key"].astype(str).reset_index(drop=True)
     touched = _touched(keys, links, seeds)
-    touched_links = links["identity_key_l"].isin(keys[touched]).to_numpy()
+    touched_links = is_in(links["identity_key_l"], keys[touched])
     clusters, relinked = cluster_records(records[touched], links[touched_links])
 
     # Untouched customers keep their records together, named (as a full run would) by their smallest key.
-    untouched = previous.records[previous.records["identity_key"].isin(keys[~touched])]
+    untouched = previous.records[is_in(previous.records["identity_key"], keys[~touched])]
     untouched = untouched[["identity_key", "customer_id"]].sort_values("identity_key")
     smallest = untouched.drop_duplicates("customer_id").set_index("customer_id")["identity_key"]
     name = untouched["customer_id"].map(smallest).to_numpy()
@@ -163,7 +163,7 @@ def standardise_changed(
     raw = raw.reset_index(drop=True)
     raw_hash = pd.util.hash_pandas_object(raw[list(ATTRIBUTES)], index=False).to_numpy()
     path = folder / f"standardised-{_standardiser_version(default_region)}.parquet"
-    cached = pd.read_parquet(path) if path.exists() else None
+    cached = read_records(path) if path.exists() else None
     fresh = np.ones(len(raw), dtype=bool)  # a new key is fresh too
     if cached is not None:
         # Each record's row in the cache, looked up once (-1: not there).
@@ -177,7 +177,7 @@ def standardise_changed(
         reused = (
             raw.loc[~fresh]
             .drop(columns=list(ATTRIBUTES), errors="ignore")
-            .assign(**{c: reused[c].to_numpy() for c in attributes})
+            .assign(**{c: reused[c].array for c in attributes})
         )
         reused = reused[standardised.columns].astype(standardised.dtypes.to_dict())
         standardised = pd.concat([frame for frame in (standardised, reused) if len(frame)])

@@ -692,9 +692,11 @@ class IdentityMatcher:
                 "SELECT least(identity_key_l, identity_key_r) AS identity_key_l,"
                 " greatest(identity_key_l, identity_key_r) AS identity_key_r,"
                 f" match_weight, match_probability, {gammas} FROM {frame.physical_name}"
+                " WHERE identity_key_l <> identity_key_r"
                 for frame in scored
             )
         ).df()
+        pairs = pairs.drop_duplicates(["identity_key_l", "identity_key_r"])
         db_api.duckdb_con.close()
         return pairs
 
@@ -739,17 +741,19 @@ class IdentityMatcher:
 def _predict_new(
     linker: Linker, db_api: DuckDBAPI, table: pa.Table, is_new: np.ndarray, threshold: float | None
 ) -> list[Any]:
-    """New records scored against the old ones and among themselves, with the model's blocking rules."""
+    """New records scored against every record (old and new), with the model's blocking rules.
+
+    One `predict_between(new, all)` pass: Splink's fixed cost per pass (building and parsing its SQL) is
+    paid once instead of twice (`predict_between(new, old)` + `predict_within(new)`). It also pairs each new
+    record with itself and every new pair twice; `_score` drops the first and keeps the second once.
+    """
     new = db_api.register(table.filter(pa.array(is_new)))
-    old = db_api.register(table.filter(pa.array(~is_new)))
+    every = db_api.register(table)
     # Term frequencies from all records, as a full run computes them (predict_between requires them).
     for column in _tf_columns(linker.misc.save_model_to_json()):
         linker.table_management.compute_tf_table(column)
     options = {"threshold_match_probability": threshold, "warning_mode": "never"}
-    return [
-        linker.inference.predict_between(new, old, **options),
-        linker.inference.predict_within(new, **options),
-    ]
+    return [linker.inference.predict_between(new, every, **options)]
 
 
 def _tf_columns(model: dict[str, Any]) -> list[str]:

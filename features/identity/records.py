@@ -13,13 +13,16 @@ unchanged source byte for byte).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from features.identity.standardise import DATE, TEXT
@@ -119,6 +122,7 @@ class Summaries:
     records: list[Path]
     record_ids: list[Path]
     reused: int  # files whose summaries were already in the cache
+    cache: Path
 
 
 def summarise_files(con: duckdb.DuckDBPyConnection, files: list[CanonicalFile], cache: Path) -> Summaries:
@@ -149,24 +153,77 @@ def summarise_files(con: duckdb.DuckDBPyConnection, files: list[CanonicalFile], 
             used.add(path)
     for stale in set(cache.glob("*.parquet")) - used:
         stale.unlink()
-    return Summaries(records, ids, reused)
+    return Summaries(records, ids, reused, cache)
 
 
 def identity_records(con: duckdb.DuckDBPyConnection, summaries: Summaries) -> pd.DataFrame:
     """One row per identity key: latest non-null attributes, sources, first/last seen, row count."""
-    latest = ", ".join(
-        f"arg_max({name}, {name}__seen) FILTER (WHERE {name} IS NOT NULL) AS {name}" for name in ATTRIBUTES
+    merged = _merged_summary(con, summaries)
+    columns = ", ".join(
+        ["identity_key", *ATTRIBUTES, "sources", "source_types", "first_seen", "last_seen", "n_rows"]
     )
-    sql = f"""
+    return _frame(con, f"SELECT {columns} FROM read_parquet({_sql_string(merged)}) ORDER BY identity_key")
+
+
+def _merge_sql(relation: str) -> str:
+    """Summaries (one file's or already merged ones) merged into one row per key, still a summary."""
+    latest = ", ".join(
+        f"arg_max({name}, {name}__seen) FILTER (WHERE {name} IS NOT NULL) AS {name}, max({name}__seen) AS {name}__seen"
+        for name in ATTRIBUTES
+    )
+    return f"""
         SELECT identity_key, {latest},
                list_sort(list_distinct(flatten(list(sources)))) AS sources,
-               list_sort(list_distinct(list(source_type))) AS source_types,
+               list_sort(list_distinct(flatten(list(source_types)))) AS source_types,
                min(first_seen) AS first_seen, max(last_seen) AS last_seen, sum(n_rows)::BIGINT AS n_rows
-        FROM read_parquet({_sql_list(summaries.records)})
+        FROM {relation}
         GROUP BY identity_key
-        ORDER BY identity_key
     """
-    return _frame(con, sql)
+
+
+def _file_summaries(paths: list[Path]) -> str:
+    # A file's summary names its one source type; a merged summary holds a list of them.
+    return f"(SELECT * EXCLUDE (source_type), [source_type] AS source_types FROM read_parquet({_sql_list(paths)}))"
+
+
+def _merged_summary(con: duckdb.DuckDBPyConnection, summaries: Summaries) -> Path:
+    """All file summaries merged (one row per key, in key order), kept in `summaries.cache/merged/`.
+
+    Merging is associative, so when the files are last run's plus new ones (a daily load), only the keys of
+    the new files are merged again, from last run's merged row and the new summaries; every other key's row
+    is copied as it was. Any other change (a file rewritten or gone) merges every summary afresh.
+    """
+    folder = summaries.cache / "merged"
+    folder.mkdir(parents=True, exist_ok=True)
+    names = sorted(path.name for path in summaries.records)
+    digest = hashlib.blake2b("\n".join([_merge_sql(""), *names]).encode(), digest_size=12).hexdigest()
+    path = folder / f"merged-{digest}.parquet"
+    if path.exists():
+        return path
+    previous = None
+    for listing in folder.glob("merged-*.json"):
+        before = set(json.loads(listing.read_text(encoding="utf-8")))
+        if before <= set(names) and listing.with_suffix(".parquet").exists():
+            previous = (listing.with_suffix(".parquet"), before)
+    if previous is None:
+        sql = _merge_sql(_file_summaries(summaries.records)) + " ORDER BY identity_key"
+    else:
+        last, before = previous
+        added = [p for p in summaries.records if p.name not in before]
+        old = f"read_parquet({_sql_string(last)})"
+        touched = f"(SELECT DISTINCT identity_key FROM {_file_summaries(added)})"
+        again = f"""(SELECT * FROM {old} SEMI JOIN {touched} USING (identity_key)
+                     UNION ALL BY NAME SELECT * FROM {_file_summaries(added)})"""
+        sql = f"""SELECT * FROM ({_merge_sql(again)}
+                  UNION ALL BY NAME SELECT * FROM {old} ANTI JOIN {touched} USING (identity_key))
+                  ORDER BY identity_key"""
+    tmp = path.with_suffix(".tmp")
+    con.execute(f"COPY ({sql}) TO {_sql_string(tmp)} (FORMAT parquet)")
+    os.replace(tmp, path)
+    path.with_suffix(".json").write_text(json.dumps(names), encoding="utf-8")
+    for stale in set(folder.iterdir()) - {path, path.with_suffix(".json")}:
+        stale.unlink()
+    return path
 
 
 def record_ids(con: duckdb.DuckDBPyConnection, summaries: Summaries) -> duckdb.DuckDBPyRelation:
@@ -177,9 +234,22 @@ def record_ids(con: duckdb.DuckDBPyConnection, summaries: Summaries) -> duckdb.D
     return con.sql(sql)
 
 
+_ARROW_TYPES = {pa.string(): TEXT, pa.large_string(): TEXT, pa.date32(): DATE}
+
+
 def _frame(con: duckdb.DuckDBPyConnection, sql: str) -> pd.DataFrame:
     """A query's result in pandas with Arrow-backed text and dates: no Python object per value."""
-    return con.sql(sql).to_arrow_table().to_pandas(types_mapper={pa.string(): TEXT, pa.date32(): DATE}.get)
+    return con.sql(sql).to_arrow_table().to_pandas(types_mapper=_ARROW_TYPES.get)
+
+
+def read_records(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """A Parquet table of identity records in pandas with Arrow-backed text and dates, as `_frame` gives them.
+
+    `pd.read_parquet` restores text as Python strings (`string[python]`): turning 270k records back into
+    Arrow text value by value cost more than the rest of reading them.
+    """
+    table = pq.read_table(path, columns=columns)
+    return table.replace_schema_metadata(None).to_pandas(types_mapper=_ARROW_TYPES.get)
 
 
 def _sql_string(path: Path) -> str:
@@ -188,3 +258,25 @@ def _sql_string(path: Path) -> str:
 
 def _sql_list(paths: list[Path]) -> str:
     return "[" + ", ".join(_sql_string(p) for p in paths) + "]"
+
+
+def is_in(values: pd.Series | pd.Index, among: pd.Series | pd.Index | pa.Array | list | set) -> np.ndarray:
+    """Which `values` (identity keys, customer ids) are among `among`, as a boolean array; nulls never are.
+
+    Arrow's hash look-up: pandas' `isin` on Arrow-backed text walks a large `among` value by value in
+    Python (0.59 s against 0.03 s for 270k keys in a set of 100k, 2026-12-03).
+    """
+    haystack = list(among) if isinstance(among, set) else among
+    found = pc.is_in(_text(values), value_set=_text(haystack), skip_nulls=True)
+    return found.fill_null(False).to_numpy(zero_copy_only=False)
+
+
+def _text(values: pd.Series | pd.Index | pa.Array | pa.ChunkedArray | list) -> pa.Array:
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    array = (
+        values
+        if isinstance(values, pa.Array)
+        else pa.array(pd.Series(values, dtype=object) if isinstance(values, list) else values)
+    )
+    return array.cast(pa.string()) if array.type != pa.string() else array

@@ -42,3 +42,24 @@ def test_latest_value_across_files_and_summaries_reused_until_a_file_changes(wor
     assert changed.reused == 1 and records.loc["crm:a", "email"] == "ann@newer.example"
     # Summaries of the file's old content are removed, not left to grow.
     assert len(list((workspace.identity / "summaries").glob("*.parquet"))) == 4
+
+
+def test_a_daily_load_merges_only_the_new_files_keys_into_last_runs_records(workspace: Workspace) -> None:
+    ann = contact("a", "Ann", "Lee", email="ann@old.example", updated_at="2024-01-01T00:00:00Z")
+    write_canonical(workspace, "contacts", "crm", [ann, contact("b", "Bob", "Hart")])
+    _load(workspace)
+    # A daily load: a new file with a newer email for Ann, Ann's first name left out, and a new person.
+    newer = contact("a", None, "Lee", email="ann@new.example", updated_at="2025-01-01T00:00:00Z")
+    write_canonical(workspace, "contacts", "crm_later", [newer, contact("c", "Cy", "Moss")], namespace="crm")
+    _, merged, _ = _load(workspace)
+    assert (merged.loc["crm:a", "email"], merged.loc["crm:a", "first_name"]) == ("ann@new.example", "Ann")
+    assert merged.loc["crm:a", "n_rows"] == 2 and list(merged.loc["crm:a", "sources"]) == ["crm", "crm_later"]
+    assert merged.loc["crm:b", "first_name"] == "Bob" and merged.loc["crm:c", "last_name"] == "Moss"
+    # One merged summary is kept (with the list of file summaries it holds), and it is what a merge of
+    # every file summary from scratch gives.
+    folder = workspace.identity / "summaries" / "merged"
+    assert len(list(folder.glob("merged-*.parquet"))) == 1 and len(list(folder.glob("merged-*.json"))) == 1
+    for path in folder.iterdir():
+        path.unlink()
+    _, afresh, _ = _load(workspace)
+    assert afresh.equals(merged)
