@@ -53,6 +53,8 @@ class OnlineFeatures:
             (views[name], list(dict.fromkeys(names))) for name, names in wanted.items()
         ]
         self.join_keys = sorted({key for view, _ in self.reads for key in view.join_keys})
+        # Each read's entity key, looked up once: Feast type-checks `FeatureView.join_keys` on every access.
+        self._read_keys = [view.join_keys[0] for view, _ in self.reads]
         self._online_store = store._get_provider().online_store
         if not isinstance(self._online_store, PackedVectors):
             raise InputError(
@@ -91,7 +93,11 @@ class OnlineFeatures:
         keys = self._entity_keys(customer_ids, skus)
         size = len(next(iter(keys.values())))
         values = self._online_store.read_columns(
-            self.store.config, [(view, names, keys[view.join_keys[0]]) for view, names in self.reads]
+            self.store.config,
+            [
+                (view, names, keys[key])
+                for (view, names), key in zip(self.reads, self._read_keys, strict=True)
+            ],
         )
         if self.on_demand:
             moment = request_time or datetime.now(UTC)
