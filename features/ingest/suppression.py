@@ -17,6 +17,7 @@ import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from tessera.core.settings import Settings, Workspace
@@ -67,13 +68,10 @@ def add_suppressed(workspace: Workspace, hashes: Iterable[str], erasure_id: str)
 
 def suppressed_rows(rows: pd.DataFrame, suppressed: frozenset[str], salt: bytes) -> pd.Series:
     """Which canonical rows belong to a suppressed person: their identity key or email is on the list."""
-    hit = pd.Series(False, index=rows.index)
-    if not suppressed:
-        return hit
+    hit = np.zeros(len(rows), dtype=bool)
     for column in ("identity_key", "email"):
-        if column in rows.columns:
-            values = rows[column]
-            present = values.notna()
-            hashed = values[present].astype(str).map(lambda v: identifier_hash(v, salt))
-            hit[present] |= hashed.isin(suppressed)
-    return hit
+        if suppressed and column in rows.columns:
+            present = rows[column].notna().to_numpy()
+            hashed = rows[column][present].astype(str).map(lambda v: identifier_hash(v, salt))
+            hit[present] |= hashed.isin(suppressed).to_numpy()
+    return pd.Series(hit, index=rows.index)
