@@ -22,6 +22,7 @@ from starlette.requests import Request
 from features.store.settings import FeatureStoreSettings
 from serving.auth import ApiKeyMiddleware
 from serving.engine import Engine, UnknownCustomer
+from serving.erasure import erase_person, find_person
 from serving.schemas import (
     ChurnResponse,
     CltvResponse,
@@ -36,7 +37,9 @@ from serving.schemas import (
     SimilarItemsResponse,
 )
 from serving.settings import ServeSettings
+from tessera.core.errors import InputError
 from tessera.core.known_warnings import ignore_known_warnings
+from tessera.core.settings import Settings
 
 # BentoML's configuration of the service before any setting. Stock BentoML spends more per request than a
 # recommendation costs: an OpenTelemetry span around every request and its body reads, an access-log line, and
@@ -73,7 +76,9 @@ class Tessera:
     """Recommendations, scores, live events and the customer 360 view of one Tessera workspace."""
 
     def __init__(self) -> None:
-        self.engine = Engine(ServeSettings(), FeatureStoreSettings())
+        serve, self.store_settings = ServeSettings(), FeatureStoreSettings()
+        self.engine = Engine(serve, self.store_settings)
+        self.settings = Settings(workspace=serve.workspace)  # the erasure salt (TESSERA_ERASURE_SALT)
 
     @bentoml.on_shutdown
     def close(self) -> None:
@@ -126,6 +131,21 @@ class Tessera:
             return self.engine.customer(surviving)
         except UnknownCustomer as exc:
             return JSONResponse({"error": str(exc)}, status_code=404)
+
+    @customers.delete("/{customer_id}", responses={404: {"model": ErrorBody}})
+    def erase_customer(self, customer_id: str) -> Any:
+        """Erase the customer from every store and suppress them, as `tessera erase --customer`; the receipt.
+
+        The loaded state is reloaded at once (the poll would within its period): the customer is then
+        unknown to every endpoint.
+        """
+        try:
+            person = find_person(self.engine.workspace, customer=customer_id)
+        except InputError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=404)
+        receipt = erase_person(self.engine.workspace, self.settings, self.store_settings, person)
+        self.engine.watcher.check()
+        return receipt
 
 
 Tessera.add_asgi_middleware(ApiKeyMiddleware.from_environment)  # type: ignore[arg-type]

@@ -1,8 +1,9 @@
 """The suppression list: salted hashes of erased people's identifiers, which ingest honours.
 
 An erased person's rows must not come back when the same exports are ingested again, yet the list must not
-hold their identifiers. Each identifier (`identity_key`, the key identity resolution works on, and the
-lower-cased email) is kept as an HMAC-SHA256 under a secret salt: `TESSERA_ERASURE_SALT`, or else a random
+hold their identifiers. Each identifier (`identity_key`, the key identity resolution works on, and every
+email, phone and loyalty number, as written and standardised, lower-cased) is kept as an HMAC-SHA256 under a
+secret salt: `TESSERA_ERASURE_SALT`, or else a random
 per-workspace secret generated on first use in `data/suppression/salt` (mode 0600). Keep that salt for good:
 a new one makes every stored hash unmatched. Without the salt the list cannot be tested against a guessed
 email (a plain hash could).
@@ -23,6 +24,8 @@ import pandas as pd
 from tessera.core.settings import Settings, Workspace
 
 SUPPRESSION_FOLDER = "suppression"
+# Canonical columns whose value names a person: the identity key, contact fields and consent records' identifier.
+SUPPRESSED_COLUMNS = ("identity_key", "email", "phone", "loyalty_number", "identifier")
 
 
 def suppression_folder(workspace: Workspace) -> Path:
@@ -67,9 +70,9 @@ def add_suppressed(workspace: Workspace, hashes: Iterable[str], erasure_id: str)
 
 
 def suppressed_rows(rows: pd.DataFrame, suppressed: frozenset[str], salt: bytes) -> pd.Series:
-    """Which canonical rows belong to a suppressed person: their identity key or email is on the list."""
+    """Which canonical rows belong to a suppressed person: a value of theirs in a SUPPRESSED_COLUMNS column."""
     hit = np.zeros(len(rows), dtype=bool)
-    for column in ("identity_key", "email"):
+    for column in SUPPRESSED_COLUMNS:
         if suppressed and column in rows.columns:
             present = rows[column].notna().to_numpy()
             hashed = rows[column][present].astype(str).map(lambda v: identifier_hash(v, salt))
