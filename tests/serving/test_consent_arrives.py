@@ -17,7 +17,12 @@ def _withdraw_profiling(workspace: Workspace, customer: str) -> None:
     """A consent record withdrawing profiling a day before NOW, and the golden record saying the same."""
     events_path = workspace.profile / "consent_events.parquet"
     events = pd.read_parquet(events_path)
-    withdrawal = {**events.iloc[0].to_dict(), "customer_id": customer, "purpose": "profiling", "granted": False}
+    withdrawal = {
+        **events.iloc[0].to_dict(),
+        "customer_id": customer,
+        "purpose": "profiling",
+        "granted": False,
+    }
     withdrawal["recorded_at"] = pd.Timestamp(NOW) - pd.Timedelta(days=1)
     pd.concat([events, pd.DataFrame([withdrawal])], ignore_index=True).to_parquet(events_path)
     customers_path = workspace.profile / "customers.parquet"
