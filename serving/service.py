@@ -25,6 +25,7 @@ from serving.audit import AccessLog
 from serving.auth import KEY_ID, ApiKeyMiddleware
 from serving.contract import BodyLimit, JsonBodies, JsonErrors, OpenApiDocument, quiet_client_errors
 from serving.engine import Engine, UnknownCustomer, UnknownProduct
+from serving.erasure import erase_person, find_person
 from serving.events import EventRefused, check_event, first_record_at
 from serving.metrics import RequestMetrics
 from serving.recommender import load_products
@@ -42,7 +43,9 @@ from serving.schemas import (
     SimilarItemsResponse,
 )
 from serving.settings import ServeSettings
+from tessera.core.errors import InputError
 from tessera.core.known_warnings import ignore_known_warnings
+from tessera.core.settings import Settings
 
 # BentoML's configuration of the service before any setting. Stock BentoML spends more per request than a
 # recommendation costs: an OpenTelemetry span around every request and its body reads, an access-log line, and
@@ -82,8 +85,9 @@ class Tessera:
 
     def __init__(self) -> None:
         quiet_client_errors()
-        settings = ServeSettings()
-        self.engine = Engine(settings, FeatureStoreSettings())
+        settings, self.store_settings = ServeSettings(), FeatureStoreSettings()
+        self.engine = Engine(settings, self.store_settings)
+        self.settings = Settings(workspace=settings.workspace)  # the erasure salt (TESSERA_ERASURE_SALT)
         self.access_log = AccessLog(settings.access_log_file())
         self.event_future = timedelta(seconds=settings.event_future_seconds)
         self._catalogue: tuple[object, frozenset[str]] | None = None
@@ -178,6 +182,23 @@ class Tessera:
             return JSONResponse({"error": str(exc)}, status_code=404)
         self.access_log.record(request.scope.get(KEY_ID), surviving, "GET /customers/{customer_id}")
         return view
+
+    @customers.delete("/{customer_id}", responses={404: {"model": ErrorBody}})
+    def erase_customer(self, customer_id: str, request: Request) -> Any:
+        """Erase the customer from every store and suppress them, as `tessera erase --customer`; the receipt.
+
+        The loaded state is reloaded at once (the poll would within its period): the customer is then
+        unknown to every endpoint.
+        """
+        try:
+            person = find_person(self.engine.workspace, customer=customer_id)
+        except InputError as exc:
+            return _error(404, exc)
+        receipt = erase_person(self.engine.workspace, self.settings, self.store_settings, person)
+        self.engine.watcher.check()
+        erased = f"erased:{receipt['erasure_id']}"  # the receipt's id, never the erased person's own
+        self.access_log.record(request.scope.get(KEY_ID), erased, "DELETE /customers/{customer_id}")
+        return receipt
 
 
 def _error(status: int, exc: Exception) -> JSONResponse:

@@ -267,6 +267,32 @@ def demo(
         serve_forever(ws.root, port=port, now=as_of)
 
 
+@app.command()
+@writes_workspace("tessera erase", must_exist=True)
+def erase(
+    customer: Annotated[
+        str | None, typer.Option("--customer", help="A customer id (an alias names its survivor).")
+    ] = None,
+    email: Annotated[str | None, typer.Option("--email", help="An email address of the person.")] = None,
+    phone: Annotated[str | None, typer.Option("--phone", help="A phone number of the person.")] = None,
+    source_id: Annotated[
+        str | None,
+        typer.Option("--source-id", help="SOURCE:ID, a source's own id of one of the person's records."),
+    ] = None,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Erase a person from every store (files, online store, MLflow artefacts), suppress them; print the receipt."""
+    from features.store.settings import FeatureStoreSettings
+    from serving.erasure import erase_person, find_person
+
+    if sum(v is not None for v in (customer, email, phone, source_id)) != 1:
+        raise typer.BadParameter("give exactly one of --customer, --email, --phone, --source-id")
+    settings = workspace_settings(workspace, must_exist=True)
+    ws = Workspace.from_settings(settings)
+    person = find_person(ws, customer=customer, email=email, phone=phone, source_id=source_id)
+    typer.echo(json.dumps(erase_person(ws, settings, FeatureStoreSettings(), person), indent=2))
+
+
 def _mount_subcommands() -> None:
     from tessera import features_cli, serving_cli, training_cli
 

@@ -13,6 +13,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
+import pyarrow.parquet as pq
 from matplotlib.figure import Figure
 
 from features.profile.read import load_anonymous_purchases, load_catalogue, load_events, load_order_lines
@@ -60,9 +61,24 @@ class TrainingContext:
         return open_store(self.workspace, self.store_settings)
 
     @cached_property
+    def without_profiling_consent(self) -> set[str]:
+        """Customers left out of every training and evaluation set: no consent to profiling (when configured)."""
+        path = self.workspace.profile / "customers.parquet"
+        if not self.settings.exclude_without_profiling_consent or not path.exists():
+            return set()
+        if "consent_profiling" not in pq.read_schema(path).names:
+            return set()
+        golden = pd.read_parquet(path, columns=["customer_id", "consent_profiling"])
+        return set(golden.loc[golden["consent_profiling"].eq(False), "customer_id"].astype(str))
+
+    def _consenting(self, rows: pd.DataFrame) -> pd.DataFrame:
+        excluded = self.without_profiling_consent
+        return rows[~rows["customer_id"].astype(str).isin(excluded)].reset_index(drop=True) if excluded else rows
+
+    @cached_property
     def order_lines(self) -> pd.DataFrame:
-        """Identified customers' order lines up to now."""
-        return load_order_lines(self.workspace, self.now)
+        """Identified customers' order lines up to now (of customers who consented to profiling)."""
+        return self._consenting(load_order_lines(self.workspace, self.now))
 
     @cached_property
     def orders(self) -> pd.DataFrame:
@@ -89,8 +105,8 @@ class TrainingContext:
 
     @cached_property
     def events(self) -> pd.DataFrame:
-        """Purchases, add-to-carts and views up to now (the recommender's signals)."""
-        return load_events(self.workspace, self.now)
+        """Purchases, add-to-carts and views up to now (the recommender's signals), as `order_lines` filtered."""
+        return self._consenting(load_events(self.workspace, self.now))
 
     @cached_property
     def anonymous_purchases(self) -> pd.DataFrame:

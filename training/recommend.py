@@ -212,6 +212,23 @@ class NextBestProduct:
             self.reference_ = self._personal(events, now, list(self.reference_ids_))
         return self
 
+    def forget(self, customer_ids: set[str]) -> int:
+        """Drop erased customers' per-customer state (their TIFU reference vectors); how many were dropped.
+
+        Everything else the model keeps is per item (ALS item factors, item-to-item similarity, popularity);
+        ALS user factors are never stored (`_fit_als`), and a served customer's components are folded in
+        from their history at request time, which erasure removes from the profile.
+        """
+        ids = getattr(self, "reference_ids_", None)
+        if ids is None:
+            return 0
+        keep = ~ids.isin(list(customer_ids))
+        if keep.all():
+            return 0
+        self.reference_ids_ = ids[keep]
+        self.reference_ = self.reference_[np.flatnonzero(keep)]
+        return int((~keep).sum())
+
     def _fit_als(self, matrix: sp.csr_matrix) -> AlternatingLeastSquares:
         als = AlternatingLeastSquares(
             factors=self.factors,

@@ -67,6 +67,10 @@ class TrainingSettings(BaseSettings):
     # Customers the recommender is evaluated on (a seeded sample when more bought in the validation window).
     recommend_evaluation_customers: int = 20_000
 
+    # Customers whose golden record says they withdrew consent to profiling are left out of every training and
+    # evaluation set (labels, features, the recommender's signals) when true; false trains on everyone.
+    exclude_without_profiling_consent: bool = True
+
     # Promotion gate: a challenger becomes champion when its metric >= champion's - tolerance.
     gate_tolerance: float = 0.0
 

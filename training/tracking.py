@@ -353,3 +353,26 @@ def apply_gate(
     decision = gate_decision(workspace, version, metric, challenger, champion, tolerance)
     promote(workspace, [decision])
     return decision
+
+
+def forget_customers(workspace: Workspace, customer_ids: set[str]) -> dict[str, int]:
+    """Remove erased customers' per-customer state from every logged model (those with `forget`), in place.
+
+    The logged model's pickle is rewritten, so a version already registered (the champion) forgets them too;
+    returns, per rewritten file, how many customers' state it dropped.
+    """
+    import cloudpickle
+
+    changed: dict[str, int] = {}
+    for path in sorted(workspace.mlruns.rglob("python_model.pkl")):
+        with path.open("rb") as stored:
+            wrapper = cloudpickle.load(stored)
+        forget = getattr(getattr(wrapper, "estimator", None), "forget", None)
+        dropped = forget(customer_ids) if forget is not None else 0
+        if dropped:
+            tmp = path.with_name(path.name + ".erase-tmp")
+            with tmp.open("wb") as out:
+                cloudpickle.dump(wrapper, out)
+            tmp.replace(path)
+            changed[str(path.relative_to(workspace.root))] = dropped
+    return changed

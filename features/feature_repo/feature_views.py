@@ -178,7 +178,10 @@ customer_profile = FeatureView(
     source=customer_profile_source,
     # Never names, emails, phones, street or birth date: only coarse, model-safe attributes.
     description="Coarse personal attributes and consent: age band, region and consent per purpose.",
-    tags={"freshness": "consent and age band: exact; region: the current address"},
+    # "replace": the batch is the only truth here (no live pushes), so every materialisation loads it from the
+    # start and overwrites what the online store holds, whatever its event time: a consent withdrawal always
+    # arrives, even on a re-run at the same or an earlier "as of" (features.store.repo.replaces_online).
+    tags={"freshness": "consent and age band: exact; region: the current address", "online_write": "replace"},
     schema=[
         _f(
             "age_band",

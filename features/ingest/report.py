@@ -25,6 +25,7 @@ class SourceReport(BaseModel):
     rows_read: int = 0
     rows_loaded: int = 0
     rows_quarantined: int = 0
+    rows_suppressed: int = 0  # rows of erased people (the suppression list), dropped and counted
     reasons: dict[str, int] = {}  # reason kind ("unparseable date") -> rows
     blanked: dict[str, BlankedField] = {}  # the retailer's field -> its blanked values (rows kept)
     output: str
@@ -36,7 +37,7 @@ class SourceReport(BaseModel):
     @property
     def ok(self) -> bool:
         """Every row read was either loaded or quarantined."""
-        return self.rows_read == self.rows_loaded + self.rows_quarantined
+        return self.rows_read == self.rows_loaded + self.rows_quarantined + self.rows_suppressed
 
     def line(self) -> str:
         """One line for the summary."""
@@ -47,6 +48,7 @@ class SourceReport(BaseModel):
             f"{self.name} ({self.type}): {self.rows_read:,} read, {self.rows_loaded:,} loaded, "
             f"{self.rows_quarantined:,} quarantined"
         )
+        text += f", {self.rows_suppressed:,} suppressed (erased)" if self.rows_suppressed else ""
         text += f" [{reasons}]" if reasons else ""
         if self.blanked:
             fields = ", ".join(f"{field} {blanked.values:,}" for field, blanked in self.blanked.items())

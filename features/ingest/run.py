@@ -34,6 +34,7 @@ from features.ingest.readers import (
 )
 from features.ingest.report import IngestReport, SourceReport
 from features.ingest.sql import sql_chunks, sql_columns
+from features.ingest.suppression import read_suppressed, suppressed_rows, suppression_salt
 from features.ingest.transform import Canonical, canonical_schema, canonicalise
 from tessera.core.canonical import hash_national_ids
 from tessera.core.errors import InputError
@@ -161,8 +162,13 @@ def _split(chunk: RawChunk, plan: SourcePlan, id_salt: str) -> Canonical:
     return Canonical(rows, rejected, blanked)
 
 
-def ingest_source(plan: SourcePlan, workspace: Workspace, settings: Settings) -> SourceReport:
-    """Stream one source into its canonical table and its quarantine; returns its accounting."""
+def ingest_source(
+    plan: SourcePlan, workspace: Workspace, settings: Settings, suppressed: frozenset[str] = frozenset()
+) -> SourceReport:
+    """Stream one source into its canonical table and its quarantine; returns its accounting.
+
+    Rows of an erased person (`suppressed`, the suppression list's hashes) are dropped and counted.
+    """
     source = plan.source
     started = time.perf_counter()
     output = workspace.canonical_file(source.type, source.name)
@@ -192,6 +198,10 @@ def ingest_source(plan: SourcePlan, workspace: Workspace, settings: Settings) ->
                 report.rows_read += chunk.rows_read
                 unknown.update(dict.fromkeys(c for c in chunk.frame.columns if c not in known))
                 rows, rejected, blanked = _split(chunk, plan, settings.id_salt)
+                if suppressed and len(rows):
+                    erased = suppressed_rows(rows, suppressed, suppression_salt(workspace, settings))
+                    rows = rows[~erased]
+                    report.rows_suppressed += int(erased.sum())
                 for values in blanked:
                     report.count_blanked(values.field, values.kind, values.values, values.example)
                 if len(rows):
@@ -242,9 +252,10 @@ def ingest_sources(mapping_path: Path, workspace: Workspace, settings: Settings)
     plans = [plan_source(config, source) for source in config.sources]
     report = IngestReport(mapping=str(config.path), started_at=started_at)
     written: set[Path] = set()
+    suppressed = read_suppressed(workspace, settings)
     for plan in plans:
         with _about(config, plan.source):
-            report.sources.append(ingest_source(plan, workspace, settings))
+            report.sources.append(ingest_source(plan, workspace, settings, suppressed))
         written |= {
             workspace.canonical_file(plan.source.type, plan.source.name),
             workspace.quarantine_table(plan.source.name),

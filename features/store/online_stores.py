@@ -105,6 +105,11 @@ def string_keys(join_key: str, values: Iterable[object]) -> list[EntityKey]:
     return [EntityKey(join_keys=[join_key], entity_values=[ValueProto(string_val=str(v))]) for v in values]
 
 
+def replaces_online(view: FeatureView) -> bool:
+    """Whether each materialisation of the view reloads it whole and overwrites the online values (consent)."""
+    return view.tags.get("online_write") == "replace"
+
+
 def _time_features(view: FeatureView) -> set[str]:
     return {f.name for f in view.features if f.dtype == UnixTimestamp}
 
@@ -126,7 +131,8 @@ class PackedVectors:
     def _store(
         self, config: RepoConfig, view: FeatureView, rows: list[tuple[bytes, bytes, int, int | None]]
     ) -> None:
-        """Write (key, JSON, event µs, created µs) rows; a stored vector with a later event time stays."""
+        """Write (key, JSON, event µs, created µs) rows; a stored vector with a later event time stays, unless
+        the view `replaces_online`."""
         raise NotImplementedError
 
     @staticmethod
@@ -274,12 +280,13 @@ class TesseraSqliteOnlineStore(PackedVectors, SqliteOnlineStore):
         self, config: RepoConfig, view: FeatureView, rows: list[tuple[bytes, bytes, int, int | None]]
     ) -> None:
         name = self._table(config, view)
+        newer = "" if replaces_online(view) else f" WHERE excluded.event_ts >= {name}.event_ts"
         conn = self._get_conn(config)
         with conn:
             conn.executemany(
                 f"INSERT INTO {name} (entity_key, vector, event_ts, created_ts) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT(entity_key) DO UPDATE SET vector = excluded.vector, event_ts = excluded.event_ts, "
-                f"created_ts = excluded.created_ts WHERE excluded.event_ts >= {name}.event_ts",
+                f"created_ts = excluded.created_ts{newer}",
                 rows,
             )
 
@@ -376,7 +383,7 @@ class TesseraRedisOnlineStore(PackedVectors, RedisOnlineStore):
                 pipe.hget(key + project, time_field)
             stored = pipe.execute()
             for (key, vector, event_us, _), previous in zip(rows, stored, strict=True):
-                if previous is not None and int(previous) > event_us:
+                if previous is not None and int(previous) > event_us and not replaces_online(view):
                     continue
                 pipe.hset(key + project, mapping={vector_field: vector, time_field: str(event_us)})
                 if ttl:

@@ -35,6 +35,7 @@ from feast.repo_operations import extract_objects_for_apply_delete
 from sqlalchemy import delete
 
 from features.store.config import offline_folder
+from features.store.online_stores import replaces_online
 from features.store.online_write import materialize_view
 from tessera.core.settings import Workspace
 from tessera.core.timeutil import as_utc
@@ -122,7 +123,7 @@ def _materialize_views(store: FeatureStore, now: datetime, full: bool) -> dict[s
     for view in store.list_feature_views():
         if not view.online:
             continue
-        last = None if full else view.most_recent_end_time
+        last = None if full or replaces_online(view) else view.most_recent_end_time
         # A view never materialised is read from the start (Feast's own first incremental run starts at
         # "wall clock minus TTL", which misses history and backtests); later runs from the last end.
         start = EPOCH if last is None else as_utc(last)

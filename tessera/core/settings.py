@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     # only: a production deployment sets its own secret TESSERA_ID_SALT and keeps it for good, since a new
     # salt makes every stored hash unmatched with the new ones.
     id_salt: str = "tessera-dev-only-salt"
+    # Salt of the erasure suppression list (features.ingest.suppression); unset: a secret generated once per
+    # workspace in data/suppression/salt.
+    erasure_salt: SecretStr | None = None
     # Rows read per chunk when streaming a source export.
     ingest_chunk_rows: int = 200_000
     # Survivorship rules for the golden record (default: features/profile/survivorship.yaml).

@@ -1,0 +1,218 @@
+"""Erasure on the simulated retailer (issue 12, item 1), on the embedded stores (SQLite online store, file
+registry, MLflow on SQLite) and on Redis with the Feast registry in PostgreSQL: after `tessera erase`, no
+file under the workspace (Parquet, SQLite, JSON, CSV, logs, pickles, mlruns/) nor the Redis keyspace holds
+the person's email, phone, name or ids; the running service forgets them within 5 s without a restart; the
+receipt lists every store; re-ingesting the original exports does not bring them back."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import redis
+from typer.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tessera"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "training"))
+from erasure_scan import Traces, scan_redis, scan_workspace  # noqa: E402
+from training_fixtures import small_settings  # noqa: E402
+
+from features.store.settings import FeatureStoreSettings  # noqa: E402
+from serving.erasure import STORES  # noqa: E402
+from tessera.core.settings import Settings, Workspace  # noqa: E402
+
+pytestmark = pytest.mark.integration
+NOW = datetime(2025, 7, 1, tzinfo=UTC)
+EMBEDDED = FeatureStoreSettings(online_store="sqlite", registry="file", offline_store="duckdb")
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from simulator import simulate_retailer
+    from simulator.config import profile_config
+
+    out = tmp_path_factory.mktemp("erasure") / "exports"
+    simulate_retailer(
+        customers=300, seed=12, out=out, as_of=date(2025, 6, 30), config=profile_config("default", 12)
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def built(exports: Path, tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    """The whole chain and the three models on the simulated exports, embedded stores."""
+    from tessera.pipeline import run
+
+    workspace = Workspace(tmp_path_factory.mktemp("erasure") / "ws")
+    run(
+        exports / "sources.yaml",
+        workspace,
+        NOW,
+        Settings(workspace=workspace.root),
+        EMBEDDED,
+        small_settings(min_customers=50),
+    )
+    return workspace
+
+
+def _env(store: FeatureStoreSettings) -> dict[str, str]:
+    return {
+        "TESSERA_FEAST_ONLINE_STORE": store.online_store,
+        "TESSERA_FEAST_REGISTRY": store.registry,
+        "TESSERA_FEAST_OFFLINE_STORE": store.offline_store,
+        "TESSERA_FEAST_PROJECT": store.project,
+    }
+
+
+@pytest.fixture(params=["sqlite-files", "redis-postgresql"])
+def configured(
+    request: pytest.FixtureRequest, built: Workspace, tmp_path: Path
+) -> Iterator[tuple[Workspace, FeatureStoreSettings]]:
+    """A copy of the built workspace on the embedded stores, or on Redis with a PostgreSQL Feast registry under a
+    project of its own (removed afterwards, keys and all)."""
+    from features.store import apply_feature_store, open_store
+    from features.store.repo import materialize, teardown_project
+
+    shutil.copytree(built.root, tmp_path / "ws")
+    workspace = Workspace(tmp_path / "ws")
+    if request.param == "sqlite-files":
+        yield workspace, EMBEDDED
+        return
+    store = FeatureStoreSettings(
+        project=f"tessera_test_{uuid.uuid4().hex[:10]}",
+        online_store="redis",
+        registry="sql",
+        offline_store="duckdb",
+    )
+    for name in ("online_store.db", "registry.db"):
+        (workspace.feature_repo_data / name).unlink()
+    apply_feature_store(workspace, store)
+    materialize(open_store(workspace, store), NOW)
+    try:
+        yield workspace, store
+    finally:
+        teardown_project(open_store(workspace, store))
+
+
+def _traces(workspace: Workspace, customer: str) -> Traces:
+    """What identifies the customer, read independently of the erasure code: the golden record, the crosswalk and
+    the canonical rows of their identity keys (emails and phones as the exports wrote them)."""
+    golden = pd.read_parquet(workspace.profile / "customers.parquet").set_index("customer_id").loc[customer]
+    crosswalk = pd.read_parquet(workspace.identity / "crosswalk.parquet")
+    mine = crosswalk[crosswalk["customer_id"] == customer]
+    emails, phones = {golden["email"]}, {golden["phone"]}
+    for path in workspace.canonical.glob("*/*.parquet"):
+        rows = pd.read_parquet(path)
+        rows = (
+            rows[rows["identity_key"].isin(mine["identity_key"])] if "identity_key" in rows else rows.iloc[:0]
+        )
+        emails |= set(rows["email"].dropna()) if "email" in rows else set()
+        phones |= set(rows["phone"].dropna()) if "phone" in rows else set()
+    return Traces.of(
+        {customer},
+        set(mine["record_id"].astype(str)),
+        {e for e in emails if isinstance(e, str)},
+        {p for p in phones if isinstance(p, str)},
+        (golden["first_name"].lower(), golden["last_name"].lower()),
+    )
+
+
+def _customer(workspace: Workspace) -> str:
+    """A customer with an email, a phone, a name and the most orders, who consented to personalisation."""
+    golden = pd.read_parquet(workspace.profile / "customers.parquet")
+    golden = golden[
+        golden["email"].notna()
+        & golden["phone"].notna()
+        & golden["last_name"].notna()
+        & golden["consent_personalisation"]
+    ]
+    return str(
+        golden.sort_values(["n_orders", "customer_id"], ascending=[False, True])["customer_id"].iloc[0]
+    )
+
+
+def test_erase_leaves_no_trace_and_the_service_forgets_within_seconds(
+    configured: tuple[Workspace, FeatureStoreSettings], exports: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from features.ingest import ingest_sources
+    from serving.engine import UnknownCustomer
+    from serving.schemas import RecommendRequest
+    from serving.service import Tessera
+    from tessera.cli import app
+
+    workspace, store = configured
+    customer = _customer(workspace)
+    traces = _traces(workspace, customer)
+    client = redis.Redis(host="127.0.0.1", port=6379)
+    assert scan_workspace(workspace.root, traces), "the scan must find the customer before the erasure"
+    if store.online_store == "redis":
+        assert scan_redis(client, store.project, traces)
+
+    env = {
+        **_env(store),
+        "TESSERA_SERVE_WORKSPACE": str(workspace.root),
+        "TESSERA_SERVE_NOW": NOW.isoformat(),
+        "TESSERA_SERVE_API_KEYS": "erasure-test-key",
+        "TESSERA_SERVE_POLL_SECONDS": "0.5",
+        "TESSERA_SERVE_WORKERS": "1",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    service = Tessera()
+    try:
+        assert service.engine.customer(customer).customer_id == customer
+        assert service.engine.recommend(RecommendRequest(customer_id=customer, k=3)).personalised
+
+        erased = CliRunner().invoke(
+            app, ["erase", "--customer", customer, "--workspace", str(workspace.root)], env=env
+        )
+        assert erased.exit_code == 0, erased.output
+        started = time.monotonic()
+        receipt = json.loads(erased.stdout)
+
+        forgotten = None
+        while time.monotonic() - started < 5:
+            if service.engine.resolve(customer) is None:
+                forgotten = time.monotonic() - started
+                break
+            time.sleep(0.1)
+        assert forgotten is not None, "the service still knows the customer 5 s after the erasure"
+        with pytest.raises(UnknownCustomer):
+            service.engine.customer(customer)
+        fallback = service.engine.recommend(RecommendRequest(customer_id=customer, k=3))
+        assert (
+            not fallback.personalised and fallback.fallback and fallback.fallback_reason == "unknown_customer"
+        )
+        assert service.churn(customer_ids=[customer]).scores[0].not_scored_reason == "unknown_customer"
+    finally:
+        service.close()
+
+    online = "online store (redis)" if store.online_store == "redis" else "online store (sqlite)"
+    assert set(receipt["rows_removed"]) == {*STORES, online}
+    for name in (
+        "canonical tables",
+        "identity (records, links, crosswalk, aliases, caches)",
+        "profile tables",
+        "offline feature tables",
+        online,
+    ):
+        assert receipt["rows_removed"][name] > 0, name
+    assert scan_workspace(workspace.root, traces) == []
+    if store.online_store == "redis":
+        assert scan_redis(client, store.project, traces) == []
+    audit = (workspace.data / "suppression" / "audit.jsonl").read_text().splitlines()
+    assert json.loads(audit[-1])["erasure_id"] == receipt["erasure_id"]
+
+    # The same exports again: the person's rows are dropped and counted, never silently.
+    report = ingest_sources(exports / "sources.yaml", workspace, Settings(workspace=workspace.root))
+    assert all(source.ok for source in report.sources)
+    assert sum(source.rows_suppressed for source in report.sources) > 0
+    assert scan_workspace(workspace.canonical, traces) == []

@@ -1,0 +1,85 @@
+"""A scan of everything Tessera keeps for traces of one person: every file under the workspace (Parquet
+read as tables, everything else as bytes: SQLite, JSON, CSV, logs, pickles, the MLflow database) and the
+Redis keyspace of a Feast project. Shared by the erasure tests and the erasure benchmark."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+@dataclass(frozen=True)
+class Traces:
+    """What identifies the person, as text; names are looked for as the pair (first and last name together)."""
+
+    identifiers: frozenset[str]  # customer ids, source record ids, emails, phones (as written and E.164)
+    names: tuple[str, str] | None  # (first, last), lower-case
+
+    @classmethod
+    def of(
+        cls,
+        ids: set[str],
+        record_ids: set[str],
+        emails: set[str],
+        phones: set[str],
+        names: tuple[str, str] | None,
+    ) -> Traces:
+        forms = set(ids) | set(record_ids) | {e.lower() for e in emails} | set(emails)
+        for phone in phones:
+            digits = "".join(c for c in phone if c.isdigit())
+            forms |= {phone, digits, digits[-10:]}
+        return cls(frozenset(f for f in forms if len(f) >= 5), names)
+
+
+def _as_text(column: pa.ChunkedArray) -> list[str]:
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return [v or "" for v in column.to_pylist()]
+    if pa.types.is_list(column.type) or pa.types.is_struct(column.type):
+        return [str(v) for v in column.to_pylist()]
+    return []
+
+
+def scan_parquet(path: Path, traces: Traces) -> list[str]:
+    table = pq.read_table(path)
+    found: list[str] = []
+    rows = [_as_text(table.column(name)) for name in table.column_names]
+    rows = [r for r in rows if r]
+    for cells in zip(*rows, strict=True):
+        text = "\x1f".join(cells).lower()
+        for token in traces.identifiers:
+            if token.lower() in text:
+                found.append(f"{path}: {token!r} in a row")
+        if traces.names and all(name in text for name in traces.names):
+            found.append(f"{path}: the name pair in a row")
+    return found
+
+
+def scan_bytes(path: Path, traces: Traces) -> list[str]:
+    data = path.read_bytes().lower()
+    found = [f"{path}: {t!r}" for t in traces.identifiers if t.lower().encode() in data]
+    if traces.names and " ".join(traces.names).encode() in data:
+        found.append(f"{path}: the full name")
+    return found
+
+
+def scan_workspace(root: Path, traces: Traces) -> list[str]:
+    """Every trace of the person in every file under `root` (empty: none)."""
+    found: list[str] = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        if path.suffix == ".parquet":
+            found += scan_parquet(path, traces)
+        else:
+            found += scan_bytes(path, traces)
+    return found
+
+
+def scan_redis(client: object, project: str, traces: Traces) -> list[str]:
+    """Every key of the Feast project whose name or values hold a trace of the person."""
+    found: list[str] = []
+    for key in client.scan_iter(match=b"*" + project.encode()):  # type: ignore[attr-defined]
+        blob = key + b"".join(v for pair in client.hgetall(key).items() for v in pair)  # type: ignore[attr-defined]
+        found += [f"redis {key!r}: {t!r}" for t in traces.identifiers if t.lower().encode() in blob.lower()]
+    return found
