@@ -19,10 +19,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from features.store.settings import FeatureStoreSettings
-from serving.auth import ApiKeyMiddleware
 from serving.engine import Engine
 from serving.schemas import RecommendRequest
-from serving.settings import ServeSettings
+from serving.settings import ServeSettings, api_key_middleware
 
 ENGINE: dict[str, Engine] = {}
 
@@ -49,6 +48,6 @@ async def readyz(_: Request) -> Response:
 
 app = Starlette(
     routes=[Route("/recommend", recommend, methods=["POST"]), Route("/readyz", readyz)],
-    middleware=[Middleware(ApiKeyMiddleware.from_environment)],
+    middleware=[Middleware(api_key_middleware)],
     lifespan=lifespan,
 )

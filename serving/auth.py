@@ -158,13 +158,6 @@ class ApiKeyMiddleware:
                 found = candidate
         return found
 
-    @classmethod
-    def from_environment(cls, app: ASGIApp) -> ApiKeyMiddleware:
-        """The middleware with the configured keys, read when BentoML builds the app in each worker."""
-        from serving.settings import ServeSettings
-
-        return cls(app, ServeSettings().api_keys_hashed())
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or is_open(scope["path"]):
             await self.app(scope, receive, send)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -223,6 +224,44 @@ class JsonBodies:
                 await refuse(send, 415, UNSUPPORTED)
                 return
         await self.app(scope, receive, send)
+
+
+class AllowAsDocumented:
+    """ASGI middleware setting a 405's `Allow` header to every method the document declares for the path.
+
+    Starlette names only the methods of the first route that matched the path, so `/customers/{id}`, served
+    by a GET route and a DELETE route, would answer `Allow: GET`."""
+
+    def __init__(self, app: ASGIApp, spec: Callable[[], dict[str, Any]]) -> None:
+        self.app = app
+        self.spec = spec
+        self._paths: list[tuple[re.Pattern[str], bytes]] | None = None
+
+    def allowed(self, path: str) -> bytes | None:
+        if self._paths is None:
+            self._paths = [
+                (
+                    re.compile("^" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template)) + "$"),
+                    ", ".join(sorted(m.upper() for m in methods if m != "parameters")).encode(),
+                )
+                for template, methods in openapi_document(self.spec()).get("paths", {}).items()
+            ]
+        return next((allow for pattern, allow in self._paths if pattern.match(path)), None)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_allow(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 405:
+                allow = self.allowed(scope["path"])
+                if allow is not None:
+                    headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
+                    message = {**message, "headers": [*headers, (b"allow", allow)]}
+            await send(message)
+
+        await self.app(scope, receive, send_allow)
 
 
 class JsonErrors:

@@ -93,7 +93,7 @@ def find_person(
     several `customers` at once, for a batch erased in one pass)."""
     identity = workspace.identity
     records = _read(identity / "records.parquet")
-    crosswalk = _read(identity / "crosswalk.parquet")
+    crosswalk = _read(identity / "crosswalk.parquet", ["source", "record_id", "identity_key", "customer_id"])
     aliases = _read(identity / "aliases.parquet", ["alias_id", "customer_id"])
     found: set[str] = set()
     asked = {customer, *customers} - {None}
@@ -132,7 +132,7 @@ def find_person(
         raise InputError(f"{identity / 'records.parquet'}: no customer with that {asked}; nothing was erased")
     ids = found | set(aliases.loc[aliases["customer_id"].isin(found), "alias_id"].astype(str))
     mine = records[records["customer_id"].isin(ids)] if "customer_id" in records else records
-    keys = set(mine["identity_key"].astype(str)) | set(
+    keys = set(mine["identity_key"].astype(str) if "identity_key" in mine else ()) | set(
         crosswalk.loc[crosswalk["customer_id"].isin(ids), "identity_key"].astype(str)
     )
     record_ids = set(crosswalk.loc[crosswalk["identity_key"].isin(keys), "record_id"].astype(str))
@@ -263,7 +263,9 @@ def erase_person(
     if store_settings.online_store == "redis":
         count("online store (redis)", store_settings.project, _delete_redis(store_settings, keys))
     for path in sorted((workspace.data / "audit").glob("*.jsonl")):
-        count("access log", str(path.relative_to(workspace.root)), _scrub_access_log(path, person, erasure_id))
+        count(
+            "access log", str(path.relative_to(workspace.root)), _scrub_access_log(path, person, erasure_id)
+        )
     salt = suppression_salt(workspace, settings)
     hashes = {identifier_hash(v, salt) for v in person.identity_keys | person.contacts}
     added = add_suppressed(workspace, hashes, erasure_id)

@@ -22,8 +22,15 @@ from starlette.requests import Request
 
 from features.store.settings import FeatureStoreSettings
 from serving.audit import AccessLog
-from serving.auth import KEY_ID, ApiKeyMiddleware
-from serving.contract import BodyLimit, JsonBodies, JsonErrors, OpenApiDocument, quiet_client_errors
+from serving.auth import KEY_ID
+from serving.contract import (
+    AllowAsDocumented,
+    BodyLimit,
+    JsonBodies,
+    JsonErrors,
+    OpenApiDocument,
+    quiet_client_errors,
+)
 from serving.engine import Engine, UnknownCustomer, UnknownProduct
 from serving.erasure import erase_person, find_person
 from serving.events import EventRefused, check_event, first_record_at
@@ -42,7 +49,7 @@ from serving.schemas import (
     SimilarItemsRequest,
     SimilarItemsResponse,
 )
-from serving.settings import ServeSettings
+from serving.settings import ServeSettings, api_key_middleware
 from tessera.core.errors import InputError
 from tessera.core.known_warnings import ignore_known_warnings
 from tessera.core.settings import Settings
@@ -212,6 +219,7 @@ def _error(status: int, exc: Exception) -> JSONResponse:
 Tessera.add_asgi_middleware(RequestMetrics)  # type: ignore[arg-type]
 Tessera.add_asgi_middleware(JsonErrors)  # type: ignore[arg-type]
 Tessera.add_asgi_middleware(OpenApiDocument, spec=lambda: Tessera.openapi_spec.asdict())  # type: ignore[arg-type]
-Tessera.add_asgi_middleware(ApiKeyMiddleware.from_environment)  # type: ignore[arg-type]
+Tessera.add_asgi_middleware(AllowAsDocumented, spec=lambda: Tessera.openapi_spec.asdict())  # type: ignore[arg-type]
+Tessera.add_asgi_middleware(api_key_middleware)  # type: ignore[arg-type]
 Tessera.add_asgi_middleware(BodyLimit.from_environment)  # type: ignore[arg-type]
 Tessera.add_asgi_middleware(JsonBodies)  # type: ignore[arg-type]

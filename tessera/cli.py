@@ -309,7 +309,9 @@ _mount_subcommands()
 def main() -> None:
     """Entry point: input errors end with their message and exit status 2, a locked workspace with status 3."""
     from tessera.core.errors import InputError
+    from tessera.core.known_warnings import ignore_known_warnings
 
+    ignore_known_warnings()
     try:
         app()
     except InputError as exc:
