@@ -13,10 +13,17 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from simulator.config import PROFILES
+from tessera.core.lock import EXIT_BUSY, WorkspaceBusy, workspace_lock
 from tessera.core.progress import show_progress
 from tessera.core.settings import Workspace
-from tessera.lock import EXIT_BUSY, WorkspaceBusy, workspace_lock, writes_workspace
-from tessera.options import NowOption, WorkspaceOption, now_from, workspace_settings, yesterday
+from tessera.options import (
+    NowOption,
+    WorkspaceOption,
+    now_from,
+    workspace_settings,
+    writes_workspace,
+    yesterday,
+)
 from tessera.report import chain_summary, write_report
 from tessera.training_cli import HorizonOption, echo_outcomes, settings_for
 

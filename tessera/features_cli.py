@@ -9,8 +9,14 @@ from typing import Annotated
 import typer
 
 from tessera.core.settings import Workspace
-from tessera.lock import writes_workspace
-from tessera.options import NowOption, WorkspaceOption, now_from, workspace_from, workspace_settings
+from tessera.options import (
+    NowOption,
+    WorkspaceOption,
+    now_from,
+    workspace_from,
+    workspace_settings,
+    writes_workspace,
+)
 
 app = typer.Typer(
     help="The Feast feature store: offline tables from the profile, the registry and the online store.",

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 
 from tessera.core.errors import InputError
+from tessera.core.lock import EXIT_BUSY, WorkspaceBusy, workspace_lock
 from tessera.core.settings import Settings, Workspace
 from tessera.core.timeutil import as_utc
 
@@ -55,3 +58,27 @@ def now_from(value: datetime | None) -> datetime:
 def yesterday() -> date:
     """The day before today (UTC): where simulated exports end by default, so the clock's now follows them."""
     return (datetime.now(UTC) - timedelta(days=1)).date()
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def writes_workspace(name: str, must_exist: bool = False) -> Callable[[F], F]:
+    """Decorate a CLI command that writes to its `workspace`: it runs under the lock or exits with status 3.
+
+    With `must_exist` (commands that only build on what earlier steps wrote), a missing workspace is an
+    InputError before the lock file would create it."""
+
+    def decorate(command: F) -> F:
+        @functools.wraps(command)
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            try:
+                with workspace_lock(workspace_from(kwargs.get("workspace"), must_exist), name):
+                    return command(*args, **kwargs)
+            except WorkspaceBusy as busy:
+                typer.echo(f"error: {busy}", err=True)
+                raise typer.Exit(EXIT_BUSY) from None
+
+        return locked  # type: ignore[return-value]
+
+    return decorate

@@ -1,6 +1,6 @@
 """Unattended retraining: the whole chain and the gate under a lock, on a cron schedule with APScheduler.
 
-The lock is the workspace's write lock (`tessera.lock`), which every writing command takes: a retrain while
+The lock is the workspace's write lock (`tessera.core.lock`), which every writing command takes: a retrain while
 another writer runs (or a writer during a retrain) is refused, not queued.
 """
 
@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 
+from tessera.core.lock import WorkspaceBusy, workspace_lock
 from tessera.core.settings import Settings, Workspace
 from tessera.core.timeutil import as_utc
-from tessera.lock import WorkspaceBusy, workspace_lock
 from training.settings import TrainingSettings
 
 if TYPE_CHECKING:  # Feast is heavy: imported only once the lock is ours

@@ -15,8 +15,14 @@ from typing import Annotated, Any
 import typer
 
 from tessera.core.settings import Workspace
-from tessera.lock import writes_workspace
-from tessera.options import NowOption, WorkspaceOption, now_from, workspace_from, workspace_settings
+from tessera.options import (
+    NowOption,
+    WorkspaceOption,
+    now_from,
+    workspace_from,
+    workspace_settings,
+    writes_workspace,
+)
 
 HorizonOption = Annotated[
     int | None,

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from tessera.core.lock import WorkspaceBusy, lock_path, workspace_lock
 from tessera.core.settings import Workspace
-from tessera.lock import WorkspaceBusy, lock_path, workspace_lock
 
 HOLD = """
 import sys
 from pathlib import Path
 from tessera.core.settings import Workspace
-from tessera.lock import workspace_lock
+from tessera.core.lock import workspace_lock
 with workspace_lock(Workspace(Path(sys.argv[1])), sys.argv[2]):
     print("held", flush=True)
     sys.stdin.readline()

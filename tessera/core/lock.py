@@ -1,35 +1,38 @@
-"""One lock per workspace for every command that writes to it (ingest, resolve, profile, features, train, run,
-retrain; erase when it comes).
+"""One lock per workspace for everything that writes to it: every writing command (ingest, resolve, profile,
+features, train, run, retrain, erase) and the service's `DELETE /customers/{id}`.
 
 Two writers at once collide (two `ingest`s on the same `<table>.parquet.tmp`, a `profile` under a retrain), so
 the second is refused, not queued: it exits with status 3 and a message naming the holder's pid, command and
 start time. The lock is an exclusive `flock` on `<workspace>/data/tessera.lock`: the kernel releases it when its
 holder exits, even on `kill -9`, so the lock of a dead process is simply taken (and the takeover logged); the file
 only says who holds it. The holder's command is its name (`tessera ingest`), never its arguments (an erasure
-names a person). A process already holding the lock may take it again (a retrain's chain inside `tessera run`).
+names a person). A thread already holding the lock may take it again (a retrain's chain inside `tessera run`);
+another thread of the same process is refused like another process (the service's request threads).
+
+It is a foundation (`tessera.core`) so that the service, which may import only the core of `tessera`, takes the
+same lock as the commands; the CLI's decorator over it is `tessera.options.writes_workspace`.
 """
 
 from __future__ import annotations
 
 import fcntl
-import functools
 import json
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from tessera.core.settings import Workspace
 
 log = logging.getLogger(__name__)
 EXIT_BUSY = 3
-F = TypeVar("F", bound=Callable[..., Any])
 
-_held: dict[Path, int] = {}
+# (lock file, thread) -> how many times that thread holds it
+_held: dict[tuple[Path, int], int] = {}
 _guard = threading.Lock()
 
 
@@ -56,9 +59,10 @@ def _alive(pid: int) -> bool:
 def workspace_lock(workspace: Workspace, command: str) -> Iterator[Path]:
     """Hold the workspace's write lock for the block; raise `WorkspaceBusy` naming the holder if another has it."""
     path = lock_path(workspace).resolve()
+    mine = (path, threading.get_ident())
     with _guard:
-        if path in _held:
-            _held[path] += 1
+        if mine in _held:
+            _held[mine] += 1
             reentered = True
         else:
             reentered = False
@@ -67,7 +71,7 @@ def workspace_lock(workspace: Workspace, command: str) -> Iterator[Path]:
             yield path
         finally:
             with _guard:
-                _held[path] -= 1
+                _held[mine] -= 1
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     handle = path.open("a+")
@@ -92,12 +96,12 @@ def workspace_lock(workspace: Workspace, command: str) -> Iterator[Path]:
         )
         handle.flush()
         with _guard:
-            _held[path] = 1
+            _held[mine] = 1
         try:
             yield path
         finally:
             with _guard:
-                del _held[path]
+                del _held[mine]
             handle.seek(0)
             handle.truncate()
     finally:
@@ -123,28 +127,3 @@ def _refusal(workspace: Workspace, text: str, command: str) -> str:
         f"the workspace {workspace.root} is locked by {who}: not starting `{command}`; "
         "run it again when that command has finished"
     )
-
-
-def writes_workspace(name: str, must_exist: bool = False) -> Callable[[F], F]:
-    """Decorate a CLI command that writes to its `workspace`: it runs under the lock or exits with status 3.
-
-    With `must_exist` (commands that only build on what earlier steps wrote), a missing workspace is an
-    InputError before the lock file would create it."""
-
-    def decorate(command: F) -> F:
-        @functools.wraps(command)
-        def locked(*args: Any, **kwargs: Any) -> Any:
-            import typer
-
-            from tessera.options import workspace_from
-
-            try:
-                with workspace_lock(workspace_from(kwargs.get("workspace"), must_exist), name):
-                    return command(*args, **kwargs)
-            except WorkspaceBusy as busy:
-                typer.echo(f"error: {busy}", err=True)
-                raise typer.Exit(EXIT_BUSY) from None
-
-        return locked  # type: ignore[return-value]
-
-    return decorate
