@@ -1,7 +1,7 @@
 """The yardstick of benchmarks/serving.py: the same /recommend with no BentoML, on bare Starlette and uvicorn.
 
 It runs the very same `serving.engine.Engine` (same online reads, same scoring, same response model) behind
-the same API-key middleware, so the difference in throughput is what BentoML itself costs per request.
+the same API-key check (alone: the service's gateway also does metrics, size limits and JSON errors), so the difference in throughput is what BentoML itself costs per request.
 
     TESSERA_SERVE_WORKSPACE=DIR uv run uvicorn benchmarks.serving_bare:app --workers 2 --port 3001   # from the repository root
 """
@@ -17,11 +17,13 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from features.store.settings import FeatureStoreSettings
+from serving.auth import ApiKeyMiddleware
 from serving.engine import Engine
 from serving.schemas import RecommendRequest
-from serving.settings import ServeSettings, api_key_middleware
+from serving.settings import ServeSettings
 
 ENGINE: dict[str, Engine] = {}
 
@@ -41,6 +43,11 @@ async def recommend(request: Request) -> Response:
     return Response(ENGINE["engine"].recommend(body).model_dump_json(), media_type="application/json")
 
 
+def key_check(app: ASGIApp) -> ApiKeyMiddleware:
+    """The service's API-key check alone (the keys read when uvicorn builds the app in each worker)."""
+    return ApiKeyMiddleware(app, ServeSettings().api_keys_hashed())
+
+
 async def readyz(_: Request) -> Response:
     ready = "engine" in ENGINE and ENGINE["engine"].ready()
     return PlainTextResponse("\n", status_code=200 if ready else 503)
@@ -48,6 +55,6 @@ async def readyz(_: Request) -> Response:
 
 app = Starlette(
     routes=[Route("/recommend", recommend, methods=["POST"]), Route("/readyz", readyz)],
-    middleware=[Middleware(api_key_middleware)],
+    middleware=[Middleware(key_check)],
     lifespan=lifespan,
 )

@@ -137,11 +137,10 @@ def required_scope(method: str, path: str) -> str | None:
     return None
 
 
-class ApiKeyMiddleware:
-    """ASGI middleware answering 401 without a valid key and 403 when the key lacks the path's scope."""
+class KeyRing:
+    """The configured keys, and which one a request presents."""
 
-    def __init__(self, app: ASGIApp, keys: Sequence[ApiKey]) -> None:
-        self.app = app
+    def __init__(self, keys: Sequence[ApiKey]) -> None:
         self.keys = list(keys)
         if not self.keys:
             log.warning(
@@ -158,19 +157,35 @@ class ApiKeyMiddleware:
                 found = candidate
         return found
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or is_open(scope["path"]):
-            await self.app(scope, receive, send)
-            return
+    def admit(self, scope: Scope) -> tuple[int, bytes, list[tuple[bytes, bytes]]] | None:
+        """None when the request may pass (its key id then in `scope[KEY_ID]`), else the refusal to send:
+        401 without a valid key, 403 when the key lacks the path's scope."""
+        path = scope["path"]
+        if is_open(path):
+            return None
         key = self.identify(presented_key(scope["headers"]))
         if key is None:
-            await refuse(send, 401, UNAUTHORISED, [(b"www-authenticate", b'Bearer realm="tessera"')])
-            return
-        needed = required_scope(scope["method"], scope["path"])
+            return 401, UNAUTHORISED, [(b"www-authenticate", b'Bearer realm="tessera"')]
+        needed = required_scope(scope["method"], path)
         if needed is not None and needed not in key.scopes:
-            await refuse(send, 403, _body(f"this API key lacks the `{needed}` scope {scope['path']} needs"))
-            return
+            return 403, _body(f"this API key lacks the `{needed}` scope {path} needs"), []
         scope[KEY_ID] = key.key_id
+        return None
+
+
+class ApiKeyMiddleware(KeyRing):
+    """The key check alone as an ASGI middleware (the bare-Starlette yardstick of `benchmarks/serving.py`; the
+    service checks keys in `serving.gateway.Gateway`, with everything else it does per request)."""
+
+    def __init__(self, app: ASGIApp, keys: Sequence[ApiKey]) -> None:
+        super().__init__(keys)
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        refused = self.admit(scope) if scope["type"] == "http" else None
+        if refused is not None:
+            await refuse(send, *refused)
+            return
         await self.app(scope, receive, send)
 
 

@@ -70,6 +70,12 @@ class Directory:
         """The live customer an id stands for: itself, the customer it was merged into, or None."""
         return follow_alias(self.ids, self.aliases, any_id)
 
+    def forget(self, customer_ids: set[str] | frozenset[str]) -> None:
+        """Drop customers and every alias to or from them at once (an erasure)."""
+        self.ids.difference_update(customer_ids)
+        for alias in [a for a, c in self.aliases.items() if a in customer_ids or c in customer_ids]:
+            self.aliases.pop(alias, None)
+
 
 def sells_products(workspace: Workspace) -> bool:
     """Whether any sale line names a product: without one there is nothing to recommend, ever."""
@@ -155,6 +161,12 @@ class History:
                 self.tables["interactions"] = _ByCustomer(
                     con, f"SELECT customer_id, {columns}", path, "occurred_at DESC, file_row_number"
                 )
+
+    def forget(self, customer_ids: set[str] | frozenset[str]) -> None:
+        """Make customers' rows unreachable at once (an erasure; the reload after it drops them from memory)."""
+        for table in self.tables.values():
+            for customer_id in customer_ids:
+                table.ranges.pop(customer_id, None)
 
     def _rows(self, table: str, customer_id: str, limit: int | None = None) -> list[dict[str, Any]]:
         found = self.tables.get(table)

@@ -88,6 +88,17 @@ class Engine:
         self.snapshot = snapshot
         _freeze_heap()
 
+    def forget(self, customer_ids: frozenset[str]) -> None:
+        """Drop erased customers from the loaded state at once: the directory and the 360 view's history no longer
+        know them, the recommender's folded rows and the scorers' kept scores are gone. Until the reload that
+        follows the erasure, they are unknown customers to every endpoint."""
+        snapshot = self.snapshot
+        snapshot.directory.forget(customer_ids)
+        snapshot.history.forget(customer_ids)
+        for part in (snapshot.recommender, snapshot.churn, snapshot.cltv):
+            if part is not None:
+                part.forget(customer_ids)
+
     def close(self) -> None:
         """Stop watching for new champions, hand the heap back to the collector."""
         self.watcher.stop()

@@ -3,28 +3,23 @@
 BentoML's own request metrics label each series by the raw request path, also for requests refused with 401:
 every distinct path (`/customers/C000000002`, a scanner's guesses) added series for good, grew `/metrics` and
 its scrape time without bound, and showed which customer ids were looked up. So BentoML's are switched off
-(`metrics.enabled: false` in `serving.service.SERVICE_CONFIG`) and this middleware, outside the API-key check,
-records instead:
+(`metrics.enabled: false` in `serving.service.SERVICE_CONFIG`) and the service's one middleware
+(`serving.gateway.Gateway`) records instead:
 
 - `tessera_request_total` and `tessera_request_duration_seconds` by `endpoint` (the route template, e.g.
   `/customers/{customer_id}`; any path the service does not serve is `other`), `method` and
   `http_response_code`, for requests that got past the key check;
 - `tessera_unauthenticated_requests_total`, no labels, for every 401.
 
-It also answers `/metrics` itself. Under `bentoml serve` every worker writes to the multiprocess directory
+The gateway also answers `/metrics` (`exposition`). Under `bentoml serve` every worker writes to the multiprocess directory
 BentoML sets up (`PROMETHEUS_MULTIPROC_DIR`), and a scrape of any worker sums them all.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass
 from typing import Any
-
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from serving.auth import refuse
 
 ROUTES = (
     "/recommend",
@@ -64,7 +59,7 @@ class _Series:
 _series: _Series | None = None
 
 
-def _metrics() -> _Series:
+def metrics() -> _Series:
     """The process's metric objects, made on first use (prometheus_client must be imported after BentoML has
     set PROMETHEUS_MULTIPROC_DIR in the worker, and a registry refuses a second metric of the same name)."""
     global _series
@@ -93,60 +88,9 @@ def exposition() -> tuple[bytes, str]:
     import prometheus_client
     from prometheus_client import multiprocess
 
-    _metrics()
+    metrics()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = prometheus_client.CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         return prometheus_client.generate_latest(registry), prometheus_client.CONTENT_TYPE_LATEST
     return prometheus_client.generate_latest(), prometheus_client.CONTENT_TYPE_LATEST
-
-
-class RequestMetrics:
-    """ASGI middleware counting requests by route template, and answering `/metrics`."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        if scope["path"] == "/metrics":
-            if scope["method"] not in ("GET", "HEAD"):
-                await refuse(
-                    send, 405, b'{"error": "method not allowed: GET /metrics"}', [(b"allow", b"GET, HEAD")]
-                )
-                return
-            body, content_type = exposition()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": [
-                        (b"content-type", content_type.encode()),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
-            return
-        series = _metrics()
-        started = time.perf_counter()
-        status = 500
-
-        async def send_counted(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_counted)
-        finally:
-            if status == 401:
-                series.unauthenticated.inc()
-            else:
-                method = scope["method"] if scope["method"] in METHODS else OTHER
-                labels = (route_label(scope["path"]), method, str(status))
-                series.requests.labels(*labels).inc()
-                series.duration.labels(*labels).observe(time.perf_counter() - started)

@@ -99,6 +99,22 @@ class Recommender:
         """The model's blended score of every item for a customer with history (`NextBestProduct.score`)."""
         return self.model.score(self.folded, [self.row[customer_id]])[0]
 
+    def forget(self, customer_ids: Iterable[str]) -> int:
+        """Drop customers' folded histories at once (an erasure): their rows are zeroed and unreachable, so they
+        get the anonymous fallback; how many were held. The next reload folds the erased files in anew."""
+        folded, dropped = self.folded, 0
+        for customer_id in customer_ids:
+            row = self.row.pop(customer_id, None)
+            if row is None:
+                continue
+            dropped += 1
+            folded.has_history[row] = False
+            if folded.factors is not None:
+                folded.factors[row] = 0
+            for matrix in (folded.bought, *folded.parts.values()):
+                matrix.data[matrix.indptr[row] : matrix.indptr[row + 1]] = 0
+        return dropped
+
     def bought(self, customer_id: str) -> np.ndarray:
         """Positions of the items the customer ever bought."""
         row = self.row.get(customer_id)
@@ -142,13 +158,14 @@ class Recommender:
         cart: np.ndarray,
     ) -> tuple[list[RecommendedItem], bool]:
         """Top-k allowed items and whether the customer's own history was used (None: never personalise)."""
-        personal = customer_id is not None and self.knows(customer_id)
+        row = self.row.get(customer_id) if customer_id is not None else None
+        personal = row is not None and bool(self.folded.has_history[row])
         similarity = self.cart_similarity(cart) if cart.size else None
         # Each item's reason is `reasons[0]` where `cart_won` holds, else `reasons[1]` (only the top k are looked at).
         cart_won: np.ndarray | None = None
         reasons: tuple[Reason, Reason] = ("similar_to_cart", "personalised")
         if personal:
-            scores = self.personal_scores(str(customer_id))
+            scores = self.model.score(self.folded, [row])[0]
             if similarity is not None:
                 # The model's scores to 0..1 over the candidates, so the cart weight means the same for everyone.
                 candidates = scores[allowed]

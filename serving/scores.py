@@ -104,6 +104,11 @@ class Scorer:
                 kept[i] = self.scored[ids[i]] = (inputs[i], result)
         return [pair[1] for pair in kept]  # type: ignore[index]
 
+    def forget(self, customer_ids: Sequence[str] | frozenset[str]) -> None:
+        """Drop customers' kept scores and model inputs (an erasure)."""
+        for customer_id in customer_ids:
+            self.scored.pop(customer_id, None)
+
     def _score(self, frame: pd.DataFrame) -> list[Scored]:
         """Scores of a frame of model vectors (customer_id first), through the champion's own methods."""
         raise NotImplementedError

@@ -23,18 +23,11 @@ from starlette.requests import Request
 from features.store.settings import FeatureStoreSettings
 from serving.audit import AccessLog
 from serving.auth import KEY_ID
-from serving.contract import (
-    AllowAsDocumented,
-    BodyLimit,
-    JsonBodies,
-    JsonErrors,
-    OpenApiDocument,
-    quiet_client_errors,
-)
+from serving.contract import quiet_client_errors
 from serving.engine import Engine, UnknownCustomer, UnknownProduct
 from serving.erasure import erase_person, find_person
 from serving.events import EventRefused, check_event, first_record_at
-from serving.metrics import RequestMetrics
+from serving.gateway import Gateway
 from serving.recommender import load_products
 from serving.schemas import (
     ChurnResponse,
@@ -49,9 +42,10 @@ from serving.schemas import (
     SimilarItemsRequest,
     SimilarItemsResponse,
 )
-from serving.settings import ServeSettings, api_key_middleware
+from serving.settings import ServeSettings
 from tessera.core.errors import InputError
 from tessera.core.known_warnings import ignore_known_warnings
+from tessera.core.lock import WorkspaceBusy, workspace_lock
 from tessera.core.settings import Settings
 
 # BentoML's configuration of the service before any setting. Stock BentoML spends more per request than a
@@ -190,18 +184,25 @@ class Tessera:
         self.access_log.record(request.scope.get(KEY_ID), surviving, "GET /customers/{customer_id}")
         return view
 
-    @customers.delete("/{customer_id}", responses={404: {"model": ErrorBody}})
+    @customers.delete("/{customer_id}", responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}})
     def erase_customer(self, customer_id: str, request: Request) -> Any:
         """Erase the customer from every store and suppress them, as `tessera erase --customer`; the receipt.
 
-        The loaded state is reloaded at once (the poll would within its period): the customer is then
-        unknown to every endpoint.
+        It holds the workspace's write lock, as `tessera erase` does: while another writer (a command, another
+        erasure) holds it, the answer is 409 naming the holder, and nothing is erased. The loaded state drops the
+        customer at once (the recommender's per-customer rows too), then is reloaded (the poll would within its
+        period): the customer is unknown to every endpoint before the answer leaves.
         """
+        workspace = self.engine.workspace
         try:
-            person = find_person(self.engine.workspace, customer=customer_id)
+            with workspace_lock(workspace, "DELETE /customers/{customer_id}"):
+                person = find_person(workspace, customer=customer_id)
+                self.engine.forget(person.customer_ids)
+                receipt = erase_person(workspace, self.settings, self.store_settings, person)
         except InputError as exc:
             return _error(404, exc)
-        receipt = erase_person(self.engine.workspace, self.settings, self.store_settings, person)
+        except WorkspaceBusy as exc:
+            return _error(409, exc)
         self.engine.watcher.check()
         erased = f"erased:{receipt['erasure_id']}"  # the receipt's id, never the erased person's own
         self.access_log.record(request.scope.get(KEY_ID), erased, "DELETE /customers/{customer_id}")
@@ -214,12 +215,7 @@ def _error(status: int, exc: Exception) -> JSONResponse:
     return JSONResponse({"error": str(message)}, status_code=status)
 
 
-# Outermost first: metrics see every answer (401s as a counter), every error leaves as JSON, the document needs
-# no key, a refused key reads no body, and an oversized or non-JSON body is refused before BentoML parses it.
-Tessera.add_asgi_middleware(RequestMetrics)  # type: ignore[arg-type]
-Tessera.add_asgi_middleware(JsonErrors)  # type: ignore[arg-type]
-Tessera.add_asgi_middleware(OpenApiDocument, spec=lambda: Tessera.openapi_spec.asdict())  # type: ignore[arg-type]
-Tessera.add_asgi_middleware(AllowAsDocumented, spec=lambda: Tessera.openapi_spec.asdict())  # type: ignore[arg-type]
-Tessera.add_asgi_middleware(api_key_middleware)  # type: ignore[arg-type]
-Tessera.add_asgi_middleware(BodyLimit.from_environment)  # type: ignore[arg-type]
-Tessera.add_asgi_middleware(JsonBodies)  # type: ignore[arg-type]
+# One middleware, one pass per request: metrics see every answer (401s as a counter), the document needs no key,
+# a refused key reads no body, an oversized or non-JSON body is refused before BentoML parses it, and every error
+# leaves as JSON (serving.gateway).
+Tessera.add_asgi_middleware(Gateway.from_environment, spec=lambda: Tessera.openapi_spec.asdict())  # type: ignore[arg-type]

@@ -9,12 +9,11 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from serving.auth import ApiKey, ApiKeyMiddleware, hashed_key, parse_key_hashes
+from serving.auth import ApiKey, hashed_key, parse_key_hashes
 from tessera.core.settings import Settings, Workspace
 
 log = logging.getLogger(__name__)
@@ -98,8 +97,3 @@ class ServeSettings(BaseSettings):
     def workspace_paths(self) -> Workspace:
         """The served workspace's paths."""
         return Workspace(self.workspace.resolve())
-
-
-def api_key_middleware(app: Any) -> ApiKeyMiddleware:
-    """The key check with the configured keys, read when BentoML builds the app in each worker."""
-    return ApiKeyMiddleware(app, ServeSettings().api_keys_hashed())

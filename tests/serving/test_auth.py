@@ -6,7 +6,7 @@ import pytest
 
 from serving.auth import (
     SCOPES,
-    ApiKeyMiddleware,
+    KeyRing,
     hashed_key,
     is_open,
     main,
@@ -57,14 +57,14 @@ def test_a_key_is_known_by_its_salted_hash_only() -> None:
     assert "first" not in entries and "second" not in entries
     # The same key under two salts gives two digests: a leaked list does not show which keys are equal.
     assert hashed_key("c", ["read"], "first").digest != keys[0].digest
-    middleware = ApiKeyMiddleware(app=None, keys=parse_key_hashes(entries))  # type: ignore[arg-type]
+    middleware = KeyRing(parse_key_hashes(entries))
     assert middleware.identify(b"first").key_id == "a"
     assert middleware.identify(b"second").scopes == {"read", "events"}
     assert not any(middleware.identify(k) for k in (b"firs", b"first ", b"", None, b"FIRST"))
 
 
 def test_no_configured_key_refuses_everyone() -> None:
-    middleware = ApiKeyMiddleware(app=None, keys=[])  # type: ignore[arg-type]
+    middleware = KeyRing([])
     assert middleware.identify(b"") is None and middleware.identify(b"anything") is None
 
 
@@ -88,7 +88,7 @@ def test_keys_and_legacy_keys_are_read_from_the_environment(monkeypatch: pytest.
         ("legacy-1", ["events", "read"]),
         ("legacy-2", ["events", "read"]),
     ]
-    middleware = ApiKeyMiddleware(app=None, keys=keys)  # type: ignore[arg-type]
+    middleware = KeyRing(keys)
     assert (
         middleware.identify(b"two").key_id == "legacy-2" and middleware.identify(b"admin-key").key_id == "ops"
     )
@@ -100,7 +100,7 @@ def test_the_helper_makes_a_key_and_its_entry() -> None:
     key = printed[0].rsplit(" ", 1)[1]
     (parsed,) = parse_key_hashes(printed[1].rsplit(" ", 1)[1])
     assert parsed.key_id == "shop" and parsed.scopes == {"read", "events"}
-    assert ApiKeyMiddleware(app=None, keys=[parsed]).identify(key.encode()) == parsed  # type: ignore[arg-type]
+    assert KeyRing([parsed]).identify(key.encode()) == parsed
     with pytest.raises(ValueError, match="scopes must be some of"):
         main(["--id", "x", "--scopes", "root"], out=printed.append)
     assert set(SCOPES) == {"read", "events", "admin"}
