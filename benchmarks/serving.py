@@ -138,7 +138,9 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def measure(servers: dict[str, str], scripts: dict[str, Path], args: argparse.Namespace) -> list[Result]:
+def measure(
+    servers: dict[str, str], scripts: dict[str, Path], args: argparse.Namespace
+) -> tuple[list[Result], dict[tuple[str, str, int], list[Result]]]:
     """wrk against each running server, interleaved round by round; per server, endpoint and concurrency the
     median round.
 
@@ -163,12 +165,20 @@ def measure(servers: dict[str, str], scripts: dict[str, Path], args: argparse.Na
                 f"p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  errors {errors}",
                 flush=True,
             )
+        for concurrency in args.concurrency:
+            pair = [runs.get((name, "/recommend", concurrency)) for name in ("bentoml", "starlette")]
+            if all(pair):
+                share = pair[0][-1].requests_per_second / pair[1][-1].requests_per_second  # type: ignore[index]
+                print(
+                    f"  round {round_}  /recommend c={concurrency}: BentoML at {share:.0%} of bare Starlette",
+                    flush=True,
+                )
     results = []
     for rounds in runs.values():
         median = sorted(rounds, key=lambda r: r.requests_per_second)[len(rounds) // 2]
         # Errors of every round count, not only the median's.
         results.append(replace(median, errors=sum(r.errors for r in rounds)))
-    return results
+    return results, runs
 
 
 def main() -> None:
@@ -273,7 +283,7 @@ def main() -> None:
             processes.append(start(command, env, log))
             wait_ready(url, processes[-1], log)
             servers[name] = url
-        report(measure(servers, scripts, args))
+        report(*measure(servers, scripts, args))
     finally:
         for process in processes:
             stop(process)
@@ -296,8 +306,9 @@ def time_demo(port: int) -> None:
         stop(process)
 
 
-def report(results: list[Result]) -> None:
-    """The table for docs/serving.md and each target met or missed."""
+def report(results: list[Result], runs: dict[tuple[str, str, int], list[Result]]) -> None:
+    """The table for docs/serving.md and each target met or missed: throughput and its ratio on the median round,
+    each endpoint's p99 in its worst round (the first round after start included)."""
     results = sorted(
         results, key=lambda r: (r.endpoint != "/recommend", r.endpoint, r.server != "bentoml", r.concurrency)
     )
@@ -337,7 +348,12 @@ def report(results: list[Result]) -> None:
     for r in results:
         if r.endpoint in TARGETS_MS and r.concurrency == 1:
             target = TARGETS_MS[r.endpoint]
-            checks.append((f"{r.endpoint} c=1 p99 {r.p99_ms:.2f} ms <= {target:.0f} ms", r.p99_ms <= target))
+            rounds = runs[(r.server, r.endpoint, r.concurrency)]
+            worst = max(x.p99_ms for x in rounds)
+            each = " / ".join(f"{x.p99_ms:.2f}" for x in rounds)
+            checks.append(
+                (f"{r.endpoint} c=1 p99 in every round ({each} ms) <= {target:.0f} ms", worst <= target)
+            )
     checks.append(("no failed responses", all(r.errors == 0 for r in results)))
     print()
     for text, ok in checks:

@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from features.identity.ids import follow_alias
 from serving.schemas import Consent, GoldenRecord, Interaction, Order, OrderLine, SourceIdentity
@@ -103,10 +104,17 @@ class _ByCustomer:
         ends = np.cumsum([n for _, n in counts])
         self.ranges = {c: (int(end - n), int(end)) for (c, n), end in zip(counts, ends, strict=True)}
 
-    def of(self, customer_id: str, limit: int | None = None) -> list[dict[str, Any]]:
-        """The customer's rows in the table's order (at most `limit`), values as plain Python."""
+    def of(
+        self, customer_id: str, limit: int | None = None, groups: np.ndarray | None = None
+    ) -> list[dict[str, Any]]:
+        """The customer's rows in the table's order (at most `limit`, or with `groups`, the positions where each
+        group of rows starts: the rows of at most `limit` groups), values as plain Python."""
         start, stop = self.ranges.get(customer_id, (0, 0))
-        if limit is not None:
+        if limit is not None and groups is not None:
+            first = int(np.searchsorted(groups, start))
+            if first + limit < len(groups):
+                stop = min(stop, int(groups[first + limit]))
+        elif limit is not None:
             stop = min(stop, start + limit)
         return [
             {n: _clean(v) for n, v in row.items()} for row in self.rows.slice(start, stop - start).to_pylist()
@@ -129,6 +137,7 @@ class History:
             "interactions": workspace.profile / "interactions.parquet",
         }
         self.tables: dict[str, _ByCustomer] = {}
+        self.order_starts = np.zeros(0, dtype=np.int64)  # where each order's lines start in the orders table
         with duckdb.connect() as con:
             con.execute("SET TimeZone = 'UTC'")
             if files["customers"].exists():
@@ -150,6 +159,9 @@ class History:
                     "max(ordered_at) OVER (PARTITION BY customer_id, order_id, source) AS order_at",
                     files["orders"],
                     "order_at DESC, order_id, source, line_no, file_row_number",
+                )
+                self.order_starts = _group_starts(
+                    self.tables["orders"].rows, ["customer_id", "order_id", "source"]
                 )
             path = files["interactions"]
             if path.exists():
@@ -186,13 +198,13 @@ class History:
         ]
 
     def orders(self, customer_id: str, limit: int) -> list[Order]:
-        """The latest orders of every channel, newest first, each with its lines."""
+        """The latest orders of every channel, newest first, each with its lines (only their lines are read)."""
+        found = self.tables.get("orders")
+        if found is None:
+            return []
         grouped: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-        for row in self._rows("orders", customer_id):
-            key = (str(row["order_id"]), str(row.get("source")))
-            if key not in grouped and len(grouped) == limit:
-                break
-            grouped[key].append(row)
+        for row in found.of(customer_id, limit, self.order_starts):
+            grouped[(str(row["order_id"]), str(row.get("source")))].append(row)
         return [_order(lines) for lines in grouped.values()]
 
     def interactions(self, customer_id: str, limit: int) -> list[Interaction]:
@@ -207,6 +219,14 @@ class History:
             )
             for r in self._rows("interactions", customer_id, limit)
         ]
+
+
+def _group_starts(rows: pa.Table, keys: list[str]) -> np.ndarray:
+    """Positions where the key columns' values (as text, as the view groups them) differ from the row before."""
+    present = [k for k in keys if k in rows.column_names]
+    frame = rows.select(present).to_pandas().astype(object).map(str)
+    changed = (frame != frame.shift()).any(axis=1).to_numpy()
+    return np.flatnonzero(changed).astype(np.int64)
 
 
 def _text(value: Any) -> str | None:

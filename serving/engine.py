@@ -11,6 +11,7 @@ The errors are BentoML's `ServiceUnavailable` and `NotFound`: the service answer
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 from datetime import UTC, datetime
@@ -79,6 +80,7 @@ class Engine:
         self.sells_products = sells_products(self.workspace)
         self.loader = Loader(self.workspace, settings, self.store, self.live, self.now)
         self.snapshot: Snapshot = self.loader.load()
+        self.warm_up()
         _freeze_heap()
         self.watcher = Watcher(self.loader, lambda: self.snapshot, self._install, settings.poll_seconds)
         self.watcher.start()
@@ -86,7 +88,31 @@ class Engine:
     def _install(self, snapshot: Snapshot) -> None:
         log.info("new snapshot: %s (was %s)", snapshot.versions, self.snapshot.versions)
         self.snapshot = snapshot
+        self.warm_up()
         _freeze_heap()
+
+    def warm_up(self) -> None:
+        """Every endpoint's work once, for a known customer and an unknown one, answers serialised: whatever is
+        built on first use (encoders, caches, lazily imported code) is built now, not on the first requests."""
+        snapshot = self.snapshot
+        known = next(iter(sorted(snapshot.directory.ids)), None)
+        ids = [c for c in (known, "\x00unknown") if c is not None]
+        calls: list[Any] = []
+        for customer in ids:
+            calls.append(lambda c=customer: self.recommend(RecommendRequest(customer_id=c, k=10)))
+            if snapshot.churn is not None:
+                calls.append(lambda c=customer: self.churn([c]))
+            if snapshot.cltv is not None:
+                calls.append(lambda c=customer: self.cltv([c]))
+        if known is not None:
+            calls.append(lambda: self.customer(known))
+        if snapshot.recommender is not None and len(snapshot.recommender.skus):
+            calls.append(
+                lambda: self.similar_items(SimilarItemsRequest(sku=str(snapshot.recommender.skus[0]), k=5))
+            )
+        for call in calls:
+            with contextlib.suppress(NotFound, ServiceUnavailable):
+                call().model_dump_json()
 
     def forget(self, customer_ids: frozenset[str]) -> None:
         """Drop erased customers from the loaded state at once: the directory and the 360 view's history no longer

@@ -3,9 +3,6 @@ on each online store (the embedded SQLite file, then Redis)."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -14,34 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import psutil
 import pytest
 import redis
-from serving_fixtures import AUTH, NOW, Served, serve_env
+from serving_fixtures import AUTH, NOW, Served, running_server, serve_env
 
 from training import tracking
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop the server and every worker it started (by their process ids)."""
-    children = psutil.Process(process.pid).children(recursive=True)
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    for child in children:
-        if child.is_running():
-            child.kill()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "redis"])
@@ -61,37 +38,11 @@ def server(
     on_store: tuple[Served, dict[str, str]], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     served, store_env = on_store
-    port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
-    env = {**os.environ, **serve_env(served, poll_seconds=1), **store_env}
-    command = [
-        sys.executable,
-        "-m",
-        "tessera.serving_cli",
-        "--workspace",
-        str(served.workspace.root),
-        "--port",
-        str(port),
-    ]
-    command += ["--now", NOW.isoformat(), "--workers", "1", "--poll-seconds", "1"]
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            assert process.poll() is None, f"the server exited: {log.read_text()[-3000:]}"
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(1)
-        else:
-            pytest.fail(f"the server was not ready in 300 s: {log.read_text()[-3000:]}")
+    env = {**serve_env(served, poll_seconds=1), **store_env}
+    extra = ("--now", NOW.isoformat(), "--workers", "1", "--poll-seconds", "1")
+    with running_server(served.workspace.root, env, log, *extra) as url:
         yield url
-    finally:
-        stop(process)
 
 
 def test_every_endpoint(server: str, served: Served) -> None:

@@ -94,3 +94,23 @@ def test_a_baseline_champion_is_served_through_the_same_path(served: Served, nam
     cart = recommender.positions([sku])
     carted, _ = recommender.recommend(None, 3, recommender.allowed(None, cart), cart)
     assert carted[0].reason == "similar_to_cart"
+
+
+def test_a_forgotten_customer_gets_the_anonymous_answer_at_once(served: Served) -> None:
+    """An erasure drops the customer's folded rows: unknown to the recommender, their rows zeroed."""
+    model, _ = tracking.load_champion(served.workspace, "next_best_product")
+    recommender = Recommender(
+        model, "1", load_events(served.workspace, NOW), NOW, load_products(served.workspace)
+    )
+    row = recommender.row[served.regular]
+    anonymous, _ = recommender.recommend(None, 5, recommender.allowed(None, NONE), NONE)
+    assert recommender.forget([served.regular, "NOBODY"]) == 1
+    assert not recommender.knows(served.regular) and recommender.bought(served.regular).size == 0
+    items, personal = recommender.recommend(served.regular, 5, recommender.allowed(None, NONE), NONE)
+    assert not personal and items == anonymous
+    folded = recommender.folded
+    assert not folded.has_history[row]
+    for matrix in (folded.bought, *folded.parts.values()):
+        assert not matrix[row].toarray().any()
+    if folded.factors is not None:
+        assert not folded.factors[row].any()

@@ -1,0 +1,109 @@
+"""`DELETE /customers/{id}` through the real BentoML server (issue 12): an existing customer erased with an admin
+key is unknown at once — 404 on the 360 view, the anonymous fallback on /recommend, not scored — without a
+restart or a poll (the server's poll is off); while another writer holds the workspace lock the answer is 409
+naming it, and nothing is erased."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import httpx
+import pandas as pd
+import pytest
+from serving_fixtures import ADMIN_KEY, AUTH, NOW, Served, running_server, serve_env
+
+from tessera.core.settings import Workspace
+
+pytestmark = pytest.mark.integration
+HOLD = """
+import sys
+from pathlib import Path
+from tessera.core.lock import workspace_lock
+from tessera.core.settings import Workspace
+with workspace_lock(Workspace(Path(sys.argv[1])), "tessera ingest"):
+    print("held", flush=True)
+    sys.stdin.readline()
+"""
+ADMIN = {"X-API-Key": ADMIN_KEY}
+
+
+@pytest.fixture(scope="module")
+def copy(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Served:
+    """A copy of the served workspace: the erasure rewrites its files."""
+    root = tmp_path_factory.mktemp("erase-http") / "ws"
+    shutil.copytree(served.workspace.root, root)
+    return dataclasses.replace(served, workspace=Workspace(root))
+
+
+@pytest.fixture(scope="module")
+def server(copy: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    log = tmp_path_factory.mktemp("erase-http-server") / "server.log"
+    extra = ("--now", NOW.isoformat(), "--workers", "1", "--poll-seconds", "0")
+    with running_server(copy.workspace.root, serve_env(copy, poll_seconds=0), log, *extra) as url:
+        yield url
+
+
+def _customer(copy: Served) -> str:
+    """An existing customer with orders and both consents, none of those the other tests talk about."""
+    golden = pd.read_parquet(copy.workspace.profile / "customers.parquet")
+    named = {copy.regular, copy.buyer, copy.no_personalisation, copy.no_profiling, copy.survivor}
+    golden = golden[
+        golden["consent_personalisation"].eq(True)
+        & golden["consent_profiling"].eq(True)
+        & ~golden["customer_id"].isin(named)
+    ]
+    return str(
+        golden.sort_values(["n_orders", "customer_id"], ascending=[False, True])["customer_id"].iloc[0]
+    )
+
+
+def test_an_erased_customer_is_unknown_at_once_and_a_held_lock_is_a_409(server: str, copy: Served) -> None:
+    customer = _customer(copy)
+    with httpx.Client(base_url=server, headers=AUTH, timeout=60) as client:
+        assert client.get(f"/customers/{customer}").status_code == 200
+        assert client.post("/recommend", json={"customer_id": customer, "k": 5}).json()["personalised"]
+
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLD, str(copy.workspace.root)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+            busy = client.delete(f"/customers/{customer}", headers=ADMIN)
+        finally:
+            holder.communicate("done\n", timeout=30)
+        assert busy.status_code == 409, busy.text
+        assert f"locked by pid {holder.pid} (`tessera ingest`" in busy.json()["error"]
+        assert client.get(f"/customers/{customer}").status_code == 200  # nothing was erased
+
+        erased = client.delete(f"/customers/{customer}", headers=ADMIN)
+        answered = time.monotonic()
+        assert erased.status_code == 200, erased.text
+        assert erased.json()["customers"] >= 1 and customer not in erased.text
+
+        view = client.get(f"/customers/{customer}")
+        recommendation = client.post("/recommend", json={"customer_id": customer, "k": 5}).json()
+        churn = client.post("/churn", json={"customer_ids": [customer]}).json()
+        within = time.monotonic() - answered
+        assert view.status_code == 404 and view.json() == {"error": f"unknown customer {customer!r}"}
+        assert recommendation["fallback"] and recommendation["fallback_reason"] == "unknown_customer"
+        assert not recommendation["personalised"]
+        assert churn["scores"][0]["not_scored_reason"] == "unknown_customer"
+        assert within < 5
+        assert client.delete(f"/customers/{customer}", headers=ADMIN).status_code == 404
+
+
+def test_the_document_declares_the_409(server: str) -> None:
+    document = httpx.get(f"{server}/docs.json", timeout=30).json()
+    answers = document["paths"]["/customers/{customer_id}"]["delete"]["responses"]
+    assert answers["409"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ErrorBody"
+    }
+    assert "404" in answers and "403" in answers
