@@ -72,10 +72,12 @@ class Directory:
         return follow_alias(self.ids, self.aliases, any_id)
 
     def forget(self, customer_ids: set[str] | frozenset[str]) -> None:
-        """Drop customers and every alias to or from them at once (an erasure)."""
-        self.ids.difference_update(customer_ids)
-        for alias in [a for a, c in self.aliases.items() if a in customer_ids or c in customer_ids]:
-            self.aliases.pop(alias, None)
+        """Drop customers and every alias to or from them at once (an erasure): new collections replace the old
+        ones in one assignment each, so a request reading them meanwhile sees either."""
+        self.ids = self.ids - set(customer_ids)
+        self.aliases = {
+            a: c for a, c in self.aliases.items() if a not in customer_ids and c not in customer_ids
+        }
 
 
 def sells_products(workspace: Workspace) -> bool:

@@ -14,16 +14,18 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 from bentoml.exceptions import NotFound, ServiceUnavailable
 
+from features.ingest.suppression import suppression_folder
 from features.store import open_store
 from features.store.settings import FeatureStoreSettings
 from serving.champions import Loader, Snapshot, Watcher
-from serving.customers import consent, golden_record, sells_products
+from serving.customers import Directory, consent, golden_record, sells_products
 from serving.features import CustomerLive, LiveFeatures
 from serving.recommender import exclusions
 from serving.schemas import (
@@ -68,6 +70,50 @@ def _freeze_heap() -> None:
     gc.freeze()
 
 
+class ErasureWatch:
+    """A daemon thread noticing an erasure within a second: the erasure log (`data/suppression/audit.jsonl`,
+    appended after every store was rewritten) is stat'ed every `seconds`; when it changes, the engine forgets the
+    customers that vanished from the directory's files at once, whoever erased them (`tessera erase`, another
+    worker's or replica's `DELETE`), without waiting for the champion poll's reload."""
+
+    def __init__(self, engine: Engine, seconds: float = 1.0) -> None:
+        self.engine = engine
+        self.seconds = seconds
+        self.path = suppression_folder(engine.workspace) / "audit.jsonl"
+        self.seen = self._stamp()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tessera-erasure-watch", daemon=True)
+
+    def _stamp(self) -> tuple[float, int] | None:
+        try:
+            found = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return found.st_mtime, found.st_size
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def check(self) -> bool:
+        """Forget the vanished customers if an erasure happened since the last check; whether one did."""
+        stamp = self._stamp()
+        if stamp == self.seen:
+            return False
+        self.seen = stamp
+        self.engine.forget_vanished()
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.seconds):
+            try:
+                self.check()
+            except Exception:  # the next tick retries; the poll's reload drops them anyway
+                log.exception("forgetting erased customers failed")
+
+
 class Engine:
     """The loaded champions, customer directory and online store, and one method per endpoint."""
 
@@ -84,6 +130,8 @@ class Engine:
         _freeze_heap()
         self.watcher = Watcher(self.loader, lambda: self.snapshot, self._install, settings.poll_seconds)
         self.watcher.start()
+        self._erasures = ErasureWatch(self)
+        self._erasures.start()
 
     def _install(self, snapshot: Snapshot) -> None:
         log.info("new snapshot: %s (was %s)", snapshot.versions, self.snapshot.versions)
@@ -125,9 +173,19 @@ class Engine:
             if part is not None:
                 part.forget(customer_ids)
 
+    def forget_vanished(self) -> int:
+        """Forget at once the customers the directory's files no longer hold (erased by `tessera erase` or by
+        another worker's `DELETE`); how many. The reload on the next poll then drops them from memory."""
+        gone = self.snapshot.directory.ids - Directory.load(self.workspace).ids
+        if gone:
+            self.forget(frozenset(gone))
+            log.info("forgot %d erased customers ahead of the reload", len(gone))
+        return len(gone)
+
     def close(self) -> None:
-        """Stop watching for new champions, hand the heap back to the collector."""
+        """Stop watching for new champions and erasures, hand the heap back to the collector."""
         self.watcher.stop()
+        self._erasures.stop()
         gc.unfreeze()
 
     def now(self) -> datetime:
