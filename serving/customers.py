@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +25,16 @@ PURPOSES = ("email", "sms", "personalisation", "profiling")
 INTERACTION_COLUMNS = tuple(Interaction.model_fields)
 
 
+_PLAIN = frozenset({str, int, bool, datetime, date, type(None)})  # what Arrow's to_pylist gives, as is
+
+
 def _clean(value: Any) -> Any:
     """A value read from Parquet as plain Python: missing values as None, arrays as lists."""
+    kind = type(value)
+    if kind in _PLAIN:  # the common case first: one set look-up
+        return value
+    if kind is float:
+        return None if value != value else value  # NaN is missing
     if isinstance(value, np.ndarray | list | tuple):
         return [_clean(v) for v in value]
     if value is None or value is pd.NaT or value is pd.NA:
