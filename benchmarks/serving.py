@@ -12,7 +12,10 @@ each figure is the median round (the machine's other work then falls on both ali
 at concurrency 1; ≥ 1,000 requests/s with p99 ≤ 50 ms at concurrency 16; BentoML ≥ half the bare app's
 throughput. In the same rounds, BentoML's /churn and /cltv (one customer a request) and /customers/{id} are
 driven at concurrency 1 (`--endpoint-concurrency`), cycling through the known customers: p99 ≤ 5 ms, ≤ 5 ms and
-≤ 20 ms (issue 11). Measure on an idle machine (`uptime` load below 1): the script prints the load it started with.
+≤ 20 ms (issue 11), checked in every round, the first after start included. Each round prints every endpoint's
+requests/s, p50 and p99 and BentoML's share of the bare app's /recommend throughput per concurrency; the end, the
+median round's table and each target met or missed. Measure on an idle machine (`uptime` load below 1): the
+script prints the load it started with.
 """
 
 from __future__ import annotations
