@@ -78,7 +78,7 @@ def train_all(
     The feature store must have been built as of `now` (`run` does it before training).
     """
     recipes = [recipe_for(name, settings) for name in (settings.models if models is None else models)]
-    tracking.recover_promotion(workspace)  # a training killed while promoting left champions half moved
+    tracking.sync_champion_aliases(workspace)  # a training killed while promoting left them behind
     ctx = TrainingContext(workspace, now, settings, store_settings)
     results: dict[str, Any] = {}
     for recipe in track(recipes, "Training models"):
@@ -91,8 +91,8 @@ def train_all(
         else:
             note = {"note": ctx.cutoffs.note} if ctx.cutoffs.note else {}
             results[recipe.name] = {**result, "cutoffs": ctx.cutoffs.describe(), **note}
-    # Every model's champion moves together, once all are trained and registered: a training killed on the way
-    # leaves every champion as it was.
+    # Every model's champion moves together, once all are trained and registered: one release made current by
+    # one alias move, so a training killed on the way (or during the move) leaves every champion as it was.
     tracking.promote(workspace, [r["gate"] for r in results.values() if "gate" in r])
     return results
 
