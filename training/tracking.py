@@ -412,3 +412,40 @@ def forget_customers(workspace: Workspace, customer_ids: set[str]) -> dict[str, 
             tmp.replace(path)
             changed[str(path.relative_to(workspace.root))] = dropped
     return changed
+
+
+# The files MLflow writes beside a logged model with the rows of its input example (MLflow's pandas "split"
+# layout: `columns` and `data`; the serving one nested under `dataframe_split`).
+EXAMPLE_FILES = ("input_example.json", "serving_input_example.json")
+
+
+def _drop_example_rows(node: Any, customer_ids: set[str]) -> int:
+    """Remove, in place, the rows of every split frame in `node` whose `customer_id` is one of `customer_ids`."""
+    if isinstance(node, list):
+        return sum(_drop_example_rows(item, customer_ids) for item in node)
+    if not isinstance(node, dict):
+        return 0
+    columns, rows = node.get("columns"), node.get("data")
+    if isinstance(columns, list) and "customer_id" in columns and isinstance(rows, list):
+        at = columns.index("customer_id")
+        keep = [i for i, row in enumerate(rows) if str(row[at]) not in customer_ids]
+        node["data"] = [rows[i] for i in keep]
+        if isinstance(node.get("index"), list):
+            node["index"] = [node["index"][i] for i in keep]
+        return len(rows) - len(keep)
+    return sum(_drop_example_rows(value, customer_ids) for value in node.values())
+
+
+def forget_in_examples(workspace: Workspace, customer_ids: set[str]) -> dict[str, int]:
+    """Remove erased customers' rows from the input examples logged with every model, in place; per rewritten
+    file, how many rows went. The examples only document a model's input: no load or prediction reads them."""
+    changed: dict[str, int] = {}
+    for path in sorted(p for name in EXAMPLE_FILES for p in workspace.mlruns.rglob(name)):
+        example = json.loads(path.read_text(encoding="utf-8"))
+        dropped = _drop_example_rows(example, customer_ids)
+        if dropped:
+            tmp = path.with_name(path.name + ".erase-tmp")
+            tmp.write_text(json.dumps(example), encoding="utf-8")
+            tmp.replace(path)
+            changed[str(path.relative_to(workspace.root))] = dropped
+    return changed

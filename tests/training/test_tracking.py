@@ -5,7 +5,6 @@ PostgreSQL (`TESSERA_MLFLOW_TRACKING_URI`): a tiny churn model logged, registere
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -14,24 +13,18 @@ import numpy as np
 import pandas as pd
 import psycopg
 import pytest
+import training_fixtures
 
 from tessera.core.settings import Settings, Workspace
 from training import tracking
 from training.churn import ChurnModel
 
-SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
-
 
 @pytest.fixture
 def postgres_database() -> Iterator[str]:
-    """A database of its own on the development server (`tessera_test_<random>`), dropped afterwards."""
-    name = f"tessera_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-        try:
-            yield f"{SERVER}/{name}"
-        finally:
-            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    """A database of its own on the development server, dropped afterwards."""
+    with training_fixtures.postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
@@ -227,3 +220,29 @@ def assert_champions(workspace: Workspace, expected: dict[str, str], names: tupl
     assert tracking.champions(workspace) == expected
     assert {n: tracking.alias_version(workspace, n) for n in names} == expected
     assert Fingerprint.now(workspace).versions == {"next_best_product": None, **expected}
+
+
+def test_erasure_removes_a_customer_from_every_logged_input_example(
+    workspace: Workspace, tiny_model: tuple[ChurnModel, pd.DataFrame]
+) -> None:
+    """The input example logged with a model holds the first rows' customer ids (C0, C1, C2 here): forgetting C1
+    drops their row from both example files MLflow wrote, and the model still loads and predicts."""
+    import json
+
+    version = log_version(workspace, tiny_model, "examples")
+    gate(workspace, version, 0.7, None)
+    files = sorted(p for name in tracking.EXAMPLE_FILES for p in workspace.mlruns.rglob(name))
+    assert [p.name for p in files] == ["input_example.json", "serving_input_example.json"]
+    assert all('"C1"' in p.read_text() for p in files)
+
+    changed = tracking.forget_in_examples(workspace, {"C1", "C9"})
+    assert changed == {str(p.relative_to(workspace.root)): 1 for p in files}
+    plain = json.loads(files[0].read_text())
+    served = json.loads(files[1].read_text())["dataframe_split"]
+    assert [row[plain["columns"].index("customer_id")] for row in plain["data"]] == ["C0", "C2"]
+    assert [row[served["columns"].index("customer_id")] for row in served["data"]] == ["C0", "C2"]
+    assert tracking.forget_in_examples(workspace, {"C1"}) == {}  # nothing left to remove
+    loaded = tracking.load_champion(workspace, "churn")
+    assert loaded is not None
+    model, frame = tiny_model
+    pd.testing.assert_frame_equal(loaded[0].predict(frame), model.predict(frame))
