@@ -3,7 +3,7 @@
 The person is found by customer id (an alias resolves to its survivor), email, phone or `SOURCE:ID`; then
 every row keyed by one of their customer ids or identity keys is removed from every Parquet table under the
 workspace (canonical, identity records, links, crosswalk, aliases, profile, offline feature tables, batch
-outputs) and under `mlruns/` (logged tables); quarantine rows whose `raw` text holds one of their ids,
+outputs) and under `mlruns/` (logged tables); their rows of the models' logged input examples; quarantine rows whose `raw` text holds one of their ids,
 emails or phones; their entity keys from the online store (SQLite, then VACUUM so no freed page keeps
 them; or Redis). Their identity keys and contacts go on the suppression list as salted hashes
 (features.ingest.suppression), so ingest drops them and, with them gone from the profile, the next
