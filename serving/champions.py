@@ -1,9 +1,9 @@
 """The models and data the service answers from, loaded as one snapshot and replaced whole when they change.
 
-A snapshot holds the three champions (the registry's `champion` aliases, loaded through `training.tracking`,
-the only module that talks to MLflow), the recommender's precomputed histories and the customer directory.
-`Watcher` checks every few seconds whether an alias points at another version or a profile file was
-rewritten; if so it builds a new snapshot in its own thread, reusing what did not change, and hands it over
+A snapshot holds the three champions (the versions the registry's current release names, read in one go
+and loaded through `training.tracking`, the only module that talks to MLflow), the recommender's precomputed
+histories and the customer directory: champions of one release always, never of two trainings.
+`Watcher` checks every few seconds whether another release is current or a profile file was rewritten; if so it builds a new snapshot in its own thread, reusing what did not change, and hands it over
 with one assignment: requests already running finish on the old snapshot, new ones get the new one, and none
 is refused or dropped meanwhile.
 """
@@ -71,8 +71,9 @@ class Fingerprint:
 
     @classmethod
     def now(cls, workspace: Workspace) -> Fingerprint:
+        champions = tracking.champions(workspace)  # one read: the versions of one release
         return cls(
-            {name: tracking.alias_version(workspace, name) for name in MODELS},
+            {name: champions.get(name) for name in MODELS},
             history_files(workspace),
             directory_files(workspace),
         )
@@ -92,18 +93,6 @@ class Snapshot:
     @property
     def versions(self) -> dict[str, str | None]:
         return self.fingerprint.versions
-
-
-def _champion(workspace: Workspace, name: str) -> tuple[Any, dict[str, Any], str] | None:
-    """The champion's estimator, metadata and version; retried if the alias moves while it loads."""
-    for _ in range(3):
-        before = tracking.alias_version(workspace, name)
-        found = None if before is None else tracking.load_champion(workspace, name)
-        if found is None:
-            return None
-        if tracking.alias_version(workspace, name) == before:
-            return found[0], found[1], str(before)
-    raise RuntimeError(f"the `{name}` champion kept changing while it loaded")
 
 
 @dataclass(frozen=True)
@@ -146,15 +135,21 @@ class Loader:
             fingerprint,
             directory,
             history,
-            recommender if recommender is not None else self._recommender(),
-            churn if churn is not None else self._churn(directory),
-            cltv if cltv is not None else self._cltv(directory),
+            recommender if recommender is not None else self._recommender(fingerprint),
+            churn if churn is not None else self._churn(fingerprint, directory),
+            cltv if cltv is not None else self._cltv(fingerprint, directory),
         )
         log.info("serving champions %s", snapshot.versions)
         return snapshot
 
-    def _recommender(self) -> Recommender | None:
-        found = _champion(self.workspace, "next_best_product")
+    def _champion(self, fingerprint: Fingerprint, name: str) -> tuple[Any, dict[str, Any], str] | None:
+        """The estimator, metadata and version of the model's champion in the snapshot's release, or None."""
+        version = fingerprint.versions.get(name)
+        found = None if version is None else tracking.load_champion(self.workspace, name, version)
+        return None if found is None or version is None else (found[0], found[1], version)
+
+    def _recommender(self, fingerprint: Fingerprint) -> Recommender | None:
+        found = self._champion(fingerprint, "next_best_product")
         if found is None:
             return None
         model, _, version = found
@@ -184,8 +179,8 @@ class Loader:
                 scorer.score(consented, self.settings.now)
         return scorer
 
-    def _churn(self, directory: Directory) -> ChurnScorer | None:
-        found = _champion(self.workspace, "churn")
+    def _churn(self, fingerprint: Fingerprint, directory: Directory) -> ChurnScorer | None:
+        found = self._champion(fingerprint, "churn")
         if found is None:
             return None
         estimator, metadata, version = found
@@ -198,8 +193,8 @@ class Loader:
         )
         return self._scored_ahead(scorer, directory)
 
-    def _cltv(self, directory: Directory) -> CltvScorer | None:
-        found = _champion(self.workspace, "cltv")
+    def _cltv(self, fingerprint: Fingerprint, directory: Directory) -> CltvScorer | None:
+        found = self._champion(fingerprint, "cltv")
         if found is None:
             return None
         estimator, metadata, version = found
@@ -214,7 +209,7 @@ class Loader:
         )
 
     def changed(self, snapshot: Snapshot) -> bool:
-        """Whether a champion or a source file changed since the snapshot was built."""
+        """Whether another release is current or a source file changed since the snapshot was built."""
         return Fingerprint.now(self.workspace) != snapshot.fingerprint
 
 

@@ -3,7 +3,7 @@
 The person is found by customer id (an alias resolves to its survivor), email, phone or `SOURCE:ID`; then
 every row keyed by one of their customer ids or identity keys is removed from every Parquet table under the
 workspace (canonical, identity records, links, crosswalk, aliases, profile, offline feature tables, batch
-outputs) and under `mlruns/` (logged tables); quarantine rows whose `raw` text holds one of their ids,
+outputs) and under `mlruns/` (logged tables); their rows of the models' logged input examples; quarantine rows whose `raw` text holds one of their ids,
 emails or phones; their entity keys from the online store (SQLite, then VACUUM so no freed page keeps
 them; or Redis). Their identity keys and contacts go on the suppression list as salted hashes
 (features.ingest.suppression), so ingest drops them and, with them gone from the profile, the next
@@ -42,7 +42,7 @@ from features.ingest.suppression import (
 from features.store.settings import FeatureStoreSettings
 from tessera.core.errors import InputError
 from tessera.core.settings import Settings, Workspace
-from training.tracking import forget_customers
+from training.tracking import forget_customers, forget_in_examples
 
 # Columns that key a row to a person; a row whose value in one of them is the person's is theirs.
 KEY_COLUMNS = ("customer_id", "alias_id", "identity_key", "survivor_id", "left_key", "right_key")
@@ -54,7 +54,7 @@ STORES = (
     "profile tables",
     "offline feature tables",
     "batch outputs and other workspace tables",
-    "mlflow artefacts (logged tables)",
+    "mlflow artefacts (logged tables, input examples)",
     "model per-customer state (recommender reference customers)",
     "access log",
 )
@@ -250,6 +250,8 @@ def erase_person(
                 str(path.relative_to(workspace.root)),
                 _scrub_parquet(path, person),
             )
+    for where, dropped in forget_in_examples(workspace, set(person.customer_ids)).items():
+        count(STORES[6], where, dropped)
     for where, dropped in forget_customers(workspace, set(person.customer_ids)).items():
         count(STORES[7], where, dropped)
     keys = _online_keys(person)

@@ -95,5 +95,5 @@ class ServeSettings(BaseSettings):
         return self.access_log_path or self.workspace_paths().data / "audit" / "access.jsonl"
 
     def workspace_paths(self) -> Workspace:
-        """The served workspace's paths."""
-        return Workspace(self.workspace.resolve())
+        """The served workspace's paths, with the MLflow stores `TESSERA_MLFLOW_*` name (the ones training wrote)."""
+        return Workspace.from_settings(Settings(workspace=self.workspace.resolve()))

@@ -8,6 +8,7 @@ alone from its own command.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -70,15 +71,17 @@ def train_all(
     settings: TrainingSettings,
     store_settings: FeatureStoreSettings,
     models: tuple[str, ...] | None = None,
+    checkpoint: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Train the models (default: `settings.models`) as of `now` from the profile and the feature store.
 
     A model whose data cannot train it is recorded as `{"skipped": reason}` and the others go on; a trained
     model's result carries its cutoffs and, when the plan had to shorten the labels, a `note` saying why.
-    The feature store must have been built as of `now` (`run` does it before training).
+    The feature store must have been built as of `now` (`run` does it before training). `checkpoint` is passed
+    to `tracking.promote` (tests kill the training there).
     """
     recipes = [recipe_for(name, settings) for name in (settings.models if models is None else models)]
-    tracking.recover_promotion(workspace)  # a training killed while promoting left champions half moved
+    tracking.sync_champion_aliases(workspace)  # a training killed while promoting left them behind
     ctx = TrainingContext(workspace, now, settings, store_settings)
     results: dict[str, Any] = {}
     for recipe in track(recipes, "Training models"):
@@ -91,9 +94,9 @@ def train_all(
         else:
             note = {"note": ctx.cutoffs.note} if ctx.cutoffs.note else {}
             results[recipe.name] = {**result, "cutoffs": ctx.cutoffs.describe(), **note}
-    # Every model's champion moves together, once all are trained and registered: a training killed on the way
-    # leaves every champion as it was.
-    tracking.promote(workspace, [r["gate"] for r in results.values() if "gate" in r])
+    # Every model's champion moves together, once all are trained and registered: one release made current by
+    # one alias move, so a training killed on the way (or during the move) leaves every champion as it was.
+    tracking.promote(workspace, [r["gate"] for r in results.values() if "gate" in r], checkpoint)
     return results
 
 

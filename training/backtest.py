@@ -89,7 +89,8 @@ def accuracy_against_truth(
         "customers": len(population),
     }
 
-    churn, churn_meta = tracking.load_champion(workspace, "churn") or (None, {})
+    versions = tracking.champions(workspace)  # one release: the three champions of one training
+    churn, churn_meta = _champion(workspace, "churn", versions) or (None, {})
     if churn is not None:
         frame = point_in_time_features(store, entities, churn_meta["feature_service"])
         y = outcome["churned"].to_numpy(dtype=int)
@@ -104,7 +105,7 @@ def accuracy_against_truth(
             "days_since_last_purchase": classification_metrics(y, recency),
             "bgnbd_p_no_purchase": classification_metrics(y, probabilistic["p_no_purchase"].to_numpy()),
         }
-    cltv, cltv_meta = tracking.load_champion(workspace, "cltv") or (None, {})
+    cltv, cltv_meta = _champion(workspace, "cltv", versions) or (None, {})
     if cltv is not None:
         frame = point_in_time_features(store, entities, cltv_meta["feature_service"])
         y = outcome["value"].to_numpy()
@@ -113,7 +114,7 @@ def accuracy_against_truth(
             "model": value_metrics(y, cltv.predict(frame)["cltv"].to_numpy()),
             "bgnbd_gamma_gamma": value_metrics(y, probabilistic["expected_value"].to_numpy()),
         }
-    recommender = tracking.load_champion(workspace, "next_best_product")
+    recommender = _champion(workspace, "next_best_product", versions)
     if recommender is not None:
         items = lines.loc[lines["line_type"] == "sale", ["customer_id", "sku"]].drop_duplicates()
         events = load_events(workspace, moment)
@@ -127,6 +128,10 @@ def accuracy_against_truth(
             load_catalogue(workspace),
         )
     return report
+
+
+def _champion(workspace: Workspace, name: str, versions: dict[str, str]) -> tuple[Any, dict[str, Any]] | None:
+    return None if name not in versions else tracking.load_champion(workspace, name, versions[name])
 
 
 def _recommendations(

@@ -41,13 +41,13 @@ def source_ids(workspace: Workspace) -> pd.Series:
 
 
 def _champion(workspace: Workspace, name: str) -> tuple[object, dict, str]:
-    found = tracking.load_champion(workspace, name)
-    if found is None:
+    version = tracking.alias_version(workspace, name)
+    found = None if version is None else tracking.load_champion(workspace, name, version)
+    if found is None or version is None:
         raise InputError(
-            f"no `{name}` model has the alias `champion` in {tracking.shown_uri(tracking.registry_uri(workspace))}: run "
+            f"no `{name}` champion in the current release of {tracking.shown_uri(tracking.registry_uri(workspace))}: run "
             f"`tessera train {name.replace('_', '-')}` first (a run that skipped it said why)"
         )
-    version = tracking.alias_version(workspace, name) or ""
     return found[0], found[1], version
 
 

@@ -4,11 +4,14 @@ The tracking store is the workspace's `mlruns/`: SQLite (`mlruns/mlflow.db`) for
 artifacts beside it in `mlruns/artifacts/`. A workspace may name other databases for runs and the registry
 (`TESSERA_MLFLOW_TRACKING_URI`, `TESSERA_MLFLOW_REGISTRY_URI`: PostgreSQL in production); artifacts stay in
 `mlruns/artifacts/`. Registered models are named like the models (`churn`, `cltv`,
-`next_best_product`); versions are addressed by the aliases `champion` and `challenger` only.
+`next_best_product`). The champions are named by a release: a version of the registered model
+`tessera_release` whose tags map each model to its champion version; the alias `current` on it is the release
+served, so every champion changes with one alias move (`promote`). The per-model aliases `champion` and
+`challenger` follow for people reading the registry; readers go through `champions` / `alias_version`.
 
-Every logged model is a `TesseraModel` pyfunc: `mlflow.pyfunc.load_model("models:/churn@champion")`
-gives an object whose `predict(frame, params=...)` returns a frame (docs/models.md); `load_estimator`
-returns the fitted estimator inside it for batch use.
+Every logged model is a `TesseraModel` pyfunc: `load_pyfunc(workspace, "churn")` gives an object whose
+`predict(frame, params=...)` returns a frame (docs/models.md); `load_champion` returns the fitted estimator
+inside it for batch use.
 """
 
 from __future__ import annotations
@@ -18,10 +21,9 @@ import io
 import json
 import logging
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -35,6 +37,14 @@ from sqlalchemy.engine import make_url
 from tessera.core.settings import Workspace
 
 CHAMPION, CHALLENGER = "champion", "challenger"
+# The registered model whose versions are releases: one version's tags name every model's champion, and the
+# alias `current` says which release is served (docs/models.md, "All champions move together").
+RELEASE, CURRENT = "tessera_release", "current"
+_CHAMPION_TAG = "champion."
+RELEASE_DESCRIPTION = (
+    "Releases of Tessera's champions: each version's tags `champion.<model>` name the model versions served "
+    "together; the alias `current` is the release being served."
+)
 log = logging.getLogger(__name__)
 
 
@@ -235,26 +245,47 @@ def _version_by_alias(client: MlflowClient, name: str, alias: str) -> Any | None
         return None
 
 
+def _release_champions(client: MlflowClient) -> dict[str, str]:
+    """The champions of the current release (model name → version); empty before the first release."""
+    release = _version_by_alias(client, RELEASE, CURRENT)
+    if release is None:
+        return {}
+    return {k.removeprefix(_CHAMPION_TAG): v for k, v in release.tags.items() if k.startswith(_CHAMPION_TAG)}
+
+
+def champions(workspace: Workspace) -> dict[str, str]:
+    """Every model's champion version, read in one go from the current release (model name → version)."""
+    with mlflow_store(workspace) as client:
+        return _release_champions(client)
+
+
 def alias_version(workspace: Workspace, name: str, alias: str = CHAMPION) -> str | None:
-    """The version number an alias points at, or None (no such model or alias)."""
+    """The version an alias names, or None: `champion` from the current release, any other alias from the model."""
+    if alias == CHAMPION:
+        return champions(workspace).get(name)
     with mlflow_store(workspace) as client:
         found = _version_by_alias(client, name, alias)
         return None if found is None else str(found.version)
 
 
-def load_pyfunc(workspace: Workspace, name: str, alias: str = CHAMPION) -> Any:
-    """The registered model behind an alias as an MLflow pyfunc (what serving loads)."""
+def load_pyfunc(workspace: Workspace, name: str, version: str | None = None) -> Any:
+    """A registered model version as an MLflow pyfunc (what serving loads): `version`, else the champion."""
+    number = version if version is not None else alias_version(workspace, name)
+    if number is None:
+        raise MlflowException(f"no release of {shown_uri(registry_uri(workspace))} has a `{name}` champion")
     with mlflow_store(workspace):
-        return mlflow.pyfunc.load_model(f"models:/{name}@{alias}")
+        return mlflow.pyfunc.load_model(f"models:/{name}/{number}")
 
 
 def load_champion(
-    workspace: Workspace, name: str, alias: str = CHAMPION
+    workspace: Workspace, name: str, version: str | None = None
 ) -> tuple[Any, dict[str, Any]] | None:
-    """The fitted estimator behind an alias and the metadata logged with it, or None when the alias is not set."""
-    if alias_version(workspace, name, alias) is None:
+    """The fitted estimator of a version (default: the current champion) and the metadata logged with it, or
+    None when the model has no champion."""
+    number = version if version is not None else alias_version(workspace, name)
+    if number is None:
         return None
-    model = load_pyfunc(workspace, name, alias)
+    model = load_pyfunc(workspace, name, number)
     return model.unwrap_python_model().estimator, dict(model.metadata.metadata or {})
 
 
@@ -273,8 +304,6 @@ def gate_decision(
     tolerance: float,
 ) -> dict[str, Any]:
     """Whether `version` should become champion: at least as good as the champion on the same window (no write)."""
-    with mlflow_store(workspace) as client:
-        previous = _version_by_alias(client, version.name, CHAMPION)
     return {
         "model": version.name,
         "version": version.version,
@@ -282,29 +311,51 @@ def gate_decision(
         "metric": metric,
         "challenger": challenger,
         "champion": champion,
-        "previous_champion_version": None if previous is None else str(previous.version),
+        "previous_champion_version": alias_version(workspace, version.name),
         "promoted": champion is None or challenger >= champion - tolerance,
     }
 
 
-def promotion_journal(workspace: Workspace) -> Path:
-    """The file that stands for a promotion in progress (what each champion was before it)."""
-    return workspace.mlruns / "promotion.json"
-
-
-def promote(workspace: Workspace, decisions: list[dict[str, Any]]) -> None:
-    """Apply gate decisions of several models together: every champion moves, or (after a crash) none does.
-
-    The champions before are written to a journal first and the journal is removed once every alias has moved;
-    a promotion killed in between is undone by `recover_promotion` (which every training calls first)."""
-    journal = promotion_journal(workspace)
-    journal.parent.mkdir(parents=True, exist_ok=True)
-    pending = journal.with_suffix(".tmp")
-    pending.write_text(
-        json.dumps({d["model"]: d["previous_champion_version"] for d in decisions if d["promoted"]})
+def _release(client: MlflowClient, workspace: Workspace, chosen: dict[str, str]) -> str:
+    """Register a release naming `chosen` (model name → version) in one write; its version number (not yet current)."""
+    try:
+        client.get_registered_model(RELEASE)
+    except MlflowException:  # the first release
+        client.create_registered_model(RELEASE, description=RELEASE_DESCRIPTION)
+    release = client.create_model_version(
+        RELEASE,
+        f"{artifact_root(workspace)}/{RELEASE}",  # a release has no files of its own: its tags are the release
+        tags={f"{_CHAMPION_TAG}{name}": number for name, number in sorted(chosen.items())},
+        description=", ".join(f"{name} v{number}" for name, number in sorted(chosen.items())),
     )
-    pending.replace(journal)
+    return str(release.version)
+
+
+def promote(
+    workspace: Workspace,
+    decisions: list[dict[str, Any]],
+    checkpoint: Callable[[str], None] | None = None,
+) -> str | None:
+    """Apply the gate decisions of one training together: every promoted model becomes champion at once, or none.
+
+    A new release (the current champions with the promoted versions in their place) is registered, then made
+    current by moving the one `current` alias: a single row written in one transaction, so a reader sees the
+    old release or the new one, never a mix, however the training is killed. The per-model `champion` and
+    `challenger` aliases and the gate tags follow for people reading the registry; nothing serves from them
+    (a training killed among them leaves them behind until `sync_champion_aliases`). Returns the release made
+    current, or None when no model was promoted. `checkpoint(step)` is called before the first write and after
+    each one (tests kill the process there)."""
+    step = checkpoint or (lambda _: None)
+    made = None
+    step("started")
     with mlflow_store(workspace) as client:
+        before = _release_champions(client)
+        after = before | {d["model"]: str(d["version"]) for d in decisions if d["promoted"]}
+        if after != before:
+            made = _release(client, workspace, after)
+            step("release registered")
+            client.set_registered_model_alias(RELEASE, CURRENT, made)
+            step("release current")
         for decision in decisions:
             name, number = decision["model"], decision["version"]
             if decision["promoted"]:
@@ -313,6 +364,7 @@ def promote(workspace: Workspace, decisions: list[dict[str, Any]]) -> None:
                     client.delete_registered_model_alias(name, CHALLENGER)
             else:
                 client.set_registered_model_alias(name, CHALLENGER, number)
+            step(f"aliases of {name}")
         for decision in decisions:
             for key in ("metric", "challenger", "champion", "promoted"):
                 client.set_model_version_tag(
@@ -320,39 +372,23 @@ def promote(workspace: Workspace, decisions: list[dict[str, Any]]) -> None:
                 )
             client.set_tag(decision["run_id"], "gate", "promoted" if decision["promoted"] else "rejected")
             log.info("gate %s", decision)
-    journal.unlink()
+        step("tagged")
+    return made
 
 
-def recover_promotion(workspace: Workspace) -> dict[str, str | None]:
-    """Undo a promotion that was killed before it finished: every champion back to what it was; what was undone."""
-    journal = promotion_journal(workspace)
-    if not journal.exists():
-        return {}
-    before: dict[str, str | None] = json.loads(journal.read_text())
+def sync_champion_aliases(workspace: Workspace) -> dict[str, str]:
+    """Point each model's `champion` alias at the current release's version where a killed promotion left it
+    behind (the aliases are for people; serving reads the release); which aliases moved."""
+    moved: dict[str, str] = {}
     with mlflow_store(workspace) as client:
-        for name, number in before.items():
-            if number is None:
-                if _version_by_alias(client, name, CHAMPION) is not None:
-                    client.delete_registered_model_alias(name, CHAMPION)
-            else:
+        for name, number in _release_champions(client).items():
+            found = _version_by_alias(client, name, CHAMPION)
+            if found is None or str(found.version) != number:
                 client.set_registered_model_alias(name, CHAMPION, number)
-    log.warning("an unfinished promotion was undone: champions back to %s", before)
-    journal.unlink()
-    return before
-
-
-def apply_gate(
-    workspace: Workspace,
-    version: LoggedVersion,
-    metric: str,
-    challenger: float,
-    champion: float | None,
-    tolerance: float,
-) -> dict[str, Any]:
-    """Make `version` champion when it is at least as good as the champion on the same window, else challenger."""
-    decision = gate_decision(workspace, version, metric, challenger, champion, tolerance)
-    promote(workspace, [decision])
-    return decision
+                moved[name] = number
+    if moved:
+        log.warning("champion aliases brought in line with the current release: %s", moved)
+    return moved
 
 
 def forget_customers(workspace: Workspace, customer_ids: set[str]) -> dict[str, int]:
@@ -373,6 +409,43 @@ def forget_customers(workspace: Workspace, customer_ids: set[str]) -> dict[str, 
             tmp = path.with_name(path.name + ".erase-tmp")
             with tmp.open("wb") as out:
                 cloudpickle.dump(wrapper, out)
+            tmp.replace(path)
+            changed[str(path.relative_to(workspace.root))] = dropped
+    return changed
+
+
+# The files MLflow writes beside a logged model with the rows of its input example (MLflow's pandas "split"
+# layout: `columns` and `data`; the serving one nested under `dataframe_split`).
+EXAMPLE_FILES = ("input_example.json", "serving_input_example.json")
+
+
+def _drop_example_rows(node: Any, customer_ids: set[str]) -> int:
+    """Remove, in place, the rows of every split frame in `node` whose `customer_id` is one of `customer_ids`."""
+    if isinstance(node, list):
+        return sum(_drop_example_rows(item, customer_ids) for item in node)
+    if not isinstance(node, dict):
+        return 0
+    columns, rows = node.get("columns"), node.get("data")
+    if isinstance(columns, list) and "customer_id" in columns and isinstance(rows, list):
+        at = columns.index("customer_id")
+        keep = [i for i, row in enumerate(rows) if str(row[at]) not in customer_ids]
+        node["data"] = [rows[i] for i in keep]
+        if isinstance(node.get("index"), list):
+            node["index"] = [node["index"][i] for i in keep]
+        return len(rows) - len(keep)
+    return sum(_drop_example_rows(value, customer_ids) for value in node.values())
+
+
+def forget_in_examples(workspace: Workspace, customer_ids: set[str]) -> dict[str, int]:
+    """Remove erased customers' rows from the input examples logged with every model, in place; per rewritten
+    file, how many rows went. The examples only document a model's input: no load or prediction reads them."""
+    changed: dict[str, int] = {}
+    for path in sorted(p for name in EXAMPLE_FILES for p in workspace.mlruns.rglob(name)):
+        example = json.loads(path.read_text(encoding="utf-8"))
+        dropped = _drop_example_rows(example, customer_ids)
+        if dropped:
+            tmp = path.with_name(path.name + ".erase-tmp")
+            tmp.write_text(json.dumps(example), encoding="utf-8")
             tmp.replace(path)
             changed[str(path.relative_to(workspace.root))] = dropped
     return changed

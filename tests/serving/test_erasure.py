@@ -1,7 +1,7 @@
 """Erasure on the simulated retailer (issue 12, item 1), on the embedded stores (SQLite online store, file
-registry, MLflow on SQLite) and on Redis with the Feast registry in PostgreSQL: after `tessera erase`, no
-file under the workspace (Parquet, SQLite, JSON, CSV, logs, pickles, mlruns/) nor the Redis keyspace holds
-the person's email, phone, name or ids; the running service forgets them within 5 s without a restart; the
+registry, MLflow on SQLite) and on Redis with the Feast registry and MLflow's tracking store and registry in
+PostgreSQL: after `tessera erase`, no file under the workspace (Parquet, SQLite, JSON, CSV, logs, pickles,
+mlruns/), the Redis keyspace nor MLflow's PostgreSQL database holds the person's email, phone, name or ids; the running service forgets them within 5 s without a restart; the
 receipt lists every store; re-ingesting the original exports does not bring them back."""
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tessera"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "training"))
-from erasure_scan import Traces, scan_redis, scan_workspace  # noqa: E402
-from training_fixtures import small_settings  # noqa: E402
+from erasure_scan import Traces, scan_postgres, scan_redis, scan_workspace  # noqa: E402
+from training_fixtures import postgres_database, small_settings  # noqa: E402
 
 from features.store.settings import FeatureStoreSettings  # noqa: E402
 from serving.erasure import STORES  # noqa: E402
@@ -63,12 +63,18 @@ def built(exports: Path, tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     return workspace
 
 
-def _env(store: FeatureStoreSettings) -> dict[str, str]:
+def _env(workspace: Workspace, store: FeatureStoreSettings) -> dict[str, str]:
+    mlflow = (
+        {}
+        if workspace.mlflow_tracking_uri is None
+        else {"TESSERA_MLFLOW_TRACKING_URI": workspace.mlflow_tracking_uri}
+    )
     return {
         "TESSERA_FEAST_ONLINE_STORE": store.online_store,
         "TESSERA_FEAST_REGISTRY": store.registry,
         "TESSERA_FEAST_OFFLINE_STORE": store.offline_store,
         "TESSERA_FEAST_PROJECT": store.project,
+        **mlflow,
     }
 
 
@@ -77,9 +83,11 @@ def configured(
     request: pytest.FixtureRequest, built: Workspace, tmp_path: Path
 ) -> Iterator[tuple[Workspace, FeatureStoreSettings]]:
     """A copy of the built workspace on the embedded stores, or on Redis with a PostgreSQL Feast registry under a
-    project of its own (removed afterwards, keys and all)."""
+    project of its own (removed afterwards, keys and all) and the models trained again into MLflow on a
+    PostgreSQL database of its own (dropped afterwards; `mlruns/` then holds only the artefacts)."""
     from features.store import apply_feature_store, open_store
     from features.store.repo import materialize, teardown_project
+    from tessera.pipeline import train_all
 
     shutil.copytree(built.root, tmp_path / "ws")
     workspace = Workspace(tmp_path / "ws")
@@ -97,7 +105,11 @@ def configured(
     apply_feature_store(workspace, store)
     materialize(open_store(workspace, store), NOW)
     try:
-        yield workspace, store
+        with postgres_database() as mlflow_database:
+            shutil.rmtree(workspace.mlruns)
+            workspace = Workspace(workspace.root, mlflow_tracking_uri=mlflow_database)
+            train_all(workspace, NOW, small_settings(min_customers=50), store)
+            yield workspace, store
     finally:
         teardown_project(open_store(workspace, store))
 
@@ -155,9 +167,15 @@ def test_erase_leaves_no_trace_and_the_service_forgets_within_seconds(
     assert scan_workspace(workspace.root, traces), "the scan must find the customer before the erasure"
     if store.online_store == "redis":
         assert scan_redis(client, store.project, traces)
+    mlflow_database = workspace.mlflow_tracking_uri
+    if (
+        mlflow_database is not None
+    ):  # the scan reads MLflow's rows: the churn model's feature service is there
+        assert not (workspace.mlruns / "mlflow.db").exists()
+        assert scan_postgres(mlflow_database, Traces(frozenset({"churn_v1"}), None))
 
     env = {
-        **_env(store),
+        **_env(workspace, store),
         "TESSERA_SERVE_WORKSPACE": str(workspace.root),
         "TESSERA_SERVE_NOW": NOW.isoformat(),
         "TESSERA_SERVE_API_KEYS": "erasure-test-key",
@@ -208,6 +226,8 @@ def test_erase_leaves_no_trace_and_the_service_forgets_within_seconds(
     assert scan_workspace(workspace.root, traces) == []
     if store.online_store == "redis":
         assert scan_redis(client, store.project, traces) == []
+    if mlflow_database is not None:
+        assert scan_postgres(mlflow_database, traces) == []
     audit = (workspace.data / "suppression" / "audit.jsonl").read_text().splitlines()
     assert json.loads(audit[-1])["erasure_id"] == receipt["erasure_id"]
 
@@ -216,3 +236,25 @@ def test_erase_leaves_no_trace_and_the_service_forgets_within_seconds(
     assert all(source.ok for source in report.sources)
     assert sum(source.rows_suppressed for source in report.sources) > 0
     assert scan_workspace(workspace.canonical, traces) == []
+
+    # A customer whose rows are in a logged model's input example (the first validation rows): erased, they
+    # are gone from MLflow's artefacts and database too.
+    example = json.loads(next(workspace.mlruns.rglob("input_example.json")).read_text())
+    shown = example["data"][0][example["columns"].index("customer_id")]
+    crosswalk = pd.read_parquet(workspace.identity / "crosswalk.parquet")
+    shown_traces = Traces.of(
+        {shown},
+        set(crosswalk.loc[crosswalk["customer_id"] == shown, "record_id"].astype(str)),
+        set(),
+        set(),
+        None,
+    )
+    assert scan_workspace(workspace.mlruns, shown_traces)
+    erased = CliRunner().invoke(
+        app, ["erase", "--customer", shown, "--workspace", str(workspace.root)], env=env
+    )
+    assert erased.exit_code == 0, erased.output
+    assert json.loads(erased.stdout)["rows_removed"]["mlflow artefacts (logged tables, input examples)"] >= 2
+    assert scan_workspace(workspace.root, shown_traces) == []
+    if mlflow_database is not None:
+        assert scan_postgres(mlflow_database, shown_traces) == []

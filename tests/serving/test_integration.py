@@ -100,10 +100,13 @@ def test_a_new_champion_is_picked_up_while_requests_keep_succeeding(server: str,
     sender.start()
     time.sleep(1)
     name = "next_best_product"
-    with tracking.mlflow_store(served_here.workspace) as client:
-        current = client.get_model_version_by_alias(name, tracking.CHAMPION)
+    workspace = served_here.workspace
+    # A new version of the same files, promoted as a training does.
+    with tracking.mlflow_store(workspace) as client:
+        current = client.get_model_version(name, tracking.alias_version(workspace, name))
         new = client.create_model_version(name, current.source, run_id=current.run_id)
-        client.set_registered_model_alias(name, tracking.CHAMPION, new.version)
+    logged = tracking.LoggedVersion(name, str(new.version), current.run_id, current.source)
+    tracking.promote(workspace, [tracking.gate_decision(workspace, logged, "ndcg_at_10", 1.0, None, 0.0)])
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and (not versions or versions[-1] != str(new.version)):
         time.sleep(0.5)

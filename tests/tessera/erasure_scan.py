@@ -1,6 +1,7 @@
 """A scan of everything Tessera keeps for traces of one person: every file under the workspace (Parquet
-read as tables, everything else as bytes: SQLite, JSON, CSV, logs, pickles, the MLflow database) and the
-Redis keyspace of a Feast project. Shared by the erasure tests and the erasure benchmark."""
+read as tables, everything else as bytes: SQLite, JSON, CSV, logs, pickles, the MLflow database), the
+Redis keyspace of a Feast project and every row of a PostgreSQL database (MLflow's tracking store and
+registry there). Shared by the erasure tests and the erasure benchmark."""
 
 from __future__ import annotations
 
@@ -82,4 +83,26 @@ def scan_redis(client: object, project: str, traces: Traces) -> list[str]:
     for key in client.scan_iter(match=b"*" + project.encode()):  # type: ignore[attr-defined]
         blob = key + b"".join(v for pair in client.hgetall(key).items() for v in pair)  # type: ignore[attr-defined]
         found += [f"redis {key!r}: {t!r}" for t in traces.identifiers if t.lower().encode() in blob.lower()]
+    return found
+
+
+def scan_postgres(url: str, traces: Traces) -> list[str]:
+    """Every row of every table in a PostgreSQL database (e.g. MLflow's: runs, params, metrics, tags, inputs,
+    registered models and versions, their descriptions and tags) whose text holds a trace of the person."""
+    import psycopg
+
+    found: list[str] = []
+    with psycopg.connect(url.replace("+psycopg", "")) as connection:
+        tables = [
+            row[0]
+            for row in connection.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename"
+            )
+        ]
+        for table in tables:
+            for (text,) in connection.execute(f'SELECT t::text FROM "{table}" t'):
+                lowered = text.lower()
+                found += [f"postgres {table}: {t!r}" for t in traces.identifiers if t.lower() in lowered]
+                if traces.names and all(name in lowered for name in traces.names):
+                    found.append(f"postgres {table}: the name pair in a row")
     return found

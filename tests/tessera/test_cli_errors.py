@@ -64,7 +64,7 @@ def test_a_missing_sources_file_is_named(
             ["train", "churn"],
             "{data}/profile/orders.parquet is missing: run `tessera profile` (or `tessera run`)",
         ),
-        (["score", "cltv", "--out", "s.csv"], "no `cltv` model has the alias `champion` in sqlite:///"),
+        (["score", "cltv", "--out", "s.csv"], "no `cltv` champion in the current release of sqlite:///"),
     ],
 )
 def test_a_workspace_without_the_earlier_steps_says_which_to_run(

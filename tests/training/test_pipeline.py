@@ -77,6 +77,66 @@ def test_a_worse_model_does_not_replace_the_champion(trained: tuple[Workspace, d
     assert tracking.alias_version(workspace, "churn", tracking.CHALLENGER) == worse["version"]
 
 
+RETRAIN_KILLED_BEFORE_THE_RELEASE_MOVES = """
+import sys
+from pathlib import Path
+from features.store.settings import FeatureStoreSettings
+from tessera.core.settings import Workspace
+from tessera.pipeline import train_all
+from training_fixtures import NOW, small_settings
+
+def checkpoint(step):
+    if step == "release registered":  # every model trained and registered, the new release written
+        print(step, flush=True)
+        sys.stdin.readline()  # killed here
+
+train_all(Workspace(Path(sys.argv[1])), NOW, small_settings(), FeatureStoreSettings(), checkpoint=checkpoint)
+"""
+
+
+def test_a_retrain_killed_after_registering_leaves_every_champion_unchanged(
+    trained: tuple[Workspace, dict],
+) -> None:
+    """A whole retrain in its own process, SIGKILLed once its three models are registered and its release
+    written, just before the release is made current: every champion is still the one before, and the next
+    promotion sees them as before (the new versions exist, unused)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    workspace, _ = trained
+    before = tracking.champions(workspace)
+    assert set(before) == {"churn", "cltv", "next_best_product"}
+    fixtures = str(Path(__file__).resolve().parent)
+    process = subprocess.Popen(
+        [sys.executable, "-c", RETRAIN_KILLED_BEFORE_THE_RELEASE_MOVES, str(workspace.root)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [fixtures, os.environ.get("PYTHONPATH")])),
+        },
+    )
+    try:
+        assert process.stdout is not None and process.stdout.readline().strip() == "release registered"
+        assert tracking.champions(workspace) == before  # trained, registered, not yet current
+        process.send_signal(signal.SIGKILL)
+        assert process.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=60)
+    assert tracking.champions(workspace) == before
+    assert {name: tracking.alias_version(workspace, name) for name in before} == before
+    with tracking.mlflow_store(workspace) as client:
+        for name, version in before.items():  # the killed retrain registered a newer version of each model
+            newest = max(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
+            assert newest > int(version)
+
+
 def test_batch_scores_respect_consent_and_carry_source_ids(trained: tuple[Workspace, dict], tmp_path) -> None:
     from training.scoring import recommend_all, score_customers, write_table
 

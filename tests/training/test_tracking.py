@@ -5,7 +5,6 @@ PostgreSQL (`TESSERA_MLFLOW_TRACKING_URI`): a tiny churn model logged, registere
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -14,24 +13,18 @@ import numpy as np
 import pandas as pd
 import psycopg
 import pytest
+import training_fixtures
 
 from tessera.core.settings import Settings, Workspace
 from training import tracking
 from training.churn import ChurnModel
 
-SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
-
 
 @pytest.fixture
 def postgres_database() -> Iterator[str]:
-    """A database of its own on the development server (`tessera_test_<random>`), dropped afterwards."""
-    name = f"tessera_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-        try:
-            yield f"{SERVER}/{name}"
-        finally:
-            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    """A database of its own on the development server, dropped afterwards."""
+    with training_fixtures.postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
@@ -75,24 +68,33 @@ def log_version(
         return logger.log_model(model, "churn", frame.head(3), metadata={"run": run})
 
 
+def gate(
+    workspace: Workspace, version: tracking.LoggedVersion, challenger: float, champion: float | None
+) -> dict:
+    """Decide and apply one model's gate on roc_auc with a tolerance of 0.01, as `train_all` does."""
+    decision = tracking.gate_decision(workspace, version, "roc_auc", challenger, champion, tolerance=0.01)
+    tracking.promote(workspace, [decision])
+    return decision
+
+
 def test_the_gate_promotes_a_version_at_least_as_good_within_the_tolerance(
     workspace: Workspace, tiny_model: tuple[ChurnModel, pd.DataFrame]
 ) -> None:
     first = log_version(workspace, tiny_model, "first")
     # No champion yet: the first version is promoted whatever its metric.
-    assert tracking.apply_gate(workspace, first, "roc_auc", 0.70, None, tolerance=0.01)["promoted"]
+    assert gate(workspace, first, 0.70, None)["promoted"]
     assert tracking.alias_version(workspace, "churn") == first.version == "1"
 
     worse = log_version(workspace, tiny_model, "worse")
     # 0.68 < 0.70 - 0.01 = 0.69: rejected, kept as challenger beside the champion.
-    decision = tracking.apply_gate(workspace, worse, "roc_auc", 0.68, 0.70, tolerance=0.01)
+    decision = gate(workspace, worse, 0.68, 0.70)
     assert decision["promoted"] is False and decision["previous_champion_version"] == "1"
     assert tracking.alias_version(workspace, "churn") == "1"
     assert tracking.alias_version(workspace, "churn", tracking.CHALLENGER) == worse.version == "2"
 
     within = log_version(workspace, tiny_model, "within")
     # 0.695 >= 0.69: a little worse, but within the tolerance, so promoted; the challenger alias goes.
-    assert tracking.apply_gate(workspace, within, "roc_auc", 0.695, 0.70, tolerance=0.01)["promoted"]
+    assert gate(workspace, within, 0.695, 0.70)["promoted"]
     assert tracking.alias_version(workspace, "churn") == within.version == "3"
     assert tracking.alias_version(workspace, "churn", tracking.CHALLENGER) is None
 
@@ -102,72 +104,145 @@ def test_the_gate_promotes_a_version_at_least_as_good_within_the_tolerance(
     assert metadata["run"] == "within"
     model, frame = tiny_model
     pd.testing.assert_frame_equal(estimator.predict(frame), model.predict(frame))
-    # The registry is the database the workspace names; artifacts are files in the workspace either way.
-    assert aliases_in_the_database(workspace) == [("churn", "champion", 3)]
+    # The registry is the database the workspace names; artifacts are files in the workspace either way. Two
+    # promotions made two releases (the rejection none); the second is current and names churn v3.
+    assert sorted(aliases_in_the_database(workspace)) == [
+        ("churn", "champion", 3),
+        (tracking.RELEASE, tracking.CURRENT, 2),
+    ]
+    assert tracking.champions(workspace) == {"churn": "3"}
     assert (workspace.mlruns / "mlflow.db").exists() == (workspace.mlflow_tracking_uri is None)
     assert any((workspace.mlruns / "artifacts" / "churn").rglob("MLmodel"))
 
 
-PROMOTE_THEN_HANG = """
+PROMOTE_WITH_CHECKPOINTS = """
 import json, sys
 from pathlib import Path
-from mlflow import MlflowClient
 from tessera.core.settings import Settings, Workspace
 from training import tracking
 
+def checkpoint(step):
+    print(step, flush=True)
+    sys.stdin.readline()  # the test reads the registry here, then lets it go on or kills it
+
 workspace = Workspace.from_settings(Settings(workspace=Path(sys.argv[1])))
-decisions = json.loads(sys.argv[2])
-moved = MlflowClient.set_registered_model_alias
-
-def move_then_hang(self, name, alias, version):
-    moved(self, name, alias, version)
-    print("moved", name, flush=True)
-    sys.stdin.readline()  # killed here: one champion moved, the other not yet
-
-MlflowClient.set_registered_model_alias = move_then_hang
-tracking.promote(workspace, decisions)
+tracking.promote(workspace, json.loads(sys.argv[2]), checkpoint=checkpoint)
+print("done", flush=True)
 """
+# The checkpoints of a two-model promotion, in order: before any write, then after each write.
+STEPS = ["started", "release registered", "release current", "aliases of churn", "aliases of cltv", "tagged"]
 
 
-def test_a_promotion_killed_half_way_leaves_every_champion_unchanged(
+def test_a_promotion_killed_at_any_point_leaves_all_old_or_all_new_champions(
     workspace: Workspace, tiny_model: tuple[ChurnModel, pd.DataFrame]
 ) -> None:
+    """A process promoting churn and cltv together is SIGKILLed after each of its writes in turn: at every
+    pause and after the kill, every reader (the release, each champion, the loaded estimator) sees both old or
+    both new champions, and the new ones exactly once the one `current` alias has moved."""
     import json
+    import signal
     import subprocess
     import sys
 
     model, frame = tiny_model
-    old = {}
-    for name in ("churn", "cltv"):
-        with tracking.training_run(workspace, name, "old") as logger:
-            old[name] = logger.log_model(model, name, frame.head(3), metadata={"run": "old"})
-        tracking.apply_gate(workspace, old[name], "roc_auc", 0.7, None, tolerance=0.01)
-    new = []
-    for name in ("churn", "cltv"):
-        with tracking.training_run(workspace, name, "new") as logger:
-            version = logger.log_model(model, name, frame.head(3), metadata={"run": "new"})
-        new.append(tracking.gate_decision(workspace, version, "roc_auc", 0.9, 0.7, tolerance=0.01))
-    assert all(d["promoted"] for d in new)
-    process = subprocess.Popen(
-        [sys.executable, "-c", PROMOTE_THEN_HANG, str(workspace.root), json.dumps(new)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
+    names = ("churn", "cltv")
+    logged = {}
+    for name in names:
+        with tracking.training_run(workspace, name, "first") as logger:
+            logged[name] = logger.log_model(model, name, frame.head(3), metadata={"run": "first"})
+    tracking.promote(
+        workspace, [tracking.gate_decision(workspace, logged[n], "roc_auc", 0.7, None, 0.01) for n in names]
     )
-    try:
-        assert process.stdout is not None and process.stdout.readline().split() == ["moved", "churn"]
-    finally:
-        process.kill()
-        process.wait(timeout=30)
-    # Killed with churn moved and cltv not: the journal says what the champions were ...
-    assert (
-        tracking.alias_version(workspace, "churn") == "2" and tracking.alias_version(workspace, "cltv") == "1"
-    )
-    assert tracking.promotion_journal(workspace).exists()
-    # ... and the next training starts by putting them back (what `train_all` calls first).
-    assert tracking.recover_promotion(workspace) == {"churn": "1", "cltv": "1"}
-    assert [tracking.alias_version(workspace, n) for n in ("churn", "cltv")] == ["1", "1"]
-    assert not tracking.promotion_journal(workspace).exists() and tracking.recover_promotion(workspace) == {}
-    # A promotion that finishes moves both.
-    tracking.promote(workspace, new)
-    assert [tracking.alias_version(workspace, n) for n in ("churn", "cltv")] == ["2", "2"]
+    assert tracking.champions(workspace) == {"churn": "1", "cltv": "1"}
+
+    for kill_after in [None, *STEPS]:
+        old = tracking.champions(workspace)
+        new = {}
+        decisions = []
+        with tracking.mlflow_store(workspace) as client:
+            for name in names:  # a new registered version of each model (same files), as a training makes
+                version = client.create_model_version(
+                    name, logged[name].model_uri, run_id=logged[name].run_id
+                )
+                new[name] = str(version.version)
+                decisions.append(
+                    tracking.gate_decision(
+                        workspace,
+                        tracking.LoggedVersion(name, new[name], logged[name].run_id, logged[name].model_uri),
+                        "roc_auc",
+                        0.9,
+                        0.7,
+                        0.01,
+                    )
+                )
+        assert all(d["promoted"] for d in decisions) and old != new
+        process = subprocess.Popen(
+            [sys.executable, "-c", PROMOTE_WITH_CHECKPOINTS, str(workspace.root), json.dumps(decisions)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert process.stdin is not None and process.stdout is not None
+        try:
+            for step in STEPS:
+                assert process.stdout.readline().strip() == step
+                expected = new if STEPS.index(step) >= STEPS.index("release current") else old
+                assert_champions(workspace, expected, names)
+                if step == kill_after:
+                    process.send_signal(signal.SIGKILL)
+                    assert process.wait(timeout=60) == -signal.SIGKILL
+                    break
+                process.stdin.write("\n")
+                process.stdin.flush()
+            else:
+                assert process.stdout.readline().strip() == "done"
+                assert process.wait(timeout=60) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=60)
+        # After the kill (or the end) the champions are what they were at the last write.
+        moved = kill_after is None or STEPS.index(kill_after) >= STEPS.index("release current")
+        assert_champions(workspace, new if moved else old, names)
+        # The per-model aliases, for people reading the registry, may lag behind the release after a kill; the
+        # next training puts them in line first.
+        tracking.sync_champion_aliases(workspace)
+        assert sorted(a for a in aliases_in_the_database(workspace) if a[1] == tracking.CHAMPION) == [
+            (name, tracking.CHAMPION, int((new if moved else old)[name])) for name in names
+        ]
+
+
+def assert_champions(workspace: Workspace, expected: dict[str, str], names: tuple[str, ...]) -> None:
+    """Every reader sees exactly `expected`: the release in one read, each model's champion, the serving loader's
+    fingerprint."""
+    from serving.champions import Fingerprint
+
+    assert tracking.champions(workspace) == expected
+    assert {n: tracking.alias_version(workspace, n) for n in names} == expected
+    assert Fingerprint.now(workspace).versions == {"next_best_product": None, **expected}
+
+
+def test_erasure_removes_a_customer_from_every_logged_input_example(
+    workspace: Workspace, tiny_model: tuple[ChurnModel, pd.DataFrame]
+) -> None:
+    """The input example logged with a model holds the first rows' customer ids (C0, C1, C2 here): forgetting C1
+    drops their row from both example files MLflow wrote, and the model still loads and predicts."""
+    import json
+
+    version = log_version(workspace, tiny_model, "examples")
+    gate(workspace, version, 0.7, None)
+    files = sorted(p for name in tracking.EXAMPLE_FILES for p in workspace.mlruns.rglob(name))
+    assert [p.name for p in files] == ["input_example.json", "serving_input_example.json"]
+    assert all('"C1"' in p.read_text() for p in files)
+
+    changed = tracking.forget_in_examples(workspace, {"C1", "C9"})
+    assert changed == {str(p.relative_to(workspace.root)): 1 for p in files}
+    plain = json.loads(files[0].read_text())
+    served = json.loads(files[1].read_text())["dataframe_split"]
+    assert [row[plain["columns"].index("customer_id")] for row in plain["data"]] == ["C0", "C2"]
+    assert [row[served["columns"].index("customer_id")] for row in served["data"]] == ["C0", "C2"]
+    assert tracking.forget_in_examples(workspace, {"C1"}) == {}  # nothing left to remove
+    loaded = tracking.load_champion(workspace, "churn")
+    assert loaded is not None
+    model, frame = tiny_model
+    pd.testing.assert_frame_equal(loaded[0].predict(frame), model.predict(frame))

@@ -8,6 +8,9 @@ here is clever: it is just enough signal for a model to beat its baselines on a 
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -265,3 +268,20 @@ sources:
     constants: {channel: store, currency: GBP}
     returns: {by: negative_quantity}
 """
+
+
+POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A database of its own on the development server (`tessera_test_<random>`), for MLflow; dropped afterwards."""
+    import psycopg
+
+    name = f"tessera_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+        try:
+            yield f"{POSTGRES}/{name}"
+        finally:
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
