@@ -21,11 +21,13 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 from splink.blocking_rule_library import CustomRule
 from splink.comparison_library import CustomComparison
 
 from features.identity.conflict import conflict, people
+from features.identity.records import positions
 
 logger = logging.getLogger(__name__)
 
@@ -539,9 +541,9 @@ def _alike(records: pd.DataFrame, left: np.ndarray, right: np.ndarray) -> np.nda
     """Which pairs (row positions) agree on first name and birth date, or lack one of them."""
     alike = np.ones(len(left), dtype=bool)
     for column in ("first_name", "birth_date"):
-        values = records[column].astype(object).where(records[column].notna(), None).to_numpy()
-        a, b = values[left], values[right]
-        alike &= (a == b) | pd.isna(a) | pd.isna(b)
+        values = pa.array(records[column])  # Arrow-backed: compared in Arrow, no Python object per value
+        same = pc.equal(values.take(pa.array(left)), values.take(pa.array(right)))
+        alike &= same.fill_null(True).to_numpy(zero_copy_only=False)
     return alike
 
 
@@ -651,9 +653,9 @@ class IdentityMatcher:
         pairs = shared_value_pairs(table.select(["identity_key", *identifiers]), identifiers, is_new)
         shared = {c: pairs[c].to_numpy(dtype=bool) for c in identifiers}
         guarded = [c for c in identifiers if c in GUARDED_IDENTIFIERS]
-        position = pd.Series(np.arange(len(records)), index=records["identity_key"].to_numpy())
-        left = position.reindex(pairs["identity_key_l"]).to_numpy()
-        right = position.reindex(pairs["identity_key_r"]).to_numpy()
+        keys = records["identity_key"]
+        left = positions(pairs["identity_key_l"], keys).astype(np.int64)  # pairs of these records only
+        right = positions(pairs["identity_key_r"], keys).astype(np.int64)
         # Only a pair that differs on first name or birth date can conflict: most share both.
         check = np.logical_or.reduce([shared[c] for c in guarded]) if guarded else np.zeros(len(pairs), bool)
         check = np.flatnonzero(check & ~_alike(records, left, right))

@@ -301,7 +301,16 @@ def is_in(values: pd.Series | pd.Index, among: pd.Series | pd.Index | pa.Array |
     return found.fill_null(False).to_numpy(zero_copy_only=False)
 
 
-def _text(values: pd.Series | pd.Index | pa.Array | pa.ChunkedArray | list) -> pa.Array:
+def positions(values: pd.Series | pd.Index | np.ndarray, among: pd.Series | pd.Index | np.ndarray) -> np.ndarray:
+    """The position of each of `values` (identity keys) in `among` (distinct keys), NaN where it is not there.
+
+    Arrow's hash look-up, as `is_in`: a pandas `reindex` on 270k object keys cost 0.3-0.5 s a call.
+    """
+    found = pc.index_in(_text(values), value_set=_text(among), skip_nulls=True)
+    return found.to_numpy(zero_copy_only=False).astype(np.float64)
+
+
+def _text(values: pd.Series | pd.Index | np.ndarray | pa.Array | pa.ChunkedArray | list) -> pa.Array:
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     array = (
