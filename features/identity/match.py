@@ -499,14 +499,19 @@ def collapse_identical(records: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
     group = records.groupby(attributes, dropna=False, sort=False).ngroup().to_numpy()
     strong = records[list(STRONG_IDENTIFIERS)].notna().any(axis=1).to_numpy()
     group = np.where(strong, group, group.max(initial=0) + 1 + np.arange(len(records)))
-    keys = records["identity_key"].astype(str).to_numpy()
-    by_key = pd.DataFrame({"group": group, "key": keys}).sort_values(["group", "key"])
-    first = by_key.groupby("group")["key"].transform("first").reindex(range(len(keys))).to_numpy()
-    copy = first != keys
+    # The smallest key of each group, by sorting once in Arrow (key order) and stably by group in numpy.
+    keys = pa.array(records["identity_key"]).cast(pa.string())
+    by_group = pc.sort_indices(keys).to_numpy()
+    by_group = by_group[np.argsort(group[by_group], kind="stable")]
+    sorted_groups = group[by_group]
+    starts = np.r_[True, sorted_groups[1:] != sorted_groups[:-1]]
+    first = np.empty(len(records), dtype=np.int64)
+    first[by_group] = by_group[starts][np.cumsum(starts) - 1]
+    copy = first != np.arange(len(records))
     copies = pd.DataFrame(
         {
-            "identity_key_l": np.minimum(first[copy], keys[copy]),
-            "identity_key_r": np.maximum(first[copy], keys[copy]),
+            "identity_key_l": keys.take(first[copy]).to_pandas(),  # the smallest key: always the left one
+            "identity_key_r": keys.filter(pa.array(copy)).to_pandas(),
             "kind": pd.Series([IDENTICAL] * int(copy.sum()), dtype="string"),
         }
     )
