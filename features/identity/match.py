@@ -526,18 +526,14 @@ def shared_value_pairs(table: pa.Table, columns: list[str], is_new: np.ndarray |
     con = duckdb.connect()
     con.register("records", table.append_column("is_new", pa.array(is_new)) if is_new is not None else table)
     new_only = " AND (l.is_new OR r.is_new)" if is_new is not None else ""
+    # The flags are read off each join's own rows: a pair found twice gets the same row twice, which UNION drops.
+    shared = ", ".join(f"coalesce(l.{c} = r.{c}, false) AS {c}" for c in columns)
     joined = " UNION ".join(
-        "SELECT l.identity_key AS identity_key_l, r.identity_key AS identity_key_r FROM records l"
+        f"SELECT l.identity_key AS identity_key_l, r.identity_key AS identity_key_r, {shared} FROM records l"
         f" JOIN records r ON l.{c} = r.{c} AND l.identity_key < r.identity_key{new_only}"
         for c in columns
     )
-    shared = ", ".join(f"coalesce(l.{c} = r.{c}, false) AS {c}" for c in columns)
-    pairs = con.execute(
-        f"""SELECT p.identity_key_l, p.identity_key_r, {shared} FROM ({joined}) p
-            JOIN records l ON l.identity_key = p.identity_key_l
-            JOIN records r ON r.identity_key = p.identity_key_r
-            ORDER BY p.identity_key_l, p.identity_key_r"""
-    ).df()
+    pairs = con.execute(f"SELECT * FROM ({joined}) ORDER BY identity_key_l, identity_key_r").df()
     con.close()
     return pairs
 

@@ -301,7 +301,9 @@ def is_in(values: pd.Series | pd.Index, among: pd.Series | pd.Index | pa.Array |
     return found.fill_null(False).to_numpy(zero_copy_only=False)
 
 
-def positions(values: pd.Series | pd.Index | np.ndarray, among: pd.Series | pd.Index | np.ndarray) -> np.ndarray:
+def positions(
+    values: pd.Series | pd.Index | np.ndarray, among: pd.Series | pd.Index | np.ndarray
+) -> np.ndarray:
     """The position of each of `values` (identity keys) in `among` (distinct keys), NaN where it is not there.
 
     Arrow's hash look-up, as `is_in`: a pandas `reindex` on 270k object keys cost 0.3-0.5 s a call.
