@@ -20,13 +20,12 @@ from scipy.sparse.csgraph import connected_components
 
 from features.identity.conflict import Person, conflict, people
 from features.identity.match import LINK_KINDS
+from features.identity.records import positions
 
 
 def components(keys: pd.Series, links: pd.DataFrame) -> np.ndarray:
     """The connected component of each key (an integer label, in key order); links to unknown keys are ignored."""
-    position = pd.Series(np.arange(len(keys)), index=keys.to_numpy())
-    left = position.reindex(links["identity_key_l"]).to_numpy()
-    right = position.reindex(links["identity_key_r"]).to_numpy()
+    left, right = positions(links["identity_key_l"], keys), positions(links["identity_key_r"], keys)
     inside = ~(np.isnan(left) | np.isnan(right))
     n = len(keys)
     edges = (left[inside].astype(np.int64), right[inside].astype(np.int64))
@@ -116,9 +115,8 @@ def _split(
 
     Renames the parts in `cluster` (each after its smallest key) and returns why each cut link was cut.
     """
-    position = pd.Series(np.arange(len(keys)), index=keys.to_numpy())
-    left = position.reindex(links["identity_key_l"]).to_numpy()
-    right = position.reindex(links["identity_key_r"]).to_numpy()
+    left = positions(links["identity_key_l"], keys).astype(np.int64)  # every link is inside the records
+    right = positions(links["identity_key_r"], keys).astype(np.int64)
     rank = links["kind"].map({kind: i for i, kind in enumerate(LINK_KINDS)}).to_numpy()
     weight = links["match_weight"].astype(float).fillna(np.inf).to_numpy()
     order = np.lexsort((-weight, rank))

@@ -12,6 +12,7 @@ from datetime import date
 from functools import lru_cache
 
 import pandas as pd
+import pyarrow as pa
 from rapidfuzz.distance import OSA
 
 from features.identity.standardise import formal_names, known_given_names
@@ -105,8 +106,6 @@ def conflict(a: Person, b: Person) -> str | None:
 
 def people(records: pd.DataFrame) -> list[Person]:
     """The conflict-relevant attributes of each record, in row order."""
-    columns = [
-        records[c].astype(object).where(records[c].notna(), None)
-        for c in ("first_name", "last_name", "birth_date")
-    ]
+    # Through Arrow: nulls (None, NaN, NA) come out as None, Arrow text and dates as str and date.
+    columns = [pa.array(records[c]).to_pylist() for c in ("first_name", "last_name", "birth_date")]
     return [Person(*values) for values in zip(*columns, strict=True)]

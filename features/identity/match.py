@@ -21,11 +21,13 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 from splink.blocking_rule_library import CustomRule
 from splink.comparison_library import CustomComparison
 
 from features.identity.conflict import conflict, people
+from features.identity.records import positions
 
 logger = logging.getLogger(__name__)
 
@@ -497,14 +499,19 @@ def collapse_identical(records: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
     group = records.groupby(attributes, dropna=False, sort=False).ngroup().to_numpy()
     strong = records[list(STRONG_IDENTIFIERS)].notna().any(axis=1).to_numpy()
     group = np.where(strong, group, group.max(initial=0) + 1 + np.arange(len(records)))
-    keys = records["identity_key"].astype(str).to_numpy()
-    by_key = pd.DataFrame({"group": group, "key": keys}).sort_values(["group", "key"])
-    first = by_key.groupby("group")["key"].transform("first").reindex(range(len(keys))).to_numpy()
-    copy = first != keys
+    # The smallest key of each group, by sorting once in Arrow (key order) and stably by group in numpy.
+    keys = pa.array(records["identity_key"]).cast(pa.string())
+    by_group = pc.sort_indices(keys).to_numpy()
+    by_group = by_group[np.argsort(group[by_group], kind="stable")]
+    sorted_groups = group[by_group]
+    starts = np.r_[True, sorted_groups[1:] != sorted_groups[:-1]]
+    first = np.empty(len(records), dtype=np.int64)
+    first[by_group] = by_group[starts][np.cumsum(starts) - 1]
+    copy = first != np.arange(len(records))
     copies = pd.DataFrame(
         {
-            "identity_key_l": np.minimum(first[copy], keys[copy]),
-            "identity_key_r": np.maximum(first[copy], keys[copy]),
+            "identity_key_l": keys.take(first[copy]).to_pandas(),  # the smallest key: always the left one
+            "identity_key_r": keys.filter(pa.array(copy)).to_pandas(),
             "kind": pd.Series([IDENTICAL] * int(copy.sum()), dtype="string"),
         }
     )
@@ -519,18 +526,14 @@ def shared_value_pairs(table: pa.Table, columns: list[str], is_new: np.ndarray |
     con = duckdb.connect()
     con.register("records", table.append_column("is_new", pa.array(is_new)) if is_new is not None else table)
     new_only = " AND (l.is_new OR r.is_new)" if is_new is not None else ""
+    # The flags are read off each join's own rows: a pair found twice gets the same row twice, which UNION drops.
+    shared = ", ".join(f"coalesce(l.{c} = r.{c}, false) AS {c}" for c in columns)
     joined = " UNION ".join(
-        "SELECT l.identity_key AS identity_key_l, r.identity_key AS identity_key_r FROM records l"
+        f"SELECT l.identity_key AS identity_key_l, r.identity_key AS identity_key_r, {shared} FROM records l"
         f" JOIN records r ON l.{c} = r.{c} AND l.identity_key < r.identity_key{new_only}"
         for c in columns
     )
-    shared = ", ".join(f"coalesce(l.{c} = r.{c}, false) AS {c}" for c in columns)
-    pairs = con.execute(
-        f"""SELECT p.identity_key_l, p.identity_key_r, {shared} FROM ({joined}) p
-            JOIN records l ON l.identity_key = p.identity_key_l
-            JOIN records r ON r.identity_key = p.identity_key_r
-            ORDER BY p.identity_key_l, p.identity_key_r"""
-    ).df()
+    pairs = con.execute(f"SELECT * FROM ({joined}) ORDER BY identity_key_l, identity_key_r").df()
     con.close()
     return pairs
 
@@ -539,9 +542,9 @@ def _alike(records: pd.DataFrame, left: np.ndarray, right: np.ndarray) -> np.nda
     """Which pairs (row positions) agree on first name and birth date, or lack one of them."""
     alike = np.ones(len(left), dtype=bool)
     for column in ("first_name", "birth_date"):
-        values = records[column].astype(object).where(records[column].notna(), None).to_numpy()
-        a, b = values[left], values[right]
-        alike &= (a == b) | pd.isna(a) | pd.isna(b)
+        values = pa.array(records[column])  # Arrow-backed: compared in Arrow, no Python object per value
+        same = pc.equal(values.take(pa.array(left)), values.take(pa.array(right)))
+        alike &= same.fill_null(True).to_numpy(zero_copy_only=False)
     return alike
 
 
@@ -651,9 +654,9 @@ class IdentityMatcher:
         pairs = shared_value_pairs(table.select(["identity_key", *identifiers]), identifiers, is_new)
         shared = {c: pairs[c].to_numpy(dtype=bool) for c in identifiers}
         guarded = [c for c in identifiers if c in GUARDED_IDENTIFIERS]
-        position = pd.Series(np.arange(len(records)), index=records["identity_key"].to_numpy())
-        left = position.reindex(pairs["identity_key_l"]).to_numpy()
-        right = position.reindex(pairs["identity_key_r"]).to_numpy()
+        keys = records["identity_key"]
+        left = positions(pairs["identity_key_l"], keys).astype(np.int64)  # pairs of these records only
+        right = positions(pairs["identity_key_r"], keys).astype(np.int64)
         # Only a pair that differs on first name or birth date can conflict: most share both.
         check = np.logical_or.reduce([shared[c] for c in guarded]) if guarded else np.zeros(len(pairs), bool)
         check = np.flatnonzero(check & ~_alike(records, left, right))
