@@ -3,7 +3,7 @@
 Later steps cache work per file content (the identity step summarises each canonical file once per
 content). Hashing every file on each run would read all of them again; the manifest lets a reader trust
 the hash ingestion computed when it wrote the file, as long as the file is still the one ingestion wrote
-(same size, modification time and inode). Any other writer (erasure rewriting a table, a file copied in by hand)
+(same size and modification time). Any other writer (erasure rewriting a table, a file copied in by hand)
 changes the modification time, and the reader hashes that file itself: the manifest can be stale, never
 wrong.
 """
@@ -27,9 +27,10 @@ def content_hash(path: Path) -> str:
 
 
 def _stamp(path: Path) -> list[int]:
-    # Writers replace files through a temporary one: a new inode even within one clock tick.
+    # Size and modification time: a rewrite (erasure's, a file copied in) gets a new modification time,
+    # while a copy that keeps it (`cp -a`, `shutil.copytree`) keeps the content too.
     stat = path.stat()
-    return [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+    return [stat.st_size, stat.st_mtime_ns]
 
 
 def record_files(workspace: Workspace, hashes: dict[Path, str]) -> None:

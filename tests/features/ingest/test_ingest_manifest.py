@@ -53,7 +53,7 @@ def test_a_file_rewritten_by_another_writer_is_hashed_again(tmp_path: Path) -> N
     workspace = _ingest(tmp_path, "1,ann@example.com,Ann\n2,bob@example.com,Bob\n")
     path = workspace.canonical_file("contacts", "crm")
     vouched = FileHashes(workspace)(path)
-    # Erasure rewrites a table through a temporary file: same size is possible, the inode is new.
+    # Erasure rewrites a table through a temporary file: a new modification time.
     rows = pd.read_parquet(path)
     tmp = path.with_suffix(".tmp")
     rows.iloc[:1].to_parquet(tmp, index=False)
