@@ -215,7 +215,8 @@ def _file_summaries(paths: list[Path]) -> str:
 
 
 def _merged_summary(con: duckdb.DuckDBPyConnection, summaries: Summaries) -> Path:
-    """All file summaries merged (one row per key, in key order), kept in `summaries.cache/merged/`.
+    """All file summaries merged (one row per key, unordered: `identity_records` orders), kept in
+    `summaries.cache/merged/`.
 
     Merging is associative, so when the files are last run's plus new ones (a daily load), only the keys of
     the new files are merged again, from last run's merged row and the new summaries; every other key's row
@@ -234,7 +235,7 @@ def _merged_summary(con: duckdb.DuckDBPyConnection, summaries: Summaries) -> Pat
         if before <= set(names) and listing.with_suffix(".parquet").exists():
             previous = (listing.with_suffix(".parquet"), before)
     if previous is None:
-        sql = _merge_sql(_file_summaries(summaries.records)) + " ORDER BY identity_key"
+        sql = _merge_sql(_file_summaries(summaries.records))
     else:
         last, before = previous
         added = [p for p in summaries.records if p.name not in before]
@@ -243,8 +244,7 @@ def _merged_summary(con: duckdb.DuckDBPyConnection, summaries: Summaries) -> Pat
         again = f"""(SELECT * FROM {old} SEMI JOIN {touched} USING (identity_key)
                      UNION ALL BY NAME SELECT * FROM {_file_summaries(added)})"""
         sql = f"""SELECT * FROM ({_merge_sql(again)}
-                  UNION ALL BY NAME SELECT * FROM {old} ANTI JOIN {touched} USING (identity_key))
-                  ORDER BY identity_key"""
+                  UNION ALL BY NAME SELECT * FROM {old} ANTI JOIN {touched} USING (identity_key))"""
     tmp = path.with_suffix(".tmp")
     con.execute(f"COPY ({sql}) TO {_sql_string(tmp)} (FORMAT parquet)")
     os.replace(tmp, path)

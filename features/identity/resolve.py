@@ -227,22 +227,21 @@ def _previous_keys(folder: Path) -> pd.DataFrame | None:
 def _write_crosswalk(summaries: Summaries, keys: pd.DataFrame, path: Path) -> int:
     """crosswalk.parquet from each file's record ids and `keys` (identity_key, customer_id); its row count.
 
-    File by file in Arrow: each file's distinct record ids (cached with its summary, in record-id order)
-    get their key's customer id by a hash look-up and are streamed out, never sorted or joined as a whole.
+    In Arrow: the files' distinct record ids (cached with their summaries, each in record-id order) get
+    their key's customer id by one hash look-up and are written out as they are, never sorted or joined.
     """
-    key_values = pa.array(keys["identity_key"], type=pa.string(), from_pandas=True)
+    ids = pa.concat_tables(
+        pq.read_table(ids_path, columns=["source", "record_id", "identity_key"]).cast(
+            pa.schema(list(CROSSWALK_SCHEMA)[:3])
+        )
+        for ids_path in summaries.record_ids
+    )
+    position = pc.index_in(ids["identity_key"], value_set=pa.array(keys["identity_key"], type=pa.string()))
     customer_ids = pa.array(keys["customer_id"], type=pa.string(), from_pandas=True)
     tmp = path.with_suffix(".tmp")
-    count = 0
-    with pq.ParquetWriter(tmp, CROSSWALK_SCHEMA) as out:
-        for ids_path in summaries.record_ids:
-            ids = pq.read_table(ids_path).select(["source", "record_id", "identity_key"])
-            ids = ids.cast(pa.schema(list(CROSSWALK_SCHEMA)[:3]))
-            position = pc.index_in(ids["identity_key"], value_set=key_values)
-            out.write_table(ids.append_column(CROSSWALK_SCHEMA.field(3), pc.take(customer_ids, position)))
-            count += len(ids)
+    pq.write_table(ids.append_column(CROSSWALK_SCHEMA.field(3), pc.take(customer_ids, position)), tmp)
     os.replace(tmp, path)
-    return count
+    return len(ids)
 
 
 CROSSWALK_SCHEMA = pa.schema(
