@@ -36,7 +36,7 @@ import pyarrow as pa
 
 from features.identity.cluster import cluster_records, components
 from features.identity.match import IDENTICAL, MATCH_COLUMNS, IdentityMatcher
-from features.identity.records import ATTRIBUTES, is_in, raw_hashes, read_records
+from features.identity.records import ATTRIBUTES, is_in, key_positions, raw_hashes, read_records
 from features.identity.standardise import standardise_records
 
 
@@ -173,7 +173,7 @@ def standardise_changed(
     fresh = np.ones(len(raw), dtype=bool)  # a new key is fresh too
     if cached is not None:
         # Each record's row in the cache, looked up once (-1: not there).
-        position = pd.Index(cached["identity_key"]).get_indexer(raw["identity_key"])
+        position = key_positions(cached["identity_key"], raw["identity_key"])
         known = position >= 0
         fresh[known] = cached["raw_hash"].to_numpy(dtype=np.uint64)[position[known]] != raw_hash[known]
     standardised, _ = standardise_records(raw[fresh], default_region)
