@@ -20,15 +20,15 @@ from scipy.sparse.csgraph import connected_components
 
 from features.identity.conflict import Person, conflict, people
 from features.identity.match import LINK_KINDS
-from features.identity.records import positions
+from features.identity.records import key_positions
 
 
 def components(keys: pd.Series, links: pd.DataFrame) -> np.ndarray:
     """The connected component of each key (an integer label, in key order); links to unknown keys are ignored."""
-    left, right = positions(links["identity_key_l"], keys), positions(links["identity_key_r"], keys)
-    inside = ~(np.isnan(left) | np.isnan(right))
+    left, right = key_positions(keys, links["identity_key_l"]), key_positions(keys, links["identity_key_r"])
+    inside = (left >= 0) & (right >= 0)
     n = len(keys)
-    edges = (left[inside].astype(np.int64), right[inside].astype(np.int64))
+    edges = (left[inside], right[inside])
     graph = coo_matrix((np.ones(int(inside.sum()), dtype=np.int8), edges), shape=(n, n))
     return connected_components(graph, directed=False)[1]
 
@@ -115,8 +115,7 @@ def _split(
 
     Renames the parts in `cluster` (each after its smallest key) and returns why each cut link was cut.
     """
-    left = positions(links["identity_key_l"], keys).astype(np.int64)  # every link is inside the records
-    right = positions(links["identity_key_r"], keys).astype(np.int64)
+    left, right = key_positions(keys, links["identity_key_l"]), key_positions(keys, links["identity_key_r"])
     rank = links["kind"].map({kind: i for i, kind in enumerate(LINK_KINDS)}).to_numpy()
     weight = links["match_weight"].astype(float).fillna(np.inf).to_numpy()
     order = np.lexsort((-weight, rank))

@@ -36,7 +36,7 @@ import pyarrow as pa
 
 from features.identity.cluster import cluster_records, components
 from features.identity.match import IDENTICAL, MATCH_COLUMNS, IdentityMatcher
-from features.identity.records import ATTRIBUTES, is_in, read_records
+from features.identity.records import ATTRIBUTES, is_in, key_positions, raw_hashes, read_records
 from features.identity.standardise import standardise_records
 
 
@@ -146,7 +146,9 @@ def _standardiser_version(default_region: str) -> str:
     parts = [
         package.joinpath(name).read_bytes() for name in ("standardise.py", "nicknames.csv", "given_names.txt")
     ]
-    libraries = " ".join(version(name) for name in ("phonenumbers", "unidecode"))
+    libraries = " ".join(
+        version(name) for name in ("phonenumbers", "unidecode", "duckdb")
+    )  # duckdb: raw_hash
     parts.append(f"{default_region} {libraries}".encode())
     return hashlib.blake2b(b"\0".join(parts), digest_size=8).hexdigest()
 
@@ -161,13 +163,17 @@ def standardise_changed(
     Returns the standardised records in `raw`'s order and the invalid-value counts of all of them.
     """
     raw = raw.reset_index(drop=True)
-    raw_hash = pd.util.hash_pandas_object(raw[list(ATTRIBUTES)], index=False).to_numpy()
+    if "raw_hash" in raw.columns:  # computed by DuckDB with the records (`records.identity_records`)
+        raw_hash = raw["raw_hash"].to_numpy(dtype=np.uint64)
+        raw = raw.drop(columns=["raw_hash"])
+    else:
+        raw_hash = raw_hashes(raw)
     path = folder / f"standardised-{_standardiser_version(default_region)}.parquet"
     cached = read_records(path) if path.exists() else None
     fresh = np.ones(len(raw), dtype=bool)  # a new key is fresh too
     if cached is not None:
         # Each record's row in the cache, looked up once (-1: not there).
-        position = pd.Index(cached["identity_key"]).get_indexer(raw["identity_key"])
+        position = key_positions(cached["identity_key"], raw["identity_key"])
         known = position >= 0
         fresh[known] = cached["raw_hash"].to_numpy(dtype=np.uint64)[position[known]] != raw_hash[known]
     standardised, _ = standardise_records(raw[fresh], default_region)

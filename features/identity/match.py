@@ -27,7 +27,7 @@ from splink.blocking_rule_library import CustomRule
 from splink.comparison_library import CustomComparison
 
 from features.identity.conflict import conflict, people
-from features.identity.records import positions
+from features.identity.records import key_positions
 
 logger = logging.getLogger(__name__)
 
@@ -655,8 +655,8 @@ class IdentityMatcher:
         shared = {c: pairs[c].to_numpy(dtype=bool) for c in identifiers}
         guarded = [c for c in identifiers if c in GUARDED_IDENTIFIERS]
         keys = records["identity_key"]
-        left = positions(pairs["identity_key_l"], keys).astype(np.int64)  # pairs of these records only
-        right = positions(pairs["identity_key_r"], keys).astype(np.int64)
+        left = key_positions(keys, pairs["identity_key_l"])  # pairs of these records only
+        right = key_positions(keys, pairs["identity_key_r"])
         # Only a pair that differs on first name or birth date can conflict: most share both.
         check = np.logical_or.reduce([shared[c] for c in guarded]) if guarded else np.zeros(len(pairs), bool)
         check = np.flatnonzero(check & ~_alike(records, left, right))

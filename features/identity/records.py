@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ import pyarrow.parquet as pq
 
 from features.identity.standardise import DATE, TEXT
 from features.identity.standardise import RAW_ATTRIBUTES as ATTRIBUTES
+from features.ingest.manifest import content_hash
 from tessera.core.canonical import PERSON_SOURCE_TYPES, SOURCE_TYPES
 from tessera.core.errors import InputError
 from tessera.core.settings import Workspace
@@ -126,8 +128,9 @@ def _summary_sql(source_type: str, have: frozenset[str], relation: str) -> str:
 
 
 def _keyed_rows_sql(relation: str) -> str:
+    # In record-id order: the crosswalk streams these files out as they are.
     return f"""SELECT DISTINCT source, record_id, identity_key FROM {relation}
-               WHERE identity_key IS NOT NULL AND record_id IS NOT NULL"""
+               WHERE identity_key IS NOT NULL AND record_id IS NOT NULL ORDER BY record_id, identity_key"""
 
 
 @dataclass(frozen=True)
@@ -140,15 +143,23 @@ class Summaries:
     cache: Path
 
 
-def summarise_files(con: duckdb.DuckDBPyConnection, files: list[CanonicalFile], cache: Path) -> Summaries:
-    """Each file's summary and record ids, computed once per file content and kept in `cache`."""
+def summarise_files(
+    con: duckdb.DuckDBPyConnection,
+    files: list[CanonicalFile],
+    cache: Path,
+    file_hash: Callable[[Path], str] = content_hash,
+) -> Summaries:
+    """Each file's summary and record ids, computed once per file content and kept in `cache`.
+
+    `file_hash` gives a file's content hash (`features.ingest.manifest.FileHashes` takes it from ingest's
+    manifest instead of reading the file again).
+    """
     cache.mkdir(parents=True, exist_ok=True)
     records, ids, used = [], [], set()
     reused = 0
     for file in files:
         relation = f"read_parquet({_sql_string(file.path)})"
-        with file.path.open("rb") as handle:
-            content = hashlib.file_digest(handle, "blake2b").hexdigest()[:32]
+        content = file_hash(file.path)
         distinct = _distinct_rows_sql(file.source_type, file.columns, "{relation}")
         queries = {
             "records": _summary_sql(file.source_type, file.columns, "file_rows"),
@@ -186,8 +197,24 @@ def identity_records(con: duckdb.DuckDBPyConnection, summaries: Summaries) -> pd
     columns = ", ".join(
         ["identity_key", *ATTRIBUTES, "sources", "source_types", "first_seen", "last_seen", "n_rows"]
     )
-    # The merged summary is written in key order, and DuckDB keeps a file's order (no second sort).
-    return _frame(con, f"SELECT {columns} FROM read_parquet({_sql_string(merged)})")
+    return _frame(
+        con,
+        f"SELECT {columns}, {RAW_HASH_SQL} AS raw_hash FROM read_parquet({_sql_string(merged)}) ORDER BY identity_key",
+    )
+
+
+# A hash of a record's raw person attributes: a record that hashes as last run's is standardised alike.
+RAW_HASH_SQL = f"hash({', '.join(ATTRIBUTES)})"
+
+
+def raw_hashes(raw: pd.DataFrame) -> np.ndarray:
+    """`RAW_HASH_SQL` of each row of `raw` (its raw person attributes), as identity_records gives it."""
+    con = duckdb.connect()
+    table = pa.Table.from_pandas(raw.reindex(columns=list(ATTRIBUTES)), preserve_index=False)
+    con.register("raw", table)
+    hashes = con.sql(f"SELECT {RAW_HASH_SQL} AS h FROM raw").to_arrow_table()["h"]
+    con.close()
+    return hashes.to_numpy().astype(np.uint64)
 
 
 def _merge_sql(relation: str) -> str:
@@ -212,7 +239,8 @@ def _file_summaries(paths: list[Path]) -> str:
 
 
 def _merged_summary(con: duckdb.DuckDBPyConnection, summaries: Summaries) -> Path:
-    """All file summaries merged (one row per key, in key order), kept in `summaries.cache/merged/`.
+    """All file summaries merged (one row per key, unordered: `identity_records` orders), kept in
+    `summaries.cache/merged/`.
 
     Merging is associative, so when the files are last run's plus new ones (a daily load), only the keys of
     the new files are merged again, from last run's merged row and the new summaries; every other key's row
@@ -245,8 +273,7 @@ def _merged_summary(con: duckdb.DuckDBPyConnection, summaries: Summaries) -> Pat
         again = f"""(SELECT * FROM {old} SEMI JOIN {touched} USING (identity_key)
                      UNION ALL BY NAME SELECT * FROM {_file_summaries(added)})"""
         sql = f"""SELECT * FROM ({_merge_sql(again)}
-                  UNION ALL BY NAME SELECT * FROM {old} ANTI JOIN {touched} USING (identity_key))
-                  ORDER BY identity_key"""
+                  UNION ALL BY NAME SELECT * FROM {old} ANTI JOIN {touched} USING (identity_key))"""
     tmp = path.with_suffix(".tmp")
     con.execute(f"COPY ({sql}) TO {_sql_string(tmp)} (FORMAT parquet)")
     os.replace(tmp, path)
@@ -254,14 +281,6 @@ def _merged_summary(con: duckdb.DuckDBPyConnection, summaries: Summaries) -> Pat
     for stale in set(folder.iterdir()) - {path, path.with_suffix(".json")}:
         stale.unlink()
     return path
-
-
-def record_ids(con: duckdb.DuckDBPyConnection, summaries: Summaries) -> duckdb.DuckDBPyRelation:
-    """Every distinct (source, record_id, identity_key) of the canonical tables, left in DuckDB (millions)."""
-    sql = f"""
-        SELECT DISTINCT source, record_id, identity_key FROM read_parquet({_sql_list(summaries.record_ids)})
-    """
-    return con.sql(sql)
 
 
 _ARROW_TYPES = {pa.string(): TEXT, pa.large_string(): TEXT, pa.date32(): DATE}
@@ -272,14 +291,16 @@ def _frame(con: duckdb.DuckDBPyConnection, sql: str) -> pd.DataFrame:
     return con.sql(sql).to_arrow_table().to_pandas(types_mapper=_ARROW_TYPES.get)
 
 
-def read_records(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+def read_records(path: Path, columns: list[str] | None = None, nullable_ints: bool = False) -> pd.DataFrame:
     """A Parquet table of identity records in pandas with Arrow-backed text and dates, as `_frame` gives them.
 
     `pd.read_parquet` restores text as Python strings (`string[python]`): turning 270k records back into
-    Arrow text value by value cost more than the rest of reading them.
+    Arrow text value by value cost more than the rest of reading them. `nullable_ints`: integers as
+    pandas' `Int64` (the links' gamma levels, which may be null).
     """
     table = pq.read_table(path, columns=columns)
-    return table.replace_schema_metadata(None).to_pandas(types_mapper=_ARROW_TYPES.get)
+    types = _ARROW_TYPES | {pa.int64(): pd.Int64Dtype()} if nullable_ints else _ARROW_TYPES
+    return table.replace_schema_metadata(None).to_pandas(types_mapper=types.get)
 
 
 def _sql_string(path: Path) -> str:
@@ -301,15 +322,13 @@ def is_in(values: pd.Series | pd.Index, among: pd.Series | pd.Index | pa.Array |
     return found.fill_null(False).to_numpy(zero_copy_only=False)
 
 
-def positions(
-    values: pd.Series | pd.Index | np.ndarray, among: pd.Series | pd.Index | np.ndarray
-) -> np.ndarray:
-    """The position of each of `values` (identity keys) in `among` (distinct keys), NaN where it is not there.
+def key_positions(keys: pd.Series, values: pd.Series) -> np.ndarray:
+    """The position of each of `values` among `keys` (distinct identity keys), -1 where it is not one.
 
-    Arrow's hash look-up, as `is_in`: a pandas `reindex` on 270k object keys cost 0.3-0.5 s a call.
+    Arrow's hash look-up: a pandas reindex by a million text keys costs about a second.
     """
-    found = pc.index_in(_text(values), value_set=_text(among), skip_nulls=True)
-    return found.to_numpy(zero_copy_only=False).astype(np.float64)
+    found = pc.index_in(_text(values), value_set=_text(keys))
+    return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def _text(values: pd.Series | pd.Index | np.ndarray | pa.Array | pa.ChunkedArray | list) -> pa.Array:

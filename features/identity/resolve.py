@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from features.identity.cluster import cluster_records
@@ -36,10 +37,10 @@ from features.identity.records import (
     canonical_files,
     identity_records,
     read_records,
-    record_ids,
     summarise_files,
 )
 from features.identity.standardise import null_placeholders
+from features.ingest.manifest import FileHashes
 from tessera.core.settings import Settings, Workspace
 from tessera.core.timeutil import as_utc
 
@@ -99,7 +100,7 @@ def previous_resolution(folder: Path) -> Resolution | None:
     wanted = [*MATCH_COLUMNS, "customer_id"]
     if not set(wanted) <= set(pq.read_schema(records).names):
         return None  # written for other attributes: nothing to compare with
-    return Resolution(read_records(records, columns=wanted), pd.read_parquet(links))
+    return Resolution(read_records(records, columns=wanted), read_records(links, nullable_ints=True))
 
 
 def resolve_identities(
@@ -131,7 +132,7 @@ def resolve_identities(
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     files = canonical_files(workspace)
-    summaries = summarise_files(con, files, out / "summaries")
+    summaries = summarise_files(con, files, out / "summaries", FileHashes(workspace))
     raw = identity_records(con, summaries)
     con.close()
     lap("load")
@@ -226,18 +227,26 @@ def _previous_keys(folder: Path) -> pd.DataFrame | None:
 def _write_crosswalk(summaries: Summaries, keys: pd.DataFrame, path: Path) -> int:
     """crosswalk.parquet from each file's record ids and `keys` (identity_key, customer_id); its row count.
 
-    Joined and written by DuckDB: one row per source record, never through pandas.
+    In Arrow: the files' distinct record ids (cached with their summaries, each in record-id order) get
+    their key's customer id by one hash look-up and are written out as they are, never sorted or joined.
     """
-    con = duckdb.connect()
-    ids = record_ids(con, summaries).join(con.from_df(keys), "identity_key", how="left")
+    ids = pa.concat_tables(
+        pq.read_table(ids_path, columns=["source", "record_id", "identity_key"]).cast(
+            pa.schema(list(CROSSWALK_SCHEMA)[:3])
+        )
+        for ids_path in summaries.record_ids
+    )
+    position = pc.index_in(ids["identity_key"], value_set=pa.array(keys["identity_key"], type=pa.string()))
+    customer_ids = pa.array(keys["customer_id"], type=pa.string(), from_pandas=True)
     tmp = path.with_suffix(".tmp")
-    ids.order("source, record_id, identity_key").project(
-        "source, record_id, identity_key, customer_id"
-    ).write_parquet(str(tmp))
+    pq.write_table(ids.append_column(CROSSWALK_SCHEMA.field(3), pc.take(customer_ids, position)), tmp)
     os.replace(tmp, path)
-    (count,) = con.execute("SELECT count(*) FROM read_parquet(?)", [str(path)]).fetchone()
-    con.close()
-    return count
+    return len(ids)
+
+
+CROSSWALK_SCHEMA = pa.schema(
+    [(name, pa.string()) for name in ("source", "record_id", "identity_key", "customer_id")]
+)
 
 
 def _write_customers(customers: pd.DataFrame, records: Path, path: Path) -> None:

@@ -12,10 +12,12 @@ from collections.abc import Callable
 from functools import cache
 from importlib import resources
 
+import duckdb
 import numpy as np
 import pandas as pd
 import phonenumbers
 import pyarrow as pa
+import pyarrow.compute as pc
 from rapidfuzz.distance import OSA
 from unidecode import unidecode
 
@@ -337,14 +339,25 @@ def null_placeholders(
     """
     out = records.copy()
     counts: dict[str, int] = {}
-    names = out["first_name"].fillna("") + " " + out["last_name"].fillna("")
+    # Names per value counted by DuckDB: pandas' groupby-nunique over 270k records cost half a second.
+    con = duckdb.connect()
+    con.register(
+        "people", pa.Table.from_pandas(out[["first_name", "last_name", *columns]], preserve_index=False)
+    )
     for column in columns:
-        frame = pd.DataFrame({"value": out[column], "name": names}).dropna()
-        per_value = frame.groupby("value")["name"].nunique()
-        limit = max(min_names, factor * per_value.median()) if len(per_value) else min_names
-        shared = per_value.index[per_value > limit]
+        per_value = con.sql(
+            f"""SELECT {column} AS value, count(DISTINCT coalesce(first_name, '') || ' ' || coalesce(last_name, ''))
+                AS names FROM people WHERE {column} IS NOT NULL GROUP BY ALL"""
+        ).to_arrow_table()
+        names = per_value["names"].to_numpy()
+        limit = max(min_names, factor * float(np.median(names))) if len(names) else min_names
+        shared = per_value["value"].filter(pa.array(names > limit))
         counts[column] = len(shared)
-        out[column] = out[column].where(~out[column].isin(shared), None)
+        if len(shared):
+            values = pa.Array.from_pandas(out[column])
+            placeholder = pc.is_in(values, value_set=shared.combine_chunks()).fill_null(False)
+            out[column] = out[column].where(~placeholder.to_numpy(zero_copy_only=False), None)
+    con.close()
     return out, counts
 
 

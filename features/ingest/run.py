@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.ingest.jsonl import jsonl_chunks, jsonl_columns
+from features.ingest.manifest import content_hash, record_files
 from features.ingest.mapping import SourceConfig, SourcesConfig, load_sources
 from features.ingest.quarantine import QUARANTINE_SCHEMA, reason_kind
 from features.ingest.readers import (
@@ -252,15 +253,19 @@ def ingest_sources(mapping_path: Path, workspace: Workspace, settings: Settings)
     plans = [plan_source(config, source) for source in config.sources]
     report = IngestReport(mapping=str(config.path), started_at=started_at)
     written: set[Path] = set()
+    hashes: dict[Path, str] = {}
     suppressed = read_suppressed(workspace, settings)
     for plan in plans:
         with _about(config, plan.source):
             report.sources.append(ingest_source(plan, workspace, settings, suppressed))
+        output = workspace.canonical_file(plan.source.type, plan.source.name)
+        hashes[output] = content_hash(output)
         written |= {
             workspace.canonical_file(plan.source.type, plan.source.name),
             workspace.quarantine_table(plan.source.name),
         }
     report.removed = _remove_stale(workspace, written)
+    record_files(workspace, hashes)
     report.seconds = round(time.perf_counter() - started, 2)
     write_report(report, workspace)
     return report

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import duckdb
+import pandas as pd
 from identity_fixtures import contact, write_canonical
 
-from features.identity.records import canonical_files, identity_records, record_ids, summarise_files
+from features.identity.records import canonical_files, identity_records, summarise_files
 from tessera.core.settings import Workspace
 
 
@@ -13,7 +14,8 @@ def _load(workspace: Workspace) -> tuple:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     summaries = summarise_files(con, canonical_files(workspace), workspace.identity / "summaries")
-    records, ids = identity_records(con, summaries), record_ids(con, summaries).df()
+    records = identity_records(con, summaries)
+    ids = pd.concat([pd.read_parquet(path) for path in summaries.record_ids], ignore_index=True)
     con.close()
     return summaries, records.set_index("identity_key"), ids
 
