@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -137,11 +138,27 @@ def _train(name: str, model: str, workspace: Path, now: datetime) -> Measured:
 def speed(args: argparse.Namespace) -> None:
     root = args.dir or Path(tempfile.mkdtemp(prefix="tessera-train-bench-"))
     _, workspace, now = prepare(root, args.customers, args.seed)
-    trained = [_train(model, model, workspace, now) for model in MODELS]
+    print(f"\n{machine()}\ncustomers: {args.customers:,}", flush=True)
+    trained = []
+    # Each model's figures as soon as it is trained: a long run stopped early keeps them.
+    for model in args.models:
+        step = _train(model, model, workspace, now)
+        trained.append(step)
+        print(f"{_figures(step)}  (load {_load()})", flush=True)
     print(f"\n{machine()}\ncustomers: {args.customers:,}")
     for step in trained:
-        print(f"{step.name:>18}: {step.seconds:7.1f} s  peak {step.peak_gib:5.2f} GiB")
-    run_measured("als", [PYTHON, __file__, "_als", str(workspace), now.isoformat(), str(args.iterations)])
+        print(_figures(step))
+    if "next-best-product" in args.models:
+        run_measured("als", [PYTHON, __file__, "_als", str(workspace), now.isoformat(), str(args.iterations)])
+
+
+def _figures(step: Measured) -> str:
+    return f"{step.name:>18}: {step.seconds:7.1f} s wall  {step.cpu_seconds:7.1f} s CPU  peak {step.peak_gib:5.2f} GiB"
+
+
+def _load() -> str:
+    """The 1, 5 and 15 minute load averages: wall times on a shared machine are read against them."""
+    return " ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
 def accuracy(args: argparse.Namespace) -> None:
@@ -175,6 +192,13 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--iterations", type=int, default=15, help="ALS iterations timed (speed)")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        choices=MODELS,
+        default=list(MODELS),
+        help="speed: the models trained, in order",
+    )
     parser.add_argument(
         "--dir", type=Path, default=None, help="working folder, reused when it holds a workspace"
     )

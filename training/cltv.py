@@ -19,6 +19,7 @@ from training.tabular import (
     fit_early_stopped,
     gain_importance,
     lgbm_params,
+    time_holdout,
     with_customer_id,
 )
 
@@ -71,22 +72,43 @@ class CLTVModel:
     def _inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
         return model_inputs(frame, self.features, self.probabilistic_)
 
-    def fit(self, frame: pd.DataFrame, value: pd.Series, cutoffs: pd.Series) -> CLTVModel:
-        """Learn from a training frame (one row per customer and cutoff), its value labels and each row's cutoff."""
-        fitted = fit_inputs(frame, cutoffs, self.features, self.horizon_days)
-        self.probabilistic_, self.encoder_ = fitted.quantities, fitted.encoder
-        latest, X = fitted.latest, fitted.X
-        y = np.asarray(value, dtype=float)
-        params = lgbm_params(
+    def _params(self) -> dict[str, object]:
+        return lgbm_params(
             self.n_estimators, self.learning_rate, self.num_leaves, self.min_child_samples, self.seed
         )
+
+    def fit(
+        self, frame: pd.DataFrame, value: pd.Series, cutoffs: pd.Series, interval: bool = True
+    ) -> CLTVModel:
+        """Learn from a training frame (one row per customer and cutoff), its value labels and each row's cutoff.
+
+        `interval=False` fits the point model only (a candidate is selected on it alone: the quantile models
+        are two thirds of the cost); `fit_interval` adds them later, and `predict` gives NaN bounds until then.
+        """
+        fitted = fit_inputs(frame, cutoffs, self.features, self.horizon_days)
+        self.probabilistic_, self.encoder_ = fitted.quantities, fitted.encoder
+        y = np.asarray(value, dtype=float)
         point = lgb.LGBMRegressor(
-            objective="tweedie", tweedie_variance_power=self.tweedie_variance_power, **params
+            objective="tweedie", tweedie_variance_power=self.tweedie_variance_power, **self._params()
         )
-        self.point_ = refit_all(point, X, y, latest)
+        self.point_ = refit_all(point, fitted.X, y, fitted.latest)
+        self.quantiles_: dict[float, lgb.LGBMModel] = {}
+        if interval:
+            self._fit_quantiles(fitted.X, y, fitted.latest)
+        self.features_ = list(self.encoder_.features_)
+        return self
+
+    def fit_interval(self, frame: pd.DataFrame, value: pd.Series, cutoffs: pd.Series) -> CLTVModel:
+        """The interval's quantile models on the frame the point model was fitted on (after `fit(interval=False)`)."""
+        X = self.encoder_.transform(self._inputs(frame.reset_index(drop=True)))
+        latest = time_holdout(cutoffs, frame["customer_id"])
+        self._fit_quantiles(X, np.asarray(value, dtype=float), latest)
+        return self
+
+    def _fit_quantiles(self, X: pd.DataFrame, y: np.ndarray, latest: np.ndarray) -> None:
         self.quantiles_ = {
             q: refit_all(
-                lgb.LGBMRegressor(objective="quantile", alpha=q, **params),
+                lgb.LGBMRegressor(objective="quantile", alpha=q, **self._params()),
                 X,
                 y,
                 latest,
@@ -94,18 +116,16 @@ class CLTVModel:
             )
             for q in self.interval
         }
-        self.features_ = list(self.encoder_.features_)
-        return self
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """customer_id (when given), cltv, cltv_low, cltv_high per row; low <= cltv <= high, none negative."""
         X = self.encoder_.transform(self._inputs(frame))
+        point = self.point_.predict(X)
+        if not self.quantiles_:  # fitted with interval=False: the point alone
+            return value_output(frame, point, np.full(len(X), np.nan), np.full(len(X), np.nan))
         low_q, high_q = self.interval
         return value_output(
-            frame,
-            self.point_.predict(X),
-            self.quantiles_[low_q].predict(X),
-            self.quantiles_[high_q].predict(X),
+            frame, point, self.quantiles_[low_q].predict(X), self.quantiles_[high_q].predict(X)
         )
 
     def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:

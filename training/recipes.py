@@ -211,9 +211,24 @@ class CLTVRecipe(_TabularRecipe):
         out["model"] = CLTVModel(**learned, **_lgbm_settings(ctx))
         return out
 
+    def candidates(self, ctx: TrainingContext, data: LabelledFrames) -> dict[str, Any]:
+        """Every candidate fitted on the training cutoffs only; the learned ones without their interval.
+
+        Selection reads the point alone; the winner's quantile models are fitted in `evaluate`.
+        """
+        train = data.train
+        return {
+            name: estimator.fit(train, train[self.target], train["cutoff"], interval=False)
+            if isinstance(estimator, CLTVModel)
+            else estimator.fit(train, train[self.target], train["cutoff"])
+            for name, estimator in self._estimators(ctx, data).items()
+        }
+
     def evaluate(self, ctx: TrainingContext, model: Any, data: LabelledFrames) -> Evaluation:
         val = data.validation
         y = val["value"].to_numpy(dtype=float)
+        if isinstance(model, CLTVModel) and not model.quantiles_:
+            model.fit_interval(data.train, data.train[self.target], data.train["cutoff"])
         predicted = model.predict(val)
         point = predicted["cltv"].to_numpy()
         baseline = ctx.probabilistic["expected_value"].reindex(val["customer_id"]).to_numpy()

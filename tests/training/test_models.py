@@ -79,6 +79,18 @@ def test_cltv_ranks_spenders_and_gives_an_ordered_interval() -> None:
     assert (scored[["cltv", "cltv_low", "cltv_high"]] >= 0).all().all()
 
 
+def test_cltv_fitted_point_first_then_interval_predicts_as_if_fitted_at_once() -> None:
+    frame = feature_frame(3000, seed=3)
+    whole = CLTVModel(n_estimators=60, seed=1).fit(frame, frame["value"], frame["cutoff"])
+    point = CLTVModel(n_estimators=60, seed=1).fit(frame, frame["value"], frame["cutoff"], interval=False)
+    alone = point.predict(two_customers())
+    # Without its quantile models the point is the same and the bounds are unknown, not made up.
+    assert alone["cltv"].tolist() == whole.predict(two_customers())["cltv"].tolist()
+    assert alone[["cltv_low", "cltv_high"]].isna().all().all()
+    point.fit_interval(frame, frame["value"], frame["cutoff"])
+    pd.testing.assert_frame_equal(point.predict(two_customers()), whole.predict(two_customers()))
+
+
 @pytest.fixture(scope="module")
 def recommender(tables: dict) -> tuple[NextBestProduct, pd.DataFrame]:
     events = events_from(tables, NOW)
