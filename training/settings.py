@@ -71,7 +71,8 @@ class TrainingSettings(BaseSettings):
     # evaluation set (labels, features, the recommender's signals) when true; false trains on everyone.
     exclude_without_profiling_consent: bool = True
 
-    # Promotion gate: a challenger becomes champion when its metric >= champion's - tolerance.
+    # Promotion gate: a challenger becomes champion when its metric > champion's - tolerance (0: it must beat the
+    # champion; a tie keeps the champion in production).
     gate_tolerance: float = 0.0
 
     # Unattended retraining: the cron expression `tessera schedule` uses (minute hour day month weekday, UTC).

@@ -303,7 +303,8 @@ def gate_decision(
     champion: float | None,
     tolerance: float,
 ) -> dict[str, Any]:
-    """Whether `version` should become champion: at least as good as the champion on the same window (no write)."""
+    """Whether `version` should become champion: it beats the champion on the same window by more than
+    `-tolerance` (with the default 0 a tie keeps the champion); no write."""
     return {
         "model": version.name,
         "version": version.version,
@@ -312,7 +313,7 @@ def gate_decision(
         "challenger": challenger,
         "champion": champion,
         "previous_champion_version": alias_version(workspace, version.name),
-        "promoted": champion is None or challenger >= champion - tolerance,
+        "promoted": champion is None or challenger > champion - tolerance,
     }
 
 

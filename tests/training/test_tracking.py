@@ -77,6 +77,23 @@ def gate(
     return decision
 
 
+def test_without_a_tolerance_a_tie_keeps_the_champion(
+    workspace: Workspace, tiny_model: tuple[ChurnModel, pd.DataFrame]
+) -> None:
+    """The default gate (tolerance 0) promotes only a challenger that beats the champion: on a tie, or a hair
+    worse, the version in production stays."""
+    first = log_version(workspace, tiny_model, "first")
+    tracking.promote(
+        workspace, [tracking.gate_decision(workspace, first, "roc_auc", 0.7, None, tolerance=0.0)]
+    )
+    for name, metric in (("tie", 0.7), ("worse", 0.6999), ("better", 0.7001)):
+        version = log_version(workspace, tiny_model, name)
+        decision = tracking.gate_decision(workspace, version, "roc_auc", metric, 0.7, tolerance=0.0)
+        tracking.promote(workspace, [decision])
+        assert decision["promoted"] is (name == "better")
+    assert tracking.alias_version(workspace, "churn") == version.version == "4"
+
+
 def test_the_gate_promotes_a_version_at_least_as_good_within_the_tolerance(
     workspace: Workspace, tiny_model: tuple[ChurnModel, pd.DataFrame]
 ) -> None:
@@ -93,7 +110,7 @@ def test_the_gate_promotes_a_version_at_least_as_good_within_the_tolerance(
     assert tracking.alias_version(workspace, "churn", tracking.CHALLENGER) == worse.version == "2"
 
     within = log_version(workspace, tiny_model, "within")
-    # 0.695 >= 0.69: a little worse, but within the tolerance, so promoted; the challenger alias goes.
+    # 0.695 > 0.69: a little worse, but within the tolerance, so promoted; the challenger alias goes.
     assert gate(workspace, within, 0.695, 0.70)["promoted"]
     assert tracking.alias_version(workspace, "churn") == within.version == "3"
     assert tracking.alias_version(workspace, "churn", tracking.CHALLENGER) is None
