@@ -72,7 +72,8 @@ def test_a_worse_model_does_not_replace_the_champion(trained: tuple[Workspace, d
         FeatureStoreSettings(),
     )
     assert not worse["gate"]["promoted"]
-    assert worse["gate"]["challenger"] < worse["gate"]["champion"]
+    # At most as good: on this small window a baseline may win both trainings, a tie, which keeps the champion.
+    assert worse["gate"]["challenger"] <= worse["gate"]["champion"]
     assert tracking.alias_version(workspace, "churn") == before
     assert tracking.alias_version(workspace, "churn", tracking.CHALLENGER) == worse["version"]
 
@@ -90,7 +91,9 @@ def checkpoint(step):
         print(step, flush=True)
         sys.stdin.readline()  # killed here
 
-train_all(Workspace(Path(sys.argv[1])), NOW, small_settings(), FeatureStoreSettings(), checkpoint=checkpoint)
+# A tolerance that promotes every model (a retrain on unchanged data ties), so a new release is written.
+settings = small_settings(gate_tolerance=1.0)
+train_all(Workspace(Path(sys.argv[1])), NOW, settings, FeatureStoreSettings(), checkpoint=checkpoint)
 """
 
 
