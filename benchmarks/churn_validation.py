@@ -132,7 +132,9 @@ def lightgbm(train: pd.DataFrame, columns: list[str], monotone: bool = False, **
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--horizon-days", type=int, default=90)
     args = parser.parse_args()
     from scipy.special import logit

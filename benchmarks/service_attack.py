@@ -13,7 +13,6 @@ and a fixed seed against the served OpenAPI document (target: no failure); and t
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import re
 import statistics
@@ -27,17 +26,12 @@ import httpx
 from _measure import machine
 
 HERE = Path(__file__).resolve().parent
+# This folder holds a script named `serving`: keep it off the path so `import serving` finds the package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+
+from serving.process import serve_command, start, stop, wait_ready  # noqa: E402
+
 KEY = "attack-benchmark-key"
-
-
-def _bench_serving():  # noqa: ANN202
-    """benchmarks/serving.py (its name is the `serving` package's): how it starts, waits for and stops servers."""
-    spec = importlib.util.spec_from_file_location("serving_benchmark", HERE / "serving.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 def key_entry() -> str:
@@ -74,7 +68,6 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--examples", type=int, default=25)
     args = parser.parse_args()
-    bench = _bench_serving()
     print(machine())
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
     env = {
@@ -86,19 +79,10 @@ def main() -> None:
         **({"TESSERA_SERVE_NOW": args.now} if args.now else {}),
     }
     log = Path(tempfile.mkdtemp(prefix="tessera-attack-")) / "server.log"
-    command = [
-        sys.executable,
-        "-m",
-        "tessera.serving_cli",
-        "--workspace",
-        str(args.workspace),
-        "--port",
-        str(args.port),
-    ]
-    process = bench.start(command, env, log)
+    process = start(serve_command(args.workspace, args.port), env, log)
     url = f"http://127.0.0.1:{args.port}"
     try:
-        bench.wait_ready(url, process, log)
+        wait_ready(url, process, log)
         with httpx.Client(base_url=url, timeout=60) as client:
             # Every route template and status the run will meet, once, so only counter values can change.
             for path in ("/customers/C000000000", "/no/such/path"):
@@ -148,7 +132,7 @@ def main() -> None:
             f"schemathesis --checks all -n {args.examples} --seed 42: exit {fuzz.returncode}, {found[-1] if found else fuzz.stdout[-500:]}"
         )
     finally:
-        bench.stop(process)
+        stop(process)
     text = log.read_text(errors="replace")
     print(
         f"server log: {text.count('Traceback')} tracebacks, {text.count('client error')} client-error lines, "

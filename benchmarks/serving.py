@@ -30,13 +30,16 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from _measure import customer_ids, machine
 
-ROOT = Path(__file__).resolve().parent.parent
+# This script is named `serving`: keep its folder off the path so `import serving` finds the package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+from serving.process import serve_command, start, stop, wait_ready  # noqa: E402
+
 KEY = "benchmark-key"
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
@@ -102,43 +105,6 @@ def run_wrk(url: str, script: Path, concurrency: int, seconds: int) -> tuple[flo
     socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors = (int(bad.group(1)) if bad else 0) + (sum(map(int, socket.groups())) if socket else 0)
     return rps, p50, p99, errors
-
-
-def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """A server in its own process group (so it and its workers can be stopped together)."""
-    handle = log.open("wb")
-    return subprocess.Popen(
-        command,
-        env={**os.environ, **env},
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-        start_new_session=True,
-    )
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 600.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the server exited ({process.returncode}); its log: {log}")
-        try:
-            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(1.0)
-    raise SystemExit(f"not ready after {timeout:.0f} s; log: {log}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 def measure(
@@ -251,19 +217,7 @@ def main() -> None:
         endpoint: wrk_script(endpoint, ids, logs / f"{endpoint.strip('/')}.lua")
         for endpoint in ["/recommend", *args.endpoints]
     }
-    bento = [
-        sys.executable,
-        "-m",
-        "tessera.serving_cli",
-        "--workspace",
-        str(workspace),
-        "--port",
-        str(args.port),
-        "--workers",
-        str(args.workers),
-        "--poll-seconds",
-        "0",
-    ]
+    bento = serve_command(workspace, args.port, "--workers", str(args.workers), "--poll-seconds", "0")
     # `benchmarks` is imported as a namespace package from the repository root: `--app-dir benchmarks` would
     # make this script, not the `serving` package, what `import serving` finds.
     bare = [
@@ -284,7 +238,7 @@ def main() -> None:
         for name, command, port in (("bentoml", bento, args.port), ("starlette", bare, args.port + 1)):
             url, log = f"http://127.0.0.1:{port}", logs / f"{name}.log"
             processes.append(start(command, env, log))
-            wait_ready(url, processes[-1], log)
+            wait_ready(url, processes[-1], log, timeout=600)
             servers[name] = url
         report(*measure(servers, scripts, args))
     finally:

@@ -3,7 +3,8 @@
     uv run python benchmarks/serving_engine.py --workspace DIR [--now 2025-12-31T23:59:59Z] [--passes 5] [--profile]
 
 Each pass calls every endpoint once per customer (the same customers as benchmarks/serving.py, a tenth of
-/recommend's unknown), serialising the answer as the service does; per endpoint, the median and p99 of the
+/recommend's unknown), serialising the answer as the service does (/churn and /cltv: the answer kept while the
+online store is unchanged; "computed": the same answer computed afresh, as before they were kept); per endpoint, the median and p99 of the
 CPU time of one call (`time.thread_time`, so the machine's other work barely moves it) over all passes but
 the first (a warm-up). `--profile` prints cProfile's top functions per endpoint instead. Figures: in
 docs/benchmarks.md.
@@ -41,8 +42,11 @@ def calls(engine: Engine, ids: list[str]) -> dict[str, list[Callable[[], object]
             (lambda c=c: engine.recommend(RecommendRequest(customer_id=c, k=10)).model_dump_json())
             for c in ids + unknown
         ],
-        "/churn": [(lambda c=c: engine.churn([c]).model_dump_json()) for c in ids],
-        "/cltv": [(lambda c=c: engine.cltv([c]).model_dump_json()) for c in ids],
+        # What the service sends: the kept answer while the store is unchanged (Engine.scores_json).
+        "/churn": [(lambda c=c: engine.churn_json([c])) for c in ids],
+        "/cltv": [(lambda c=c: engine.cltv_json([c])) for c in ids],
+        "/churn computed": [(lambda c=c: engine.churn([c]).model_dump_json()) for c in ids],
+        "/cltv computed": [(lambda c=c: engine.cltv([c]).model_dump_json()) for c in ids],
         "/customers": [(lambda c=c: engine.customer(c).model_dump_json()) for c in ids],
     }
 
@@ -92,7 +96,7 @@ def main() -> None:
                     times.append(time.thread_time() - started)
             ms = np.array(times) * 1e3
             print(
-                f"{endpoint:11} CPU per call: p50 {np.median(ms):6.3f} ms  p99 {np.quantile(ms, 0.99):6.3f} ms  "
+                f"{endpoint:16} CPU per call: p50 {np.median(ms):6.3f} ms  p99 {np.quantile(ms, 0.99):6.3f} ms  "
                 f"({len(ms)} calls)"
             )
     finally:

@@ -44,6 +44,7 @@ from serving.scores import Scored, Scorer
 from serving.settings import ServeSettings
 
 log = logging.getLogger(__name__)
+ANSWER_AHEAD_CHUNK = 500
 
 
 class NotReady(ServiceUnavailable):
@@ -164,6 +165,22 @@ class Engine:
                 pass  # an unknown customer or a model not registered yet: answers, not failures
             except Exception:  # the requests would fail alike: said, but the service still starts
                 log.exception("warming up the endpoints failed")
+        self._answer_ahead(snapshot)
+
+    def _answer_ahead(self, snapshot: Snapshot) -> None:
+        """With a fixed now, every customer's /churn and /cltv answer computed and kept (`scores_json`), so the
+        first request for each is answered from it; with the clock as now answers are never reused."""
+        if self.settings.now is None:
+            return
+        ids = sorted(snapshot.directory.ids)
+        for scorer in (snapshot.churn, snapshot.cltv):
+            if scorer is None:
+                continue
+            try:
+                for start in range(0, len(ids), ANSWER_AHEAD_CHUNK):
+                    self.scores_json(scorer, ids[start : start + ANSWER_AHEAD_CHUNK])
+            except Exception:  # the requests compute their answers themselves: said, but the service starts
+                log.exception("computing the %s answers ahead failed", scorer.version)
 
     def forget(self, customer_ids: frozenset[str]) -> None:
         """Drop erased customers from the loaded state at once: the directory and the 360 view's history no longer
@@ -271,28 +288,76 @@ class Engine:
             sku=request.sku, items=items, model_version=recommender.version, fallback=fallback
         )
 
+    def _churn(self) -> Scorer:
+        if (scorer := self.snapshot.churn) is None:
+            raise NotReady("no churn champion is registered yet: run `tessera train churn`")
+        return scorer
+
+    def _cltv(self) -> Scorer:
+        if (scorer := self.snapshot.cltv) is None:
+            raise NotReady("no cltv champion is registered yet: run `tessera train cltv`")
+        return scorer
+
     def churn(self, customer_ids: list[str]) -> ChurnResponse:
         """Churn probability, risk band and reasons of each customer who consented to profiling."""
-        scorer = self.snapshot.churn
-        if scorer is None:
-            raise NotReady("no churn champion is registered yet: run `tessera train churn`")
-        return ChurnResponse(
-            model_version=scorer.version,
-            horizon_days=scorer.horizon_days,
-            scores=self._scores(scorer, customer_ids),
-        )
+        scorer = self._churn()
+        return ChurnResponse(**scorer.head(), scores=self._scores(scorer, customer_ids))
 
     def cltv(self, customer_ids: list[str]) -> CltvResponse:
         """Value over the horizon with its interval, value band and reasons, for customers who consented."""
-        scorer = self.snapshot.cltv
-        if scorer is None:
-            raise NotReady("no cltv champion is registered yet: run `tessera train cltv`")
-        return CltvResponse(
-            model_version=scorer.version,
-            horizon_days=scorer.horizon_days,
-            interval=scorer.interval,
-            scores=self._scores(scorer, customer_ids),
-        )
+        scorer = self._cltv()
+        return CltvResponse(**scorer.head(), scores=self._scores(scorer, customer_ids))
+
+    def churn_json(self, customer_ids: list[str], compute: bool = True) -> bytes | None:
+        """`churn`'s answer as JSON, from the kept answers where the online store holds the same as when they were
+        computed; without `compute`, None when any would have to be computed (`scores_json`)."""
+        return self.scores_json(self._churn(), customer_ids, compute)
+
+    def cltv_json(self, customer_ids: list[str], compute: bool = True) -> bytes | None:
+        """`cltv`'s answer as JSON, as `churn_json`."""
+        return self.scores_json(self._cltv(), customer_ids, compute)
+
+    def scores_json(self, scorer: Scorer, ids: list[str], compute: bool = True) -> bytes | None:
+        """The scorer's response to these ids as JSON, exactly `scorer.response(...).model_dump_json()`.
+
+        With a fixed now an id's answer depends only on the champion, the surviving id and what the online store
+        holds for that customer in the views the score and the consent are read from: an answer kept beside those
+        stored values (undecoded) is reused while they are unchanged (a live event, a materialization, a consent
+        withdrawal, an erasure, another worker's or replica's write change them). The rest are computed (scored
+        only where the model input changed, `Scorer.score`) and kept. With the clock as now every answer is
+        computed. Without `compute`, None as soon as one would have to be (the caller then computes off the event
+        loop)."""
+        if self.settings.now is None:
+            return self._json(scorer, self._scores(scorer, ids)) if compute else None
+        directory = self.snapshot.directory
+        resolved = [directory.resolve(i) for i in ids]
+        known = list(dict.fromkeys(r for r in resolved if r is not None))
+        views = [self.live.consent_view] + [
+            view for view, _ in scorer.reader.reads if view.name != self.live.consent_view.name
+        ]
+        stored = dict(zip(known, self.live.stored(known, views), strict=True))
+        stamps = [(r, stored.get(r)) for r in resolved]
+        items: list[bytes | None] = []
+        for asked, stamp in zip(ids, stamps, strict=True):
+            kept = scorer.answers.get(asked)
+            items.append(kept[1] if kept is not None and kept[0] == stamp else None)
+        missing = [i for i, item in enumerate(items) if item is None]
+        if not compute and any(resolved[i] is not None for i in missing):
+            return None
+        if missing:
+            # An unknown id's answer reads nothing and is never kept (ids asked are the caller's: unbounded).
+            asked = list(dict.fromkeys(ids[i] for i in missing))
+            computed = dict(zip(asked, self._scores(scorer, asked), strict=True))
+            for i in missing:
+                items[i] = computed[ids[i]].model_dump_json().encode()
+                if resolved[i] is not None:
+                    scorer.answers[ids[i]] = (stamps[i], items[i])  # type: ignore[assignment]
+        empty = scorer.response(**scorer.head(), scores=[]).model_dump_json().encode()
+        return empty[:-2] + b",".join(items) + b"]}"  # type: ignore[arg-type]
+
+    @staticmethod
+    def _json(scorer: Scorer, scores: list[Any]) -> bytes:
+        return scorer.response(**scorer.head(), scores=scores).model_dump_json().encode()
 
     def _scores(
         self, scorer: Scorer, ids: list[str], read: dict[str, CustomerLive] | None = None

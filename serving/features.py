@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from feast import FeatureStore
+from feast import FeatureStore, FeatureView
 
 from features.store import OnlineFeatures, push_events
 from features.store.online_stores import string_keys
@@ -57,6 +57,7 @@ class LiveFeatures:
                 "`tessera features materialize` (or `tessera run`) on this workspace first"
             )
         self._reads = [(views[name], list(names)) for name, names in (REALTIME, CONSENT)]
+        self.consent_view: FeatureView = views[CONSENT[0]]
         self._online_store = store._get_provider().online_store
 
     def read(self, customer_ids: Sequence[str]) -> list[CustomerLive]:
@@ -77,6 +78,15 @@ class LiveFeatures:
             )
             for i in range(len(customer_ids))
         ]
+
+    def stored(self, customer_ids: Sequence[str], views: Sequence[FeatureView]) -> list[tuple[Any, ...]]:
+        """Per customer, what the online store holds for it in each view, undecoded (None where nothing): while
+        it stays the same, so does everything read from those views."""
+        if not customer_ids:
+            return []
+        keys = self._online_store.serialize_keys(self.store.config, string_keys("customer_id", customer_ids))
+        found = self._online_store.read_stored(self.store.config, [(view, keys) for view in views])
+        return list(zip(*found, strict=True))
 
     def one(self, customer_id: str) -> CustomerLive:
         """The live values of one customer."""

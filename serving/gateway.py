@@ -14,7 +14,8 @@ Every request the service answers goes through `Gateway` once, which in this ord
    for a path no route matches, its 405) into `{"error": ...}`, and sets a 405's `Allow` header to every method
    the document declares for the path (Starlette names only the first matching route's: `/customers/{id}` is a
    GET route and a DELETE route);
-6. counts the answer by route template (`serving.metrics`): 401s only as a counter.
+6. counts the answer by route template (`serving.metrics`) under the status it sent (also when the app raises
+   after sending it; 500 when nothing was sent): 401s only as a counter.
 
 Before, each step was a middleware of its own (a coroutine, a closure and often a `send` wrapper per request
 each): together they cost more than the recommendation itself.
@@ -37,6 +38,15 @@ from serving.metrics import METHODS, OTHER, exposition, metrics, route_label
 METRICS_NOT_ALLOWED = json.dumps({"error": "method not allowed: GET /metrics"}).encode()
 NO_BODY = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+
+
+class _Sent:
+    """The status of the answer that went out for one request: 500 until the app (or a refusal) sent one."""
+
+    __slots__ = ("status",)
+
+    def __init__(self) -> None:
+        self.status = 500
 
 
 class Gateway:
@@ -119,13 +129,15 @@ class Gateway:
                 await refuse(send, 405, METRICS_NOT_ALLOWED, [(b"allow", b"GET, HEAD")])
             return
         started = time.perf_counter()
-        status = 500
+        sent = _Sent()
         try:
-            status = await self._answer(scope, receive, send, path, method)
+            sent.status = await self._answer(scope, receive, send, path, method, sent)
         finally:
-            self._count(path, method, status, time.perf_counter() - started)
+            self._count(path, method, sent.status, time.perf_counter() - started)
 
-    async def _answer(self, scope: Scope, receive: Receive, send: Send, path: str, method: str) -> int:
+    async def _answer(
+        self, scope: Scope, receive: Receive, send: Send, path: str, method: str, sent: _Sent
+    ) -> int:
         """Answer the request (refused here or by the app); the status sent."""
         if path == "/docs.json":
             await refuse(send, 200, self.document())
@@ -173,18 +185,19 @@ class Gateway:
         ):
             await refuse(send, 415, UNSUPPORTED)
             return 415
-        return await self._pass_on(scope, receive, send, path)
+        return await self._pass_on(scope, receive, send, path, sent)
 
-    async def _pass_on(self, scope: Scope, receive: Receive, send: Send, path: str) -> int:
-        """Call BentoML; a plain-text error comes back as JSON, a 405 with every documented method."""
-        status = 500
+    async def _pass_on(self, scope: Scope, receive: Receive, send: Send, path: str, sent: _Sent) -> int:
+        """Call BentoML; a plain-text error comes back as JSON, a 405 with every documented method.
+
+        The status is noted in `sent` as it goes out: if the app raises afterwards, that is what was answered."""
         held: list[Message] = []
 
         async def answer(message: Message) -> None:
-            nonlocal status
             if held:
                 held.append(message)
                 if not message.get("more_body", False):
+                    sent.status = held[0]["status"]
                     await self._as_json(send, held)
                 return
             if message["type"] == "http.response.start":
@@ -199,10 +212,11 @@ class Gateway:
                     if content_type.startswith(b"text/plain"):
                         held.append(message)
                         return
+                sent.status = status
             await send(message)
 
         await self.app(scope, receive, answer)
-        return status
+        return sent.status
 
     @staticmethod
     async def _as_json(send: Send, held: list[Message]) -> None:

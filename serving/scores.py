@@ -14,6 +14,11 @@ differs from the one kept (a live event, a new materialization, another request 
 every consenting customer at once when a champion is loaded (`Scorer.score`, in chunks), so a fixed
 `TESSERA_SERVE_NOW` finds every score ready; with the clock as now, the request-time ages change on every
 call and every call scores afresh.
+
+With a fixed now, the engine also keeps each id's answer as sent (`Scorer.answers`: its JSON beside what the
+online store held for the customer when it was computed, undecoded), so /churn and /cltv answer a customer
+whose stored values are unchanged with one read of the store and no decoding, scoring or response model
+(`serving.engine.Engine.scores_json`).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import pandas as pd
 
 from features.store import OnlineFeatures
 from serving.features import model_frame, model_vectors
-from serving.schemas import Band, ChurnScore, CltvScore, FeatureReason
+from serving.schemas import Band, ChurnResponse, ChurnScore, CltvResponse, CltvScore, FeatureReason
 
 N_REASONS = 3
 
@@ -90,6 +95,14 @@ class Scorer:
     thresholds: tuple[float, float]  # between the low/medium and the medium/high band
     # customer id -> (the model input last scored, its score); filled by `score`
     scored: dict[str, tuple[tuple[Any, ...], Scored]] = field(default_factory=dict, compare=False, repr=False)
+    # id asked -> ((surviving id, the online store's values it was computed from), its score's JSON as sent);
+    # filled by the engine (`Engine.scores_json`)
+    answers: dict[str, tuple[tuple[Any, ...], bytes]] = field(default_factory=dict, compare=False, repr=False)
+    response: ClassVar[type[ChurnResponse] | type[CltvResponse]]
+
+    def head(self) -> dict[str, Any]:
+        """The response's fields besides the scores."""
+        return {"model_version": self.version, "horizon_days": self.horizon_days}
 
     def score(self, customer_ids: Sequence[str], now: datetime) -> list[Scored]:
         """Scores of customers (in order) as of `now`; only those whose model input changed are scored again."""
@@ -105,9 +118,13 @@ class Scorer:
         return [pair[1] for pair in kept]  # type: ignore[index]
 
     def forget(self, customer_ids: Sequence[str] | frozenset[str]) -> None:
-        """Drop customers' kept scores and model inputs (an erasure)."""
-        for customer_id in customer_ids:
+        """Drop customers' kept scores, model inputs and answers, also those asked under a merged id (an erasure)."""
+        gone = set(customer_ids)
+        for customer_id in gone:
             self.scored.pop(customer_id, None)
+        for asked, ((survivor, *_), _) in list(self.answers.items()):
+            if asked in gone or survivor in gone:
+                self.answers.pop(asked, None)
 
     def _score(self, frame: pd.DataFrame) -> list[Scored]:
         """Scores of a frame of model vectors (customer_id first), through the champion's own methods."""
@@ -123,6 +140,7 @@ class ChurnScorer(Scorer):
     """The churn champion: calibrated probability of no purchase within the horizon, risk band, reasons."""
 
     kind: ClassVar[type[ChurnScore]] = ChurnScore
+    response: ClassVar[type[ChurnResponse]] = ChurnResponse
 
     def _score(self, frame: pd.DataFrame) -> list[Scored]:
         probability = self.estimator.predict_proba(frame)
@@ -137,11 +155,15 @@ class CltvScorer(Scorer):
     """The CLTV champion: value over the horizon with its interval, a value band relative to the customer base."""
 
     kind: ClassVar[type[CltvScore]] = CltvScore
+    response: ClassVar[type[CltvResponse]] = CltvResponse
 
     @property
     def interval(self) -> tuple[float, float]:
         """The quantiles of the value interval (cltv_low, cltv_high)."""
         return tuple(getattr(self.estimator, "interval", (0.1, 0.9)))  # type: ignore[return-value]
+
+    def head(self) -> dict[str, Any]:
+        return {**super().head(), "interval": self.interval}
 
     def _score(self, frame: pd.DataFrame) -> list[Scored]:
         values = self.estimator.predict(frame)[["cltv", "cltv_low", "cltv_high"]].to_dict("records")

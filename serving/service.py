@@ -12,12 +12,14 @@ constructs the service in it, and `tessera serve` passes the settings BentoML ne
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import anyio.to_thread
 import bentoml
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.requests import Request
 
 from features.store.settings import FeatureStoreSettings
@@ -52,8 +54,9 @@ from tessera.core.settings import Settings
 # recommendation costs: an OpenTelemetry span around every request and its body reads, an access-log line, and
 # a thread hop for synchronous APIs. Tracing and access logs are off here (TESSERA_SERVE_TRACING and
 # _ACCESS_LOG turn them on, through `serving.run.bentoml_overrides`); the hot APIs are `async` so they run on
-# the event loop. The threads serve the blocking endpoints (/churn, /cltv, /events, /customers/{id}): BentoML
-# reads them from this declaration only, never from its configuration overrides, so they are fixed here.
+# the event loop (/churn and /cltv too: they hand scoring to a thread themselves). The threads serve the
+# blocking endpoints (/events, /customers/{id}): BentoML reads them from this declaration only, never from its
+# configuration overrides, so they are fixed here.
 SERVICE_CONFIG: dict[str, Any] = {
     "threads": 4,
     "logging": {"access": {"enabled": False}},
@@ -128,14 +131,14 @@ class Tessera:
             return _error(404, exc)  # type: ignore[return-value]
 
     @bentoml.api(route="/churn", input_spec=ScoreRequest)
-    def churn(self, **request: Any) -> ChurnResponse:
+    async def churn(self, **request: Any) -> ChurnResponse:
         """Churn probability within the horizon, risk band and top reasons; none without profiling consent."""
-        return self.engine.churn(ScoreRequest(**request).customer_ids)
+        return await _scores_answer(self.engine.churn_json, ScoreRequest(**request).customer_ids)
 
     @bentoml.api(route="/cltv", input_spec=ScoreRequest)
-    def cltv(self, **request: Any) -> CltvResponse:
+    async def cltv(self, **request: Any) -> CltvResponse:
         """Value over the horizon with its interval, value band and top reasons; none without profiling consent."""
-        return self.engine.cltv(ScoreRequest(**request).customer_ids)
+        return await _scores_answer(self.engine.cltv_json, ScoreRequest(**request).customer_ids)
 
     @bentoml.api(route="/events", input_spec=EventRequest)
     def events(self, **request: Any) -> EventResponse:
@@ -207,6 +210,15 @@ class Tessera:
         erased = f"erased:{receipt['erasure_id']}"  # the receipt's id, never the erased person's own
         self.access_log.record(request.scope.get(KEY_ID), erased, "DELETE /customers/{customer_id}")
         return receipt
+
+
+async def _scores_answer(answer: Callable[[list[str], bool], bytes | None], ids: list[str]) -> Any:
+    """/churn's or /cltv's JSON (`Engine.scores_json`): on the event loop when every answer is kept (one read of
+    the online store), else computed in a thread (scoring blocks for milliseconds)."""
+    body = answer(ids, False)
+    if body is None:
+        body = await anyio.to_thread.run_sync(answer, ids, True)
+    return Response(body, media_type="application/json")
 
 
 def _error(status: int, exc: Exception) -> JSONResponse:

@@ -8,15 +8,8 @@ from typing import Annotated
 
 import typer
 
+from tessera import options
 from tessera.core.settings import Workspace
-from tessera.options import (
-    NowOption,
-    WorkspaceOption,
-    now_from,
-    workspace_from,
-    workspace_settings,
-    writes_workspace,
-)
 
 app = typer.Typer(
     help="The Feast feature store: offline tables from the profile, the registry and the online store.",
@@ -27,19 +20,21 @@ app = typer.Typer(
 
 
 @app.command()
-@writes_workspace("tessera features apply")
-def apply(workspace: WorkspaceOption = None) -> None:
+@options.writes_workspace("tessera features apply")
+def apply(workspace: options.WorkspaceOption = None) -> None:
     """Write feature_store.yaml from TESSERA_FEAST_* settings and register the declarations in the registry."""
     from features.store import FeatureStoreSettings, apply_feature_store
 
-    typer.echo(json.dumps(apply_feature_store(workspace_from(workspace), FeatureStoreSettings()), indent=2))
+    typer.echo(
+        json.dumps(apply_feature_store(options.workspace_from(workspace), FeatureStoreSettings()), indent=2)
+    )
 
 
 @app.command()
-@writes_workspace("tessera features materialize")
+@options.writes_workspace("tessera features materialize")
 def materialize(
-    workspace: WorkspaceOption = None,
-    now: NowOption = None,
+    workspace: options.WorkspaceOption = None,
+    now: options.NowOption = None,
     full: Annotated[
         bool,
         typer.Option(
@@ -52,16 +47,16 @@ def materialize(
     """Recompute the offline feature tables from the profile and load the online store up to --now."""
     from features.store import FeatureStoreSettings, materialize_feature_store
 
-    settings = workspace_settings(workspace)
+    settings = options.workspace_settings(workspace)
     summary = materialize_feature_store(
-        Workspace.from_settings(settings), now_from(now), settings, FeatureStoreSettings(), full=full
+        Workspace.from_settings(settings), options.now_from(now), settings, FeatureStoreSettings(), full=full
     )
     typer.echo(json.dumps(summary, indent=2, default=str))
 
 
 @app.command()
 def docs(
-    workspace: WorkspaceOption = None,
+    workspace: options.WorkspaceOption = None,
     out: Annotated[
         Path | None, typer.Option("--out", help="Where to write (default: docs/features.md).")
     ] = None,
@@ -70,6 +65,6 @@ def docs(
     from features.store import FeatureStoreSettings, apply_feature_store, open_store
     from features.store.catalogue import CATALOGUE, write_catalogue
 
-    ws, store_settings = workspace_from(workspace), FeatureStoreSettings()
+    ws, store_settings = options.workspace_from(workspace), FeatureStoreSettings()
     apply_feature_store(ws, store_settings)
     typer.echo(f"feature catalogue: {write_catalogue(open_store(ws, store_settings), out or CATALOGUE)}")

@@ -73,7 +73,9 @@ class TrainingContext:
 
     def _consenting(self, rows: pd.DataFrame) -> pd.DataFrame:
         excluded = self.without_profiling_consent
-        return rows[~rows["customer_id"].astype(str).isin(excluded)].reset_index(drop=True) if excluded else rows
+        return (
+            rows[~rows["customer_id"].astype(str).isin(excluded)].reset_index(drop=True) if excluded else rows
+        )
 
     @cached_property
     def order_lines(self) -> pd.DataFrame:

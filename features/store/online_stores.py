@@ -135,6 +135,13 @@ class PackedVectors:
         the view `replaces_online`."""
         raise NotImplementedError
 
+    def read_stored(
+        self, config: RepoConfig, requests: Sequence[tuple[FeatureView, Sequence[bytes]]]
+    ) -> list[list[Stored | None]]:
+        """What is stored per (view, serialised keys), undecoded: equal stored values decode to equal values, so
+        comparing them tells whether anything a key's features came from changed, without decoding."""
+        return self._fetch(config, requests)
+
     @staticmethod
     def serialize_keys(config: RepoConfig, entity_keys: Sequence[EntityKey]) -> list[bytes]:
         version = config.entity_key_serialization_version

@@ -9,8 +9,6 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,8 +19,6 @@ from training_fixtures import NOW, retailer, small_settings, write_retailer  # n
 
 from features.store.settings import FeatureStoreSettings  # noqa: E402
 from tessera.core.settings import Settings, Workspace  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[2]
 
 API_KEY = "test-key-1"
 OTHER_KEY = "test-key-2"
@@ -51,7 +47,6 @@ __all__ = [
     "build_served",
     "key_hashes",
     "redis_copy",
-    "running_server",
     "serve_env",
 ]
 
@@ -160,63 +155,3 @@ def serve_env(served: Served, poll_seconds: float = 0) -> dict[str, str]:
         "TESSERA_SERVE_POLL_SECONDS": str(poll_seconds),
         "TESSERA_SERVE_WORKERS": "1",
     }
-
-
-@contextmanager
-def running_server(workspace: Path, env: dict[str, str], log: Path, *extra: str) -> Iterator[str]:
-    """`python -m tessera.serving_cli` on the workspace in a subprocess on a free loopback port, until ready (at
-    most 300 s); its base URL. Stopped afterwards, with every worker it started (by their process ids)."""
-    import os
-    import signal
-    import socket
-    import subprocess
-    import time
-
-    import httpx
-    import psutil
-    import pytest
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    command = [
-        sys.executable,
-        "-m",
-        "tessera.serving_cli",
-        "--workspace",
-        str(workspace),
-        "--port",
-        str(port),
-    ]
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [*command, *extra],
-            env={**os.environ, **env},
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            assert process.poll() is None, f"the server exited: {log.read_text()[-3000:]}"
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(1)
-        else:
-            pytest.fail(f"the server was not ready in 300 s: {log.read_text()[-3000:]}")
-        yield url
-    finally:
-        children = psutil.Process(process.pid).children(recursive=True)
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        for child in children:
-            if child.is_running():
-                child.kill()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 from pathlib import Path
 
@@ -45,17 +46,22 @@ def test_a_withdrawal_rerun_at_the_same_as_of_stops_the_churn_score(
         monkeypatch.setenv(key, value)
     service = Tessera()
     try:
-        before = service.churn(customer_ids=[copy.regular]).scores[0]
+        before = service.engine.churn([copy.regular]).scores[0]
         assert before.scored and before.churn_probability is not None
+        assert json.loads(service.engine.churn_json([copy.regular], compute=False))["scores"][0]["scored"]
 
         _withdraw_profiling(copy.workspace, copy.regular)
         # The same "as of" as the last load: without the fix this was skipped as "up to date".
         summary = build_feature_store(copy.workspace, NOW, Settings(workspace=root), FeatureStoreSettings())
         assert summary["materialized"]["customer_profile"].startswith("full")
 
-        after = service.churn(customer_ids=[copy.regular]).scores[0]
+        after = service.engine.churn([copy.regular]).scores[0]
         assert not after.scored and after.not_scored_reason == "no_profiling_consent"
         assert after.churn_probability is None
+        # The answer kept at load is not reused: the store holds another consent now.
+        assert service.engine.churn_json([copy.regular], compute=False) is None
+        kept = json.loads(service.engine.churn_json([copy.regular]))["scores"][0]
+        assert kept["not_scored_reason"] == "no_profiling_consent"
         assert not service.engine.customer(copy.regular).churn.scored
     finally:
         service.close()

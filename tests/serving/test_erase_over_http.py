@@ -16,8 +16,9 @@ from collections.abc import Iterator
 import httpx
 import pandas as pd
 import pytest
-from serving_fixtures import ADMIN_KEY, AUTH, NOW, Served, running_server, serve_env
+from serving_fixtures import ADMIN_KEY, AUTH, NOW, Served, serve_env
 
+from serving.process import running_service
 from tessera.core.settings import Workspace
 
 pytestmark = pytest.mark.integration
@@ -46,7 +47,7 @@ def server(copy: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
     log = tmp_path_factory.mktemp("erase-http-server") / "server.log"
     extra = ("--now", NOW.isoformat(), "--workers", "2", "--poll-seconds", "0")
     env = {**serve_env(copy, poll_seconds=0), "TESSERA_SERVE_WORKERS": "2"}
-    with running_server(copy.workspace.root, env, log, *extra) as url:
+    with running_service(copy.workspace.root, env, log, *extra) as url:
         yield url
 
 

@@ -188,6 +188,7 @@ def test_erase_leaves_no_trace_and_the_service_forgets_within_seconds(
     try:
         assert service.engine.customer(customer).customer_id == customer
         assert service.engine.recommend(RecommendRequest(customer_id=customer, k=3)).personalised
+        assert customer in service.engine.snapshot.churn.answers  # kept ahead: the erasure must drop it
 
         erased = CliRunner().invoke(
             app, ["erase", "--customer", customer, "--workspace", str(workspace.root)], env=env
@@ -209,7 +210,10 @@ def test_erase_leaves_no_trace_and_the_service_forgets_within_seconds(
         assert (
             not fallback.personalised and fallback.fallback and fallback.fallback_reason == "unknown_customer"
         )
-        assert service.churn(customer_ids=[customer]).scores[0].not_scored_reason == "unknown_customer"
+        assert service.engine.churn([customer]).scores[0].not_scored_reason == "unknown_customer"
+        assert json.loads(service.engine.cltv_json([customer]))["scores"][0]["resolved_id"] is None
+        for scorer in (service.engine.snapshot.churn, service.engine.snapshot.cltv):
+            assert customer not in scorer.answers and customer not in scorer.scored
     finally:
         service.close()
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-from serving_fixtures import AUTH, NOW, Served, running_server, serve_env
+from serving_fixtures import AUTH, NOW, Served, serve_env
 
+from serving.process import running_service
 from training import tracking
 
 pytestmark = pytest.mark.integration
@@ -41,7 +42,7 @@ def server(
     log = tmp_path_factory.mktemp("server") / "server.log"
     env = {**serve_env(served, poll_seconds=1), **store_env}
     extra = ("--now", NOW.isoformat(), "--workers", "1", "--poll-seconds", "1")
-    with running_server(served.workspace.root, env, log, *extra) as url:
+    with running_service(served.workspace.root, env, log, *extra) as url:
         yield url
 
 

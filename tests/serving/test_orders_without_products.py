@@ -92,7 +92,7 @@ def test_orders_without_products_are_profiled_scored_and_served(
     service = Tessera()
     try:
         assert service.__is_ready__()
-        for scores in (service.churn(customer_ids=[customer]), service.cltv(customer_ids=[customer])):
+        for scores in (service.engine.churn([customer]), service.engine.cltv([customer])):
             assert scores.scores[0].scored
         answer = asyncio.run(service.recommend(customer_id=customer, k=5))
         assert (answer.items, answer.fallback, answer.fallback_reason) == ([], True, "no_products")

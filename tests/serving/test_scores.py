@@ -34,7 +34,7 @@ def test_served_churn_and_cltv_are_the_batch_scores(service: Any, served: Served
     cltv = _batch(served, "cltv")
     ids = _untouched(service, served, churn)
     assert len(ids) >= 5
-    for score in service.churn(customer_ids=ids).scores:
+    for score in service.engine.churn(ids).scores:
         row = churn.loc[score.customer_id]
         assert score.churn_probability == pytest.approx(row["churn_probability"], rel=1e-9)
         batch_reasons = [row[f"reason_{i}"] for i in (1, 2, 3) if isinstance(row[f"reason_{i}"], str)]
@@ -42,14 +42,14 @@ def test_served_churn_and_cltv_are_the_batch_scores(service: Any, served: Served
         assert [reason.impact for reason in score.reasons] == pytest.approx(
             [row[f"reason_{i}_impact"] for i in range(1, len(batch_reasons) + 1)], rel=1e-9
         )
-    for score in service.cltv(customer_ids=ids).scores:
+    for score in service.engine.cltv(ids).scores:
         row = cltv.loc[score.customer_id]
         assert (score.cltv, score.cltv_low, score.cltv_high) == pytest.approx(
             (row["cltv"], row["cltv_low"], row["cltv_high"]), rel=1e-9
         )
     view = service.engine.customer(served.regular)
-    assert view.churn == service.churn(customer_ids=[served.regular]).scores[0]
-    assert view.cltv == service.cltv(customer_ids=[served.regular]).scores[0]
+    assert view.churn == service.engine.churn([served.regular]).scores[0]
+    assert view.cltv == service.engine.cltv([served.regular]).scores[0]
 
 
 def test_every_consenting_customer_is_scored_ahead_and_a_changed_input_is_scored_again(
@@ -65,8 +65,43 @@ def test_every_consenting_customer_is_scored_ahead_and_a_changed_input_is_scored
         skus=[served.skus[0]],
         occurred_at=NOW - timedelta(minutes=5),
     )
-    served_score = service.churn(customer_ids=[served.buyer]).scores[0]
+    served_score = service.engine.churn([served.buyer]).scores[0]
     assert scorer.scored[served.buyer][0] != kept_input
     fresh = dataclasses.replace(scorer, scored={}).score([served.buyer], NOW)[0]
     assert served_score.churn_probability == fresh.fields["churn_probability"]
     assert served_score.reasons == fresh.reasons
+
+
+def test_the_kept_answers_are_the_computed_answers(service: Any, served: Served) -> None:
+    engine = service.engine
+    known = sorted(engine.snapshot.directory.ids)
+    # Kept ahead at load (a fixed now): the consenting and the not consenting, not the unknown.
+    assert {served.regular, served.no_profiling} <= set(engine.snapshot.cltv.answers)
+    for ids in (
+        *([c] for c in known),
+        [served.merged],
+        ["nobody-at-all"],
+        [served.regular, served.merged, "nobody-at-all", served.no_profiling, served.regular],
+    ):
+        assert engine.churn_json(ids) == engine.churn(ids).model_dump_json().encode(), ids
+        assert engine.cltv_json(ids) == engine.cltv(ids).model_dump_json().encode(), ids
+    assert "nobody-at-all" not in engine.snapshot.churn.answers
+    # Every one kept now: answered without computing, the merged id under its own name.
+    assert engine.churn_json([served.merged, served.no_profiling], compute=False) == (
+        engine.churn([served.merged, served.no_profiling]).model_dump_json().encode()
+    )
+
+
+def test_a_live_event_makes_the_kept_answer_computed_again(service: Any, served: Served) -> None:
+    engine = service.engine
+    assert engine.churn_json([served.buyer], compute=False) is not None
+    service.events(
+        customer_id=served.buyer,
+        event_type="product_view",
+        skus=[served.skus[1]],
+        occurred_at=NOW - timedelta(minutes=3),
+    )
+    assert engine.churn_json([served.buyer], compute=False) is None
+    assert engine.cltv_json([served.buyer], compute=False) is None
+    assert engine.churn_json([served.buyer]) == engine.churn([served.buyer]).model_dump_json().encode()
+    assert engine.churn_json([served.buyer], compute=False) is not None

@@ -105,7 +105,7 @@ def test_similar_items(service: Any, served: Served) -> None:
 
 
 def test_churn_scores_bands_and_reasons(service: Any, served: Served) -> None:
-    response = service.churn(customer_ids=[served.regular, served.merged, "nobody-at-all"])
+    response = service.engine.churn([served.regular, served.merged, "nobody-at-all"])
     regular, merged, unknown = response.scores
     assert (
         regular.scored
@@ -123,13 +123,13 @@ def test_churn_scores_bands_and_reasons(service: Any, served: Served) -> None:
 
 
 def test_a_batch_of_unknown_ids_is_answered_not_refused(service: Any) -> None:
-    scores = service.churn(customer_ids=["nobody-at-all", "nobody-either"]).scores
+    scores = service.engine.churn(["nobody-at-all", "nobody-either"]).scores
     assert [s.not_scored_reason for s in scores] == ["unknown_customer", "unknown_customer"]
 
 
 def test_withdrawn_profiling_consent_means_no_score_at_all(service: Any, served: Served) -> None:
-    churn = service.churn(customer_ids=[served.no_profiling]).scores[0]
-    cltv = service.cltv(customer_ids=[served.no_profiling]).scores[0]
+    churn = service.engine.churn([served.no_profiling]).scores[0]
+    cltv = service.engine.cltv([served.no_profiling]).scores[0]
     for score in (churn, cltv):
         assert not score.scored and score.not_scored_reason == "no_profiling_consent" and not score.reasons
     assert churn.churn_probability is None and churn.risk_band is None
@@ -140,7 +140,7 @@ def test_withdrawn_profiling_consent_means_no_score_at_all(service: Any, served:
 
 
 def test_cltv_value_interval_and_band(service: Any, served: Served) -> None:
-    response = service.cltv(customer_ids=[served.regular])
+    response = service.engine.cltv([served.regular])
     score = response.scores[0]
     assert (
         score.scored
