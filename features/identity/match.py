@@ -595,8 +595,12 @@ class IdentityMatcher:
         elif sampled:  # no rule finds a single pair: keep the documented prior, never 0
             logger.warning("no deterministic rule links any identity records: prior match probability kept")
         if sampled:
+            # One chunk per comparison: in chunks (Splink's default, 10 and a probe) the rare levels of every
+            # comparison (a swapped name, an exact loyalty card) never reach Splink's early-exit count, so
+            # all chunks ran anyway, each with its own SQL to build and parse: 66 passes instead of 8 for
+            # the same u values at 100k (2026-12-03: 2.26 -> 1.56 s of CPU, the model identical).
             linker.training.estimate_u_using_random_sampling(
-                max_pairs=min(self.u_max_pairs, n * (n - 1) / 2), seed=self.seed
+                max_pairs=min(self.u_max_pairs, n * (n - 1) / 2), seed=self.seed, num_chunks=1
             )
         trained = n >= self.min_training_records
         if trained:

@@ -263,8 +263,7 @@ def _merged_summary(con: duckdb.DuckDBPyConnection, summaries: Summaries) -> Pat
         rows = _file_summaries(summaries.records)
         counts = f"(SELECT identity_key FROM {rows} GROUP BY identity_key HAVING count(*) > 1)"
         sql = f"""SELECT * FROM (SELECT * FROM {rows} ANTI JOIN {counts} USING (identity_key)
-                  UNION ALL BY NAME {_merge_sql(f"(SELECT * FROM {rows} SEMI JOIN {counts} USING (identity_key))")})
-                  ORDER BY identity_key"""
+                  UNION ALL BY NAME {_merge_sql(f"(SELECT * FROM {rows} SEMI JOIN {counts} USING (identity_key))")})"""
     else:
         last, before = previous
         added = [p for p in summaries.records if p.name not in before]
