@@ -129,7 +129,8 @@ def link_incrementally(
     clusters = pd.concat(
         [clusters, pd.Series(name, index=untouched["identity_key"].to_numpy(), name="cluster")]
     )
-    links = _concat([links[~touched_links], relinked])
+    # The new links had no `kept` flag until re-clustered: without the cast the column holds Python objects.
+    links = _concat([links[~touched_links], relinked]).astype({"kept": bool})
     return IncrementalLinks(
         clusters=clusters.reindex(keys.to_numpy()),
         links=links,
