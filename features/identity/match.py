@@ -27,7 +27,7 @@ from splink.blocking_rule_library import CustomRule
 from splink.comparison_library import CustomComparison
 
 from features.identity.conflict import conflict, people
-from features.identity.records import key_positions
+from features.identity.records import is_in, key_positions
 
 logger = logging.getLogger(__name__)
 
@@ -521,16 +521,30 @@ def collapse_identical(records: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
 def shared_value_pairs(table: pa.Table, columns: list[str], is_new: np.ndarray | None = None) -> pd.DataFrame:
     """Every pair of records (smaller key left) equal on at least one of `columns`, and on which of them.
 
-    A DuckDB self-join per column (nulls never join); with `is_new`, only pairs holding a new record.
+    A DuckDB self-join per column (nulls never join); with `is_new`, only pairs holding a new record: the
+    new records joined with all of them (a join of 1% of the records with the rest, not of all with all).
     """
     con = duckdb.connect()
-    con.register("records", table.append_column("is_new", pa.array(is_new)) if is_new is not None else table)
-    new_only = " AND (l.is_new OR r.is_new)" if is_new is not None else ""
+    con.register("records", table)
     # The flags are read off each join's own rows: a pair found twice gets the same row twice, which UNION drops.
     shared = ", ".join(f"coalesce(l.{c} = r.{c}, false) AS {c}" for c in columns)
+    if is_new is None:
+        keys, left, order = (
+            "l.identity_key AS identity_key_l, r.identity_key AS identity_key_r",
+            "records",
+            "<",
+        )
+    else:
+        # Every comparison is symmetric, so the flags do not depend on which side the new record is on.
+        con.register("new", table.filter(pa.array(is_new)))
+        keys = (
+            "least(l.identity_key, r.identity_key) AS identity_key_l,"
+            " greatest(l.identity_key, r.identity_key) AS identity_key_r"
+        )
+        left, order = "new", "<>"
     joined = " UNION ".join(
-        f"SELECT l.identity_key AS identity_key_l, r.identity_key AS identity_key_r, {shared} FROM records l"
-        f" JOIN records r ON l.{c} = r.{c} AND l.identity_key < r.identity_key{new_only}"
+        f"SELECT {keys}, {shared} FROM {left} l"
+        f" JOIN records r ON l.{c} = r.{c} AND l.identity_key {order} r.identity_key"
         for c in columns
     )
     pairs = con.execute(f"SELECT * FROM ({joined}) ORDER BY identity_key_l, identity_key_r").df()
@@ -629,8 +643,8 @@ class IdentityMatcher:
         columns = ["identity_key_l", "identity_key_r", "kind", "match_weight", "match_probability", *gammas]
         is_new = None
         if new is not None:
-            is_new = distinct["identity_key"].isin(new).to_numpy()
-            copies = copies[copies["identity_key_l"].isin(new) | copies["identity_key_r"].isin(new)]
+            is_new = is_in(distinct["identity_key"], new)
+            copies = copies[is_in(copies["identity_key_l"], new) | is_in(copies["identity_key_r"], new)]
         table = _for_splink(distinct)
         found = [copies, self._shared_identifiers(table, distinct, is_new)]
         rules = probabilistic_blocking_rules(self.plan_)

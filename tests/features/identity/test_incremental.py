@@ -27,12 +27,15 @@ ANN_AT_WORK = contact("w9", "Ann", "Lee", email="ann@work.example", birth_date="
 # Gil's card is there from the first run, so both runs match on the same attributes (loyalty numbers
 # included): a new kind of attribute changes the matcher's plan, which retrains it and runs in full.
 GIL = contact("m7", "Gil", "Moss", email="gil@moss.example", loyalty_number="L7")
-FIRST = {"crm": [ANN, BOB, CARL, DANA, EVE], "webshop": [ANN_AT_WORK], "loyalty": [GIL]}
+# Hal is in both shops from the first run on: his link is one that the second run leaves untouched.
+HAL = contact("h1", "Hal", "Berg", email="hal@berg.example")
+FIRST = {"crm": [ANN, BOB, CARL, DANA, EVE, HAL], "webshop": [ANN_AT_WORK, HAL], "loyalty": [GIL]}
 SECOND = {
     # Dana's email changed, Eve was erased.
-    "crm": [ANN, BOB, CARL, {**DANA, "email": "dana.fox@example.com"}],
+    "crm": [ANN, BOB, CARL, {**DANA, "email": "dana.fox@example.com"}, HAL],
     "webshop": [
         ANN_AT_WORK,
+        HAL,
         contact("w2", "Carl", "Diaz", phone="+44 7700 900111"),  # Carl again: a phone link
         contact("w3", "Fay", "Gold", email="fay@gold.example", phone="07700 900333"),  # somebody new
         contact("w4", "Fay", "Gold", email="fay@gold.example", phone="07700 900333"),  # her identical copy
@@ -71,9 +74,13 @@ def test_incremental_run_gives_the_full_runs_clusters_and_keeps_ids(tmp_path: Pa
     summary = resolve_identities(incremental, NOW + timedelta(days=1), Settings())
     _write(full, SECOND)
     _write(full, {"loyalty": [*SECOND["loyalty"], BRIDGE]})
-    resolve_identities(full, NOW + timedelta(days=1), Settings(), full=True)
+    full_summary = resolve_identities(full, NOW + timedelta(days=1), Settings(), full=True)
 
     assert summary["mode"] == "incremental"
+    # The same links as a full run, counted alike (a `kept` column of Python objects once counted ~True as -2).
+    assert summary["links"] == full_summary["links"]
+    assert summary["links_cut_by_guards"] == full_summary["links_cut_by_guards"] == 0
+    assert pd.read_parquet(incremental.identity / "links.parquet")["kept"].dtype == bool
     # New: w2, w3, w4, w5, m1, m2; changed: c4. Removed: c5.
     assert summary["incremental_records"]["dirty"] == 7
     assert summary["incremental_records"]["removed"] == 1
