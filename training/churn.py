@@ -212,9 +212,7 @@ class ChurnModel:
 
     def _probability(self, X: pd.DataFrame) -> np.ndarray:
         raw = self.classifier_.predict(X, raw_score=True)
-        if (
-            self.calibrator_ is None
-        ):  # not calibrated yet (a candidate): the ranking is right, the level is not
+        if self.calibrator_ is None:  # a candidate not calibrated yet: the ranking is right, the level is not
             return 1.0 / (1.0 + np.exp(-raw))
         return self.calibrator_.predict_proba(raw.reshape(-1, 1))[:, 1]
 
