@@ -22,6 +22,7 @@ from training.tabular import (
     fit_early_stopped,
     gain_importance,
     lgbm_params,
+    time_holdout,
     with_customer_id,
 )
 
@@ -80,6 +81,36 @@ def rhythm_features(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+# A calibration window counts as "the same season" when its cutoff lies within this many days of the scoring
+# moment's day of the year (half a quarter): nearer than the latest cutoff usually is (one horizon earlier).
+SEASON_TOLERANCE_DAYS = 45
+
+
+def calibration_window(
+    cutoffs: pd.Series, customer_ids: pd.Series, score_at: pd.Timestamp | None = None
+) -> np.ndarray:
+    """Mask of the rows a Platt scaling learns from: the same season as `score_at` when the history has it.
+
+    Churn rates move with the season (an October-December window is not a July-September one), so the
+    probabilities are calibrated on the training cutoff nearest to `score_at`'s day of the year (within
+    SEASON_TOLERANCE_DAYS, and at least 300 days before it); without one (a history shorter than a year,
+    or no `score_at`), on the latest cutoff (`training.tabular.time_holdout`).
+    """
+    latest = time_holdout(cutoffs, customer_ids)
+    when = pd.to_datetime(pd.Series(cutoffs).reset_index(drop=True))
+    if score_at is None or when.nunique() < 2:
+        return latest
+    target = pd.Timestamp(score_at)
+    target = target.tz_convert(when.dt.tz) if when.dt.tz is not None and target.tz is not None else target
+    best, best_distance = None, SEASON_TOLERANCE_DAYS + 1.0
+    for cutoff in sorted(when.unique(), reverse=True):  # the latest of equally near ones
+        days = (target - pd.Timestamp(cutoff)) / pd.Timedelta(days=1)
+        distance = abs(days - 365.25 * round(days / 365.25))
+        if days >= 300 and distance < best_distance:
+            best, best_distance = cutoff, distance
+    return latest if best is None else (when == best).to_numpy()
+
+
 def halves(customer_ids: pd.Series) -> np.ndarray:
     """0 or 1 per row, by a stable hash of the customer id: the two folds of out-of-fold calibration."""
     ids = pd.Series(customer_ids).reset_index(drop=True).astype(str)
@@ -115,32 +146,74 @@ class ChurnModel:
     def _inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
         return model_inputs(self._with_rhythm(frame), self.features, self.probabilistic_)
 
-    def fit(self, frame: pd.DataFrame, churned: pd.Series, cutoffs: pd.Series) -> ChurnModel:
-        """Learn from a training frame (one row per customer and cutoff), its labels and each row's cutoff."""
+    def _params(self, n_estimators: int) -> dict[str, object]:
+        return lgbm_params(
+            n_estimators, self.learning_rate, self.num_leaves, self.min_child_samples, self.seed
+        )
+
+    def fit(
+        self,
+        frame: pd.DataFrame,
+        churned: pd.Series,
+        cutoffs: pd.Series,
+        calibrate: bool = True,
+        score_at: pd.Timestamp | None = None,
+    ) -> ChurnModel:
+        """Learn from a training frame (one row per customer and cutoff), its labels and each row's cutoff.
+
+        `calibrate=False` leaves out the Platt scaling (two more LightGBM fits) until `calibrate` is called:
+        candidate selection reads the ranking alone, so only the winner needs it. `score_at`: the moment
+        the model will score at, whose season the calibration follows (`calibration_window`).
+        """
         fitted = fit_inputs(self._with_rhythm(frame), cutoffs, self.features, self.horizon_days)
         self.probabilistic_, self.encoder_ = fitted.quantities, fitted.encoder
         latest, X = fitted.latest, fitted.X
         y = np.asarray(churned, dtype=int)
-        params = lgbm_params(
-            self.n_estimators, self.learning_rate, self.num_leaves, self.min_child_samples, self.seed
+        probe = lgb.LGBMClassifier(objective="binary", **self._params(self.n_estimators))
+        self.best_iteration_ = int(
+            fit_early_stopped(probe, X, y, latest).best_iteration_ or self.n_estimators
         )
-        probe = fit_early_stopped(lgb.LGBMClassifier(objective="binary", **params), X, y, latest)
-        self.best_iteration_ = int(probe.best_iteration_ or self.n_estimators)
-        params["n_estimators"] = self.best_iteration_
+        self.classifier_ = lgb.LGBMClassifier(objective="binary", **self._params(self.best_iteration_)).fit(
+            X, y
+        )
+        self.features_ = list(self.encoder_.features_)
+        self.calibrator_ = None
+        return self.calibrate(frame, churned, cutoffs, score_at) if calibrate else self
+
+    def calibrate(
+        self,
+        frame: pd.DataFrame,
+        churned: pd.Series,
+        cutoffs: pd.Series,
+        score_at: pd.Timestamp | None = None,
+    ) -> ChurnModel:
+        """Learn the Platt scaling from out-of-fold scores of the calibration window (the frame `fit` saw).
+
+        Each half of the window's customers is scored by a model that learnt from neither them in that
+        window nor their later rows (which would tell what they did in it).
+        """
+        frame = frame.reset_index(drop=True)
+        X = self.encoder_.transform(self._inputs(frame))
+        y = np.asarray(churned, dtype=int)
+        window = calibration_window(cutoffs, frame["customer_id"], score_at)
+        when = pd.to_datetime(pd.Series(cutoffs).reset_index(drop=True)).to_numpy()
+        later = when > when[window].max()
         fold = halves(frame["customer_id"])
         raw = np.zeros(len(frame))
         for half in (0, 1):
-            scored = latest & (fold == half)
+            scored = window & (fold == half)
             if scored.any():
-                model = lgb.LGBMClassifier(objective="binary", **params).fit(X[~scored], y[~scored])
+                left_out = scored | (later & (fold == half))
+                model = lgb.LGBMClassifier(objective="binary", **self._params(self.best_iteration_))
+                model.fit(X[~left_out], y[~left_out])
                 raw[scored] = model.predict(X[scored], raw_score=True)
-        self.calibrator_ = fit_platt(raw[latest], y[latest])
-        self.classifier_ = lgb.LGBMClassifier(objective="binary", **params).fit(X, y)
-        self.features_ = list(self.encoder_.features_)
+        self.calibrator_ = fit_platt(raw[window], y[window])
         return self
 
     def _probability(self, X: pd.DataFrame) -> np.ndarray:
         raw = self.classifier_.predict(X, raw_score=True)
+        if self.calibrator_ is None:  # a candidate not calibrated yet: the ranking is right, the level is not
+            return 1.0 / (1.0 + np.exp(-raw))
         return self.calibrator_.predict_proba(raw.reshape(-1, 1))[:, 1]
 
     def _contributions(self, X: pd.DataFrame) -> pd.DataFrame:

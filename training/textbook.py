@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training.churn import churn_output, fit_platt
+from training.churn import calibration_window, churn_output, fit_platt
 from training.cltv import value_output
 from training.probabilistic import ProbabilisticFeatures
 from training.tabular import time_holdout
@@ -38,9 +38,15 @@ class RecencyChurn:
         # A customer without an order yet is as silent as the most silent one seen in training.
         return np.log1p(np.where(np.isnan(days), self.longest_, np.clip(days, 0, None)))
 
-    def fit(self, frame: pd.DataFrame, churned: pd.Series, cutoffs: pd.Series) -> RecencyChurn:
-        """Learn the Platt scaling of log(1 + days) on the latest cutoff's rows."""
-        latest = time_holdout(cutoffs, frame["customer_id"])
+    def fit(
+        self,
+        frame: pd.DataFrame,
+        churned: pd.Series,
+        cutoffs: pd.Series,
+        score_at: pd.Timestamp | None = None,
+    ) -> RecencyChurn:
+        """Learn the Platt scaling of log(1 + days) on the latest cutoff's rows (or `score_at`'s season's)."""
+        latest = calibration_window(cutoffs, frame["customer_id"], score_at)
         self.longest_ = float(np.nanmax(_column(frame, "days_since_last_order"), initial=0.0))
         score = self._score(frame)
         self.calibrator_ = fit_platt(score[latest], np.asarray(churned, int)[latest])
@@ -79,11 +85,21 @@ class BGNBDChurn:
         p = np.clip(self.probabilistic_.transform(frame)["p_no_purchase"].to_numpy(float), 1e-9, 1 - 1e-9)
         return np.log(p / (1 - p))
 
-    def fit(self, frame: pd.DataFrame, churned: pd.Series, cutoffs: pd.Series) -> BGNBDChurn:
-        """Fit BG/NBD and Gamma-Gamma on the latest cutoff's vectors, then the Platt scaling on its labels."""
+    def fit(
+        self,
+        frame: pd.DataFrame,
+        churned: pd.Series,
+        cutoffs: pd.Series,
+        score_at: pd.Timestamp | None = None,
+    ) -> BGNBDChurn:
+        """Fit BG/NBD and Gamma-Gamma on the latest cutoff's vectors, then the Platt scaling on its labels.
+
+        The Platt scaling follows `score_at`'s season when the history has it (`calibration_window`).
+        """
         latest = time_holdout(cutoffs, frame["customer_id"])
         self.probabilistic_ = ProbabilisticFeatures(self.horizon_days).fit(frame[latest])
-        self.calibrator_ = fit_platt(self._score(frame[latest]), np.asarray(churned, int)[latest])
+        window = calibration_window(cutoffs, frame["customer_id"], score_at)
+        self.calibrator_ = fit_platt(self._score(frame[window]), np.asarray(churned, int)[window])
         return self
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:

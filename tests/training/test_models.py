@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from training_fixtures import NOW, events_from
 
-from training.churn import ChurnModel
+from training.churn import ChurnModel, calibration_window
 from training.cltv import CLTVModel
 from training.recommend import ALL, SHARED, NextBestProduct
 from training.tuning import components, learn_blend, truth_matrix, validation_sample
@@ -68,6 +68,64 @@ def test_churn_probabilities_are_calibrated_on_held_out_cutoffs() -> None:
     )
     model = ChurnModel(n_estimators=100, seed=1).fit(train, train["churned"], train["cutoff"])
     assert model.predict_proba(test).mean() == pytest.approx(test["churned"].mean(), abs=0.05)
+
+
+def test_churn_fitted_then_calibrated_predicts_as_if_fitted_at_once() -> None:
+    frame = feature_frame(3000, seed=4)
+    whole = ChurnModel(n_estimators=60, seed=1).fit(frame, frame["churned"], frame["cutoff"])
+    ranked = ChurnModel(n_estimators=60, seed=1).fit(
+        frame, frame["churned"], frame["cutoff"], calibrate=False
+    )
+    assert ranked.calibrator_ is None
+    # Uncalibrated, the ranking is already the final one: a candidate is selected on it.
+    assert np.argsort(ranked.predict_proba(frame)).tolist() == np.argsort(whole.predict_proba(frame)).tolist()
+    ranked.calibrate(frame, frame["churned"], frame["cutoff"])
+    assert ranked.predict_proba(frame).tolist() == whole.predict_proba(frame).tolist()
+
+
+def test_calibration_window_is_the_same_season_a_year_earlier_when_the_history_has_it() -> None:
+    cutoffs = pd.Series(pd.to_datetime(["2024-01-02", "2024-07-01", "2024-10-01", "2024-10-01"], utc=True))
+    ids = pd.Series(["a", "b", "c", "d"])
+    # Scoring on 2025-01-01: 2024-01-02 is a year earlier, one day off.
+    assert calibration_window(cutoffs, ids, pd.Timestamp("2025-01-01", tz="UTC")).tolist() == [
+        True,
+        False,
+        False,
+        False,
+    ]
+    # No cutoff in April's season, or no moment given: the latest cutoff, as before.
+    latest = [False, False, True, True]
+    assert calibration_window(cutoffs, ids, pd.Timestamp("2025-04-01", tz="UTC")).tolist() == latest
+    assert calibration_window(cutoffs, ids).tolist() == latest
+    # Under 300 days after every cutoff: nothing from "the same season" yet, even near January's day.
+    assert calibration_window(cutoffs, ids, pd.Timestamp("2024-10-20", tz="UTC")).tolist() == latest
+
+
+def test_churn_probabilities_follow_the_season_they_will_score_in() -> None:
+    # Winters churn less than summers (same customers' behaviour otherwise): a model scoring next winter is
+    # calibrated on last winter, not on the latest (summer) cutoff.
+    rng = np.random.default_rng(5)
+    dates = ["2024-01-01", "2024-04-01", "2024-07-01"]
+    n = 3000
+    frame = pd.DataFrame(
+        {
+            "customer_id": [f"c{i}" for i in range(n)] * len(dates),
+            "cutoff": pd.to_datetime(np.repeat(dates, n), utc=True),
+            "days_since_last_order": rng.exponential(60, n * len(dates)),
+        }
+    )
+    winter = (frame["cutoff"].dt.month == 1).to_numpy()
+    logit = frame["days_since_last_order"] / 30 - 2 - 1.5 * winter
+    frame["churned"] = rng.random(len(frame)) < 1 / (1 + np.exp(-logit))
+    summer_rate, winter_rate = frame.loc[~winter, "churned"].mean(), frame.loc[winter, "churned"].mean()
+    next_winter = frame[winter]  # the same customers' vectors, scored as of 2025-01-01
+    seasonal = ChurnModel(n_estimators=60, seed=1).fit(
+        frame, frame["churned"], frame["cutoff"], score_at=pd.Timestamp("2025-01-01", tz="UTC")
+    )
+    latest = ChurnModel(n_estimators=60, seed=1).fit(frame, frame["churned"], frame["cutoff"])
+    assert seasonal.predict_proba(next_winter).mean() == pytest.approx(winter_rate, abs=0.03)
+    assert latest.predict_proba(next_winter).mean() > winter_rate + 0.1
+    assert summer_rate > winter_rate + 0.1
 
 
 def test_cltv_ranks_spenders_and_gives_an_ordered_interval() -> None:
