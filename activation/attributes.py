@@ -36,6 +36,26 @@ KIND_SOURCES = {
     "product_view": ("interactions", "event_type = 'product_view'"),
 }
 # top_skus (comma-separated, best first) rides along for the activations' payloads; rules cannot name it.
+# The golden-record columns read, with their type when the profile lacks them (a retailer with fewer sources).
+PROFILE_COLUMNS = {
+    "country": "VARCHAR",
+    "city": "VARCHAR",
+    "postcode": "VARCHAR",
+    "gender": "VARCHAR",
+    "birth_date": "DATE",
+    "loyalty_tier": "VARCHAR",
+    "loyalty_points": "DOUBLE",
+    "email": "VARCHAR",
+    "phone": "VARCHAR",
+    "last_order_at": "TIMESTAMPTZ",
+    "first_order_at": "TIMESTAMPTZ",
+    "loyalty_joined_at": "TIMESTAMPTZ",
+    "n_orders": "BIGINT",
+    "consent_email": "BOOLEAN",
+    "consent_sms": "BOOLEAN",
+    "consent_personalisation": "BOOLEAN",
+    "consent_profiling": "BOOLEAN",
+}
 SCORE_COLUMNS = ("churn_probability", "cltv", "top_category", "top_skus")
 TOP_K = 3
 
@@ -111,6 +131,10 @@ def compute_attributes(
         if web.exists()
         else "LEFT JOIN (SELECT NULL::VARCHAR AS customer_id, NULL::BOOLEAN AS uses_web) w USING (customer_id)"
     )
+    present = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{customers}')").fetchall()}
+    golden = ", ".join(
+        (f"{c}::{t} AS {c}" if c in present else f"NULL::{t} AS {c}") for c, t in PROFILE_COLUMNS.items()
+    )
     frame = con.execute(
         f"""
         SELECT c.customer_id, c.country, c.city, c.postcode, c.gender,
@@ -127,7 +151,7 @@ def compute_attributes(
                  + coalesce(w.uses_web, false)::INT)::DOUBLE AS n_channels,
                c.consent_email, c.consent_sms, c.consent_personalisation, c.consent_profiling,
                e.* EXCLUDE (customer_id, orders_online, orders_store)
-        FROM read_parquet('{customers}') c
+        FROM (SELECT customer_id, {golden} FROM read_parquet('{customers}')) c
         LEFT JOIN ({per_customer}) e USING (customer_id) {monetary} {uses_web}
         ORDER BY c.customer_id
         """,

@@ -73,6 +73,15 @@ class LiveSegments:
         self.select = evaluation(self.plan, row.subquery("r"), "sqlite")
         self.names = [s.name for s in self.plan.segments]
         self.bits = ", ".join(bits_column(s) for s in self.plan.segments)
+        self.read_bits = f"SELECT {self.bits} FROM attributes WHERE customer_id = ?"
+        self.write_bits = exp.update(
+            "attributes",
+            {bits_column(s): exp.Placeholder() for s in self.plan.segments},
+            where=exp.column("customer_id").eq(exp.Placeholder()),
+        ).sql("sqlite")
+        # Written once per shape, not per event: generating SQL from a tree costs milliseconds.
+        self._updates: dict[tuple[str, ...], str] = {}
+        self._reasons: dict[tuple[str, int | None, int], str] = {}
 
     def _update(
         self, kinds: Sequence[str], sku_list: Sequence[str], at: float, now: float
@@ -112,9 +121,7 @@ class LiveSegments:
         con = self.con
         con.execute("BEGIN IMMEDIATE")
         try:
-            before = con.execute(
-                f"SELECT {self.bits} FROM attributes WHERE customer_id = ?", [customer_id]
-            ).fetchone()
+            before = con.execute(self.read_bits, [customer_id]).fetchone()
             if before is None:  # a customer the last refresh did not know: the next refresh will
                 con.execute("COMMIT")
                 return []
@@ -134,16 +141,13 @@ class LiveSegments:
                 new_bits[bits_column(segment)] = bits
                 was = segment.name in current
                 if member != was:
-                    prior = before[i]
-                    why = reason(segment.rule, None if prior is None else int(prior), bits)
+                    prior = None if before[i] is None else int(before[i])
+                    key = (segment.name, prior, bits)
+                    why = self._reasons.get(key)
+                    if why is None:
+                        why = self._reasons[key] = reason(segment.rule, prior, bits)
                     changes.append((segment.name, customer_id, "entry" if member else "exit", stamp, why))
-            assignments = {c: exp.Placeholder() for c in new_bits}
-            con.execute(
-                exp.update(
-                    "attributes", assignments, where=exp.column("customer_id").eq(exp.Placeholder())
-                ).sql("sqlite"),
-                [*new_bits.values(), customer_id],
-            )
+            con.execute(self.write_bits, [*new_bits.values(), customer_id])
             if changes:
                 record_changes(con, changes, self.triggers, "live")
             con.execute("COMMIT")
