@@ -143,6 +143,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=3000, help="live events sent at --rate per second")
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--activations", type=int, default=20_000)
+    parser.add_argument("--batch", type=int, default=1000, help="the worker's batch size")
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()}")
     folder = Path(tempfile.mkdtemp(prefix="tessera-activation-bench-"))
@@ -169,7 +170,11 @@ def main() -> None:
             f"{second['exits']:,} exits; load {os.getloadavg()[0]:.1f}"
         )
 
-        live = LiveSegments(membership_db(workspace), plan, triggers, categories(workspace))
+        live = (
+            None
+            if args.events == 0
+            else LiveSegments(membership_db(workspace), plan, triggers, categories(workspace))
+        )
         rng = np.random.default_rng(args.seed)
         kinds = rng.choice(["add_to_cart", "purchase", "product_view"], args.events)
         who = rng.integers(0, args.customers, args.events)
@@ -177,7 +182,7 @@ def main() -> None:
         moment = NOW + timedelta(days=1)
         cpu = time.process_time()
         began = time.perf_counter()
-        for i in range(args.events):
+        for i in range(args.events if live is not None else 0):
             due = began + i / args.rate
             pause = due - time.perf_counter()
             if pause > 0:
@@ -186,13 +191,14 @@ def main() -> None:
             changes += len(live.on_event(f"C{who[i]:09d}", str(kinds[i]), [str(i % 500)], moment, moment))
             latencies.append(time.perf_counter() - started)
         spent = time.perf_counter() - began
-        ms = np.array(latencies) * 1000
+        ms = np.array(latencies or [0.0]) * 1000
         print(
             f"live: {args.events:,} events in {spent:.1f} s ({args.events / spent:.0f}/s), {changes:,} changes; "
             f"latency p50 {np.percentile(ms, 50):.2f} ms, p99 {np.percentile(ms, 99):.2f} ms, max {ms.max():.1f} ms; "
             f"CPU {time.process_time() - cpu:.1f} s; load {os.getloadavg()[0]:.1f}"
         )
-        live.close()
+        if live is not None:
+            live.close()
 
         # delivery: a fresh outbox of `--activations` pending RabbitMQ activations
         con.execute("DELETE FROM outbox")
@@ -228,7 +234,11 @@ def main() -> None:
         exchange = f"tessera.bench.{uuid.uuid4().hex}"
         queue = asyncio.run(_declare(exchange))
         settings = ActivationSettings(
-            segments=segments_file, triggers=triggers_file, amqp_exchange=exchange, poll_seconds=0.01
+            segments=segments_file,
+            triggers=triggers_file,
+            amqp_exchange=exchange,
+            poll_seconds=0.01,
+            batch_size=args.batch,
         )
         counts, wall, cpu = timed(
             lambda: Worker(workspace, settings, clock=lambda: NOW).run(until_empty=True)
