@@ -23,7 +23,8 @@ from serving.schemas import ErrorBody, ValidationErrorBody
 ERROR = "#/components/schemas/ErrorBody"
 BAD_REQUEST = "#/components/schemas/ValidationErrorBody"
 # Which answers each operation has beside 200 (and 400/401/403/413 for every keyed POST).
-NOT_FOUND = frozenset({"/events", "/similar-items", "/customers/{customer_id}"})
+NOT_FOUND = frozenset({"/events", "/similar-items", "/customers/{customer_id}", "/segments/{name}/members"})
+PAGED = frozenset({"/segments/{name}/members"})  # offset/limit checked by the service: a 400 with a message
 NEEDS_CHAMPION = frozenset({"/recommend", "/similar-items", "/churn", "/cltv"})
 REFUSES = frozenset({"/events"})  # a well-formed request the data refuses: 422
 SECURITY_SCHEMES = {
@@ -69,6 +70,8 @@ def openapi_document(spec: dict[str, Any]) -> dict[str, Any]:
         }
     }
     doc["paths"].pop("/schema.json", None)
+    if "/segments/" in doc["paths"]:  # the mounted app's root: the gateway serves it as /segments
+        doc["paths"]["/segments"] = doc["paths"].pop("/segments/")
     _nullable_defaults(doc)
     for path, operations in doc["paths"].items():
         for method, operation in operations.items():
@@ -96,12 +99,16 @@ def openapi_document(spec: dict[str, Any]) -> dict[str, Any]:
                 )
                 responses["413"] = _answer("The body is over the size limit")
                 responses["415"] = _answer("A body that is not `application/json`")
+            if path in PAGED:
+                responses["400"] = _answer("An offset or limit that is not a whole number in its range")
             if path in REFUSES:
                 responses["422"] = _answer(
                     "An event the data refuses: future or too old, unknown SKUs (named)"
                 )
             if path in NOT_FOUND:
-                responses["404"] = _answer("Unknown customer or product")
+                responses["404"] = _answer(
+                    "Unknown segment" if path in PAGED else "Unknown customer or product"
+                )
             if method == "delete":
                 responses["409"] = _answer(
                     "Another writer (a `tessera` command, another erasure) holds the workspace lock: "

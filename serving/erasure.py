@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from activation.erasure import erase_customers
 from features.ingest.suppression import (
     add_suppressed,
     identifier_hash,
@@ -57,6 +58,7 @@ STORES = (
     "mlflow artefacts (logged tables, input examples)",
     "model per-customer state (recommender reference customers)",
     "access log",
+    "activation (segment members, history, outbox, exports)",
 )
 PII_COLUMNS = ("email", "phone", "loyalty_number")
 
@@ -254,6 +256,8 @@ def erase_person(
         count(STORES[6], where, dropped)
     for where, dropped in forget_customers(workspace, set(person.customer_ids)).items():
         count(STORES[7], where, dropped)
+    for where, dropped in erase_customers(workspace, set(person.customer_ids)).items():
+        count(STORES[9], where, dropped)
     keys = _online_keys(person)
     online = workspace.feature_repo_data / "online_store.db"
     if online.exists():

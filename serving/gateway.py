@@ -128,6 +128,8 @@ class Gateway:
             else:
                 await refuse(send, 405, METRICS_NOT_ALLOWED, [(b"allow", b"GET, HEAD")])
             return
+        if path == "/segments":  # the segments app's root, mounted at /segments/ (serving.service)
+            scope = {**scope, "path": "/segments/", "raw_path": b"/segments/"}
         started = time.perf_counter()
         sent = _Sent()
         try:

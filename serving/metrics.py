@@ -18,6 +18,7 @@ BentoML sets up (`PROMETHEUS_MULTIPROC_DIR`), and a scrape of any worker sums th
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,7 @@ ROUTES = (
     "/readyz",
     "/docs.json",
     "/",
+    "/segments",
 )
 TEMPLATES = (("/customers/", "/customers/{customer_id}"),)
 METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"})
@@ -42,6 +44,10 @@ def route_label(path: str) -> str:
     """The label a path is counted under: its route template, or `other`."""
     if path in ROUTES:
         return path
+    if path == "/segments/" or (
+        path.startswith("/segments/") and path.endswith("/members") and path.count("/") == 3
+    ):
+        return "/segments" if path == "/segments/" else "/segments/{name}/members"
     for prefix, template in TEMPLATES:
         rest = path[len(prefix) :]
         if path.startswith(prefix) and rest and "/" not in rest:
@@ -57,6 +63,9 @@ class _Series:
 
 
 _series: _Series | None = None
+# Text appended to every scrape by other parts of the service (activation's counters, kept in its database so
+# the delivery worker, batch refreshes and every worker count into the same totals); filled at service start.
+extra_text: list[Callable[[], bytes]] = []
 
 
 def metrics() -> _Series:
@@ -92,5 +101,7 @@ def exposition() -> tuple[bytes, str]:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = prometheus_client.CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return prometheus_client.generate_latest(registry), prometheus_client.CONTENT_TYPE_LATEST
-    return prometheus_client.generate_latest(), prometheus_client.CONTENT_TYPE_LATEST
+        text = prometheus_client.generate_latest(registry)
+    else:
+        text = prometheus_client.generate_latest()
+    return text + b"".join(part() for part in extra_text), prometheus_client.CONTENT_TYPE_LATEST

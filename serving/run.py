@@ -12,6 +12,8 @@ import json
 import logging
 import os
 import secrets
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -190,4 +192,20 @@ def serve_forever(
     base_url = f"http://{host}:{port}"
     text = example_requests(base_url, keys[0] if keys else "<your key>", *example_ids(paths), paths)
     threading.Thread(target=_announce_when_ready, args=(base_url, text), daemon=True).start()
-    Tessera.serve_http(port=port, host=host)
+    worker = _delivery_worker(paths.root)
+    try:
+        Tessera.serve_http(port=port, host=host)
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=30)
+
+
+def _delivery_worker(workspace: Path) -> subprocess.Popen | None:
+    """`tessera triggers run` beside the service when TESSERA_ACTIVATION_WORKER_IN_SERVE is set (docs/activation.md)."""
+    from activation.settings import ActivationSettings
+
+    if not ActivationSettings().worker_in_serve:
+        return None
+    command = [sys.executable, "-m", "tessera.cli", "triggers", "run", "--workspace", str(workspace)]
+    return subprocess.Popen(command)

@@ -239,6 +239,7 @@ class CustomerView(Frozen):
     churn: ChurnScore | None
     cltv: CltvScore | None
     live: LiveState
+    segments: list[str] = Field(default_factory=list, description="The segments the customer is a member of.")
 
 
 class ErrorBody(Frozen):

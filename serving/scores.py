@@ -33,7 +33,8 @@ import pandas as pd
 
 from features.store import OnlineFeatures
 from serving.features import model_frame, model_vectors
-from serving.schemas import Band, ChurnResponse, ChurnScore, CltvResponse, CltvScore, FeatureReason
+from serving.schemas import ChurnResponse, ChurnScore, CltvResponse, CltvScore, FeatureReason
+from training.bands import Band, band, quantile_thresholds, value_band
 
 N_REASONS = 3
 
@@ -44,13 +45,6 @@ class Scored:
 
     fields: dict[str, float | Band]
     reasons: list[FeatureReason]
-
-
-def band(value: float, thresholds: tuple[float, float]) -> Band:
-    """low below the first threshold, high from the second, medium between."""
-    if value >= thresholds[1]:
-        return "high"
-    return "medium" if value >= thresholds[0] else "low"
 
 
 def _plain(value: Any) -> float | str | bool | None:
@@ -169,7 +163,7 @@ class CltvScorer(Scorer):
         values = self.estimator.predict(frame)[["cltv", "cltv_low", "cltv_high"]].to_dict("records")
         reasons = top_reasons(frame, self.estimator.contributions(frame))
         return [
-            Scored({**v, "value_band": _value_band(v["cltv"], self.thresholds)}, r)
+            Scored({**v, "value_band": value_band(v["cltv"], self.thresholds)}, r)
             for v, r in zip(values, reasons, strict=True)
         ]
 
@@ -188,10 +182,4 @@ def value_thresholds(
     values = (
         estimator.predict(model_vectors(reader, sample, now))["cltv"] if len(sample) else pd.Series([0.0])
     )
-    low, high = np.quantile(values.to_numpy(dtype=float), quantiles)
-    return float(low), float(high)
-
-
-def _value_band(value: float, thresholds: tuple[float, float]) -> Band:
-    # A customer predicted to spend nothing is never above "low", even when most predictions are 0.
-    return "low" if value <= 0 else band(value, thresholds)
+    return quantile_thresholds(values.to_numpy(dtype=float), quantiles)

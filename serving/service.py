@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.requests import Request
 
+from activation.settings import ActivationSettings
 from features.store.settings import FeatureStoreSettings
 from serving.audit import AccessLog
 from serving.auth import KEY_ID
@@ -44,6 +45,7 @@ from serving.schemas import (
     SimilarItemsRequest,
     SimilarItemsResponse,
 )
+from serving.segments import BadPage, SegmentList, SegmentMembers, Segments, UnknownSegment
 from serving.settings import ServeSettings
 from tessera.core.errors import InputError
 from tessera.core.known_warnings import ignore_known_warnings
@@ -82,6 +84,17 @@ customers = FastAPI(
 )
 
 
+# Segments (activation): the list, and a segment's members paged; `serving.segments` does the work.
+segments = FastAPI(
+    title="Tessera segments",
+    description="Segments and their members.",
+    docs_url=None,
+    redoc_url=None,
+    openapi_url=None,
+)
+
+
+@bentoml.asgi_app(segments, path="/segments")
 @bentoml.asgi_app(customers, path="/customers")
 @bentoml.service(name="tessera", **SERVICE_CONFIG)
 class Tessera:
@@ -95,6 +108,7 @@ class Tessera:
         self.access_log = AccessLog(settings.access_log_file())
         self.event_future = timedelta(seconds=settings.event_future_seconds)
         self._catalogue: tuple[object, frozenset[str]] | None = None
+        self.segments = Segments(self.engine.workspace, ActivationSettings())
 
     def known_skus(self) -> frozenset[str]:
         """Every SKU a product or an order line names (the recommender's catalogue when one is loaded)."""
@@ -157,7 +171,12 @@ class Tessera:
             history = engine.snapshot.history
             first = first_record_at(history, history.golden_record(customer_id), customer_id)
             check_event(event, engine.now(), first, self.known_skus(), self.event_future)
-            return engine.event(event)
+            answer = engine.event(event)
+            now = engine.now()
+            self.segments.on_event(
+                answer.customer_id, event.event_type, event.skus, event.occurred_at or now, now
+            )
+            return answer
         except UnknownCustomer as exc:
             return _error(404, exc)  # type: ignore[return-value]
         except EventRefused as exc:
@@ -185,7 +204,26 @@ class Tessera:
         except UnknownCustomer as exc:
             return JSONResponse({"error": str(exc)}, status_code=404)
         self.access_log.record(request.scope.get(KEY_ID), surviving, "GET /customers/{customer_id}")
-        return view
+        return view.model_copy(update={"segments": self.segments.of_customer(surviving)})
+
+    @segments.get("/", response_model=SegmentList)
+    def list_segments(self) -> Any:
+        """Every declared segment: its rule, whether live events update it, its member count."""
+        return self.segments.listing()
+
+    @segments.get(
+        "/{name}/members",
+        response_model=SegmentMembers,
+        responses={400: {"model": ErrorBody}, 404: {"model": ErrorBody}},
+    )
+    def segment_members(self, name: str, offset: str | None = None, limit: str | None = None) -> Any:
+        """A segment's members by customer id, `limit` (1-1000, default 100) from `offset` (default 0)."""
+        try:
+            return self.segments.members(name, offset, limit)
+        except BadPage as exc:
+            return _error(400, exc)
+        except UnknownSegment as exc:
+            return _error(404, exc)
 
     @customers.delete("/{customer_id}", responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}})
     def erase_customer(self, customer_id: str, request: Request) -> Any:

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from serving.auth import ApiKey, hashed_key, parse_key_hashes
 from tessera.core.settings import Settings, Workspace
+from training.bands import RISK_BANDS, VALUE_BAND_QUANTILES
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +56,9 @@ class ServeSettings(BaseSettings):
     # Seconds before BentoML answers 504 to a request still running.
     timeout_seconds: float = Field(30.0, gt=0)
     # Churn probability thresholds between the low/medium and medium/high risk bands.
-    risk_bands: tuple[float, float] = (0.3, 0.6)
+    risk_bands: tuple[float, float] = RISK_BANDS
     # Quantiles of predicted value (over a sample of customers, at load) between low/medium and medium/high.
-    value_band_quantiles: tuple[float, float] = (0.5, 0.8)
+    value_band_quantiles: tuple[float, float] = VALUE_BAND_QUANTILES
     # Customers whose predicted value sets the value bands at load.
     value_band_sample: int = Field(2000, ge=10)
     # Weight of "similar to the cart" against the customer's own (0..1-scaled) recommendation score.

@@ -238,12 +238,15 @@ def run(
 def _run_everything(
     sources: Path, ws: Workspace, moment: datetime, settings: Settings, training_settings: TrainingSettings
 ) -> dict:
+    from activation.settings import ActivationSettings
     from features.store import FeatureStoreSettings
     from tessera.pipeline import run as run_pipeline
 
     # `demo` comes here without `run`'s lock (its service then runs unlocked); `run` holds it already.
     with workspace_lock(ws, "tessera run"):
-        return run_pipeline(sources, ws, moment, settings, FeatureStoreSettings(), training_settings)
+        return run_pipeline(
+            sources, ws, moment, settings, FeatureStoreSettings(), training_settings, ActivationSettings()
+        )
 
 
 @app.command()
@@ -301,13 +304,14 @@ def erase(
 
 
 def _mount_subcommands() -> None:
-    from tessera import features_cli, serving_cli, training_cli
+    from tessera import activation_cli, features_cli, serving_cli, training_cli
 
     app.add_typer(
         features_cli.app, name="features", help="The Feast feature store: apply, materialize, docs."
     )
     training_cli.register(app)
     serving_cli.register(app)
+    activation_cli.register(app)
 
 
 _mount_subcommands()

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from features.identity import resolve_identities
 from features.ingest import ingest_sources
@@ -26,6 +26,9 @@ from training.errors import ModelSkipped
 from training.pipelines import TrainingContext, train_model
 from training.recipes import recipe_for
 from training.settings import TrainingSettings
+
+if TYPE_CHECKING:
+    from activation.settings import ActivationSettings
 
 log = logging.getLogger(__name__)
 
@@ -107,12 +110,18 @@ def run(
     settings: Settings,
     store_settings: FeatureStoreSettings,
     training_settings: TrainingSettings,
+    activation_settings: ActivationSettings | None = None,
 ) -> dict[str, Any]:
     """The whole flow as of `now`: the features chain on `sources` (or, without sources, the feature store
-    rebuilt from the current profile), then every model trained, registered and gated."""
+    rebuilt from the current profile), then every model trained, registered and gated, then (with
+    `activation_settings`) every segment's membership refreshed from the profile and the new champions."""
     if sources is not None:
         summary = run_chain(sources, workspace, now, settings, store_settings)
     else:
         summary = {"feature_store": build_feature_store(workspace, now, settings, store_settings)}
     summary["models"] = train_all(workspace, now, training_settings, store_settings)
+    if activation_settings is not None:
+        from activation.run import refresh_segments
+
+        summary["segments"] = refresh_segments(workspace, now, settings, store_settings, activation_settings)
     return summary

@@ -66,6 +66,14 @@ def _models(models: dict[str, Any]) -> list[tuple[str, ...]]:
     return rows
 
 
+def _segments(segments: dict[str, Any] | None) -> list[str]:
+    """One line of segment member counts (activation), when the run refreshed them."""
+    if not segments:
+        return []
+    counts = ", ".join(f"{name} {n:,}" for name, n in segments["members"].items())
+    return [f"Segments ({segments['customers']:,} customers): {counts}", ""]
+
+
 def chain_summary(summary: dict[str, Any], report: Path) -> str:
     """A table of the data stages, a table of the models, and where the full report is."""
     lines = [
@@ -73,6 +81,7 @@ def chain_summary(summary: dict[str, Any], report: Path) -> str:
         "",
         *_table(("model", "winner", "version", "metric", "value", "registry"), _models(summary["models"])),
         "",
+        *_segments(summary.get("segments")),
         f"Full report (JSON): {report}",
         f"Data-quality report: {Path(summary['reports']) / 'quality.md'}",
     ]

@@ -22,6 +22,7 @@ from tessera.core.timeutil import as_utc
 from training.settings import TrainingSettings
 
 if TYPE_CHECKING:  # Feast is heavy: imported only once the lock is ours
+    from activation.settings import ActivationSettings
     from features.store.settings import FeatureStoreSettings
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ def retrain(
     store_settings: FeatureStoreSettings,
     training_settings: TrainingSettings,
     sources: Path | None = None,
+    activation_settings: ActivationSettings | None = None,
 ) -> dict[str, Any]:
     """Under the lock, the one pipeline (`tessera.pipeline.run`): the chain on `sources` when given, else the feature
     store rebuilt; then every model trained and gated."""
@@ -51,7 +53,9 @@ def retrain(
         from tessera.pipeline import run  # heavy imports only once the lock is ours
 
         summary: dict[str, Any] = {"now": moment.isoformat()}
-        summary.update(run(sources, workspace, moment, settings, store_settings, training_settings))
+        summary.update(
+            run(sources, workspace, moment, settings, store_settings, training_settings, activation_settings)
+        )
     summary["promoted"] = {
         name: "skipped" not in result and result["gate"]["promoted"]
         for name, result in summary["models"].items()

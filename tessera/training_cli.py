@@ -177,6 +177,7 @@ def retrain(
     sources: SourcesOption = None,
 ) -> None:
     """Unattended: (re-run the chain,) rebuild the feature store, train all models and apply the gate, under a lock."""
+    from activation.settings import ActivationSettings
     from features.store.settings import FeatureStoreSettings
     from tessera.schedule import retrain as run_retrain
 
@@ -188,6 +189,7 @@ def retrain(
         FeatureStoreSettings(),
         settings_for(horizon_days),
         sources,
+        ActivationSettings(),
     )
     typer.echo(json.dumps(_summary(result["models"]), indent=2))
     echo_outcomes(result["models"])

@@ -23,10 +23,11 @@ MAY_IMPORT: dict[str, set[str]] = {
     "features.feature_repo": {CORE, "features.store"},
     "simulator": {CORE},
     "training": {CORE, *FEATURES},
-    "serving": {CORE, *FEATURES, "training"},
-    "tessera": {CORE, *FEATURES, "simulator", "training", "serving"},
+    "activation": {CORE, *FEATURES, "training"},
+    "serving": {CORE, *FEATURES, "training", "activation"},
+    "tessera": {CORE, *FEATURES, "simulator", "training", "serving", "activation"},
 }
-PACKAGES = ("tessera", "features", "simulator", "training", "serving")
+PACKAGES = ("tessera", "features", "simulator", "training", "serving", "activation")
 
 
 def part_of(module: str) -> str | None:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGES = ("tessera", "features", "simulator", "training", "serving")
+PACKAGES = ("tessera", "features", "simulator", "training", "serving", "activation")
 # Settings that no settings class accepts: a module reading settings at import fails on them.
 INVALID_SETTINGS = {
     "TESSERA_INGEST_CHUNK_ROWS": "not-a-number",
