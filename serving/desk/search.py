@@ -31,9 +31,12 @@ from rapidfuzz import fuzz
 
 from tessera.core.settings import Workspace
 
-SCHEMA = 2  # bumped whenever what is indexed changes, so an old index is rebuilt
+SCHEMA = 3  # bumped whenever what is indexed changes, so an old index is rebuilt
 MIN_QUERY = 2
-FUZZY_CANDIDATES = 2000  # name rows reranked by rapidfuzz after the trigram OR (about 1 ms of rapidfuzz)
+FUZZY_CANDIDATES = 5000  # name rows reranked by rapidfuzz after the trigram OR (a few ms of rapidfuzz)
+# The rarest trigrams of a fuzzy query are OR-ed until their rows add up to this: a common trigram ("son", "ann")
+# would otherwise pull in a large share of the index for a few points of recall.
+FUZZY_ROW_BUDGET = FUZZY_CANDIDATES
 FUZZY_FLOOR = 60.0  # token-sort ratio below which a name is not offered
 _PHONE_LIKE = re.compile(r"^\+?[\d\s().\-/]{6,}$")
 _NAME_LIKE = re.compile(r"^[a-z' .-]+$")  # a query fuzzy-matched against names (no digits, no @)
@@ -158,6 +161,7 @@ def build_index(workspace: Workspace, path: Path) -> Path:
             CREATE TABLE customers (customer_id TEXT PRIMARY KEY, name TEXT, city TEXT, email TEXT,
                                     country TEXT);
             CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+            CREATE VIRTUAL TABLE vocabulary USING fts5vocab(entries, 'row');
             """
         )
         with duckdb.connect() as con:
@@ -202,6 +206,22 @@ def build_index(workspace: Workspace, path: Path) -> Path:
 def _quoted(text: str) -> str:
     """An FTS5 string literal: the text matched as one substring."""
     return '"' + text.replace('"', '""') + '"'
+
+
+def _rarest(db: sqlite3.Connection, grams: set[str]) -> list[str]:
+    """The query's trigrams, rarest first, while their rows stay within the budget (at least three)."""
+    if not grams:
+        return []
+    marks = ", ".join("?" * len(grams))
+    counts = dict(db.execute(f"SELECT term, doc FROM vocabulary WHERE term IN ({marks})", sorted(grams)))
+    ranked = sorted((counts[g], g) for g in grams if g in counts)
+    chosen, rows = [], 0
+    for count, gram in ranked:
+        if len(chosen) >= 3 and rows + count > FUZZY_ROW_BUDGET:
+            break
+        chosen.append(gram)
+        rows += count
+    return chosen
 
 
 class SearchIndex:
@@ -259,8 +279,9 @@ class SearchIndex:
                 offer(customer_id, kind, 100.0 if found == needle else 90.0)
         if _NAME_LIKE.match(text) and not any(score >= 100 for score, _ in scores.values()):
             grams = {w[i : i + 3] for w in text.split() if len(w) >= 3 for i in range(len(w) - 2)}
-            if grams:
-                expression = " OR ".join(_quoted(g) for g in sorted(grams))
+            chosen = _rarest(db, grams)
+            if chosen:
+                expression = " OR ".join(_quoted(g) for g in chosen)
                 for customer_id, found in db.execute(
                     "SELECT customer_id, text FROM entries WHERE entries MATCH ? AND kind = 'name' "
                     "ORDER BY rank LIMIT ?",
