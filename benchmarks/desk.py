@@ -120,9 +120,7 @@ def main() -> None:
                 total += 1
                 found += 'href="/desk/customers/' in page
             if times:
-                print(
-                    f"search {kind:12} n={len(times):4}  p50 {_pct(times, 0.5):6.1f} ms  p99 {_pct(times, 0.99):6.1f} ms"
-                )
+                print(f"search {kind:12} n={len(times):4}  {_figures(times, cpu)}")
         print(f"search found someone for {found} of {total} queries")
         for name, path in (("360 page", "/desk/customers/{}"), ("/customers/{id}", "/customers/{}")):
             times, cpu = [], []
@@ -132,9 +130,7 @@ def main() -> None:
                 times.append(time.perf_counter() - t)
                 cpu.append(time.process_time() - c)
                 assert response.status_code == 200, (path, customer, response.status_code)
-            print(
-                f"{name:16} n={len(times):4}  p50 {_pct(times, 0.5):6.1f} ms  p99 {_pct(times, 0.99):6.1f} ms"
-            )
+            print(f"{name:19} n={len(times):4}  {_figures(times, cpu)}")
     print(f"CPU seconds (process, after start): {time.process_time() - started_cpu:.1f}")
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     shutil.rmtree(root.parent, ignore_errors=True)

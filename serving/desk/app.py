@@ -255,8 +255,10 @@ def customer_context(desk: Desk, customer_id: str) -> dict[str, Any]:
 def plain_reason(feature: str, value: Any, impact: float, what: str) -> str:
     """A model's reason in words: "days since last order is 120, which raises the risk"."""
     name = feature.replace("customer_", "").replace("__", " ").replace("_", " ")
-    shown = f"{value:,.2f}".rstrip("0").rstrip(".") if isinstance(value, float) else value
     direction = "raises" if impact > 0 else "lowers"
+    if value is None:
+        return f"{name} {direction} the {what}"
+    shown = f"{value:,.2f}".rstrip("0").rstrip(".") if isinstance(value, float) else value
     return f"{name} is {shown}, which {direction} the {what}"
 
 

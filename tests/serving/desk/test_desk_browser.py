@@ -53,6 +53,7 @@ def browser() -> Iterator[object]:
 def _screenshot(driver: object, name: str) -> None:
     folder = os.environ.get("TESSERA_DESK_SCREENSHOTS")
     if folder:
+        driver.execute_script("window.scrollTo(0, 0)")  # type: ignore[attr-defined]
         Path(folder).mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(Path(folder) / f"{name}.png"))  # type: ignore[attr-defined]
 
@@ -73,11 +74,23 @@ def _serious_violations(driver: object) -> list[str]:
 
 def _login(driver: object, server: str, key: str) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     driver.delete_all_cookies()  # type: ignore[attr-defined]
     driver.get(f"{server}/desk/login")  # type: ignore[attr-defined]
     driver.find_element(By.ID, "api_key").send_keys(key)  # type: ignore[attr-defined]
     driver.find_element(By.CSS_SELECTOR, "main button[type=submit]").click()  # type: ignore[attr-defined]
+    # A click does not wait for the page it leads to: wait until the login page is left or refuses the key.
+    WebDriverWait(driver, 60).until(
+        lambda d: not d.current_url.endswith("/desk/login") or d.find_elements(By.CSS_SELECTOR, ".alert")
+    )
+
+
+def _wait_for(driver: object, suffix: str) -> None:
+    """Wait until the browser is on a URL ending with `suffix`."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 60).until(lambda d: d.current_url.endswith(suffix))
 
 
 def _search(driver: object, server: str, query: str) -> list[str]:
@@ -123,7 +136,7 @@ def test_login_search_and_the_360_page(browser: object, server: str, people: Peo
     _screenshot(browser, "search")
     assert _serious_violations(browser) == []
     browser.find_element(By.CSS_SELECTOR, ".hit a").click()  # type: ignore[attr-defined]
-    assert browser.current_url.endswith(f"/desk/customers/{people.john}")  # type: ignore[attr-defined]
+    _wait_for(browser, f"/desk/customers/{people.john}")
     for section in ("golden", "scores", "offer", "consent", "identities", "timeline"):
         assert browser.find_element(By.ID, section).is_displayed(), section  # type: ignore[attr-defined]
     assert "same email address" in browser.find_element(By.ID, "identities").text  # type: ignore[attr-defined]
