@@ -82,21 +82,26 @@ def main() -> None:
     )
     first_order = orders.dropna().drop_duplicates("customer_id").set_index("customer_id")["order_id"]
     sample = golden.sample(min(args.customers, len(golden)), random_state=7)
-    queries: dict[str, list[str]] = {"name (typo)": [], "email": [], "phone": [], "loyalty": [], "order": []}
+    queries: dict[str, list[tuple[str, str]]] = {
+        "name (typo)": [],
+        "email": [],
+        "phone": [],
+        "loyalty": [],
+        "order": [],
+    }
     for row in sample.itertuples():
         if isinstance(row.first_name, str) and isinstance(row.last_name, str):
-            queries["name (typo)"].append(f"{_swap(row.first_name, rng)} {row.last_name}")
+            queries["name (typo)"].append((f"{_swap(row.first_name, rng)} {row.last_name}", row.customer_id))
         if isinstance(row.email, str):
-            queries["email"].append(row.email)
+            queries["email"].append((row.email, row.customer_id))
         if isinstance(row.phone, str):
             number = phonenumbers.parse(row.phone, None)
-            queries["phone"].append(
-                phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
-            )
+            national = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+            queries["phone"].append((national, row.customer_id))
         if isinstance(row.loyalty_number, str):
-            queries["loyalty"].append(row.loyalty_number)
+            queries["loyalty"].append((row.loyalty_number, row.customer_id))
         if row.customer_id in first_order.index:
-            queries["order"].append(str(first_order[row.customer_id]))
+            queries["order"].append((str(first_order[row.customer_id]), row.customer_id))
     ids = sample["customer_id"].astype(str).tolist()
 
     started_cpu = time.process_time()
@@ -109,19 +114,21 @@ def main() -> None:
         client.get("/desk/search", params={"q": "warm up"})
         print(f"search index built in {time.perf_counter() - t:.1f} s")
         client.get(f"/desk/customers/{ids[0]}")  # the evidence is read on first use
-        found = total = 0
+        found = total = right = 0
         for kind, texts in queries.items():
             times, cpu = [], []
-            for text in texts:
+            for text, wanted in texts:
                 t, c = time.perf_counter(), time.process_time()
                 page = client.get("/desk/search", params={"q": text}).text
                 times.append(time.perf_counter() - t)
                 cpu.append(time.process_time() - c)
                 total += 1
                 found += 'href="/desk/customers/' in page
+                first = re.search(r'href="/desk/customers/([^"]+)"', page)
+                right += bool(first) and first.group(1) == wanted  # type: ignore[union-attr]
             if times:
                 print(f"search {kind:12} n={len(times):4}  {_figures(times, cpu)}")
-        print(f"search found someone for {found} of {total} queries")
+        print(f"search found someone for {found} of {total} queries, the customer asked for first in {right}")
         for name, path in (("360 page", "/desk/customers/{}"), ("/customers/{id}", "/customers/{}")):
             times, cpu = [], []
             for customer in ids:
