@@ -33,8 +33,11 @@ log = logging.getLogger(__name__)
 
 SCOPES = ("read", "events", "admin")
 # Paths anyone may call: probes, Prometheus, and the OpenAPI document with its viewer.
-OPEN_PATHS = frozenset({"/livez", "/healthz", "/readyz", "/metrics", "/docs.json", "/schema.json", "/"})
-OPEN_PREFIXES = ("/static_content/", "/assets/")
+OPEN_PATHS = frozenset(
+    {"/livez", "/healthz", "/readyz", "/metrics", "/docs.json", "/schema.json", "/", "/desk"}
+)
+# The service desk (`/desk`) checks the key itself at login and then holds a signed session cookie.
+OPEN_PREFIXES = ("/static_content/", "/assets/", "/desk/")
 # Which scope a call needs; a path not listed needs any valid key (and is then BentoML's 404).
 READ_PATHS = frozenset({"/recommend", "/similar-items", "/churn", "/cltv"})
 EVENT_PATHS = frozenset({"/events"})

@@ -59,6 +59,7 @@ STORES = (
     "model per-customer state (recommender reference customers)",
     "access log",
     "activation (segment members, history, outbox, exports)",
+    "desk search index",
 )
 PII_COLUMNS = ("email", "phone", "loyalty_number")
 
@@ -268,6 +269,11 @@ def erase_person(
         )
     if store_settings.online_store == "redis":
         count("online store (redis)", store_settings.project, _delete_redis(store_settings, keys))
+    # The service desk's search index is derived from the tables just scrubbed: deleted whole, rebuilt on the next
+    # search from what is left (serving/desk/search.py).
+    for path in sorted(workspace.desk.glob("search-*")):
+        path.unlink(missing_ok=True)
+        count(STORES[9], str(path.relative_to(workspace.root)), 1)
     for path in sorted((workspace.data / "audit").glob("*.jsonl")):
         count(
             "access log", str(path.relative_to(workspace.root)), _scrub_access_log(path, person, erasure_id)

@@ -25,8 +25,9 @@ from starlette.requests import Request
 from activation.settings import ActivationSettings
 from features.store.settings import FeatureStoreSettings
 from serving.audit import AccessLog
-from serving.auth import KEY_ID
+from serving.auth import KEY_ID, KeyRing
 from serving.contract import quiet_client_errors
+from serving.desk.app import Desk, desk_app
 from serving.engine import Engine, UnknownCustomer, UnknownProduct
 from serving.erasure import erase_person, find_person
 from serving.events import EventRefused, check_event, first_record_at
@@ -95,6 +96,7 @@ segments = FastAPI(
 
 
 @bentoml.asgi_app(segments, path="/segments")
+@bentoml.asgi_app(desk_app(), path="/desk")
 @bentoml.asgi_app(customers, path="/customers")
 @bentoml.service(name="tessera", **SERVICE_CONFIG)
 class Tessera:
@@ -109,6 +111,13 @@ class Tessera:
         self.event_future = timedelta(seconds=settings.event_future_seconds)
         self._catalogue: tuple[object, frozenset[str]] | None = None
         self.segments = Segments(self.engine.workspace, ActivationSettings())
+        # The service desk's pages (serving/desk, mounted at /desk) over the same engine.
+        self.desk = Desk(
+            self.engine,
+            KeyRing(settings.api_keys_hashed()),
+            settings.desk_session_secret(),
+            settings.desk_secure_cookie,
+        )
 
     def known_skus(self) -> frozenset[str]:
         """Every SKU a product or an order line names (the recommender's catalogue when one is loaded)."""

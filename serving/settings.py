@@ -6,6 +6,7 @@ The BentoML worker processes read the same variables when they construct the ser
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import datetime
 from pathlib import Path
@@ -66,6 +67,10 @@ class ServeSettings(BaseSettings):
     # How much of the customer's history the 360 view shows.
     recent_orders: int = Field(10, ge=1)
     recent_interactions: int = Field(20, ge=1)
+    # The service desk's session cookies (docs/desk.md): signed with this secret (default: derived from the API
+    # key hashes, so every worker agrees and rotating the keys ends every session), `Secure` unless switched off.
+    desk_secret: SecretStr = SecretStr("")
+    desk_secure_cookie: bool = True
 
     @field_validator("risk_bands", "value_band_quantiles")
     @classmethod
@@ -90,6 +95,14 @@ class ServeSettings(BaseSettings):
             )
         keys += [hashed_key(f"legacy-{i}", ("read", "events"), key) for i, key in enumerate(legacy, start=1)]
         return keys
+
+    def desk_session_secret(self) -> bytes:
+        """The secret the desk signs its session cookies with."""
+        own = self.desk_secret.get_secret_value()
+        if own:
+            return own.encode()
+        keys = self.api_key_hashes.get_secret_value() + "|" + self.api_keys.get_secret_value()
+        return hashlib.sha256(b"tessera-desk|" + keys.encode()).digest()
 
     def access_log_file(self) -> Path:
         """Where the 360 view's accesses are appended (JSON lines)."""

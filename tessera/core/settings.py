@@ -93,6 +93,11 @@ class Workspace:
         return self.data / "identity"
 
     @property
+    def desk(self) -> Path:
+        """The service desk's derived search index (rebuilt from profile and identity; erasure deletes it)."""
+        return self.data / "desk"
+
+    @property
     def profile(self) -> Path:
         """Golden records, unified event tables and consent state, keyed by customer id."""
         return self.data / "profile"
