@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 from desk_fixtures import People
-from serving_fixtures import EVENTS_KEY, READ_KEY, running_server
+from serving_fixtures import EVENTS_KEY, READ_KEY
+
+from serving.process import running_service
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +31,7 @@ def server(
     """The service on the desk's workspace, with the default `Secure` session cookie; browsers keep those from
     http://localhost (a secure context), so the base URL is localhost."""
     log = tmp_path_factory.mktemp("desk_server") / "server.log"
-    with running_server(people.workspace.root, desk_env, log) as url:
+    with running_service(people.workspace.root, desk_env, log) as url:
         yield url.replace("127.0.0.1", "localhost")
 
 
