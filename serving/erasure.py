@@ -273,7 +273,7 @@ def erase_person(
     # search from what is left (serving/desk/search.py).
     for path in sorted(workspace.desk.glob("search-*")):
         path.unlink(missing_ok=True)
-        count(STORES[9], str(path.relative_to(workspace.root)), 1)
+        count(STORES[10], str(path.relative_to(workspace.root)), 1)
     for path in sorted((workspace.data / "audit").glob("*.jsonl")):
         count(
             "access log", str(path.relative_to(workspace.root)), _scrub_access_log(path, person, erasure_id)
