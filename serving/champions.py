@@ -131,6 +131,13 @@ class Loader:
         )
         churn = previous.churn if same["churn"] else None
         cltv = previous.cltv if same["cltv"] else None
+        if previous is not None and directory is not previous.directory:
+            # Parts kept from the previous snapshot forget whoever left the directory (an erasure; a reload
+            # that started while the erasure was rewriting the files may have kept answers for them).
+            gone = frozenset(previous.directory.ids - directory.ids)
+            for part in (recommender, churn, cltv):
+                if gone and part is not None:
+                    part.forget(gone)
         snapshot = Snapshot(
             fingerprint,
             directory,
