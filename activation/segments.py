@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -102,15 +103,23 @@ def plan_of(specs: list[SegmentSpec]) -> Plan:
     return Plan(tuple(Segment(s, parsed[s.name], compile_rule(parsed, s.name)) for s in specs))
 
 
-def load_segments(path: Path) -> Plan:
-    """segments.yaml, checked: a malformed file or rule is an InputError naming the file and the segment."""
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_declarations(path: Path, model: type[M], setting: str) -> M:
+    """A declarations file (YAML) validated as `model`; a missing or malformed file is an InputError naming it
+    and the `setting` that points to it."""
     if not Path(path).is_file():
-        raise InputError(f"{path}: no such segments file (TESSERA_ACTIVATION_SEGMENTS)")
+        raise InputError(f"{path}: no such file ({setting})")
     try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        specs = SegmentsFile.model_validate(raw).segments
+        return model.model_validate(yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {})
     except (yaml.YAMLError, ValidationError) as exc:
         raise InputError(f"{path}: {exc}") from None
+
+
+def load_segments(path: Path) -> Plan:
+    """segments.yaml, checked: a malformed file or rule is an InputError naming the file and the segment."""
+    specs = read_declarations(path, SegmentsFile, "TESSERA_ACTIVATION_SEGMENTS").segments
     try:
         return plan_of(specs)
     except InputError as exc:

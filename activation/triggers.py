@@ -13,10 +13,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from activation.segments import NAME, Plan
+from activation.segments import NAME, Plan, read_declarations
 from tessera.core.errors import InputError
 
 Purpose = Literal["email", "sms", "personalisation"]
@@ -93,13 +92,7 @@ class TriggersFile(BaseModel):
 
 def load_triggers(path: Path, plan: Plan) -> tuple[TriggerSpec, ...]:
     """triggers.yaml, checked against the declared segments; an error names the file and the trigger."""
-    if not Path(path).is_file():
-        raise InputError(f"{path}: no such triggers file (TESSERA_ACTIVATION_TRIGGERS)")
-    try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        triggers = TriggersFile.model_validate(raw).triggers
-    except (yaml.YAMLError, ValidationError) as exc:
-        raise InputError(f"{path}: {exc}") from None
+    triggers = read_declarations(path, TriggersFile, "TESSERA_ACTIVATION_TRIGGERS").triggers
     for trigger in triggers:
         if plan.get(trigger.segment) is None:
             raise InputError(f"{path}: trigger {trigger.name!r} names unknown segment {trigger.segment!r}")
