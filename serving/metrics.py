@@ -7,7 +7,8 @@ its scrape time without bound, and showed which customer ids were looked up. So 
 (`serving.gateway.Gateway`) records instead:
 
 - `tessera_request_total` and `tessera_request_duration_seconds` by `endpoint` (the route template, e.g.
-  `/customers/{customer_id}`; any path the service does not serve is `other`), `method` and
+  `/customers/{customer_id}`; every page of the service desk is `/desk`; any path the service does not serve is
+  `other`), `method` and
   `http_response_code`, for requests that got past the key check;
 - `tessera_unauthenticated_requests_total`, no labels, for every 401.
 
@@ -48,6 +49,8 @@ def route_label(path: str) -> str:
         path.startswith("/segments/") and path.endswith("/members") and path.count("/") == 3
     ):
         return "/segments" if path == "/segments/" else "/segments/{name}/members"
+    if path == "/desk" or path.startswith("/desk/"):
+        return "/desk"  # the desk's pages, forms and static files: one series
     for prefix, template in TEMPLATES:
         rest = path[len(prefix) :]
         if path.startswith(prefix) and rest and "/" not in rest:
