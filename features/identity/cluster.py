@@ -60,15 +60,22 @@ class _Components:
         return i
 
     def union(self, i: int, j: int) -> str | None:
-        """Join the components of i and j unless two of their records conflict; returns the conflict."""
+        """Join the components of i and j unless two of their records conflict; returns the conflict.
+
+        A birth date conflict is named before a first name one, whatever order the sets are walked in (a set of
+        records iterates in hash order, which differs between processes)."""
         a, b = self.find(i), self.find(j)
         if a == b:
             return None
+        found = None
         for x in self.people[a]:
             for y in self.people[b]:
                 reason = conflict(x, y)
-                if reason:
+                if reason == "birth_date":
                     return reason
+                found = found or reason
+        if found:
+            return found
         if len(self.people[a]) < len(self.people[b]):
             a, b = b, a
         self.parent[b] = a
