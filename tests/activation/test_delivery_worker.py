@@ -226,3 +226,48 @@ def test_a_worker_killed_mid_batch_delivers_everything_once_per_key_after_restar
     # A batch published but not yet marked when the worker died is published again with the same keys: at
     # most one batch's worth of repeats, which the consumer drops by key.
     assert len(ids) - decided <= 100
+
+
+def test_quiet_hours_hold_activations_until_they_end(tmp_path: Path, receiver: str) -> None:
+    """Decided at 22:30 UTC with quiet hours 22-8: nothing goes out before 08:00, everything consented after."""
+    settings = declared(
+        tmp_path,
+        f"""
+triggers:
+  - {{name: night, on_entry: gb, purpose: email, destination: webhook, url: "{receiver}/ok", quiet_hours: {{start: 22, end: 8}}}}
+""",
+    )
+    workspace = write_profile(tmp_path / "ws")
+    plan, triggers = declarations(settings)
+    con = connect(membership_db(workspace))
+    evening = NOW.replace(hour=22, minute=30)
+    assert (
+        refresh(con, plan, triggers, compute_attributes(workspace, plan.counts, evening, scores()), evening)[
+            "activations"
+        ]
+        == 3
+    )
+    con.close()
+    moments = [evening + pd.Timedelta(hours=h) for h in range(12)]  # one hour later at every batch
+    seen: list[pd.Timestamp] = []
+
+    def clock() -> pd.Timestamp:
+        seen.append(moments[min(len(seen), len(moments) - 1)])
+        return seen[-1]
+
+    arrived: list[pd.Timestamp] = []
+    original = Receiver.do_POST
+
+    def stamped(handler: Receiver) -> None:
+        arrived.append(seen[-1])
+        original(handler)
+
+    Receiver.do_POST = stamped  # type: ignore[method-assign]
+    try:
+        counts = Worker(workspace, settings, clock=clock).run(until_empty=True)
+    finally:
+        Receiver.do_POST = original  # type: ignore[method-assign]
+
+    assert counts["sent"] == 2 and counts["suppressed_consent"] == 1  # A and C consented to email, B did not
+    assert {r["customer_id"] for r in Receiver.received} == {"A", "C"}
+    assert arrived and min(arrived).hour == 8 and min(arrived) > evening  # the first batch after 08:00
