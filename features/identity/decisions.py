@@ -7,8 +7,8 @@ key): decision_id, kind (`split` or `merge`), decided_at, decided_by (the API ke
 - split: side `off` for the record split off, `kept` for every record left on the customer;
 - merge: side `a` for every record of the first customer, `b` for every record of the second.
 
-Every resolution honours them as constraints (`Constraints`), oldest decision first, a later one overriding an
-earlier one on the same pair of records: a split makes every (off, kept) pair *cannot-link* (the clustering
+Every resolution honours them as constraints (`Constraints`), in the order they were recorded (rows are only
+ever appended), a later one overriding an earlier one on the same pair of records: a split makes every (off, kept) pair *cannot-link* (the clustering
 cuts their links and never joins them through a third record), a merge makes every (a, b) pair *must-link*
 (a `steward` link, the strongest kind). Ids stay stable: the split-off record does not vote for the id it
 left (`Constraints.left`), so it gets a new id and the old one stays with the customer; a merge is an
@@ -76,9 +76,7 @@ def constraints(decisions: pd.DataFrame) -> Constraints:
     """The must-link and cannot-link pairs of `decisions`, a later decision overriding an earlier one."""
     state: dict[tuple[str, str], str] = {}
     left: dict[str, str] = {}
-    for _, rows in decisions.sort_values(["decided_at", "decision_id"]).groupby(
-        ["decided_at", "decision_id"], sort=False
-    ):
+    for _, rows in decisions.groupby("decision_id", sort=False):  # in the order they were recorded
         kind = rows["kind"].iloc[0]
         first, second = ("off", "kept") if kind == "split" else ("a", "b")
         ones = rows.loc[rows["side"] == first, "identity_key"].astype(str).tolist()

@@ -25,6 +25,7 @@ OTHER_KEY = "test-key-2"
 READ_KEY = "test-key-read"
 EVENTS_KEY = "test-key-events"
 ADMIN_KEY = "test-key-admin"
+STEWARD_KEY = "test-key-steward"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 # Key id, scopes, key: two keys with the shop's scopes (a rotation), one key per scope alone.
 KEYS = (
@@ -33,6 +34,7 @@ KEYS = (
     ("desk", ("read",), READ_KEY),
     ("tracker", ("events",), EVENTS_KEY),
     ("ops", ("admin",), ADMIN_KEY),
+    ("steward", ("read", "admin"), STEWARD_KEY),  # the desk's steward actions: viewing and acting
 )
 __all__ = [
     "ADMIN_KEY",
@@ -43,6 +45,7 @@ __all__ = [
     "NOW",
     "OTHER_KEY",
     "READ_KEY",
+    "STEWARD_KEY",
     "Served",
     "build_served",
     "key_hashes",
