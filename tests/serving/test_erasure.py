@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "training"))
 from erasure_scan import Traces, scan_postgres, scan_redis, scan_workspace  # noqa: E402
 from training_fixtures import postgres_database, small_settings  # noqa: E402
 
+from features.identity.decisions import merge_decision, read_decisions, record_decision  # noqa: E402
 from features.store.settings import FeatureStoreSettings  # noqa: E402
 from serving.erasure import STORES  # noqa: E402
 from tessera.core.settings import Settings, Workspace  # noqa: E402
@@ -163,6 +164,11 @@ def test_erase_leaves_no_trace_and_the_service_forgets_within_seconds(
     workspace, store = configured
     customer = _customer(workspace)
     traces = _traces(workspace, customer)
+    # A steward decision naming them, its reason naming them too: the erasure removes it whole.
+    records = pd.read_parquet(workspace.identity / "records.parquet", columns=["identity_key", "customer_id"])
+    other = str(records.loc[records["customer_id"] != customer, "customer_id"].iloc[0])
+    said = f"{traces.names[0]} {traces.names[1]} says this is her" if traces.names else "one person"
+    record_decision(workspace.identity, merge_decision(records, (customer, other), said, "desk", NOW))
     client = redis.Redis(host="127.0.0.1", port=6379)
     assert scan_workspace(workspace.root, traces), "the scan must find the customer before the erasure"
     if store.online_store == "redis":
@@ -221,13 +227,14 @@ def test_erase_leaves_no_trace_and_the_service_forgets_within_seconds(
     assert set(receipt["rows_removed"]) == {*STORES, online}
     for name in (
         "canonical tables",
-        "identity (records, links, crosswalk, aliases, caches)",
+        "identity (records, links, crosswalk, aliases, steward decisions, caches)",
         "profile tables",
         "offline feature tables",
         online,
     ):
         assert receipt["rows_removed"][name] > 0, name
     assert scan_workspace(workspace.root, traces) == []
+    assert read_decisions(workspace.identity).empty  # the other customer's half of the merge went too
     if store.online_store == "redis":
         assert scan_redis(client, store.project, traces) == []
     if mlflow_database is not None:
