@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from desk_fixtures import People, with_people
-from serving_fixtures import Served, serve_env
-from steward_fixtures import Chained, build_chained, copy_chained
+from serving_fixtures import Chained, Served, build_chained, serve_env
+from steward_fixtures import copy_chained
 
 from tessera.core.settings import Workspace
 
@@ -44,7 +44,9 @@ def desk_client(desk_env: dict[str, str]) -> Iterator[object]:
 @pytest.fixture(scope="session")
 def chained(tmp_path_factory: pytest.TempPathFactory) -> Chained:
     """A simulated retailer through the whole chain and the three models: real identities for a steward to act on."""
-    return build_chained(tmp_path_factory.mktemp("steward"))
+    from features.store.settings import FeatureStoreSettings
+
+    return build_chained(tmp_path_factory.mktemp("steward"), FeatureStoreSettings())
 
 
 @pytest.fixture

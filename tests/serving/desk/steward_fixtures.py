@@ -1,49 +1,18 @@
-"""What the steward tests share: a simulated retailer through the real chain (ingest, identity resolution,
-profile, feature store, three models), so that a split or a merge goes through real identity resolution."""
+"""What the steward tests share: the simulated retailer through the real chain (`serving_fixtures.build_chained`),
+so that a split or a merge goes through real identity resolution."""
 
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pandas as pd
-from serving_fixtures import key_hashes
-from training_fixtures import small_settings
+from serving_fixtures import CHAIN_NOW as NOW
+from serving_fixtures import Chained, key_hashes
 
-from tessera.core.settings import Settings, Workspace
+from tessera.core.settings import Workspace
 
-NOW = datetime(2025, 7, 1, tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class Chained:
-    workspace: Workspace
-    sources: Path  # the exports' sources.yaml
-
-
-def build_chained(root: Path) -> Chained:
-    """300 simulated customers through `tessera.pipeline.run` as of NOW, on the embedded stores."""
-    from features.store.settings import FeatureStoreSettings
-    from simulator import simulate_retailer
-    from simulator.config import profile_config
-    from tessera.pipeline import run
-
-    exports = root / "exports"
-    simulate_retailer(
-        customers=300, seed=12, out=exports, as_of=date(2025, 6, 30), config=profile_config("default", 12)
-    )
-    workspace = Workspace(root / "ws")
-    run(
-        exports / "sources.yaml",
-        workspace,
-        NOW,
-        Settings(workspace=workspace.root),
-        FeatureStoreSettings(),
-        small_settings(min_customers=50),
-    )
-    return Chained(workspace, exports / "sources.yaml")
+__all__ = ["NOW", "Chained", "copy_chained", "split_candidate", "steward_env"]
 
 
 def copy_chained(chained: Chained, root: Path) -> Workspace:
