@@ -24,7 +24,6 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.requests import Request
 
 from activation.settings import ActivationSettings
-from features.identity.decisions import UnknownCustomer as UnknownId
 from features.store.settings import FeatureStoreSettings
 from serving.audit import AccessLog
 from serving.auth import KEY_ID, KeyRing
@@ -53,7 +52,7 @@ from serving.schemas import (
 )
 from serving.segments import BadPage, SegmentList, SegmentMembers, Segments, UnknownSegment
 from serving.settings import ServeSettings
-from serving.steward import Applied, apply_decision, merge, split
+from serving.steward import Applied, apply_decision, merge, refusal_status, split
 from tessera.core.errors import InputError
 from tessera.core.known_warnings import ignore_known_warnings
 from tessera.core.lock import WorkspaceBusy, workspace_lock
@@ -228,9 +227,8 @@ class Tessera:
         Raises `InputError` (an unknown id: `UnknownCustomer`) or `WorkspaceBusy`; the desk calls it too."""
         workspace, now = self.engine.workspace, self.engine.now()
         with workspace_lock(workspace, f"POST /identity/{kind}"):
-            decided = rows(
-                key_id, datetime.now(UTC)
-            )  # when it was decided: the clock, whatever the served now
+            # When it was decided is the clock's time, whatever `now` the service serves.
+            decided = rows(key_id, datetime.now(UTC))
             applied = apply_decision(workspace, decided, now, self.settings, self.store_settings)
         self.engine.watcher.check()
         return applied
@@ -240,8 +238,7 @@ class Tessera:
             applied = self.decide(kind, str(ctx.request.scope.get(KEY_ID)), rows)
         except (InputError, WorkspaceBusy) as exc:
             # With a `ctx` parameter BentoML sends a returned response's body under `ctx.response`'s status.
-            status = 404 if isinstance(exc, UnknownId) else 409 if isinstance(exc, WorkspaceBusy) else 422
-            ctx.response.status_code = status
+            status = ctx.response.status_code = refusal_status(exc)
             return _error(status, exc)
         return DecisionResponse(
             decision_id=applied.decision_id, kind=kind, customers=applied.customers, seconds=applied.seconds

@@ -30,6 +30,8 @@ from features.identity.decisions import (
 from features.profile import build_profile
 from features.store.build import materialize_feature_store
 from features.store.settings import FeatureStoreSettings
+from tessera.core.errors import InputError
+from tessera.core.lock import WorkspaceBusy
 from tessera.core.settings import Settings, Workspace
 
 
@@ -41,6 +43,13 @@ class Applied:
     customer_id: str  # the customer left in place: the one split from, or the merge's survivor
     customers: dict[str, str]  # identity key -> customer id after the decision
     seconds: dict[str, float]  # per step, wall time
+
+
+def refusal_status(exc: InputError | WorkspaceBusy) -> int:
+    """The HTTP status of a decision refused: 404 an unknown id, 409 a busy workspace, 422 any other."""
+    if isinstance(exc, UnknownCustomer):
+        return 404
+    return 409 if isinstance(exc, WorkspaceBusy) else 422
 
 
 def _live(workspace: Workspace, customer_id: str, field: str) -> str:

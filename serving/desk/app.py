@@ -37,13 +37,12 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from features.identity.decisions import UnknownCustomer as UnknownId
 from serving.auth import KeyRing
 from serving.desk.evidence import Evidence
 from serving.desk.search import SearchIndex, index_version
 from serving.engine import Engine, NotReady, UnknownCustomer
 from serving.schemas import RecommendRequest
-from serving.steward import merge, split
+from serving.steward import merge, refusal_status, split
 from tessera.core.errors import InputError
 from tessera.core.lock import WorkspaceBusy
 
@@ -198,8 +197,7 @@ async def _decide(
     try:
         applied = await run_in_threadpool(service.decide, kind, session["key_id"], rows)
     except (InputError, WorkspaceBusy) as exc:
-        status = 404 if isinstance(exc, UnknownId) else 409 if isinstance(exc, WorkspaceBusy) else 422
-        return desk.render("error.html", status, session=session, message=str(exc))
+        return desk.render("error.html", refusal_status(exc), session=session, message=str(exc))
     return RedirectResponse(f"/desk/customers/{applied.customer_id}", status_code=303)
 
 
