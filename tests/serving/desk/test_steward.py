@@ -148,7 +148,7 @@ def test_a_split_survives_the_next_retrain(chained: Chained, steward_workspace: 
         engine.close()
 
 
-def test_a_read_key_sees_no_steward_buttons_and_cannot_post(
+def test_steward_forms_need_the_admin_scope_and_the_csrf_token(
     client: TestClient, steward_workspace: Workspace
 ) -> None:
     customer, off, _ = split_candidate(steward_workspace)
@@ -159,6 +159,10 @@ def test_a_read_key_sees_no_steward_buttons_and_cannot_post(
         client.post("/desk/login", data={"api_key": key, "csrf_token": csrf})
         page = client.get(f"/desk/customers/{customer}").text
         assert ("Split off" in page) == buttons and ('action="/desk/merge"' in page) == buttons
+    # The steward's own session, but a form without its CSRF token: refused, nothing recorded.
+    form = {"identity_key": off, "reason": "x"}
+    forged = client.post(f"/desk/customers/{customer}/split", data=form, follow_redirects=False)
+    assert forged.status_code == 403 and "CSRF" in forged.text
     client.cookies.clear()
     csrf = _csrf(client.get("/desk/login").text)
     client.post("/desk/login", data={"api_key": READ_KEY, "csrf_token": csrf})
