@@ -2,7 +2,7 @@
 path's scope.
 
 Scopes: `read` (recommendations, similar items, churn and CLTV scores, the 360 view), `events` (live events),
-`admin` (erasure and segment administration, declared ahead of those endpoints). A caller sends
+`admin` (erasure, steward split and merge, segment administration). A caller sends
 `Authorization: Bearer <key>` or `X-API-Key: <key>`: no key or an unknown one is a 401, a known key without the
 path's scope a 403.
 
@@ -41,7 +41,7 @@ OPEN_PREFIXES = ("/static_content/", "/assets/", "/desk/")
 # Which scope a call needs; a path not listed needs any valid key (and is then BentoML's 404).
 READ_PATHS = frozenset({"/recommend", "/similar-items", "/churn", "/cltv"})
 EVENT_PATHS = frozenset({"/events"})
-ADMIN_PREFIXES = ("/admin/", "/segments")
+ADMIN_PREFIXES = ("/admin/", "/segments", "/identity/")
 # The key id of the scope the request was let in with, for the handlers (the 360 view's access log).
 KEY_ID = "tessera.key_id"
 _ENTRY = re.compile(

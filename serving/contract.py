@@ -23,10 +23,18 @@ from serving.schemas import ErrorBody, ValidationErrorBody
 ERROR = "#/components/schemas/ErrorBody"
 BAD_REQUEST = "#/components/schemas/ValidationErrorBody"
 # Which answers each operation has beside 200 (and 400/401/403/413 for every keyed POST).
-NOT_FOUND = frozenset({"/events", "/similar-items", "/customers/{customer_id}", "/segments/{name}/members"})
+STEWARD = frozenset({"/identity/split", "/identity/merge"})  # steward decisions: they take the write lock
+NOT_FOUND = frozenset(
+    {"/events", "/similar-items", "/customers/{customer_id}", "/segments/{name}/members", *STEWARD}
+)
 PAGED = frozenset({"/segments/{name}/members"})  # offset/limit checked by the service: a 400 with a message
 NEEDS_CHAMPION = frozenset({"/recommend", "/similar-items", "/churn", "/cltv"})
-REFUSES = frozenset({"/events"})  # a well-formed request the data refuses: 422
+# A well-formed request the data refuses: 422, and why.
+REFUSES = {
+    "/events": "An event the data refuses: future or too old, unknown SKUs (named)",
+    "/identity/split": "A record that is not the customer's, or its only record",
+    "/identity/merge": "A customer merged with itself",
+}
 SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer", "description": "`Authorization: Bearer <key>`"},
     "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
@@ -102,17 +110,16 @@ def openapi_document(spec: dict[str, Any]) -> dict[str, Any]:
             if path in PAGED:
                 responses["400"] = _answer("An offset or limit that is not a whole number in its range")
             if path in REFUSES:
-                responses["422"] = _answer(
-                    "An event the data refuses: future or too old, unknown SKUs (named)"
-                )
+                responses["422"] = _answer(REFUSES[path])
             if path in NOT_FOUND:
                 responses["404"] = _answer(
                     "Unknown segment" if path in PAGED else "Unknown customer or product"
                 )
-            if method == "delete":
+            if method == "delete" or path in STEWARD:
                 responses["409"] = _answer(
-                    "Another writer (a `tessera` command, another erasure) holds the workspace lock: "
-                    "the message names its pid and command; nothing was erased, try again when it has finished"
+                    "Another writer (a `tessera` command, an erasure, a steward decision) holds the workspace "
+                    "lock: the message names its pid and command; nothing was changed, try again when it has "
+                    "finished"
                 )
             if path in NEEDS_CHAMPION:
                 responses["503"] = _answer("No champion of the model is registered yet")

@@ -34,6 +34,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from activation.erasure import erase_customers
+from features.identity.decisions import FILE as DECISIONS
+from features.identity.decisions import forget_decisions
 from features.ingest.suppression import (
     add_suppressed,
     identifier_hash,
@@ -51,7 +53,7 @@ KEY_COLUMNS = ("customer_id", "alias_id", "identity_key", "survivor_id", "left_k
 STORES = (
     "canonical tables",
     "quarantine",
-    "identity (records, links, crosswalk, aliases, caches)",
+    "identity (records, links, crosswalk, aliases, steward decisions, caches)",
     "profile tables",
     "offline feature tables",
     "batch outputs and other workspace tables",
@@ -244,6 +246,13 @@ def erase_person(
     def count(store: str, where: str, rows: int) -> None:
         stores.setdefault(store, {})[where] = stores.get(store, {}).get(where, 0) + rows
 
+    # A steward decision naming the person goes whole (its reason may describe them), before the row-by-row scrub.
+    decisions = workspace.identity / DECISIONS
+    count(
+        STORES[2],
+        str(decisions.relative_to(workspace.root)),
+        forget_decisions(workspace.identity, person.keys()),
+    )
     for root, store in ((workspace.data, STORES[5]), (workspace.mlruns, STORES[6])):
         for path in sorted(root.rglob("*.parquet")):
             if suppression_folder(workspace) in path.parents:

@@ -242,6 +242,35 @@ class CustomerView(Frozen):
     segments: list[str] = Field(default_factory=list, description="The segments the customer is a member of.")
 
 
+StewardReason = Annotated[
+    str, Field(min_length=1, max_length=1000, description="Why: shown on the 360 page with who and when.")
+]
+
+
+class SplitRequest(Frozen):
+    """Split one identity record off a customer (a wrong merge): it becomes a customer of its own."""
+
+    customer_id: CustomerId
+    identity_key: str = Field(
+        min_length=1, max_length=256, description="The record to split off (the 360 view's `identity_key`)."
+    )
+    reason: StewardReason
+
+
+class MergeRequest(Frozen):
+    """Merge two customers into one: the older id survives, the other becomes its alias."""
+
+    customer_ids: list[CustomerId] = Field(min_length=2, max_length=2, description="The two customers.")
+    reason: StewardReason
+
+
+class DecisionResponse(Frozen):
+    decision_id: str
+    kind: Literal["split", "merge"]
+    customers: dict[str, str] = Field(description="Each record the decision named and its customer id now.")
+    seconds: dict[str, float] = Field(description="Wall time of each step the decision was applied by.")
+
+
 class ErrorBody(Frozen):
     error: str
 

@@ -13,11 +13,12 @@ constructs the service in it, and `tessera serve` passes the settings BentoML ne
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio.to_thread
 import bentoml
+import pandas as pd
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.requests import Request
@@ -37,17 +38,21 @@ from serving.schemas import (
     ChurnResponse,
     CltvResponse,
     CustomerView,
+    DecisionResponse,
     ErrorBody,
     EventRequest,
     EventResponse,
+    MergeRequest,
     RecommendRequest,
     RecommendResponse,
     ScoreRequest,
     SimilarItemsRequest,
     SimilarItemsResponse,
+    SplitRequest,
 )
 from serving.segments import BadPage, SegmentList, SegmentMembers, Segments, UnknownSegment
 from serving.settings import ServeSettings
+from serving.steward import Applied, apply_decision, merge, refusal_status, split
 from tessera.core.errors import InputError
 from tessera.core.known_warnings import ignore_known_warnings
 from tessera.core.lock import WorkspaceBusy, workspace_lock
@@ -190,6 +195,54 @@ class Tessera:
             return _error(404, exc)  # type: ignore[return-value]
         except EventRefused as exc:
             return _error(422, exc)  # type: ignore[return-value]
+
+    @bentoml.api(route="/identity/split", input_spec=SplitRequest)
+    def identity_split(self, ctx: bentoml.Context, **request: Any) -> DecisionResponse:
+        """Split a record off a customer (a wrong merge), with a reason: it gets a new customer id, the old id stays
+        with the rest. Recorded with the key's id and honoured by every later resolution; applied at once through
+        identity, profile and feature store (404: unknown customer; 422: a record not on that customer, its only
+        record; 409: another writer holds the workspace)."""
+        body = SplitRequest(**request)
+        return self._decide(
+            "split",
+            ctx,
+            lambda by, now: split(
+                self.engine.workspace, body.customer_id, body.identity_key, body.reason, by, now
+            ),
+        )
+
+    @bentoml.api(route="/identity/merge", input_spec=MergeRequest)
+    def identity_merge(self, ctx: bentoml.Context, **request: Any) -> DecisionResponse:
+        """Merge two customers, with a reason: the older id survives and the other becomes its alias. Recorded and
+        applied like a split (404: unknown customer; 422: a customer with itself; 409: the workspace is busy)."""
+        body = MergeRequest(**request)
+        pair = (body.customer_ids[0], body.customer_ids[1])
+        return self._decide(
+            "merge", ctx, lambda by, now: merge(self.engine.workspace, pair, body.reason, by, now)
+        )
+
+    def decide(self, kind: str, key_id: str, rows: Callable[[str, datetime], pd.DataFrame]) -> Applied:
+        """Make a steward decision as `key_id` and apply it under the workspace's write lock, then reload at once.
+
+        Raises `InputError` (an unknown id: `UnknownCustomer`) or `WorkspaceBusy`; the desk calls it too."""
+        workspace, now = self.engine.workspace, self.engine.now()
+        with workspace_lock(workspace, f"POST /identity/{kind}"):
+            # When it was decided is the clock's time, whatever `now` the service serves.
+            decided = rows(key_id, datetime.now(UTC))
+            applied = apply_decision(workspace, decided, now, self.settings, self.store_settings)
+        self.engine.watcher.check()
+        return applied
+
+    def _decide(self, kind: str, ctx: bentoml.Context, rows: Callable[[str, datetime], pd.DataFrame]) -> Any:
+        try:
+            applied = self.decide(kind, str(ctx.request.scope.get(KEY_ID)), rows)
+        except (InputError, WorkspaceBusy) as exc:
+            # With a `ctx` parameter BentoML sends a returned response's body under `ctx.response`'s status.
+            status = ctx.response.status_code = refusal_status(exc)
+            return _error(status, exc)
+        return DecisionResponse(
+            decision_id=applied.decision_id, kind=kind, customers=applied.customers, seconds=applied.seconds
+        )
 
     @customers.get(
         "/{customer_id}",

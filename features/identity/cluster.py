@@ -6,6 +6,10 @@ person (clearly different first names, or clearly different birth dates) is rebu
 strongest first (identical records, loyalty card, email, phone, then probabilistic by match weight),
 skipping every link that would put two conflicting records into one cluster. The cluster is thereby
 split at its weakest links, and the skipped links are kept in the evidence with `kept = False`.
+
+Steward splits (`decisions.py`) add cannot-link pairs: their links are cut (`steward split`) before the
+components are found, and a cluster that still holds such a pair through a third record is rebuilt like a
+conflicting one, never joining the pair.
 """
 
 from __future__ import annotations
@@ -42,18 +46,22 @@ def named_components(keys: pd.Series, links: pd.DataFrame) -> np.ndarray:
 
 
 class _Components:
-    """Union-find over record positions that refuses unions joining two conflicting records."""
+    """Union-find over record positions that refuses unions joining two conflicting records, or two records a
+    steward split apart (`apart`: position -> the positions it may not join)."""
 
-    def __init__(self, persons: Mapping[int, Person]) -> None:
+    def __init__(self, persons: Mapping[int, Person], apart: Mapping[int, set[int]]) -> None:
         self.parent: dict[int, int] = {}
         self.persons = persons
         # Distinct people per component: a cluster of fifty identical guest checkouts is one comparison.
         self.people: dict[int, set[Person]] = {}
+        self.apart = apart
+        self.bound: dict[int, set[int]] = {}  # per component, its positions that have a cannot-link
 
     def find(self, i: int) -> int:
         if i not in self.parent:
             self.parent[i] = i
             self.people[i] = {self.persons[i]}
+            self.bound[i] = {i} if i in self.apart else set()
         while self.parent[i] != i:
             self.parent[i] = self.parent[self.parent[i]]
             i = self.parent[i]
@@ -67,6 +75,8 @@ class _Components:
         a, b = self.find(i), self.find(j)
         if a == b:
             return None
+        if any(self.apart[x] & self.bound[b] for x in self.bound[a]):
+            return "steward split"
         found = None
         for x in self.people[a]:
             for y in self.people[b]:
@@ -80,19 +90,49 @@ class _Components:
             a, b = b, a
         self.parent[b] = a
         self.people[a] |= self.people.pop(b)
+        self.bound[a] |= self.bound.pop(b)
         return None
+
+
+def _apart(keys: pd.Series, cannot: frozenset[tuple[str, str]]) -> dict[int, set[int]]:
+    """The cannot-link pairs among `keys` by position, both ways."""
+    if not cannot:
+        return {}
+    position = {key: i for i, key in enumerate(keys)}
+    apart: dict[int, set[int]] = {}
+    for a, b in cannot:
+        if a in position and b in position:
+            apart.setdefault(position[a], set()).add(position[b])
+            apart.setdefault(position[b], set()).add(position[a])
+    return apart
 
 
 def _has_conflict(persons: list[Person]) -> bool:
     return any(conflict(x, y) for x, y in combinations(persons, 2))
 
 
-def cluster_records(records: pd.DataFrame, links: pd.DataFrame) -> tuple[pd.Series, pd.DataFrame]:
-    """The cluster of every record (named by its smallest identity key) and the links marked kept or cut."""
+def cluster_records(
+    records: pd.DataFrame, links: pd.DataFrame, cannot: frozenset[tuple[str, str]] = frozenset()
+) -> tuple[pd.Series, pd.DataFrame]:
+    """The cluster of every record (named by its smallest identity key) and the links marked kept or cut.
+
+    `cannot`: (smaller, larger) identity key pairs a steward split apart; they never share a cluster.
+    """
     keys = records["identity_key"].astype(str).reset_index(drop=True)
     links = links.reset_index(drop=True)
     links = links.assign(kept=True, cut_reason=pd.Series(pd.NA, index=links.index, dtype="string"))
-    cluster = named_components(keys, links)
+    apart = _apart(keys, cannot)
+    if apart:
+        pairs = [
+            (a, b) if a < b else (b, a)
+            for a, b in zip(
+                links["identity_key_l"].astype(str), links["identity_key_r"].astype(str), strict=True
+            )
+        ]
+        split = np.array([pair in cannot for pair in pairs], dtype=bool)
+        links.loc[split, "kept"] = False
+        links.loc[split, "cut_reason"] = "steward split"
+    cluster = named_components(keys, links[links["kept"]])
     codes, _ = pd.factorize(cluster)
     # Only a cluster of two or more distinct (first, last, birth date) can hold a conflict. Each cluster's
     # distinct people come from one drop_duplicates, and only the records of suspicious clusters become
@@ -105,10 +145,14 @@ def cluster_records(records: pd.DataFrame, links: pd.DataFrame) -> tuple[pd.Seri
     for code, person in zip(several["code"].tolist(), people(several), strict=True):
         distinct.setdefault(code, []).append(person)
     suspicious = [code for code, group in distinct.items() if _has_conflict(group)]
+    suspicious += sorted(
+        {int(codes[a]) for a, others in apart.items() for b in others if codes[a] == codes[b]}
+        - set(suspicious)
+    )
     if suspicious:
         rows = np.flatnonzero(np.isin(codes, suspicious))
         persons = dict(zip(rows.tolist(), people(who.iloc[rows]), strict=True))
-        cut = _split(np.array(suspicious), codes, cluster, links, keys, persons)
+        cut = _split(np.array(suspicious), codes, cluster, links, keys, persons, apart)
         links.loc[cut.index, "kept"] = False
         links.loc[cut.index, "cut_reason"] = cut
     return pd.Series(cluster, index=keys.to_numpy(), name="cluster"), links
@@ -121,6 +165,7 @@ def _split(
     links: pd.DataFrame,
     keys: pd.Series,
     persons: Mapping[int, Person],
+    apart: Mapping[int, set[int]],
 ) -> pd.Series:
     """Rebuild each suspicious cluster from its links, strongest first, skipping conflicting unions.
 
@@ -130,8 +175,8 @@ def _split(
     rank = links["kind"].map({kind: i for i, kind in enumerate(LINK_KINDS)}).to_numpy()
     weight = links["match_weight"].astype(float).fillna(np.inf).to_numpy()
     order = np.lexsort((-weight, rank))
-    order = order[np.isin(codes[left[order]], suspicious)]
-    forest = _Components(persons)
+    order = order[np.isin(codes[left[order]], suspicious) & links["kept"].to_numpy()[order]]
+    forest = _Components(persons, apart)
     cut: dict[int, str] = {}
     for link in order:
         reason = forest.union(int(left[link]), int(right[link]))

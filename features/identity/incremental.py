@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.identity.cluster import cluster_records, components
+from features.identity.decisions import STEWARD, Constraints, with_steward_links
 from features.identity.match import IDENTICAL, MATCH_COLUMNS, IdentityMatcher
 from features.identity.records import ATTRIBUTES, is_in, key_positions, raw_hashes
 from features.identity.standardise import standardise_records
@@ -102,25 +103,30 @@ def _touched(keys: pd.Series, links: pd.DataFrame, seeds: pd.Series) -> np.ndarr
 
 
 def link_incrementally(
-    matcher: IdentityMatcher, records: pd.DataFrame, previous: Resolution
+    matcher: IdentityMatcher, records: pd.DataFrame, previous: Resolution, constraints: Constraints
 ) -> IncrementalLinks:
-    """Clusters and links of all records, scoring only dirty records and re-clustering what they touch."""
+    """Clusters and links of all records, scoring only dirty records and re-clustering what they touch.
+
+    The records of every steward decision in force (`constraints`) are re-clustered too, whatever changed: a
+    decision made since the last run then takes effect, and its steward links are made afresh each run.
+    """
     dirty, removed = dirty_keys(records, previous)
     gone = pd.concat([dirty.astype(object), removed.astype(object)], ignore_index=True)
+    decided = pd.Series(sorted(constraints.keys()), dtype=object)
     old_links = previous.links
-    # The previous components the dirty and removed records were part of must be clustered afresh.
-    was_touched = _touched(previous.records["identity_key"], old_links, gone)
-    seeds = pd.concat([dirty, previous.records["identity_key"][was_touched]], ignore_index=True)
+    # The previous components the dirty, removed and decided records were part of must be clustered afresh.
+    was_touched = _touched(previous.records["identity_key"], old_links, pd.concat([gone, decided]))
+    seeds = pd.concat([dirty, decided, previous.records["identity_key"][was_touched]], ignore_index=True)
 
     clean = ~(is_in(old_links["identity_key_l"], gone) | is_in(old_links["identity_key_r"], gone))
-    kept_links = old_links[clean]
+    kept_links = old_links[clean & (old_links["kind"] != STEWARD).to_numpy()]
     new_links = matcher.predict(records, new=dirty) if len(dirty) else kept_links.iloc[:0]
-    links = _concat([kept_links, new_links])
+    links = with_steward_links(_concat([kept_links, new_links]), constraints.must, records["identity_key"])
 
     keys = records["identity_key"].astype(str).reset_index(drop=True)
     touched = _touched(keys, links, seeds)
     touched_links = is_in(links["identity_key_l"], keys[touched])
-    clusters, relinked = cluster_records(records[touched], links[touched_links])
+    clusters, relinked = cluster_records(records[touched], links[touched_links], constraints.cannot)
 
     # Untouched customers keep their records together, named (as a full run would) by their smallest key.
     untouched = previous.records[is_in(previous.records["identity_key"], keys[~touched])]

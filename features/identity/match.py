@@ -55,9 +55,10 @@ STRONG_IDENTIFIERS = ("loyalty_number", "national_id", "email", "phone")
 # Identifiers one person may share with another (a household email or landline, a national id typed
 # onto the wrong record): a link on them needs the two records not to conflict.
 GUARDED_IDENTIFIERS = ("national_id", "email", "phone")
-# Strongest first: records identical in every attribute, then the deterministic rules, then the model.
+# Strongest first: a steward's merge (features/identity/decisions.py), records identical in every attribute,
+# then the deterministic rules, then the model.
 IDENTICAL = "identical"
-LINK_KINDS = (IDENTICAL, *STRONG_IDENTIFIERS, "probabilistic")
+LINK_KINDS = ("steward", IDENTICAL, *STRONG_IDENTIFIERS, "probabilistic")
 # Candidate blocking rules (equi-joins, columns of one rule joined with AND), most specific first; a plan
 # keeps those whose columns are populated and whose blocks stay small. SWAPPED is the one non-equi rule.
 BLOCKING_CANDIDATES: tuple[tuple[str, ...], ...] = (

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from features.identity.cluster import cluster_records
+from features.identity.decisions import constraints, read_decisions, with_steward_links
 from features.identity.ids import alias_targets, assign_customer_ids, empty_aliases, follow_alias
 from features.identity.incremental import Resolution, link_incrementally, standardise_changed
 from features.identity.match import (
@@ -36,6 +37,7 @@ from features.identity.records import (
     Summaries,
     canonical_files,
     identity_records,
+    is_in,
     read_records,
     summarise_files,
 )
@@ -151,21 +153,27 @@ def resolve_identities(
     # The last run's links stay valid only under its model: reused, or the same priors again.
     same_model = not trained or (not matcher.trained_ and _saved_priors(out / "model.json", matcher))
     last_run = previous_resolution(out) if same_model and not full else None
+    decisions = read_decisions(out)
+    steward = constraints(decisions)
     incremental, carried = {}, None
     if last_run is None:
         links = matcher.predict(records)
         lap("predict")
-        clusters, links = cluster_records(records, links)
+        links = with_steward_links(links, steward.must, records["identity_key"])
+        clusters, links = cluster_records(records, links, steward.cannot)
         lap("cluster")
     else:
-        linked = link_incrementally(matcher, records, last_run)
+        linked = link_incrementally(matcher, records, last_run, steward)
         clusters, links, carried = linked.clusters, linked.links, linked.carried
         incremental = {"dirty": linked.dirty, "removed": linked.removed, "reclustered": linked.reclustered}
         lap("link incrementally")
 
     ids = assign_customer_ids(
         clusters,
-        _previous_keys(out) if last_run is None else last_run.records[["identity_key", "customer_id"]],
+        _without_split_votes(
+            _previous_keys(out) if last_run is None else last_run.records[["identity_key", "customer_id"]],
+            steward.left,
+        ),
         _read(out / "customers.parquet"),
         _read(out / "aliases.parquet"),
         now,
@@ -199,6 +207,7 @@ def resolve_identities(
         "merges": ids.merged,
         "retired_ids": ids.retired,
         "aliases": len(ids.aliases),
+        "steward_decisions": int(decisions["decision_id"].nunique()),
         "invalid_values": invalid,
         "placeholder_values": placeholders,
         "model": ("trained" if matcher.trained_ else "priors only") if trained else "reused",
@@ -211,6 +220,15 @@ def resolve_identities(
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return summary
+
+
+def _without_split_votes(previous: pd.DataFrame | None, left: pd.DataFrame) -> pd.DataFrame | None:
+    """The previous keys without a steward's split-off records still on the customer they were split off:
+    they do not vote for that id, so it stays with the rest and the split-off record gets a new one."""
+    if previous is None or left.empty:
+        return previous
+    pairs = previous["identity_key"].astype(str) + "\0" + previous["customer_id"].astype(str)
+    return previous[~is_in(pairs, left["identity_key"] + "\0" + left["customer_id"])]
 
 
 def _cpu_seconds() -> float:

@@ -4,8 +4,11 @@
     /desk/search?q=        find a customer by name (typos too), email, phone in any format, loyalty card,
                            order number, customer id or any source record id
     /desk/customers/{id}   the 360 page: golden record with each field's rule and sources, linked records
-                           with their link evidence, one timeline, consent with history, scores with reasons,
-                           recommendations with reasons
+                           with their link evidence and the steward decisions, one timeline, consent with
+                           history, scores with reasons, recommendations with reasons
+    POST /desk/customers/{id}/split, POST /desk/merge
+                           steward actions (a key with `admin` too): split a record off, merge two customers,
+                           each with a reason; applied at once (`serving.steward`, through `Tessera.decide`)
 
 The pages reuse the service's `Engine` (the 360 view, scores and recommendations of `GET /customers/{id}`,
 `/churn`, `/cltv`, `/recommend`): there is no second scorer. The Gateway lets `/desk` through without an API key
@@ -24,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import bentoml
+import pandas as pd
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
@@ -38,6 +42,9 @@ from serving.desk.evidence import Evidence
 from serving.desk.search import SearchIndex, index_version
 from serving.engine import Engine, NotReady, UnknownCustomer
 from serving.schemas import RecommendRequest
+from serving.steward import merge, refusal_status, split
+from tessera.core.errors import InputError
+from tessera.core.lock import WorkspaceBusy
 
 HERE = Path(__file__).parent
 COOKIE = "tessera_desk"
@@ -157,6 +164,43 @@ async def login(request: Request) -> Response:
     return response
 
 
+@logged_in("admin")
+async def split_record(request: Request, desk: Desk, session: dict[str, Any]) -> Response:
+    """A steward splits a record off the customer (form: identity_key, reason); then the remaining customer's page."""
+    form = await request.form()
+    customer_id, key = request.path_params["customer_id"], str(form.get("identity_key", ""))
+    reason = str(form.get("reason", ""))
+    return await _decide(
+        desk,
+        session,
+        "split",
+        lambda by, now: split(desk.engine.workspace, customer_id, key, reason, by, now),
+    )
+
+
+@logged_in("admin")
+async def merge_customers(request: Request, desk: Desk, session: dict[str, Any]) -> Response:
+    """A steward merges two customers (form: customer_id, other_customer_id, reason); then the survivor's page."""
+    form = await request.form()
+    pair = (str(form.get("customer_id", "")).strip(), str(form.get("other_customer_id", "")).strip())
+    reason = str(form.get("reason", ""))
+    return await _decide(
+        desk, session, "merge", lambda by, now: merge(desk.engine.workspace, pair, reason, by, now)
+    )
+
+
+async def _decide(
+    desk: Desk, session: dict[str, Any], kind: str, rows: Callable[[str, datetime], pd.DataFrame]
+) -> Response:
+    """Make and apply the decision as the session's key (`Tessera.decide`), then show the customer it leaves."""
+    service = bentoml.get_current_service()
+    try:
+        applied = await run_in_threadpool(service.decide, kind, session["key_id"], rows)
+    except (InputError, WorkspaceBusy) as exc:
+        return desk.render("error.html", refusal_status(exc), session=session, message=str(exc))
+    return RedirectResponse(f"/desk/customers/{applied.customer_id}", status_code=303)
+
+
 @logged_in("read")
 async def logout(request: Request, desk: Desk, session: dict[str, Any]) -> Response:
     response = RedirectResponse("/desk/login", status_code=303)
@@ -189,7 +233,8 @@ async def customer(request: Request, desk: Desk, session: dict[str, Any]) -> Res
         return desk.render("error.html", 404, session=session, message=str(exc))
     service = bentoml.get_current_service()
     service.access_log.record(session["key_id"], surviving, "GET /desk/customers/{customer_id}")
-    return desk.render("customer.html", session=session, **context)
+    steward = "admin" in session.get("scopes", [])
+    return desk.render("customer.html", session=session, steward=steward, **context)
 
 
 def customer_context(desk: Desk, customer_id: str) -> dict[str, Any]:
@@ -238,6 +283,7 @@ def customer_context(desk: Desk, customer_id: str) -> dict[str, Any]:
         "fields": evidence.field_sources(golden, records),
         "records": records,
         "links": evidence.customer_links(customer_id),
+        "decisions": evidence.customer_decisions(customer_id),
         "timeline": timeline,
         "consent_history": evidence.consent_history(customer_id),
         "churn_reasons": [
@@ -271,6 +317,8 @@ def desk_app() -> Starlette:
             Route("/logout", logout, methods=["POST"]),
             Route("/search", search),
             Route("/customers/{customer_id}", customer),
+            Route("/customers/{customer_id}/split", split_record, methods=["POST"]),
+            Route("/merge", merge_customers, methods=["POST"]),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]
     )

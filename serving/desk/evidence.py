@@ -8,11 +8,13 @@ rows are grouped by customer in memory, so a page reads one customer's rows with
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from features.identity.decisions import read_decisions
 from features.profile.survivorship import DEFAULT_RULES, SurvivorshipRules
 from serving.desk.search import normalise
 from tessera.core.settings import Workspace
@@ -36,6 +38,7 @@ LINK_KINDS = {
     "national_id": "same national id",
     "account": "same shop account",
     "probabilistic": "similar name, birth date and address (match weight)",
+    "steward": "merged by a steward (see the decisions)",
 }
 
 
@@ -64,6 +67,17 @@ class Link:
     cut_reason: str | None
 
 
+@dataclass(frozen=True)
+class Decision:
+    """A steward's split or merge, as the 360 page shows it: "split by desk key X on DATE: reason"."""
+
+    kind: str
+    by: str
+    at: datetime
+    reason: str
+    what: str
+
+
 @dataclass
 class Evidence:
     """Identity records, links and consent events, grouped by customer."""
@@ -75,6 +89,7 @@ class Evidence:
     consent: pd.DataFrame = field(default_factory=pd.DataFrame)
     consent_rows: dict[str, Any] = field(default_factory=dict)
     rules: SurvivorshipRules | None = None
+    decisions: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @classmethod
     def load(cls, workspace: Workspace, rules_path: Path | None = None) -> Evidence:
@@ -95,6 +110,7 @@ class Evidence:
                 links = links[links["customer_id"].notna()].reset_index(drop=True)
                 found.links = links
                 found.link_rows = links.groupby("customer_id").indices
+        found.decisions = read_decisions(workspace.identity)
         consent_path = workspace.profile / "consent_events.parquet"
         if consent_path.exists():
             consent = pd.read_parquet(consent_path)
@@ -139,6 +155,35 @@ class Evidence:
                 )
             )
         return out
+
+    def customer_decisions(self, customer_id: str) -> list[Decision]:
+        """The steward decisions that named the customer or one of its records now, newest first."""
+        if self.decisions.empty:
+            return []
+        rows = self.record_rows.get(customer_id)
+        keys = set(self.records["identity_key"].iloc[rows]) if rows is not None else set()
+        mine = self.decisions["customer_id"].eq(customer_id) | self.decisions["identity_key"].isin(keys)
+        named = self.decisions[self.decisions["decision_id"].isin(self.decisions.loc[mine, "decision_id"])]
+        out = []
+        for _, group in named.groupby("decision_id", sort=False):
+            first = group.iloc[0]
+            split = first["kind"] == "split"
+            moved = group[group["side"] == ("off" if split else "b")]
+            out.append(
+                Decision(
+                    kind=str(first["kind"]),
+                    by=str(first["decided_by"]),
+                    at=pd.Timestamp(first["decided_at"]).to_pydatetime(),
+                    reason=str(first["reason"]),
+                    what=(
+                        f"record {', '.join(moved['identity_key'])} split off {first['customer_id']}"
+                        if split
+                        else f"{group[group['side'] == 'a']['customer_id'].iloc[0]} merged with "
+                        f"{moved['customer_id'].iloc[0]}"
+                    ),
+                )
+            )
+        return sorted(out, key=lambda d: d.at, reverse=True)
 
     def consent_history(self, customer_id: str) -> list[dict[str, Any]]:
         """Every consent record of the customer, newest first."""

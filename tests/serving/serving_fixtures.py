@@ -10,6 +10,7 @@ import dataclasses
 import shutil
 import sys
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -25,6 +26,7 @@ OTHER_KEY = "test-key-2"
 READ_KEY = "test-key-read"
 EVENTS_KEY = "test-key-events"
 ADMIN_KEY = "test-key-admin"
+STEWARD_KEY = "test-key-steward"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 # Key id, scopes, key: two keys with the shop's scopes (a rotation), one key per scope alone.
 KEYS = (
@@ -33,17 +35,22 @@ KEYS = (
     ("desk", ("read",), READ_KEY),
     ("tracker", ("events",), EVENTS_KEY),
     ("ops", ("admin",), ADMIN_KEY),
+    ("steward", ("read", "admin"), STEWARD_KEY),  # the desk's steward actions: viewing and acting
 )
 __all__ = [
     "ADMIN_KEY",
     "API_KEY",
     "AUTH",
+    "CHAIN_NOW",
+    "Chained",
     "EVENTS_KEY",
     "KEYS",
     "NOW",
     "OTHER_KEY",
     "READ_KEY",
+    "STEWARD_KEY",
     "Served",
+    "build_chained",
     "build_served",
     "key_hashes",
     "redis_copy",
@@ -155,3 +162,37 @@ def serve_env(served: Served, poll_seconds: float = 0) -> dict[str, str]:
         "TESSERA_SERVE_POLL_SECONDS": str(poll_seconds),
         "TESSERA_SERVE_WORKERS": "1",
     }
+
+
+CHAIN_NOW = datetime(2025, 7, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Chained:
+    """A simulated retailer's exports and a workspace built from them through the whole chain."""
+
+    workspace: Workspace
+    sources: Path  # the exports' sources.yaml
+
+
+def build_chained(root: Path, store_settings: FeatureStoreSettings) -> Chained:
+    """300 simulated customers (seed 12) through `tessera.pipeline.run` as of CHAIN_NOW: real ingestion, identity
+    resolution, profile, feature store and the three models."""
+    from simulator import simulate_retailer
+    from simulator.config import profile_config
+    from tessera.pipeline import run
+
+    exports = root / "exports"
+    simulate_retailer(
+        customers=300, seed=12, out=exports, as_of=date(2025, 6, 30), config=profile_config("default", 12)
+    )
+    workspace = Workspace(root / "ws")
+    run(
+        exports / "sources.yaml",
+        workspace,
+        CHAIN_NOW,
+        Settings(workspace=workspace.root),
+        store_settings,
+        small_settings(min_customers=50),
+    )
+    return Chained(workspace, exports / "sources.yaml")

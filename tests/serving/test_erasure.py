@@ -12,7 +12,6 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -23,44 +22,23 @@ from typer.testing import CliRunner
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tessera"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "training"))
 from erasure_scan import Traces, scan_postgres, scan_redis, scan_workspace  # noqa: E402
+from serving_fixtures import CHAIN_NOW, Chained, build_chained  # noqa: E402
 from training_fixtures import postgres_database, small_settings  # noqa: E402
 
+from features.identity.decisions import merge_decision, read_decisions, record_decision  # noqa: E402
 from features.store.settings import FeatureStoreSettings  # noqa: E402
 from serving.erasure import STORES  # noqa: E402
 from tessera.core.settings import Settings, Workspace  # noqa: E402
 
 pytestmark = pytest.mark.integration
-NOW = datetime(2025, 7, 1, tzinfo=UTC)
+NOW = CHAIN_NOW
 EMBEDDED = FeatureStoreSettings(online_store="sqlite", registry="file", offline_store="duckdb")
 
 
 @pytest.fixture(scope="module")
-def exports(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from simulator import simulate_retailer
-    from simulator.config import profile_config
-
-    out = tmp_path_factory.mktemp("erasure") / "exports"
-    simulate_retailer(
-        customers=300, seed=12, out=out, as_of=date(2025, 6, 30), config=profile_config("default", 12)
-    )
-    return out
-
-
-@pytest.fixture(scope="module")
-def built(exports: Path, tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    """The whole chain and the three models on the simulated exports, embedded stores."""
-    from tessera.pipeline import run
-
-    workspace = Workspace(tmp_path_factory.mktemp("erasure") / "ws")
-    run(
-        exports / "sources.yaml",
-        workspace,
-        NOW,
-        Settings(workspace=workspace.root),
-        EMBEDDED,
-        small_settings(min_customers=50),
-    )
-    return workspace
+def built(tmp_path_factory: pytest.TempPathFactory) -> Chained:
+    """The whole chain and the three models on a simulated retailer's exports, embedded stores."""
+    return build_chained(tmp_path_factory.mktemp("erasure"), EMBEDDED)
 
 
 def _env(workspace: Workspace, store: FeatureStoreSettings) -> dict[str, str]:
@@ -80,7 +58,7 @@ def _env(workspace: Workspace, store: FeatureStoreSettings) -> dict[str, str]:
 
 @pytest.fixture(params=["sqlite-files", "redis-postgresql"])
 def configured(
-    request: pytest.FixtureRequest, built: Workspace, tmp_path: Path
+    request: pytest.FixtureRequest, built: Chained, tmp_path: Path
 ) -> Iterator[tuple[Workspace, FeatureStoreSettings]]:
     """A copy of the built workspace on the embedded stores, or on Redis with a PostgreSQL Feast registry under a
     project of its own (removed afterwards, keys and all) and the models trained again into MLflow on a
@@ -89,7 +67,7 @@ def configured(
     from features.store.repo import materialize, teardown_project
     from tessera.pipeline import train_all
 
-    shutil.copytree(built.root, tmp_path / "ws")
+    shutil.copytree(built.workspace.root, tmp_path / "ws")
     workspace = Workspace(tmp_path / "ws")
     if request.param == "sqlite-files":
         yield workspace, EMBEDDED
@@ -152,7 +130,7 @@ def _customer(workspace: Workspace) -> str:
 
 
 def test_erase_leaves_no_trace_and_the_service_forgets_within_seconds(
-    configured: tuple[Workspace, FeatureStoreSettings], exports: Path, monkeypatch: pytest.MonkeyPatch
+    configured: tuple[Workspace, FeatureStoreSettings], built: Chained, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from features.ingest import ingest_sources
     from serving.engine import UnknownCustomer
@@ -163,6 +141,11 @@ def test_erase_leaves_no_trace_and_the_service_forgets_within_seconds(
     workspace, store = configured
     customer = _customer(workspace)
     traces = _traces(workspace, customer)
+    # A steward decision naming them, its reason naming them too: the erasure removes it whole.
+    records = pd.read_parquet(workspace.identity / "records.parquet", columns=["identity_key", "customer_id"])
+    other = str(records.loc[records["customer_id"] != customer, "customer_id"].iloc[0])
+    said = f"{traces.names[0]} {traces.names[1]} says this is her" if traces.names else "one person"
+    record_decision(workspace.identity, merge_decision(records, (customer, other), said, "desk", NOW))
     client = redis.Redis(host="127.0.0.1", port=6379)
     assert scan_workspace(workspace.root, traces), "the scan must find the customer before the erasure"
     if store.online_store == "redis":
@@ -221,13 +204,14 @@ def test_erase_leaves_no_trace_and_the_service_forgets_within_seconds(
     assert set(receipt["rows_removed"]) == {*STORES, online}
     for name in (
         "canonical tables",
-        "identity (records, links, crosswalk, aliases, caches)",
+        "identity (records, links, crosswalk, aliases, steward decisions, caches)",
         "profile tables",
         "offline feature tables",
         online,
     ):
         assert receipt["rows_removed"][name] > 0, name
     assert scan_workspace(workspace.root, traces) == []
+    assert read_decisions(workspace.identity).empty  # the other customer's half of the merge went too
     if store.online_store == "redis":
         assert scan_redis(client, store.project, traces) == []
     if mlflow_database is not None:
@@ -236,7 +220,7 @@ def test_erase_leaves_no_trace_and_the_service_forgets_within_seconds(
     assert json.loads(audit[-1])["erasure_id"] == receipt["erasure_id"]
 
     # The same exports again: the person's rows are dropped and counted, never silently.
-    report = ingest_sources(exports / "sources.yaml", workspace, Settings(workspace=workspace.root))
+    report = ingest_sources(built.sources, workspace, Settings(workspace=workspace.root))
     assert all(source.ok for source in report.sources)
     assert sum(source.rows_suppressed for source in report.sources) > 0
     assert scan_workspace(workspace.canonical, traces) == []
