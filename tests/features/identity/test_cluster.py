@@ -17,7 +17,7 @@ persons = {
     2: Person("bob", "smith", None),
     3: Person("bob", "smith", date(1990, 5, 5)),
 }
-forest = _Components(persons)
+forest = _Components(persons, {})
 assert forest.union(0, 1) is None and forest.union(2, 3) is None
 print(forest.union(0, 2))
 """
