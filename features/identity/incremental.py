@@ -67,7 +67,15 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(filled, ignore_index=True)
 
 
-def dirty_keys(records: pd.DataFrame, previous: Resolution) -> tuple[pd.Series, pd.Series]:
+@dataclass(frozen=True)
+class Changes:
+    """What changed since the last run: the keys to score again and the keys that disappeared."""
+
+    dirty: pd.Series
+    removed: pd.Series
+
+
+def dirty_keys(records: pd.DataFrame, previous: Resolution) -> Changes:
     """The keys to score again (new, changed, or unscored copies of a changed record) and the removed keys."""
     # One DuckDB join over Arrow columns: comparing 270k records column by column in pandas cost seconds.
     con = duckdb.connect()
@@ -88,7 +96,7 @@ def dirty_keys(records: pd.DataFrame, previous: Resolution) -> tuple[pd.Series, 
     orphaned = pd.concat([left[is_in(right, gone)], right[is_in(left, gone)]])
     keys = records["identity_key"]
     dirty = keys[is_in(keys, changed) | is_in(keys, orphaned)]
-    return dirty.reset_index(drop=True), pd.Series(removed.to_pylist(), dtype=object)
+    return Changes(dirty.reset_index(drop=True), pd.Series(removed.to_pylist(), dtype=object))
 
 
 def _match_table(records: pd.DataFrame) -> pa.Table:
@@ -102,10 +110,13 @@ def _touched(keys: pd.Series, links: pd.DataFrame, seeds: pd.Series) -> np.ndarr
 
 
 def link_incrementally(
-    matcher: IdentityMatcher, records: pd.DataFrame, previous: Resolution
+    matcher: IdentityMatcher, records: pd.DataFrame, previous: Resolution, changes: Changes
 ) -> IncrementalLinks:
-    """Clusters and links of all records, scoring only dirty records and re-clustering what they touch."""
-    dirty, removed = dirty_keys(records, previous)
+    """Clusters and links of all records, scoring only dirty records and re-clustering what they touch.
+
+    `changes`: `dirty_keys(records, previous)`.
+    """
+    dirty, removed = changes.dirty, changes.removed
     gone = pd.concat([dirty.astype(object), removed.astype(object)], ignore_index=True)
     old_links = previous.links
     # The previous components the dirty and removed records were part of must be clustered afresh.
