@@ -199,7 +199,7 @@ def identity_records(con: duckdb.DuckDBPyConnection, summaries: Summaries) -> pd
     )
     return _frame(
         con,
-        f"SELECT {columns}, {RAW_HASH_SQL} AS raw_hash FROM {merged} ORDER BY identity_key",
+        f"SELECT {columns}, {RAW_HASH_SQL} AS raw_hash FROM read_parquet({_sql_string(merged)}) ORDER BY identity_key",
     )
 
 
@@ -238,10 +238,9 @@ def _file_summaries(paths: list[Path]) -> str:
     return f"(SELECT * EXCLUDE (source_type), [source_type] AS source_types FROM read_parquet({_sql_list(paths)}))"
 
 
-def _merged_summary(con: duckdb.DuckDBPyConnection, summaries: Summaries) -> str:
+def _merged_summary(con: duckdb.DuckDBPyConnection, summaries: Summaries) -> Path:
     """All file summaries merged (one row per key, unordered: `identity_records` orders), kept in
-    `summaries.cache/merged/`; returned as a relation of `con` (merged afresh, a temporary table: not
-    read back from the file just written).
+    `summaries.cache/merged/`.
 
     Merging is associative, so when the files are last run's plus new ones (a daily load), only the keys of
     the new files are merged again, from last run's merged row and the new summaries; every other key's row
@@ -253,7 +252,7 @@ def _merged_summary(con: duckdb.DuckDBPyConnection, summaries: Summaries) -> str
     digest = hashlib.blake2b("\n".join([_merge_sql(""), *names]).encode(), digest_size=12).hexdigest()
     path = folder / f"merged-{digest}.parquet"
     if path.exists():
-        return f"read_parquet({_sql_string(path)})"
+        return path
     previous = None
     for listing in folder.glob("merged-*.json"):
         before = set(json.loads(listing.read_text(encoding="utf-8")))
@@ -275,13 +274,12 @@ def _merged_summary(con: duckdb.DuckDBPyConnection, summaries: Summaries) -> str
         sql = f"""SELECT * FROM ({_merge_sql(again)}
                   UNION ALL BY NAME SELECT * FROM {old} ANTI JOIN {touched} USING (identity_key))"""
     tmp = path.with_suffix(".tmp")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE merged_summary AS {sql}")
-    con.execute(f"COPY merged_summary TO {_sql_string(tmp)} (FORMAT parquet)")
+    con.execute(f"COPY ({sql}) TO {_sql_string(tmp)} (FORMAT parquet)")
     os.replace(tmp, path)
     path.with_suffix(".json").write_text(json.dumps(names), encoding="utf-8")
     for stale in set(folder.iterdir()) - {path, path.with_suffix(".json")}:
         stale.unlink()
-    return "merged_summary"
+    return path
 
 
 _ARROW_TYPES = {pa.string(): TEXT, pa.large_string(): TEXT, pa.date32(): DATE}
