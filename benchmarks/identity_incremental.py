@@ -69,7 +69,10 @@ def main() -> None:
         print(
             f"{step.name:>12}: {step.seconds:7.1f} s  CPU {step.cpu_seconds:7.1f} s  peak {step.peak_gib:5.2f} GiB"
         )
-    print(f"incremental run: {json.dumps(summary['incremental_records'])}")
+    print(
+        f"incremental run: {json.dumps(summary['incremental_records'])}; model {summary['model']}, records "
+        f"changed since its plan was checked: {summary['changed_since_plan_check']:,}"
+    )
     for name, run in (("incremental", summary), ("full", full_summary)):
         print(f"{name} run steps: wall {run['step_seconds']}; CPU {run['step_cpu_seconds']}")
     first = steps[2]

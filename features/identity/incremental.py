@@ -54,9 +54,9 @@ class Resolution:
 class IncrementalLinks:
     """This run's clusters and links, and how much of the graph had to be looked at again."""
 
-    clusters: pd.Series  # index identity_key, value: cluster name
+    clusters: pd.Series  # index identity_key, value: cluster name; the re-clustered keys only
     links: pd.DataFrame
-    carried: pd.DataFrame  # identity_key, customer_id: the keys of customers nothing touched
+    carried: pd.DataFrame  # identity_key, customer_id: the keys of customers nothing touched (the others)
     dirty: int
     removed: int
     reclustered: int
@@ -68,7 +68,15 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(filled, ignore_index=True)
 
 
-def dirty_keys(records: pd.DataFrame, previous: Resolution) -> tuple[pd.Series, pd.Series]:
+@dataclass(frozen=True)
+class Changes:
+    """What changed since the last run: the keys to score again and the keys that disappeared."""
+
+    dirty: pd.Series
+    removed: pd.Series
+
+
+def dirty_keys(records: pd.DataFrame, previous: Resolution) -> Changes:
     """The keys to score again (new, changed, or unscored copies of a changed record) and the removed keys."""
     # One DuckDB join over Arrow columns: comparing 270k records column by column in pandas cost seconds.
     con = duckdb.connect()
@@ -89,59 +97,59 @@ def dirty_keys(records: pd.DataFrame, previous: Resolution) -> tuple[pd.Series, 
     orphaned = pd.concat([left[is_in(right, gone)], right[is_in(left, gone)]])
     keys = records["identity_key"]
     dirty = keys[is_in(keys, changed) | is_in(keys, orphaned)]
-    return dirty.reset_index(drop=True), pd.Series(removed.to_pylist(), dtype=object)
+    return Changes(dirty.reset_index(drop=True), pd.Series(removed.to_pylist(), dtype=object))
 
 
 def _match_table(records: pd.DataFrame) -> pa.Table:
     return pa.Table.from_pandas(records[MATCH_COLUMNS], preserve_index=False)
 
 
-def _touched(keys: pd.Series, links: pd.DataFrame, seeds: pd.Series) -> np.ndarray:
-    """Which keys share a connected component with any of the seeds."""
-    label = components(keys, links)
-    return np.isin(label, label[is_in(keys, seeds)])
-
-
 def link_incrementally(
-    matcher: IdentityMatcher, records: pd.DataFrame, previous: Resolution, constraints: Constraints
+    matcher: IdentityMatcher,
+    records: pd.DataFrame,
+    previous: Resolution,
+    changes: Changes,
+    constraints: Constraints,
 ) -> IncrementalLinks:
     """Clusters and links of all records, scoring only dirty records and re-clustering what they touch.
 
-    The records of every steward decision in force (`constraints`) are re-clustered too, whatever changed: a
-    decision made since the last run then takes effect, and its steward links are made afresh each run.
+    `changes`: `dirty_keys(records, previous)`. The records of every steward decision in force (`constraints`)
+    are re-clustered too, whatever changed: a decision made since the last run then takes effect, and its
+    steward links are made afresh each run.
     """
-    dirty, removed = dirty_keys(records, previous)
+    dirty, removed = changes.dirty, changes.removed
     gone = pd.concat([dirty.astype(object), removed.astype(object)], ignore_index=True)
     decided = pd.Series(sorted(constraints.keys()), dtype=object)
     old_links = previous.links
-    # The previous components the dirty, removed and decided records were part of must be clustered afresh.
-    was_touched = _touched(previous.records["identity_key"], old_links, pd.concat([gone, decided]))
-    seeds = pd.concat([dirty, decided, previous.records["identity_key"][was_touched]], ignore_index=True)
-
     clean = ~(is_in(old_links["identity_key_l"], gone) | is_in(old_links["identity_key_r"], gone))
     kept_links = old_links[clean & (old_links["kind"] != STEWARD).to_numpy()]
     new_links = matcher.predict(records, new=dirty) if len(dirty) else kept_links.iloc[:0]
     links = with_steward_links(_concat([kept_links, new_links]), constraints.must, records["identity_key"])
 
-    keys = records["identity_key"].astype(str).reset_index(drop=True)
-    touched = _touched(keys, links, seeds)
+    # What a full run would cluster differently: the components of today's graph holding a dirty record
+    # or a record of a previous component that held a dirty or removed one. Those are the dirty records
+    # and the previous components of the gone and decided records and of every new link's ends: the previous links
+    # left are all between clean records, so only a new link (which has a dirty end) joins two previous
+    # components. One components pass, over the previous graph.
+    old_keys = previous.records["identity_key"]
+    label = components(old_keys, old_links)
+    ends = pd.concat(
+        [gone, decided, new_links["identity_key_l"], new_links["identity_key_r"]], ignore_index=True
+    )
+    reached = old_keys[np.isin(label, label[is_in(old_keys, ends)])]
+    keys = records["identity_key"]
+    touched = is_in(keys, dirty) | is_in(keys, reached)
     touched_links = is_in(links["identity_key_l"], keys[touched])
     clusters, relinked = cluster_records(records[touched], links[touched_links], constraints.cannot)
 
-    # Untouched customers keep their records together, named (as a full run would) by their smallest key.
-    untouched = previous.records[is_in(previous.records["identity_key"], keys[~touched])]
-    untouched = untouched[["identity_key", "customer_id"]].sort_values("identity_key")
-    smallest = untouched.drop_duplicates("customer_id").set_index("customer_id")["identity_key"]
-    name = untouched["customer_id"].map(smallest).to_numpy()
-    clusters = pd.concat(
-        [clusters, pd.Series(name, index=untouched["identity_key"].to_numpy(), name="cluster")]
-    )
+    # Untouched customers keep their ids without being looked at (`ids.assign_customer_ids`).
+    untouched = previous.records[~is_in(old_keys, reached)]
     # The new links had no `kept` flag until re-clustered: without the cast the column holds Python objects.
     links = _concat([links[~touched_links], relinked]).astype({"kept": bool})
     return IncrementalLinks(
-        clusters=clusters.reindex(keys.to_numpy()),
+        clusters=clusters,
         links=links,
-        carried=untouched,
+        carried=untouched[["identity_key", "customer_id"]],
         dirty=len(dirty),
         removed=len(removed),
         reclustered=int(touched.sum()),

@@ -199,7 +199,7 @@ def identity_records(con: duckdb.DuckDBPyConnection, summaries: Summaries) -> pd
     )
     return _frame(
         con,
-        f"SELECT {columns}, {RAW_HASH_SQL} AS raw_hash FROM read_parquet({_sql_string(merged)}) ORDER BY identity_key",
+        f"SELECT {columns}, {RAW_HASH_SQL} AS raw_hash FROM {merged} ORDER BY identity_key",
     )
 
 
@@ -238,13 +238,19 @@ def _file_summaries(paths: list[Path]) -> str:
     return f"(SELECT * EXCLUDE (source_type), [source_type] AS source_types FROM read_parquet({_sql_list(paths)}))"
 
 
-def _merged_summary(con: duckdb.DuckDBPyConnection, summaries: Summaries) -> Path:
-    """All file summaries merged (one row per key, unordered: `identity_records` orders), kept in
-    `summaries.cache/merged/`.
+# A merged summary is written again once the files added since it was written hold this share of its rows.
+REMERGE_SHARE = 0.1
 
-    Merging is associative, so when the files are last run's plus new ones (a daily load), only the keys of
-    the new files are merged again, from last run's merged row and the new summaries; every other key's row
-    is copied as it was. Any other change (a file rewritten or gone) merges every summary afresh.
+
+def _merged_summary(con: duckdb.DuckDBPyConnection, summaries: Summaries) -> str:
+    """All file summaries merged (one row per key, unordered: `identity_records` orders), as a relation.
+
+    Kept in `summaries.cache/merged/` with the list of file summaries it holds. Merging is associative, so
+    when the files are those plus new ones (a daily load), only the keys of the new files are merged
+    again, from the kept row and the new summaries, and every other key's row is read as it was. That
+    result is written as the new merged summary only once the new files hold `REMERGE_SHARE` of its rows:
+    before, a daily run would rewrite every row to change 1% of them, and the next run merges the keys of
+    every file added since. Any other change (a file rewritten or gone) merges every summary afresh.
     """
     folder = summaries.cache / "merged"
     folder.mkdir(parents=True, exist_ok=True)
@@ -252,7 +258,7 @@ def _merged_summary(con: duckdb.DuckDBPyConnection, summaries: Summaries) -> Pat
     digest = hashlib.blake2b("\n".join([_merge_sql(""), *names]).encode(), digest_size=12).hexdigest()
     path = folder / f"merged-{digest}.parquet"
     if path.exists():
-        return path
+        return f"read_parquet({_sql_string(path)})"
     previous = None
     for listing in folder.glob("merged-*.json"):
         before = set(json.loads(listing.read_text(encoding="utf-8")))
@@ -273,13 +279,16 @@ def _merged_summary(con: duckdb.DuckDBPyConnection, summaries: Summaries) -> Pat
                      UNION ALL BY NAME SELECT * FROM {_file_summaries(added)})"""
         sql = f"""SELECT * FROM ({_merge_sql(again)}
                   UNION ALL BY NAME SELECT * FROM {old} ANTI JOIN {touched} USING (identity_key))"""
+        new_rows = sum(pq.ParquetFile(p).metadata.num_rows for p in added)
+        if new_rows < REMERGE_SHARE * pq.ParquetFile(last).metadata.num_rows:
+            return f"({sql})"
     tmp = path.with_suffix(".tmp")
     con.execute(f"COPY ({sql}) TO {_sql_string(tmp)} (FORMAT parquet)")
     os.replace(tmp, path)
     path.with_suffix(".json").write_text(json.dumps(names), encoding="utf-8")
     for stale in set(folder.iterdir()) - {path, path.with_suffix(".json")}:
         stale.unlink()
-    return path
+    return f"read_parquet({_sql_string(path)})"
 
 
 _ARROW_TYPES = {pa.string(): TEXT, pa.large_string(): TEXT, pa.date32(): DATE}

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from features.identity.cluster import cluster_records
 from features.identity.decisions import constraints, read_decisions, with_steward_links
 from features.identity.ids import alias_targets, assign_customer_ids, empty_aliases, follow_alias
-from features.identity.incremental import Resolution, link_incrementally, standardise_changed
+from features.identity.incremental import Resolution, dirty_keys, link_incrementally, standardise_changed
 from features.identity.match import (
     MATCH_COLUMNS,
     IdentityMatcher,
@@ -48,6 +48,10 @@ from tessera.core.timeutil import as_utc
 
 logger = logging.getLogger(__name__)
 
+# The matcher's plan is checked against the data again once this share of the records changed since the
+# last check; a model whose plan no longer fits is retrained.
+REPLAN_SHARE = 0.05
+
 # Identifiers (and birth dates) that a form or a shop may fill with one value for everybody.
 PLACEHOLDER_COLUMNS = ("email", "phone", "loyalty_number", "national_id", "birth_date")
 
@@ -63,16 +67,19 @@ def _write(frame: pd.DataFrame, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def load_matcher(path: Path, plan: MatchPlan) -> IdentityMatcher | None:
+def load_matcher(path: Path, plan: MatchPlan | None) -> IdentityMatcher | None:
     """The matcher saved at `path`, or None when there is none, it is untrained or not built for `plan`.
 
     `plan` is what a fit on today's records would choose: a model fitted on other columns (or before the
-    comparisons changed) has another fingerprint and is retrained.
+    comparisons changed) has another fingerprint and is retrained. None: the saved model's own plan, so
+    only a change of the comparisons in the code retrains.
     """
     if not path.exists():
         return None
     data = json.loads(path.read_text(encoding="utf-8"))
-    if data.get("fingerprint") != model_fingerprint(plan):
+    if plan is None and "plan" in data:
+        plan = MatchPlan.from_json(data["plan"])
+    if plan is None or data.get("fingerprint") != model_fingerprint(plan):
         logger.warning(
             "saved identity model %s was built for other attributes or comparisons; retraining", path
         )
@@ -143,16 +150,26 @@ def resolve_identities(
     records, placeholders = null_placeholders(records, PLACEHOLDER_COLUMNS)
     lap("standardise")
 
-    # Planning reads every record: worth it only when a saved model is there to check against the plan.
     reuse = not retrain and (out / "model.json").exists()
-    matcher = load_matcher(out / "model.json", plan_matching(distinct_records(records))) if reuse else None
+    last_run = previous_resolution(out) if reuse and not full else None
+    changes = dirty_keys(records, last_run) if last_run is not None else None
+    # Planning reads every record: done when there is no saved model to check, or once the records that
+    # changed since the last check pass `REPLAN_SHARE` of them (a daily 1% cannot move the plan's counts).
+    unplanned = _changed_since_plan(out) + (len(changes.dirty) + len(changes.removed) if changes else 0)
+    check_plan = changes is None or unplanned > REPLAN_SHARE * len(records)
+    matcher = None
+    if reuse:
+        matcher = load_matcher(
+            out / "model.json", plan_matching(distinct_records(records)) if check_plan else None
+        )
     trained = matcher is None
     if matcher is None:
         matcher = IdentityMatcher().fit(records)
         lap("fit")
     # The last run's links stay valid only under its model: reused, or the same priors again.
     same_model = not trained or (not matcher.trained_ and _saved_priors(out / "model.json", matcher))
-    last_run = previous_resolution(out) if same_model and not full else None
+    if not same_model:
+        last_run = None
     decisions = read_decisions(out)
     steward = constraints(decisions)
     incremental, carried = {}, None
@@ -163,7 +180,7 @@ def resolve_identities(
         clusters, links = cluster_records(records, links, steward.cannot)
         lap("cluster")
     else:
-        linked = link_incrementally(matcher, records, last_run, steward)
+        linked = link_incrementally(matcher, records, last_run, changes, steward)
         clusters, links, carried = linked.clusters, linked.links, linked.carried
         incremental = {"dirty": linked.dirty, "removed": linked.removed, "reclustered": linked.reclustered}
         lap("link incrementally")
@@ -212,6 +229,8 @@ def resolve_identities(
         "placeholder_values": placeholders,
         "model": ("trained" if matcher.trained_ else "priors only") if trained else "reused",
         "plan": matcher.plan_.to_json(),
+        # Records changed since the plan was last checked against the data (0: checked in this run).
+        "changed_since_plan_check": 0 if check_plan or trained else unplanned,
         "mode": "incremental" if last_run is not None else "full",
         "incremental_records": incremental,
         "seconds": round(time.perf_counter() - started, 2),
@@ -234,6 +253,16 @@ def _without_split_votes(previous: pd.DataFrame | None, left: pd.DataFrame) -> p
 def _cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def _changed_since_plan(folder: Path) -> float:
+    """How many records changed since the last run that checked the matcher's plan (summary.json); infinite
+    when unknown (no summary, or one written before the count existed), so the plan is checked."""
+    try:
+        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return float("inf")
+    return summary.get("changed_since_plan_check", float("inf"))
 
 
 def _previous_keys(folder: Path) -> pd.DataFrame | None:

@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from identity_fixtures import NOW, contact, write_canonical
 
 from features.identity import resolve_customer_id, resolve_identities
@@ -13,7 +14,10 @@ from features.identity.cluster import components
 from features.identity.incremental import Resolution, dirty_keys, standardise_changed
 from features.identity.match import MATCH_COLUMNS
 from features.identity.records import ATTRIBUTES
+from features.identity.resolve import REPLAN_SHARE
 from features.identity.standardise import standardise_records
+from features.ingest import ingest_sources
+from simulator import simulate_registry
 from tessera.core.settings import Settings, Workspace
 
 ANN = contact("c1", "Ann", "Lee", email="ann.lee@example.com", birth_date="1985-05-05")
@@ -114,10 +118,10 @@ def test_dirty_keys_include_unscored_copies_of_a_changed_record() -> None:
     def widen(frame: pd.DataFrame) -> pd.DataFrame:
         return frame.reindex(columns=MATCH_COLUMNS).assign(customer_id="C1")
 
-    dirty, removed = dirty_keys(widen(now), Resolution(widen(old), links))
+    changes = dirty_keys(widen(now), Resolution(widen(old), links))
     # a changed, b is a's copy (never scored itself), d is new; c is gone.
-    assert sorted(dirty) == ["a", "b", "d"]
-    assert list(removed) == ["c"]
+    assert sorted(changes.dirty) == ["a", "b", "d"]
+    assert list(changes.removed) == ["c"]
 
 
 def test_components_cover_keys_without_links() -> None:
@@ -149,3 +153,31 @@ def test_standardise_changed_reuses_only_unchanged_records(tmp_path: Path) -> No
     columns = ["identity_key", "first_name", "first_name_formal", "email", "phone"]
     pd.testing.assert_frame_equal(second[columns], expected[columns], check_dtype=False)
     assert invalid == {"invalid_emails": 1, "invalid_phones": 1}
+
+
+@pytest.mark.integration
+def test_the_plan_is_checked_again_once_enough_records_changed(tmp_path: Path) -> None:
+    """A daily load is scored with the saved model as it is; once the records changed since the plan was
+    last checked pass `REPLAN_SHARE` of them, the plan is checked and a model that no longer fits retrains."""
+    sample, workspace = tmp_path / "sample", Workspace(tmp_path / "workspace")
+    simulate_registry(records=1200, seed=17, out=sample, shape="registry", duplicates=0.3)
+    ingest_sources(sample / "sources.yaml", workspace, Settings())
+    first = resolve_identities(workspace, NOW, Settings())
+    assert first["model"] == "trained" and "email" not in first["plan"]["attributes"]
+    n = first["records"]
+
+    def newcomers(count: int) -> list[dict]:
+        # People with emails, an attribute the registry never had: enough of them change the plan.
+        return [contact(f"n{i}", "New", f"Person{i}", email=f"new{i}@example.com") for i in range(count)]
+
+    few = int(REPLAN_SHARE * n) // 2
+    write_canonical(workspace, "contacts", "signups", newcomers(few))
+    second = resolve_identities(workspace, NOW + timedelta(days=1), Settings())
+    assert second["mode"] == "incremental" and second["model"] == "reused"
+    assert second["changed_since_plan_check"] == few  # not checked: 1.2% new records with emails
+
+    write_canonical(workspace, "contacts", "signups", newcomers(3 * few))
+    third = resolve_identities(workspace, NOW + timedelta(days=2), Settings())
+    assert third["changed_since_plan_check"] == 0
+    assert third["model"] == "trained" and third["mode"] == "full"
+    assert "email" in third["plan"]["attributes"]

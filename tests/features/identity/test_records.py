@@ -65,3 +65,31 @@ def test_a_daily_load_merges_only_the_new_files_keys_into_last_runs_records(work
         path.unlink()
     _, afresh, _ = _load(workspace)
     assert afresh.equals(merged)
+
+
+def test_small_daily_loads_are_merged_from_the_kept_summary_without_rewriting_it(
+    workspace: Workspace,
+) -> None:
+    people = [contact(f"p{i}", "Ann", f"Lee{i}", updated_at="2024-01-01T00:00:00Z") for i in range(30)]
+    write_canonical(workspace, "contacts", "crm", people)
+    _load(workspace)
+    folder = workspace.identity / "summaries" / "merged"
+    kept = sorted(folder.iterdir())
+    # Two daily loads of one record each (under REMERGE_SHARE of 30): merged from the kept summary and
+    # every file added since it was written, which stays as it was.
+    moved = contact("p1", None, "Lee1", email="ann@new.example", updated_at="2025-01-01T00:00:00Z")
+    write_canonical(workspace, "contacts", "day1", [moved], namespace="crm")
+    write_canonical(workspace, "contacts", "day2", [contact("q", "Cy", "Moss")], namespace="crm")
+    _, merged, _ = _load(workspace)
+    assert sorted(folder.iterdir()) == kept
+    assert merged.loc["crm:p1", "email"] == "ann@new.example" and merged.loc["crm:p1", "first_name"] == "Ann"
+    assert list(merged.loc["crm:p1", "sources"]) == ["crm", "day1"] and len(merged) == 31
+    for path in folder.iterdir():
+        path.unlink()
+    _, afresh, _ = _load(workspace)
+    assert afresh.equals(merged)
+    kept = sorted(folder.iterdir())  # written afresh, with the three files
+    # Once the added files hold REMERGE_SHARE of its rows, the merged summary is written again.
+    write_canonical(workspace, "contacts", "day3", [contact(f"r{i}", "Di", "Fox") for i in range(4)])
+    _, bigger, _ = _load(workspace)
+    assert len(bigger) == 35 and len(list(folder.glob("*.parquet"))) == 1 and sorted(folder.iterdir()) != kept
