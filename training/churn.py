@@ -2,8 +2,8 @@
 
 LightGBM stops early on the latest cutoff of its training frame and then learns from every cutoff, that one
 included, with the number of trees found. Calibration is a Platt scaling (a logistic fit on log-odds: it
-keeps the ranking) learnt on the latest window, from out-of-fold scores: each half of that window's
-customers is scored by a model that learnt from everything else. With `horizon_days` set, BG/NBD and
+keeps the ranking) learnt on a year of windows, the latest included, from out-of-fold scores: each half of
+the customers is scored by a model that learnt from the other half. With `horizon_days` set, BG/NBD and
 Gamma-Gamma quantities over that horizon (fitted on the latest cutoff's vectors, no label read) are added to
 the features. Reasons are the features with the largest positive contributions (LightGBM's own SHAP values)
 to a customer's churn log-odds. On the whole vector (no `features` chosen), rhythm ratios are features too
@@ -22,7 +22,6 @@ from training.tabular import (
     fit_early_stopped,
     gain_importance,
     lgbm_params,
-    time_holdout,
     with_customer_id,
 )
 
@@ -81,34 +80,20 @@ def rhythm_features(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-# A calibration window counts as "the same season" when its cutoff lies within this many days of the scoring
-# moment's day of the year (half a quarter): nearer than the latest cutoff usually is (one horizon earlier).
-SEASON_TOLERANCE_DAYS = 45
+# How far back the Platt scaling reads: a year of windows, the latest included, so every season counts once and
+# neither a summer window nor a Christmas one sets the level alone (docs/models.md, Churn).
+CALIBRATION_DAYS = 365
 
 
-def calibration_window(
-    cutoffs: pd.Series, customer_ids: pd.Series, score_at: pd.Timestamp | None = None
-) -> np.ndarray:
-    """Mask of the rows a Platt scaling learns from: the same season as `score_at` when the history has it.
+def calibration_window(cutoffs: pd.Series) -> np.ndarray:
+    """Mask of the rows a Platt scaling learns from: every cutoff of the latest year, the latest included.
 
-    Churn rates move with the season (an October-December window is not a July-September one), so the
-    probabilities are calibrated on the training cutoff nearest to `score_at`'s day of the year (within
-    SEASON_TOLERANCE_DAYS, and at least 300 days before it); without one (a history shorter than a year,
-    or no `score_at`), on the latest cutoff (`training.tabular.time_holdout`).
+    The latest window alone carries its season into the next one (the simulated retailer's July-September
+    level overstated October-December by 0.036) and the same season a year earlier carries the year's drift
+    (0.034 over the next January-March); a year of windows kept both within 0.025 (docs/benchmarks.md).
     """
-    latest = time_holdout(cutoffs, customer_ids)
     when = pd.to_datetime(pd.Series(cutoffs).reset_index(drop=True))
-    if score_at is None or when.nunique() < 2:
-        return latest
-    target = pd.Timestamp(score_at)
-    target = target.tz_convert(when.dt.tz) if when.dt.tz is not None and target.tz is not None else target
-    best, best_distance = None, SEASON_TOLERANCE_DAYS + 1.0
-    for cutoff in sorted(when.unique(), reverse=True):  # the latest of equally near ones
-        days = (target - pd.Timestamp(cutoff)) / pd.Timedelta(days=1)
-        distance = abs(days - 365.25 * round(days / 365.25))
-        if days >= 300 and distance < best_distance:
-            best, best_distance = cutoff, distance
-    return latest if best is None else (when == best).to_numpy()
+    return (when > when.max() - pd.Timedelta(days=CALIBRATION_DAYS)).to_numpy()
 
 
 def halves(customer_ids: pd.Series) -> np.ndarray:
@@ -152,18 +137,12 @@ class ChurnModel:
         )
 
     def fit(
-        self,
-        frame: pd.DataFrame,
-        churned: pd.Series,
-        cutoffs: pd.Series,
-        calibrate: bool = True,
-        score_at: pd.Timestamp | None = None,
+        self, frame: pd.DataFrame, churned: pd.Series, cutoffs: pd.Series, calibrate: bool = True
     ) -> ChurnModel:
         """Learn from a training frame (one row per customer and cutoff), its labels and each row's cutoff.
 
         `calibrate=False` leaves out the Platt scaling (two more LightGBM fits) until `calibrate` is called:
-        candidate selection reads the ranking alone, so only the winner needs it. `score_at`: the moment
-        the model will score at, whose season the calibration follows (`calibration_window`).
+        candidate selection reads the ranking alone, so only the winner needs it.
         """
         fitted = fit_inputs(self._with_rhythm(frame), cutoffs, self.features, self.horizon_days)
         self.probabilistic_, self.encoder_ = fitted.quantities, fitted.encoder
@@ -178,34 +157,25 @@ class ChurnModel:
         )
         self.features_ = list(self.encoder_.features_)
         self.calibrator_ = None
-        return self.calibrate(frame, churned, cutoffs, score_at) if calibrate else self
+        return self.calibrate(frame, churned, cutoffs) if calibrate else self
 
-    def calibrate(
-        self,
-        frame: pd.DataFrame,
-        churned: pd.Series,
-        cutoffs: pd.Series,
-        score_at: pd.Timestamp | None = None,
-    ) -> ChurnModel:
+    def calibrate(self, frame: pd.DataFrame, churned: pd.Series, cutoffs: pd.Series) -> ChurnModel:
         """Learn the Platt scaling from out-of-fold scores of the calibration window (the frame `fit` saw).
 
-        Each half of the window's customers is scored by a model that learnt from neither them in that
-        window nor their later rows (which would tell what they did in it).
+        Each half of the customers is scored by a model that learnt from the other half alone: none of their
+        rows, at any cutoff, tells it what they did in a window it scores.
         """
         frame = frame.reset_index(drop=True)
         X = self.encoder_.transform(self._inputs(frame))
         y = np.asarray(churned, dtype=int)
-        window = calibration_window(cutoffs, frame["customer_id"], score_at)
-        when = pd.to_datetime(pd.Series(cutoffs).reset_index(drop=True)).to_numpy()
-        later = when > when[window].max()
+        window = calibration_window(cutoffs)
         fold = halves(frame["customer_id"])
         raw = np.zeros(len(frame))
         for half in (0, 1):
-            scored = window & (fold == half)
-            if scored.any():
-                left_out = scored | (later & (fold == half))
+            scored, learn = window & (fold == half), fold != half
+            if scored.any() and learn.any():
                 model = lgb.LGBMClassifier(objective="binary", **self._params(self.best_iteration_))
-                model.fit(X[~left_out], y[~left_out])
+                model.fit(X[learn], y[learn])
                 raw[scored] = model.predict(X[scored], raw_score=True)
         self.calibrator_ = fit_platt(raw[window], y[window])
         return self

@@ -153,30 +153,21 @@ class ChurnRecipe(_TabularRecipe):
     def candidates(self, ctx: TrainingContext, data: LabelledFrames) -> dict[str, Any]:
         """Every candidate fitted on the training cutoffs only; the learned ones not yet calibrated.
 
-        Selection reads the ranking alone (ROC AUC), so only the winner's Platt scaling is learnt, in
-        `evaluate`; every calibration follows the validation window's season when the history has it.
+        Selection reads the ranking alone (ROC AUC), so only the winner's Platt scaling is learnt, in `evaluate`.
         """
-        train, at = data.train, ctx.cutoffs.validation
+        train = data.train
         return {
-            name: estimator.fit(train, train[self.target], train["cutoff"], calibrate=False, score_at=at)
+            name: estimator.fit(train, train[self.target], train["cutoff"], calibrate=False)
             if isinstance(estimator, ChurnModel)
-            else estimator.fit(train, train[self.target], train["cutoff"], score_at=at)
+            else estimator.fit(train, train[self.target], train["cutoff"])
             for name, estimator in self._estimators(ctx, data).items()
         }
-
-    def refit(self, ctx: TrainingContext, name: str, data: LabelledFrames) -> Any:
-        """The winner refitted on every cutoff up to the validation one, calibrated for `now`'s season."""
-        rows = _up_to_validation(data)
-        estimator = self._estimators(ctx, data)[name].fit(
-            rows, rows[self.target], rows["cutoff"], score_at=ctx.now
-        )
-        return rescaled(estimator, rows, ctx.cutoffs.horizon_days, _target_horizon(ctx))
 
     def evaluate(self, ctx: TrainingContext, model: Any, data: LabelledFrames) -> Evaluation:
         val = data.validation
         if isinstance(model, ChurnModel) and model.calibrator_ is None:
             train = data.train
-            model.calibrate(train, train[self.target], train["cutoff"], score_at=ctx.cutoffs.validation)
+            model.calibrate(train, train[self.target], train["cutoff"])
         y = val["churned"].to_numpy(dtype=int)
         p = model.predict_proba(val)
         recency = days_since_last_sale(ctx.orders, val["customer_id"], ctx.cutoffs.validation)

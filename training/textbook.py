@@ -38,19 +38,13 @@ class RecencyChurn:
         # A customer without an order yet is as silent as the most silent one seen in training.
         return np.log1p(np.where(np.isnan(days), self.longest_, np.clip(days, 0, None)))
 
-    def fit(
-        self,
-        frame: pd.DataFrame,
-        churned: pd.Series,
-        cutoffs: pd.Series,
-        score_at: pd.Timestamp | None = None,
-    ) -> RecencyChurn:
-        """Learn the Platt scaling of log(1 + days) on the latest cutoff's rows (or `score_at`'s season's)."""
-        latest = calibration_window(cutoffs, frame["customer_id"], score_at)
+    def fit(self, frame: pd.DataFrame, churned: pd.Series, cutoffs: pd.Series) -> RecencyChurn:
+        """Learn the Platt scaling of log(1 + days) on the calibration window's rows (a year, the latest included)."""
+        window = calibration_window(cutoffs)
         self.longest_ = float(np.nanmax(_column(frame, "days_since_last_order"), initial=0.0))
         score = self._score(frame)
-        self.calibrator_ = fit_platt(score[latest], np.asarray(churned, int)[latest])
-        self.mean_score_ = float(score[latest].mean())
+        self.calibrator_ = fit_platt(score[window], np.asarray(churned, int)[window])
+        self.mean_score_ = float(score[window].mean())
         return self
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
@@ -75,7 +69,7 @@ class RecencyChurn:
 
 
 class BGNBDChurn:
-    """Churn as BG/NBD's P(no purchase within the horizon) (not 1 - P(alive)), Platt-scaled on the latest window."""
+    """Churn as BG/NBD's P(no purchase within the horizon) (not 1 - P(alive)), Platt-scaled like the model."""
 
     def __init__(self, horizon_days: int, n_reasons: int = 3) -> None:
         self.horizon_days = horizon_days
@@ -85,20 +79,14 @@ class BGNBDChurn:
         p = np.clip(self.probabilistic_.transform(frame)["p_no_purchase"].to_numpy(float), 1e-9, 1 - 1e-9)
         return np.log(p / (1 - p))
 
-    def fit(
-        self,
-        frame: pd.DataFrame,
-        churned: pd.Series,
-        cutoffs: pd.Series,
-        score_at: pd.Timestamp | None = None,
-    ) -> BGNBDChurn:
-        """Fit BG/NBD and Gamma-Gamma on the latest cutoff's vectors, then the Platt scaling on its labels.
+    def fit(self, frame: pd.DataFrame, churned: pd.Series, cutoffs: pd.Series) -> BGNBDChurn:
+        """Fit BG/NBD and Gamma-Gamma on the latest cutoff's vectors, then the Platt scaling on a year of labels.
 
-        The Platt scaling follows `score_at`'s season when the history has it (`calibration_window`).
+        The Platt scaling reads the calibration window (`training.churn.calibration_window`), as the model's does.
         """
         latest = time_holdout(cutoffs, frame["customer_id"])
         self.probabilistic_ = ProbabilisticFeatures(self.horizon_days).fit(frame[latest])
-        window = calibration_window(cutoffs, frame["customer_id"], score_at)
+        window = calibration_window(cutoffs)
         self.calibrator_ = fit_platt(self._score(frame[window]), np.asarray(churned, int)[window])
         return self
 

@@ -83,27 +83,17 @@ def test_churn_fitted_then_calibrated_predicts_as_if_fitted_at_once() -> None:
     assert ranked.predict_proba(frame).tolist() == whole.predict_proba(frame).tolist()
 
 
-def test_calibration_window_is_the_same_season_a_year_earlier_when_the_history_has_it() -> None:
-    cutoffs = pd.Series(pd.to_datetime(["2024-01-02", "2024-07-01", "2024-10-01", "2024-10-01"], utc=True))
-    ids = pd.Series(["a", "b", "c", "d"])
-    # Scoring on 2025-01-01: 2024-01-02 is a year earlier, one day off.
-    assert calibration_window(cutoffs, ids, pd.Timestamp("2025-01-01", tz="UTC")).tolist() == [
-        True,
-        False,
-        False,
-        False,
-    ]
-    # No cutoff in April's season, or no moment given: the latest cutoff, as before.
-    latest = [False, False, True, True]
-    assert calibration_window(cutoffs, ids, pd.Timestamp("2025-04-01", tz="UTC")).tolist() == latest
-    assert calibration_window(cutoffs, ids).tolist() == latest
-    # Under 300 days after every cutoff: nothing from "the same season" yet, even near January's day.
-    assert calibration_window(cutoffs, ids, pd.Timestamp("2024-10-20", tz="UTC")).tolist() == latest
+def test_calibration_window_is_the_latest_year_of_cutoffs() -> None:
+    cutoffs = pd.Series(pd.to_datetime(["2024-01-01", "2024-07-01", "2024-10-01", "2025-01-01"], utc=True))
+    # 2024-01-01 is a full year before the latest cutoff: every other window is in, the latest too.
+    assert calibration_window(cutoffs).tolist() == [False, True, True, True]
+    assert calibration_window(cutoffs[:1]).tolist() == [True]
 
 
-def test_churn_probabilities_follow_the_season_they_will_score_in() -> None:
-    # Winters churn less than summers (same customers' behaviour otherwise): a model scoring next winter is
-    # calibrated on last winter, not on the latest (summer) cutoff.
+def test_churn_probabilities_take_their_level_from_a_year_of_windows_not_the_latest_season() -> None:
+    # Winters churn less than summers (same customers' behaviour otherwise). Calibrated on the latest
+    # (summer) window alone, the level would be summer's wherever the model scores next; over a year of
+    # windows it is the year's, between the two seasons.
     rng = np.random.default_rng(5)
     dates = ["2024-01-01", "2024-04-01", "2024-07-01"]
     n = 3000
@@ -117,14 +107,12 @@ def test_churn_probabilities_follow_the_season_they_will_score_in() -> None:
     winter = (frame["cutoff"].dt.month == 1).to_numpy()
     logit = frame["days_since_last_order"] / 30 - 2 - 1.5 * winter
     frame["churned"] = rng.random(len(frame)) < 1 / (1 + np.exp(-logit))
-    summer_rate, winter_rate = frame.loc[~winter, "churned"].mean(), frame.loc[winter, "churned"].mean()
-    next_winter = frame[winter]  # the same customers' vectors, scored as of 2025-01-01
-    seasonal = ChurnModel(n_estimators=60, seed=1).fit(
-        frame, frame["churned"], frame["cutoff"], score_at=pd.Timestamp("2025-01-01", tz="UTC")
-    )
-    latest = ChurnModel(n_estimators=60, seed=1).fit(frame, frame["churned"], frame["cutoff"])
-    assert seasonal.predict_proba(next_winter).mean() == pytest.approx(winter_rate, abs=0.03)
-    assert latest.predict_proba(next_winter).mean() > winter_rate + 0.1
+    summer = (frame["cutoff"].dt.month == 7).to_numpy()
+    summer_rate, winter_rate = frame.loc[summer, "churned"].mean(), frame.loc[winter, "churned"].mean()
+    model = ChurnModel(n_estimators=60, seed=1).fit(frame, frame["churned"], frame["cutoff"])
+    predicted = model.predict_proba(frame)
+    assert predicted.mean() == pytest.approx(frame["churned"].mean(), abs=0.02)
+    assert winter_rate + 0.05 < predicted[summer].mean() < summer_rate - 0.02
     assert summer_rate > winter_rate + 0.1
 
 
