@@ -16,6 +16,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from features.identity.ids import follow_alias
 from serving.schemas import Consent, GoldenRecord, Interaction, Order, OrderLine, SourceIdentity
@@ -100,19 +101,27 @@ def sells_products(workspace: Workspace) -> bool:
     return found is not None
 
 
-class _ByCustomer:
+def sorted_by_customer(
+    con: duckdb.DuckDBPyConnection, select: str, path: Path, then_by: str = ""
+) -> ByCustomer:
+    """`SELECT ...` over the rows of a Parquet file that have a customer (`file_row_number` may be used), sorted by
+    customer, then by `then_by`."""
+    query = f"{select} FROM read_parquet(?, file_row_number = true) WHERE customer_id IS NOT NULL"
+    order = ", ".join(["customer_id", *([then_by] if then_by else [])])
+    return ByCustomer(con.sql(f"{query} ORDER BY {order}", params=[str(path)]).to_arrow_table())
+
+
+class ByCustomer:
     """A table's rows sorted by customer, and where each customer's rows start and stop."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, select: str, path: Path, then_by: str = "") -> None:
-        # Rows that tie on the order given keep the file's order.
-        query = f"{select} FROM read_parquet(?, file_row_number = true) WHERE customer_id IS NOT NULL"
-        order = ", ".join(["customer_id", *([then_by] if then_by else [])])
-        self.rows = con.sql(f"{query} ORDER BY {order}", params=[str(path)]).to_arrow_table()
-        counts = con.execute(
-            f"SELECT customer_id, count(*) FROM ({query}) GROUP BY 1 ORDER BY 1", [str(path)]
-        ).fetchall()
-        ends = np.cumsum([n for _, n in counts])
-        self.ranges = {c: (int(end - n), int(end)) for (c, n), end in zip(counts, ends, strict=True)}
+    def __init__(self, rows: pa.Table) -> None:
+        self.rows = rows
+        runs = pc.run_end_encode(rows.column("customer_id").combine_chunks())
+        ends = runs.run_ends.to_numpy()
+        starts = np.concatenate([[0], ends])[:-1]
+        self.ranges = dict(
+            zip(runs.values.to_pylist(), zip(starts.tolist(), ends.tolist(), strict=True), strict=True)
+        )
 
     def of(
         self, customer_id: str, limit: int | None = None, groups: np.ndarray | None = None
@@ -146,16 +155,16 @@ class History:
             "orders": workspace.profile / "orders.parquet",
             "interactions": workspace.profile / "interactions.parquet",
         }
-        self.tables: dict[str, _ByCustomer] = {}
+        self.tables: dict[str, ByCustomer] = {}
         self.order_starts = np.zeros(0, dtype=np.int64)  # where each order's lines start in the orders table
         with duckdb.connect() as con:
             con.execute("SET TimeZone = 'UTC'")
             if files["customers"].exists():
-                self.tables["customers"] = _ByCustomer(
+                self.tables["customers"] = sorted_by_customer(
                     con, "SELECT * EXCLUDE (file_row_number)", files["customers"], "file_row_number"
                 )
             if files["crosswalk"].exists():
-                self.tables["crosswalk"] = _ByCustomer(
+                self.tables["crosswalk"] = sorted_by_customer(
                     con,
                     "SELECT DISTINCT customer_id, source, record_id",
                     files["crosswalk"],
@@ -163,7 +172,7 @@ class History:
                 )
             if files["orders"].exists():
                 # Each line carries its order's time (its latest line's): orders newest first, lines in order.
-                self.tables["orders"] = _ByCustomer(
+                self.tables["orders"] = sorted_by_customer(
                     con,
                     "SELECT * EXCLUDE (file_row_number), "
                     "max(ordered_at) OVER (PARTITION BY customer_id, order_id, source) AS order_at",
@@ -180,7 +189,7 @@ class History:
                     for r in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
                 }
                 columns = ", ".join(c if c in present else f"NULL AS {c}" for c in INTERACTION_COLUMNS)
-                self.tables["interactions"] = _ByCustomer(
+                self.tables["interactions"] = sorted_by_customer(
                     con, f"SELECT customer_id, {columns}", path, "occurred_at DESC, file_row_number"
                 )
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 import logging
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -126,6 +127,8 @@ class Engine:
         self.sells_products = sells_products(self.workspace)
         self.loader = Loader(self.workspace, settings, self.store, self.live, self.now)
         self.snapshot: Snapshot = self.loader.load()
+        # Called after every reload, in the reloading thread: what others derive from the files is rebuilt there.
+        self.on_install: list[Callable[[], None]] = []
         self.warm_up()
         _freeze_heap()
         self.watcher = Watcher(self.loader, lambda: self.snapshot, self._install, settings.poll_seconds)
@@ -137,6 +140,8 @@ class Engine:
         log.info("new snapshot: %s (was %s)", snapshot.versions, self.snapshot.versions)
         self.snapshot = snapshot
         self.warm_up()
+        for prepare in self.on_install:
+            prepare()
         _freeze_heap()
 
     def warm_up(self) -> None:
@@ -397,6 +402,15 @@ class Engine:
                 )
         return out
 
+    def _view_score(self, scorer: Scorer | None, customer_id: str, live: CustomerLive) -> Any:
+        """The 360 view's score: with a fixed now the kept answer (`scores_json`: one undecoded read of the online
+        store, no vector decoded), else scored from the live values already read."""
+        if scorer is None:
+            return None
+        if self.settings.now is not None:
+            return scorer.response.model_validate_json(self.scores_json(scorer, [customer_id])).scores[0]  # type: ignore[arg-type]
+        return self._scores(scorer, [customer_id], {customer_id: live})[0]
+
     def resolve(self, any_id: str) -> str | None:
         """The surviving customer id for any id ever issued, or None."""
         return self.snapshot.directory.resolve(any_id)
@@ -409,9 +423,8 @@ class Engine:
         if record is None:
             raise UnknownCustomer(f"unknown customer {customer_id!r}")
         live = self.live.one(customer_id)
-        read = {customer_id: live}
-        churn = self._scores(snapshot.churn, [customer_id], read)[0] if snapshot.churn else None
-        cltv = self._scores(snapshot.cltv, [customer_id], read)[0] if snapshot.cltv else None
+        churn = self._view_score(snapshot.churn, customer_id, live)
+        cltv = self._view_score(snapshot.cltv, customer_id, live)
         limits = self.settings
         return CustomerView(
             customer_id=customer_id,

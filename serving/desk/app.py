@@ -20,6 +20,7 @@ session's CSRF token; a POST without it, or with another, is a 403.
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -46,6 +47,7 @@ from serving.steward import merge, refusal_status, split
 from tessera.core.errors import InputError
 from tessera.core.lock import WorkspaceBusy
 
+log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 COOKIE = "tessera_desk"
 SESSION_SECONDS = 8 * 3600
@@ -64,6 +66,17 @@ class Desk:
             loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"])
         )
         self._evidence: tuple[str, Evidence] | None = None
+        self.prepare()
+        engine.on_install.append(self.prepare)
+
+    def prepare(self) -> None:
+        """Build the search index and read the evidence now, off the request path: at start and after each reload
+        (a failure is logged; the first request then tries again and answers the error)."""
+        try:
+            self.index.ensure()
+            self.evidence()
+        except Exception:
+            log.exception("preparing the desk's search index and evidence failed")
 
     def evidence(self) -> Evidence:
         """The identity evidence, reloaded when the identity or profile files change."""

@@ -12,10 +12,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pandas as pd
 
 from features.identity.decisions import read_decisions
 from features.profile.survivorship import DEFAULT_RULES, SurvivorshipRules
+from serving.customers import ByCustomer, sorted_by_customer
 from serving.desk.search import normalise
 from tessera.core.settings import Workspace
 
@@ -80,14 +82,11 @@ class Decision:
 
 @dataclass
 class Evidence:
-    """Identity records, links and consent events, grouped by customer."""
+    """Identity records, links and consent events, sorted by customer (`serving.customers.ByCustomer`)."""
 
-    records: pd.DataFrame = field(default_factory=pd.DataFrame)
-    record_rows: dict[str, Any] = field(default_factory=dict)
-    links: pd.DataFrame = field(default_factory=pd.DataFrame)
-    link_rows: dict[str, Any] = field(default_factory=dict)
-    consent: pd.DataFrame = field(default_factory=pd.DataFrame)
-    consent_rows: dict[str, Any] = field(default_factory=dict)
+    records: ByCustomer | None = None
+    links: ByCustomer | None = None
+    consent: ByCustomer | None = None
     rules: SurvivorshipRules | None = None
     decisions: pd.DataFrame = field(default_factory=pd.DataFrame)
 
@@ -95,47 +94,47 @@ class Evidence:
     def load(cls, workspace: Workspace, rules_path: Path | None = None) -> Evidence:
         """Read the identity records and links and the consent history of the workspace."""
         found = cls(rules=SurvivorshipRules.load(rules_path or DEFAULT_RULES))
-        records_path = workspace.identity / "records.parquet"
-        if records_path.exists():
-            records = pd.read_parquet(records_path)
-            records = records[records["customer_id"].notna()].reset_index(drop=True)
-            records["customer_id"] = records["customer_id"].astype(str)
-            found.records = records
-            found.record_rows = records.groupby("customer_id").indices
-            links_path = workspace.identity / "links.parquet"
-            if links_path.exists():
-                links = pd.read_parquet(links_path)
-                owner = dict(zip(records["identity_key"], records["customer_id"], strict=True))
-                links["customer_id"] = links["identity_key_l"].map(owner)
-                links = links[links["customer_id"].notna()].reset_index(drop=True)
-                found.links = links
-                found.link_rows = links.groupby("customer_id").indices
+        records = workspace.identity / "records.parquet"
+        links = workspace.identity / "links.parquet"
+        consent = workspace.profile / "consent_events.parquet"
+        with duckdb.connect() as con:
+            con.execute("SET TimeZone = 'UTC'")
+            if records.exists():
+                found.records = sorted_by_customer(
+                    con,
+                    "SELECT * EXCLUDE (file_row_number, customer_id), CAST(customer_id AS VARCHAR) AS customer_id",
+                    records,
+                    "file_row_number",
+                )
+                if links.exists():
+                    # A link belongs to the customer of its left record.
+                    found.links = ByCustomer(
+                        con.sql(
+                            "SELECT l.* EXCLUDE (file_row_number), CAST(r.customer_id AS VARCHAR) AS customer_id "
+                            "FROM read_parquet(?, file_row_number = true) l "
+                            "JOIN read_parquet(?) r ON l.identity_key_l = r.identity_key "
+                            "WHERE r.customer_id IS NOT NULL ORDER BY r.customer_id, l.file_row_number",
+                            params=[str(links), str(records)],
+                        ).to_arrow_table()
+                    )
+            if consent.exists():
+                found.consent = sorted_by_customer(
+                    con,
+                    "SELECT * EXCLUDE (file_row_number, customer_id), CAST(customer_id AS VARCHAR) AS customer_id",
+                    consent,
+                    "recorded_at DESC NULLS LAST, file_row_number",
+                )
         found.decisions = read_decisions(workspace.identity)
-        consent_path = workspace.profile / "consent_events.parquet"
-        if consent_path.exists():
-            consent = pd.read_parquet(consent_path)
-            consent = consent[consent["customer_id"].notna()].sort_values("recorded_at", ascending=False)
-            consent = consent.reset_index(drop=True)
-            consent["customer_id"] = consent["customer_id"].astype(str)
-            found.consent = consent
-            found.consent_rows = consent.groupby("customer_id").indices
         return found
 
     def customer_records(self, customer_id: str) -> list[dict[str, Any]]:
         """The customer's standardised identity records (identity key, sources, fields)."""
-        rows = self.record_rows.get(customer_id)
-        if rows is None:
-            return []
-        return [_plain(r) for r in self.records.iloc[rows].to_dict("records")]
+        return [] if self.records is None else self.records.of(customer_id)
 
     def customer_links(self, customer_id: str) -> list[Link]:
         """The links among the customer's records, with kind, match weight and each comparison's level."""
-        rows = self.link_rows.get(customer_id)
-        if rows is None:
-            return []
         out = []
-        for row in self.links.iloc[rows].to_dict("records"):
-            row = _plain(row)
+        for row in [] if self.links is None else self.links.of(customer_id):
             comparisons = {
                 k.removeprefix("gamma_"): int(v)
                 for k, v in row.items()
@@ -160,8 +159,7 @@ class Evidence:
         """The steward decisions that named the customer or one of its records now, newest first."""
         if self.decisions.empty:
             return []
-        rows = self.record_rows.get(customer_id)
-        keys = set(self.records["identity_key"].iloc[rows]) if rows is not None else set()
+        keys = {r["identity_key"] for r in self.customer_records(customer_id)}
         mine = self.decisions["customer_id"].eq(customer_id) | self.decisions["identity_key"].isin(keys)
         named = self.decisions[self.decisions["decision_id"].isin(self.decisions.loc[mine, "decision_id"])]
         out = []
@@ -187,10 +185,7 @@ class Evidence:
 
     def consent_history(self, customer_id: str) -> list[dict[str, Any]]:
         """Every consent record of the customer, newest first."""
-        rows = self.consent_rows.get(customer_id)
-        if rows is None:
-            return []
-        return [_plain(r) for r in self.consent.iloc[rows].to_dict("records")]
+        return [] if self.consent is None else self.consent.of(customer_id)
 
     def field_sources(self, golden: dict[str, Any], records: list[dict[str, Any]]) -> list[FieldSource]:
         """Each golden field with its rule and the sources of the linked records that hold the same value."""
@@ -222,14 +217,3 @@ class Evidence:
 
 def _comparable(value: Any) -> str:
     return "" if value is None else normalise(str(value)).replace(" ", "")
-
-
-def _plain(row: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for key, value in row.items():
-        if hasattr(value, "tolist") and not isinstance(value, str):
-            value = value.tolist()
-        elif value is not None and not isinstance(value, list) and pd.isna(value):
-            value = None  # NaN, NaT, NA
-        out[key] = value
-    return out

@@ -2,13 +2,14 @@
 
 What a caller says is matched against names, email addresses, phone numbers (as E.164 digits, so any way of
 writing a number finds it), loyalty numbers, order numbers and source record ids. The trigram tokenizer makes
-every query a substring match on the index (no scan); names are also typo-tolerant: the query's trigrams are
-OR-ed, which finds "john smith" from "jon smiht" through their shared "smi", and the candidates are ranked by
-rapidfuzz's token-sort ratio against the whole name.
+every query a substring match on the index (no scan); names are also typo-tolerant, on an index of names alone:
+the query's trigrams are OR-ed, which finds "john smith" from "jon smiht" through their shared "smi", and the
+candidates are ranked by rapidfuzz's token-sort ratio against the whole name.
 
 The index is derived data under `data/desk/` (`search-<version>.sqlite`, the version a hash of the source files'
-sizes and modification times): built on first use after the profile or identity changed, written to a temporary
-file and renamed into place, so two workers never read a half-written index. Erasure deletes the folder
+sizes and modification times): built ahead by the desk (at service start and after each reload), or by the first
+search after the profile or identity changed, written to a temporary file and renamed into place, so two workers
+never read a half-written index. Erasure deletes the folder
 (`serving.erasure`); the next search rebuilds it from what is left.
 """
 
@@ -26,12 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import phonenumbers
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from tessera.core.settings import Workspace
 
-SCHEMA = 3  # bumped whenever what is indexed changes, so an old index is rebuilt
+SCHEMA = 4  # bumped whenever what is indexed changes, so an old index is rebuilt
 MIN_QUERY = 2
 FUZZY_CANDIDATES = 5000  # name rows reranked by rapidfuzz after the trigram OR (a few ms of rapidfuzz)
 # The rarest trigrams of a fuzzy query are OR-ed until their rows add up to this: a common trigram ("son", "ann")
@@ -117,20 +119,22 @@ def _entries(workspace: Workspace, con: duckdb.DuckDBPyConnection) -> Iterator[t
         rows = con.execute(
             f"SELECT DISTINCT * FROM ({' UNION ALL '.join(people)}) ORDER BY customer_id"
         ).fetchall()
-        seen = None
+        current, seen = None, set()
         for customer_id, first, last, email, phone, loyalty in rows:
-            if customer_id != seen:
-                seen = customer_id
+            if customer_id != current:
+                current, seen = customer_id, set()
                 yield customer_id, "customer id", normalise(customer_id)
             name = " ".join(p for p in (first, last) if p)
-            if name:
-                yield customer_id, "name", normalise(name)
-            if email:
-                yield customer_id, "email", email.lower()
-            if phone:
-                yield customer_id, "phone", phone.lstrip("+")
-            if loyalty:
-                yield customer_id, "loyalty", normalise(loyalty)
+            for kind, text in (
+                ("name", normalise(name)),
+                ("email", (email or "").lower()),
+                ("phone", (phone or "").lstrip("+")),
+                ("loyalty", normalise(loyalty or "")),
+            ):
+                # A customer's linked records repeat their golden name and contacts: each is indexed once.
+                if text and (kind, text) not in seen:
+                    seen.add((kind, text))
+                    yield customer_id, kind, text
     if crosswalk.exists():
         for customer_id, record_id in con.execute(
             "SELECT DISTINCT CAST(customer_id AS VARCHAR), CAST(record_id AS VARCHAR) "
@@ -161,7 +165,12 @@ def build_index(workspace: Workspace, path: Path) -> Path:
             CREATE TABLE customers (customer_id TEXT PRIMARY KEY, name TEXT, city TEXT, email TEXT,
                                     country TEXT);
             CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
-            CREATE VIRTUAL TABLE vocabulary USING fts5vocab(entries, 'row');
+            -- The fuzzy name search's own index: one row per customer and name, the trigrams without a copy of
+            -- the text or their positions (the searcher holds the names in memory, by row id).
+            CREATE TABLE names (id INTEGER PRIMARY KEY, customer_id TEXT, text TEXT);
+            CREATE VIRTUAL TABLE name_grams USING fts5(text, content = '', detail = 'none',
+                                                       tokenize = 'trigram');
+            CREATE VIRTUAL TABLE vocabulary USING fts5vocab(name_grams, 'row');
             """
         )
         with duckdb.connect() as con:
@@ -169,9 +178,9 @@ def build_index(workspace: Workspace, path: Path) -> Path:
             for entry in _entries(workspace, con):
                 batch.append(entry)
                 if len(batch) >= 50_000:
-                    db.executemany("INSERT INTO entries VALUES (?, ?, ?)", batch)
+                    _insert(db, batch)
                     batch.clear()
-            db.executemany("INSERT INTO entries VALUES (?, ?, ?)", batch)
+            _insert(db, batch)
             golden = workspace.profile / "customers.parquet"
             region = None
             if golden.exists():
@@ -193,7 +202,9 @@ def build_index(workspace: Workspace, path: Path) -> Path:
                     region = found[0] if found else None
         # Phones written without a country code are read as numbers of the customers' most common country.
         db.execute("INSERT INTO meta VALUES ('region', ?)", [region])
+        db.execute("INSERT INTO name_grams(rowid, text) SELECT id, text FROM names")
         db.execute("INSERT INTO entries(entries) VALUES ('optimize')")
+        db.execute("INSERT INTO name_grams(name_grams) VALUES ('optimize')")
         db.commit()
         db.close()
         os.replace(temporary, path)
@@ -203,15 +214,24 @@ def build_index(workspace: Workspace, path: Path) -> Path:
     return path
 
 
+def _insert(db: sqlite3.Connection, entries: list[tuple[str, str, str]]) -> None:
+    db.executemany("INSERT INTO entries VALUES (?, ?, ?)", entries)
+    db.executemany(
+        "INSERT INTO names (customer_id, text) VALUES (?, ?)",
+        [(customer_id, text) for customer_id, kind, text in entries if kind == "name"],
+    )
+
+
 def _quoted(text: str) -> str:
     """An FTS5 string literal: the text matched as one substring."""
     return '"' + text.replace('"', '""') + '"'
 
 
-def _rarest(db: sqlite3.Connection, grams: set[str]) -> list[str]:
-    """The query's trigrams, rarest first, while their rows stay within the budget (at least three)."""
+def _rarest(db: sqlite3.Connection, grams: set[str]) -> tuple[list[str], int]:
+    """The query's trigrams, rarest first, while the names holding them stay within the budget (at least three);
+    and how many names hold them (at most: a name may hold several)."""
     if not grams:
-        return []
+        return [], 0
     marks = ", ".join("?" * len(grams))
     counts = dict(db.execute(f"SELECT term, doc FROM vocabulary WHERE term IN ({marks})", sorted(grams)))
     ranked = sorted((counts[g], g) for g in grams if g in counts)
@@ -221,7 +241,7 @@ def _rarest(db: sqlite3.Connection, grams: set[str]) -> list[str]:
             break
         chosen.append(gram)
         rows += count
-    return chosen
+    return chosen, rows
 
 
 class SearchIndex:
@@ -231,11 +251,20 @@ class SearchIndex:
         self.workspace = workspace
         self._lock = threading.Lock()
         self._local = threading.local()
+        self._names: tuple[Path, dict[int, tuple[str, str]]] | None = None  # one copy for every thread
+
+    def _names_of(self, path: Path, db: sqlite3.Connection) -> dict[int, tuple[str, str]]:
+        """The index's names by row id (customer id, name): what the fuzzy search scores."""
+        with self._lock:
+            if self._names is None or self._names[0] != path:
+                rows = db.execute("SELECT id, customer_id, text FROM names").fetchall()
+                self._names = (path, {i: (customer_id, text) for i, customer_id, text in rows})
+            return self._names[1]
 
     def path(self) -> Path:
         return self.workspace.desk / f"search-{index_version(self.workspace)}.sqlite"
 
-    def _connection(self) -> tuple[sqlite3.Connection, str | None]:
+    def _connection(self) -> tuple[sqlite3.Connection, str | None, dict[int, tuple[str, str]]]:
         path = self.path()
         local = self._local
         if getattr(local, "path", None) != path or not path.exists():
@@ -247,7 +276,8 @@ class SearchIndex:
             db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
             found = db.execute("SELECT value FROM meta WHERE key = 'region'").fetchone()
             local.db, local.region, local.path = db, (found[0] if found else None), path
-        return local.db, local.region
+            local.names = self._names_of(path, db)
+        return local.db, local.region, local.names
 
     def ensure(self) -> None:
         """Build the index now if it is missing or stale (the service does it at start, off the request path)."""
@@ -258,7 +288,7 @@ class SearchIndex:
         text = normalise(query)
         if len(text) < MIN_QUERY:
             return []
-        db, region = self._connection()
+        db, region, names = self._connection()
         scores: dict[str, tuple[float, str]] = {}
 
         def offer(customer_id: str, kind: str, score: float) -> None:
@@ -279,17 +309,23 @@ class SearchIndex:
                 offer(customer_id, kind, 100.0 if found == needle else 90.0)
         if _NAME_LIKE.match(text) and not any(score >= 100 for score, _ in scores.values()):
             grams = {w[i : i + 3] for w in text.split() if len(w) >= 3 for i in range(len(w) - 2)}
-            chosen = _rarest(db, grams)
+            chosen, rows = _rarest(db, grams)
             if chosen:
-                expression = " OR ".join(_quoted(g) for g in chosen)
-                for customer_id, found in db.execute(
-                    "SELECT customer_id, text FROM entries WHERE entries MATCH ? AND kind = 'name' "
-                    "ORDER BY rank LIMIT ?",
-                    [f"text : ({expression})", FUZZY_CANDIDATES],
-                ):
-                    score = fuzz.token_sort_ratio(text, found) * 0.89  # under any identifier found whole
-                    if score >= FUZZY_FLOOR * 0.89:
-                        offer(customer_id, "name", score)
+                # Every name holding a chosen trigram when they fit the budget, else the best by FTS rank.
+                order = "ORDER BY rank " if rows > FUZZY_CANDIDATES else ""
+                found = [
+                    names[i]
+                    for (i,) in db.execute(
+                        f"SELECT rowid FROM name_grams WHERE name_grams MATCH ? {order}LIMIT ?",
+                        [" OR ".join(_quoted(g) for g in chosen), FUZZY_CANDIDATES],
+                    )
+                ]
+                ratios = process.cdist(
+                    [text], [name for _, name in found], scorer=fuzz.token_sort_ratio, dtype=np.float64
+                )
+                for (customer_id, _), ratio in zip(found, ratios[0], strict=True):
+                    if ratio >= FUZZY_FLOOR:
+                        offer(customer_id, "name", float(ratio) * 0.89)  # under any identifier found whole
         best = sorted(scores.items(), key=lambda item: (-item[1][0], item[0]))[:limit]
         hits = []
         for customer_id, (score, kind) in best:
