@@ -242,7 +242,10 @@ class Watcher:
             self._thread.start()
 
     def stop(self) -> None:
+        """Stop polling and wait for a reload under way to finish (it may be writing the desk's index)."""
         self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
 
     def check(self) -> bool:
         """Reload now if anything changed; whether a new snapshot was installed."""

@@ -97,6 +97,8 @@ class ErasureWatch:
 
     def stop(self) -> None:
         self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
 
     def check(self) -> bool:
         """Forget the vanished customers if an erasure happened since the last check; whether one did."""
@@ -208,7 +210,8 @@ class Engine:
         return len(gone)
 
     def close(self) -> None:
-        """Stop watching for new champions and erasures, hand the heap back to the collector."""
+        """Stop watching for new champions and erasures (waiting for a reload under way), hand the heap back to the
+        collector."""
         self.watcher.stop()
         self._erasures.stop()
         gc.unfreeze()
