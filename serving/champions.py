@@ -220,8 +220,47 @@ class Loader:
         return Fingerprint.now(self.workspace) != snapshot.fingerprint
 
 
-class Watcher:
-    """A daemon thread that reloads the snapshot when it changed, every `seconds`, until stopped."""
+class Poller:
+    """A daemon thread calling `check` every `seconds` (never when 0) until stopped. A failed check is logged and
+    the next tick retries."""
+
+    name = "tessera-poller"
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+
+    def start(self) -> None:
+        if self.seconds > 0:
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop polling and wait for a check under way to finish (a reload may be writing the desk's index)."""
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def check(self) -> bool:
+        """Do the periodic work now; whether anything changed."""
+        raise NotImplementedError
+
+    def failure(self) -> str:
+        """What the log says when a check raised."""
+        return f"{self.name}: the check failed"
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.seconds):
+            try:
+                self.check()
+            except Exception:
+                log.exception(self.failure())
+
+
+class Watcher(Poller):
+    """Reloads the snapshot when it changed; a failed reload keeps the current snapshot serving."""
+
+    name = "tessera-champion-watcher"
 
     def __init__(
         self,
@@ -233,19 +272,7 @@ class Watcher:
         self.loader = loader
         self.current = current
         self.install = install
-        self.seconds = seconds
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="tessera-champion-watcher", daemon=True)
-
-    def start(self) -> None:
-        if self.seconds > 0:
-            self._thread.start()
-
-    def stop(self) -> None:
-        """Stop polling and wait for a reload under way to finish (it may be writing the desk's index)."""
-        self._stop.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join()
+        super().__init__(seconds)
 
     def check(self) -> bool:
         """Reload now if anything changed; whether a new snapshot was installed."""
@@ -255,9 +282,5 @@ class Watcher:
         self.install(self.loader.load(snapshot))
         return True
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.seconds):
-            try:
-                self.check()
-            except Exception:  # a failed reload keeps the current snapshot serving; the next poll retries
-                log.exception("reloading the champions failed; still serving %s", self.current().versions)
+    def failure(self) -> str:
+        return f"reloading the champions failed; still serving {self.current().versions}"

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +23,7 @@ from bentoml.exceptions import NotFound, ServiceUnavailable
 from features.ingest.suppression import suppression_folder
 from features.store import open_store
 from features.store.settings import FeatureStoreSettings
-from serving.champions import Loader, Snapshot, Watcher
+from serving.champions import Loader, Poller, Snapshot, Watcher
 from serving.customers import Directory, consent, golden_record, sells_products
 from serving.features import CustomerLive, LiveFeatures
 from serving.recommender import exclusions
@@ -71,19 +70,20 @@ def _freeze_heap() -> None:
     gc.freeze()
 
 
-class ErasureWatch:
-    """A daemon thread noticing an erasure within a second: the erasure log (`data/suppression/audit.jsonl`,
-    appended after every store was rewritten) is stat'ed every `seconds`; when it changes, the engine forgets the
-    customers that vanished from the directory's files at once, whoever erased them (`tessera erase`, another
-    worker's or replica's `DELETE`), without waiting for the champion poll's reload."""
+class ErasureWatch(Poller):
+    """Notices an erasure within a second: the erasure log (`data/suppression/audit.jsonl`, appended after every
+    store was rewritten) is stat'ed every `seconds`; when it changes, the engine forgets the customers that vanished
+    from the directory's files at once, whoever erased them (`tessera erase`, another worker's or replica's
+    `DELETE`), without waiting for the champion poll's reload. A failed check is retried at the next tick (the
+    poll's reload drops them anyway)."""
+
+    name = "tessera-erasure-watch"
 
     def __init__(self, engine: Engine, seconds: float = 1.0) -> None:
         self.engine = engine
-        self.seconds = seconds
         self.path = suppression_folder(engine.workspace) / "audit.jsonl"
         self.seen = self._stamp()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="tessera-erasure-watch", daemon=True)
+        super().__init__(seconds)
 
     def _stamp(self) -> tuple[float, int] | None:
         try:
@@ -91,14 +91,6 @@ class ErasureWatch:
         except FileNotFoundError:
             return None
         return found.st_mtime, found.st_size
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join()
 
     def check(self) -> bool:
         """Forget the vanished customers if an erasure happened since the last check; whether one did."""
@@ -109,12 +101,8 @@ class ErasureWatch:
         self.engine.forget_vanished()
         return True
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.seconds):
-            try:
-                self.check()
-            except Exception:  # the next tick retries; the poll's reload drops them anyway
-                log.exception("forgetting erased customers failed")
+    def failure(self) -> str:
+        return "forgetting erased customers failed"
 
 
 class Engine:
