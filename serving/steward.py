@@ -101,12 +101,8 @@ def apply_decision(
     steps: list[tuple[str, Any]] = [
         ("resolve", lambda: resolve_identities(workspace, now, settings)),
         ("profile", lambda: build_profile(workspace, now, settings)),
-        # In full: an incremental materialisation starts at the last one's end, which at the same `now` (a served
-        # `TESSERA_SERVE_NOW`, or the demo's as-of) is "up to date" and would leave the online store as it was.
-        (
-            "feature store",
-            lambda: materialize_feature_store(workspace, now, settings, store_settings, full=True),
-        ),
+        # At the same `now` (a served `TESSERA_SERVE_NOW`, or the demo's as-of) the rewritten tables are loaded whole.
+        ("feature store", lambda: materialize_feature_store(workspace, now, settings, store_settings)),
     ]
     for name, step in steps:
         started = time.perf_counter()

@@ -12,6 +12,7 @@ import contextlib
 import copy
 import importlib
 import io
+import json
 import logging
 import pkgutil
 from datetime import UTC, datetime
@@ -107,7 +108,9 @@ def apply_declarations(store: FeatureStore, workspace: Workspace) -> dict[str, i
 
 def materialize(store: FeatureStore, now: datetime, full: bool = False) -> dict[str, str]:
     """Bring the online store up to `now`: from the start for a view never materialised (or all, with
-    `full`), else incrementally from the previous run's end."""
+    `full`), else incrementally from the previous run's end. A view already loaded up to `now` is loaded again
+    whole when its offline table was rewritten since (a rebuild at the same as-of: new sources, a steward's
+    decision), and left as it is when not."""
     store.refresh_registry()
     # Feast prints its progress on stdout, which belongs to the command's own output: log it instead.
     with contextlib.redirect_stdout(io.StringIO()) as printed:
@@ -120,6 +123,7 @@ def materialize(store: FeatureStore, now: datetime, full: bool = False) -> dict[
 
 def _materialize_views(store: FeatureStore, now: datetime, full: bool) -> dict[str, str]:
     done: dict[str, str] = {}
+    loaded = LoadedTables(Path(store.repo_path))
     for view in store.list_feature_views():
         if not view.online:
             continue
@@ -128,11 +132,44 @@ def _materialize_views(store: FeatureStore, now: datetime, full: bool) -> dict[s
         # "wall clock minus TTL", which misses history and backtests); later runs from the last end.
         start = EPOCH if last is None else as_utc(last)
         if start >= now:
-            done[view.name] = "up to date"
-            continue
+            if loaded.unchanged(view):
+                done[view.name] = "up to date"
+                continue
+            start, last = EPOCH, None  # rewritten at the same as-of: its history may have changed too
         rows = materialize_view(store, view, start, now)
+        loaded.record(view)
         done[view.name] = f"{'full' if last is None else 'from ' + start.isoformat()}: {rows} rows"
+    loaded.save()
     return done
+
+
+class LoadedTables:
+    """What each view's offline table was (size and modification time) when it was last loaded online, kept in
+    the feature repository's folder (`loaded_tables.json`) beside the registry that records up to when."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / "loaded_tables.json"
+        self.stamps: dict[str, list[int]] = json.loads(self.path.read_text()) if self.path.exists() else {}
+
+    @staticmethod
+    def _stamp(view: FeatureView) -> list[int] | None:
+        try:
+            found = Path(view.batch_source.path).stat()
+        except (AttributeError, OSError):  # not a file source, or no table yet
+            return None
+        return [found.st_size, found.st_mtime_ns]
+
+    def unchanged(self, view: FeatureView) -> bool:
+        stamp = self._stamp(view)
+        return stamp is not None and self.stamps.get(view.name) == stamp
+
+    def record(self, view: FeatureView) -> None:
+        stamp = self._stamp(view)
+        if stamp is not None:
+            self.stamps[view.name] = stamp
+
+    def save(self) -> None:
+        self.path.write_text(json.dumps(self.stamps, indent=1, sort_keys=True))
 
 
 def teardown_project(store: FeatureStore) -> None:
