@@ -260,7 +260,7 @@ def stage_feast_precomputed(args: argparse.Namespace) -> dict:
     precomputed = _stored_service("churn_v1_stored", precompute=True)
     feast.apply([precomputed])
     started = time.perf_counter()
-    materialize(feast, NOW, full=True)
+    materialize(feast, workspace, NOW, full=True)
     materialized = time.perf_counter()
     vectors = feast.precompute_feature_service(precomputed.name)
     computed = time.perf_counter()

@@ -42,7 +42,7 @@ def materialize_feature_store(
     )
     computed = time.perf_counter()
     store = open_store(workspace, store_settings)
-    materialized = materialize(store, now, full=full)
+    materialized = materialize(store, workspace, now, full=full)
     return {
         "as_of": now.isoformat(),
         "tables": tables["tables"],

@@ -106,7 +106,9 @@ def apply_declarations(store: FeatureStore, workspace: Workspace) -> dict[str, i
     }
 
 
-def materialize(store: FeatureStore, now: datetime, full: bool = False) -> dict[str, str]:
+def materialize(
+    store: FeatureStore, workspace: Workspace, now: datetime, full: bool = False
+) -> dict[str, str]:
     """Bring the online store up to `now`: from the start for a view never materialised (or all, with
     `full`), else incrementally from the previous run's end. A view already loaded up to `now` is loaded again
     whole when its offline table was rewritten since (a rebuild at the same as-of: new sources, a steward's
@@ -114,16 +116,17 @@ def materialize(store: FeatureStore, now: datetime, full: bool = False) -> dict[
     store.refresh_registry()
     # Feast prints its progress on stdout, which belongs to the command's own output: log it instead.
     with contextlib.redirect_stdout(io.StringIO()) as printed:
-        done = _materialize_views(store, now, full)
+        done = _materialize_views(store, LoadedTables(workspace), now, full)
     for line in printed.getvalue().splitlines():
         if line.strip():
             logger.info("feast: %s", line.strip())
     return done
 
 
-def _materialize_views(store: FeatureStore, now: datetime, full: bool) -> dict[str, str]:
+def _materialize_views(
+    store: FeatureStore, loaded: LoadedTables, now: datetime, full: bool
+) -> dict[str, str]:
     done: dict[str, str] = {}
-    loaded = LoadedTables(Path(store.repo_path))
     for view in store.list_feature_views():
         if not view.online:
             continue
@@ -145,10 +148,10 @@ def _materialize_views(store: FeatureStore, now: datetime, full: bool) -> dict[s
 
 class LoadedTables:
     """What each view's offline table was (size and modification time) when it was last loaded online, kept in
-    the feature repository's folder (`loaded_tables.json`) beside the registry that records up to when."""
+    the workspace's feature data (`data/feast/loaded_tables.json`) beside the registry that records up to when."""
 
-    def __init__(self, folder: Path) -> None:
-        self.path = folder / "loaded_tables.json"
+    def __init__(self, workspace: Workspace) -> None:
+        self.path = workspace.feature_repo_data / "loaded_tables.json"
         self.stamps: dict[str, list[int]] = json.loads(self.path.read_text()) if self.path.exists() else {}
 
     @staticmethod

@@ -148,7 +148,7 @@ def redis_copy(served: Served, root: Path, store_settings: FeatureStoreSettings)
     workspace = Workspace(root)
     (workspace.feature_repo_data / "online_store.db").unlink()
     apply_feature_store(workspace, store_settings)
-    materialize(open_store(workspace, store_settings), NOW)
+    materialize(open_store(workspace, store_settings), workspace, NOW)
     return dataclasses.replace(served, workspace=workspace)
 
 

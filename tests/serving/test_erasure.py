@@ -81,7 +81,7 @@ def configured(
     for name in ("online_store.db", "registry.db"):
         (workspace.feature_repo_data / name).unlink()
     apply_feature_store(workspace, store)
-    materialize(open_store(workspace, store), NOW)
+    materialize(open_store(workspace, store), workspace, NOW)
     try:
         with postgres_database() as mlflow_database:
             shutil.rmtree(workspace.mlruns)

@@ -142,6 +142,6 @@ def test_a_rebuild_at_the_same_as_of_reaches_the_online_store(tmp_path) -> None:
     assert _online(store, "product_catalog", "sku", "A", "category").string_val == "Home > Cookware"
 
     # Materialised again with no table rewritten since: nothing is loaded but the consent view (always whole).
-    again = materialize(open_store(workspace, settings), NOW)
+    again = materialize(open_store(workspace, settings), workspace, NOW)
     assert again.pop("customer_profile").startswith("full")
     assert set(again.values()) == {"up to date"}

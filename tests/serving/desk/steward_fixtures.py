@@ -26,7 +26,7 @@ def copy_chained(chained: Chained, root: Path) -> Workspace:
     workspace = Workspace(root)
     (workspace.feature_repo_data / "registry.db").unlink()
     apply_feature_store(workspace, FeatureStoreSettings())
-    materialize(open_store(workspace, FeatureStoreSettings()), NOW, full=True)
+    materialize(open_store(workspace, FeatureStoreSettings()), workspace, NOW, full=True)
     return workspace
 
 
