@@ -8,9 +8,9 @@
 """
 
 from features.store.build import apply_feature_store, build_feature_store, materialize_feature_store
-from features.store.config import open_store
 from features.store.online import OnlineFeatures
 from features.store.push import push_events
+from features.store.repo import open_store
 from features.store.settings import FeatureStoreSettings
 from features.store.training import training_frame
 

@@ -6,8 +6,8 @@ import time
 from datetime import datetime
 
 from features.profile.snapshots import write_feature_tables
-from features.store.config import offline_folder, open_store
-from features.store.repo import apply_declarations, materialize
+from features.store.config import offline_folder
+from features.store.repo import apply_declarations, materialize, open_store
 from features.store.settings import FeatureStoreSettings
 from tessera.core.settings import Settings, Workspace
 from tessera.core.timeutil import as_utc

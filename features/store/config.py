@@ -1,4 +1,4 @@
-"""The generated feature_store.yaml and the FeatureStore object built from it.
+"""The generated feature_store.yaml and the Feast configuration read from it.
 
 The YAML lives in the workspace's `data/feast/`; secrets appear in it only as `${TESSERA_FEAST_...}`
 references, filled in from the settings when the store is opened (Feast itself would only read them from
@@ -7,17 +7,15 @@ the process environment, which misses a `.env` file).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 from string import Template
 from typing import Any
 
 import yaml
-from feast import FeatureStore, RepoConfig
+from feast import RepoConfig
 
 from features.store.settings import FeatureStoreSettings
-from tessera.core.errors import InputError
 from tessera.core.settings import Workspace
 
 # The declarations folder: Feast's repo path (its objects are loaded by `features.store.repo`).
@@ -94,14 +92,3 @@ def load_config(path: Path, settings: FeatureStoreSettings) -> RepoConfig:
     config = RepoConfig(**raw)
     config.repo_path = DECLARATIONS
     return config
-
-
-def open_store(workspace: Workspace, settings: FeatureStoreSettings) -> FeatureStore:
-    """The workspace's FeatureStore: writes feature_store.yaml for the settings and opens Feast on it."""
-    if settings.offline_store == "duckdb" and importlib.util.find_spec("ibis") is None:
-        raise InputError(
-            "TESSERA_FEAST_OFFLINE_STORE=duckdb needs Feast's duckdb extra (ibis-framework[duckdb]), which is "
-            "not installed: add it to the project, or use TESSERA_FEAST_OFFLINE_STORE=file"
-        )
-    path = write_config(workspace, settings)
-    return FeatureStore(repo_path=str(DECLARATIONS), config=load_config(path, settings))

@@ -20,9 +20,9 @@ from typing import Any
 
 from feast import FeatureStore, FeatureView, OnDemandFeatureView
 
-from features.store.config import open_store
 from features.store.defaults import Feature, fill_column, service_features
 from features.store.online_stores import PackedVectors, string_keys
+from features.store.repo import open_store
 from features.store.settings import FeatureStoreSettings
 from tessera.core.errors import InputError
 from tessera.core.settings import Workspace

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import importlib
+import importlib.util
 import io
 import json
 import logging
@@ -35,9 +36,11 @@ from feast.repo_contents import RepoContents
 from feast.repo_operations import extract_objects_for_apply_delete
 from sqlalchemy import delete
 
-from features.store.config import offline_folder
+from features.store.config import DECLARATIONS, load_config, offline_folder, write_config
 from features.store.online_stores import replaces_online
 from features.store.online_write import materialize_view
+from features.store.settings import FeatureStoreSettings
+from tessera.core.errors import InputError
 from tessera.core.settings import Workspace
 from tessera.core.timeutil import as_utc
 
@@ -46,6 +49,40 @@ logger = logging.getLogger(__name__)
 DECLARATIONS_PACKAGE = "features.feature_repo"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 T = TypeVar("T")
+
+
+def open_store(workspace: Workspace, settings: FeatureStoreSettings) -> FeatureStore:
+    """The workspace's FeatureStore: writes feature_store.yaml for the settings and opens Feast on it.
+
+    The registry names each offline table by its absolute path; when those name another folder (the workspace was
+    moved, or copied from another), the declarations are applied again for this one, so nothing reads the tables
+    of a workspace that is gone or is not this one.
+    """
+    if settings.offline_store == "duckdb" and importlib.util.find_spec("ibis") is None:
+        raise InputError(
+            "TESSERA_FEAST_OFFLINE_STORE=duckdb needs Feast's duckdb extra (ibis-framework[duckdb]), which is "
+            "not installed: add it to the project, or use TESSERA_FEAST_OFFLINE_STORE=file"
+        )
+    path = write_config(workspace, settings)
+    store = FeatureStore(repo_path=str(DECLARATIONS), config=load_config(path, settings))
+    elsewhere = _tables_elsewhere(store, offline_folder(workspace))
+    if elsewhere:
+        logger.warning(
+            "the feature registry named the tables of %s (a moved or copied workspace): applied again for %s",
+            elsewhere,
+            workspace.root,
+        )
+        apply_declarations(store, workspace)
+    return store
+
+
+def _tables_elsewhere(store: FeatureStore, folder: Path) -> Path | None:
+    """The folder the registry's offline tables are in, when it is not `folder`."""
+    for view in store.list_feature_views():
+        source = view.batch_source
+        if isinstance(source, FileSource) and Path(source.path).parent != folder:
+            return Path(source.path).parent
+    return None
 
 
 def load_declarations(workspace: Workspace) -> RepoContents:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -119,3 +120,26 @@ def test_the_file_offline_store_gives_the_same_frame_as_duckdb(embedded) -> None
     # bob: O3 on 02-01, O4 on 06-01; carol and nobody: none).
     orders = duckdb_frame["orders_lifetime"].to_numpy().reshape(len(customers), len(cutoffs)).tolist()
     assert orders == [[0, 1, 2, 2], [0, 1, 1, 2], [0, 0, 0, 0], [0, 0, 0, 0]]
+
+
+def test_a_moved_workspace_reads_its_own_tables(tmp_path) -> None:
+    """The registry names each offline table by its absolute path; a workspace moved (or copied, then the original
+    deleted) read the old folder's tables, or failed on their absence. Opened, it names its own again."""
+    import shutil
+
+    from feature_store_fixtures import build, embedded_settings, new_workspace
+
+    from features.store.config import offline_folder
+    from tessera.core.settings import Workspace
+
+    settings = embedded_settings()
+    build(new_workspace(tmp_path / "before"), settings)
+    shutil.move(tmp_path / "before", tmp_path / "after")
+    moved = Workspace(tmp_path / "after")
+
+    store = open_store(moved, settings)
+    for view in store.list_feature_views():
+        assert Path(view.batch_source.path).parent == offline_folder(moved), view.name
+    entities = pd.DataFrame({"customer_id": ["bob"], "cutoff": [t("2025-06-01 09:00")]})
+    (at,) = training_frame(entities, "churn_v1", store).to_dict("records")
+    assert at["orders_lifetime"] == 2 and at["spend_lifetime"] == 26.0
