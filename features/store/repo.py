@@ -54,9 +54,10 @@ T = TypeVar("T")
 def open_store(workspace: Workspace, settings: FeatureStoreSettings) -> FeatureStore:
     """The workspace's FeatureStore: writes feature_store.yaml for the settings and opens Feast on it.
 
-    The registry names each offline table by its absolute path; when those name another folder (the workspace was
-    moved, or copied from another), the declarations are applied again for this one, so nothing reads the tables
-    of a workspace that is gone or is not this one.
+    The registry names each offline table by its absolute path. A file registry lives in the workspace, so when
+    its paths name another folder the workspace was moved or copied: the declarations are applied again for this
+    one, so nothing reads the tables of a workspace that is gone or is not this one. (A SQL registry is shared by
+    design and is left to `tessera features apply`.)
     """
     if settings.offline_store == "duckdb" and importlib.util.find_spec("ibis") is None:
         raise InputError(
@@ -65,7 +66,7 @@ def open_store(workspace: Workspace, settings: FeatureStoreSettings) -> FeatureS
         )
     path = write_config(workspace, settings)
     store = FeatureStore(repo_path=str(DECLARATIONS), config=load_config(path, settings))
-    elsewhere = _tables_elsewhere(store, offline_folder(workspace))
+    elsewhere = settings.registry == "file" and _tables_elsewhere(store, offline_folder(workspace))
     if elsewhere:
         logger.warning(
             "the feature registry named the tables of %s (a moved or copied workspace): applied again for %s",
