@@ -26,8 +26,7 @@ def content_hash(path: Path) -> str:
         return hashlib.file_digest(handle, "blake2b").hexdigest()[:32]
 
 
-def file_stamp(path: Path) -> list[int]:
-    """A file's size and modification time (nanoseconds)."""
+def _stamp(path: Path) -> list[int]:
     # Size and modification time: a rewrite (erasure's, a file copied in) gets a new modification time,
     # while a copy that keeps it (`cp -a`, `shutil.copytree`) keeps the content too.
     stat = path.stat()
@@ -39,10 +38,7 @@ def record_files(workspace: Workspace, hashes: dict[Path, str]) -> None:
     entries of files that no longer exist."""
     entries = _entries(workspace)
     for path, digest in hashes.items():
-        entries[path.relative_to(workspace.canonical).as_posix()] = {
-            "hash": digest,
-            "stamp": file_stamp(path),
-        }
+        entries[path.relative_to(workspace.canonical).as_posix()] = {"hash": digest, "stamp": _stamp(path)}
     entries = {name: entry for name, entry in entries.items() if (workspace.canonical / name).exists()}
     target = workspace.canonical / MANIFEST
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -73,7 +69,7 @@ class FileHashes:
             entry = self.entries.get(path.relative_to(self.root).as_posix())
         except ValueError:
             entry = None
-        if entry is not None and entry.get("stamp") == file_stamp(path):
+        if entry is not None and entry.get("stamp") == _stamp(path):
             return entry["hash"]
         self.computed += 1
         return content_hash(path)

@@ -15,7 +15,6 @@ import importlib.util
 import io
 import json
 import logging
-import os
 import pkgutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,7 +36,6 @@ from feast.repo_contents import RepoContents
 from feast.repo_operations import extract_objects_for_apply_delete
 from sqlalchemy import delete
 
-from features.ingest.manifest import file_stamp
 from features.store.config import DECLARATIONS, load_config, offline_folder, write_config
 from features.store.online_stores import replaces_online
 from features.store.online_write import materialize_view
@@ -197,9 +195,10 @@ class LoadedTables:
     @staticmethod
     def _stamp(view: FeatureView) -> list[int] | None:
         try:
-            return file_stamp(Path(view.batch_source.path))
+            found = Path(view.batch_source.path).stat()
         except (AttributeError, OSError):  # not a file source, or no table yet
             return None
+        return [found.st_size, found.st_mtime_ns]
 
     def unchanged(self, view: FeatureView) -> bool:
         stamp = self._stamp(view)
@@ -211,9 +210,7 @@ class LoadedTables:
             self.stamps[view.name] = stamp
 
     def save(self) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.stamps, indent=1, sort_keys=True))
-        os.replace(tmp, self.path)
+        self.path.write_text(json.dumps(self.stamps, indent=1, sort_keys=True))
 
 
 def teardown_project(store: FeatureStore) -> None:
