@@ -93,12 +93,13 @@ class ErasureWatch(Poller):
         return found.st_mtime, found.st_size
 
     def check(self) -> bool:
-        """Forget the vanished customers if an erasure happened since the last check; whether one did."""
+        """Forget the vanished customers if an erasure happened since the last check; whether one did. The log is
+        taken as seen only once they are forgotten: a failed check is retried."""
         stamp = self._stamp()
         if stamp == self.seen:
             return False
-        self.seen = stamp
         self.engine.forget_vanished()
+        self.seen = stamp
         return True
 
     def failure(self) -> str:
@@ -123,12 +124,21 @@ class Engine:
         _freeze_heap()
         self.watcher = Watcher(self.loader, lambda: self.snapshot, self._install, settings.poll_seconds)
         self.watcher.start()
+        # The erasure log is taken as it stands, then the directory's files are read again: an erasure that landed
+        # while the snapshot was loading (another worker's DELETE while this one starts) is honoured now, a later
+        # one by the watch.
         self._erasures = ErasureWatch(self)
+        self.forget_vanished()
         self._erasures.start()
 
     def _install(self, snapshot: Snapshot) -> None:
         log.info("new snapshot: %s (was %s)", snapshot.versions, self.snapshot.versions)
+        # The reload read the directory before installing it: an erasure since then (whose watch may already have
+        # fired on the snapshot it replaces) is honoured before it serves, and one between that read and the
+        # switch right after it.
+        self.forget_vanished(snapshot)
         self.snapshot = snapshot
+        self.forget_vanished()
         self.warm_up()
         for prepare in self.on_install:
             prepare()
@@ -177,23 +187,25 @@ class Engine:
             except Exception:  # the requests compute their answers themselves: said, but the service starts
                 log.exception("computing the %s answers ahead failed", scorer.version)
 
-    def forget(self, customer_ids: frozenset[str]) -> None:
-        """Drop erased customers from the loaded state at once: the directory and the 360 view's history no longer
-        know them, the recommender's folded rows and the scorers' kept scores are gone. Until the reload that
-        follows the erasure, they are unknown customers to every endpoint."""
-        snapshot = self.snapshot
+    def forget(self, customer_ids: frozenset[str], snapshot: Snapshot | None = None) -> None:
+        """Drop erased customers from the loaded state (the snapshot served, or `snapshot`) at once: the directory
+        and the 360 view's history no longer know them, the recommender's folded rows and the scorers' kept scores
+        are gone. Until the reload that follows the erasure, they are unknown customers to every endpoint."""
+        snapshot = self.snapshot if snapshot is None else snapshot
         snapshot.directory.forget(customer_ids)
         snapshot.history.forget(customer_ids)
         for part in (snapshot.recommender, snapshot.churn, snapshot.cltv):
             if part is not None:
                 part.forget(customer_ids)
 
-    def forget_vanished(self) -> int:
+    def forget_vanished(self, snapshot: Snapshot | None = None) -> int:
         """Forget at once the customers the directory's files no longer hold (erased by `tessera erase` or by
-        another worker's `DELETE`); how many. The reload on the next poll then drops them from memory."""
-        gone = self.snapshot.directory.ids - Directory.load(self.workspace).ids
+        another worker's `DELETE`) from the snapshot served, or `snapshot`; how many. The reload on the next poll
+        then drops them from memory."""
+        snapshot = self.snapshot if snapshot is None else snapshot
+        gone = snapshot.directory.ids - Directory.load(self.workspace).ids
         if gone:
-            self.forget(frozenset(gone))
+            self.forget(frozenset(gone), snapshot)
             log.info("forgot %d erased customers ahead of the reload", len(gone))
         return len(gone)
 
