@@ -72,7 +72,12 @@ def neighbour_vectors(
     reference_ids: pd.Index,
     k: int,
 ) -> sp.csr_matrix:
-    """Per query row: the mean reference vector of its k nearest reference customers by cosine, never itself."""
+    """Per query row: the mean reference vector of its k nearest reference customers by cosine, never itself.
+
+    A customer sharing nothing with the query is no neighbour (the mean still divides by k); among equally similar
+    ones the earlier in `reference` come first. The similarity stays sparse: only the customers sharing an item
+    with the query are ranked (some 7% of them on the simulated retailer), never every reference customer.
+    """
     n, size = query.shape[0], reference.shape[0]
     if n == 0 or size == 0 or k < 1:
         return sp.csr_matrix((n, reference.shape[1]), dtype=np.float32)
@@ -82,19 +87,34 @@ def neighbour_vectors(
     itself = reference_ids.get_indexer(list(query_ids))
     parts = []
     for start in range(0, n, _CHUNK):
-        similarity = (unit_query[start : start + _CHUNK] @ unit_reference).toarray()
-        rows = np.arange(similarity.shape[0])
-        mine = itself[start : start + _CHUNK]
-        similarity[rows[mine >= 0], mine[mine >= 0]] = -np.inf
-        top = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
-        # A customer sharing nothing with the query is no neighbour (the mean still divides by k).
-        near = np.take_along_axis(similarity, top, axis=1) > 0
+        similarity = (unit_query[start : start + _CHUNK] @ unit_reference).tocsr()
+        rows, neighbours = _nearest(similarity, itself[start : start + _CHUNK], k)
         weights = sp.csr_matrix(
-            (
-                np.full(int(near.sum()), 1.0 / k, np.float32),
-                (np.broadcast_to(rows[:, None], top.shape)[near], top[near]),
-            ),
-            shape=(similarity.shape[0], size),
+            (np.full(len(rows), 1.0 / k, np.float32), (rows, neighbours)), shape=(similarity.shape[0], size)
         )
         parts.append(weights @ reference)
     return sp.vstack(parts).tocsr().astype(np.float32)
+
+
+def _nearest(similarity: sp.csr_matrix, itself: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(row, reference position) of each row's k most similar reference customers with a positive similarity, not
+    the row's own (`itself`: its reference position, or -1)."""
+    owner = np.repeat(np.arange(similarity.shape[0]), np.diff(similarity.indptr))
+    keep = (similarity.data > 0) & (similarity.indices != itself[owner])
+    owner, columns, values = owner[keep], similarity.indices[keep], similarity.data[keep]
+    counts = np.bincount(owner, minlength=similarity.shape[0])
+    ends = np.cumsum(counts)
+    chosen = np.ones(len(columns), dtype=bool)
+    for row in np.flatnonzero(counts > k):  # rows are contiguous: each ranks its own candidates
+        first, last = ends[row] - counts[row], ends[row]
+        chosen[first:last] = _largest(values[first:last], columns[first:last], k)
+    return owner[chosen], columns[chosen]
+
+
+def _largest(values: np.ndarray, columns: np.ndarray, k: int) -> np.ndarray:
+    """A mask of the k largest values, ties at the k-th broken towards the lower column."""
+    kth = np.partition(values, len(values) - k)[len(values) - k]
+    mask = values > kth
+    tied = np.flatnonzero(values == kth)
+    mask[tied[np.argsort(columns[tied], kind="stable")[: k - int(mask.sum())]]] = True
+    return mask

@@ -47,3 +47,20 @@ def test_neighbours_are_the_most_similar_others_never_oneself() -> None:
     # With k = 2 the mean still divides by k: z, sharing nothing, is no neighbour.
     two = neighbour_vectors(query, ["x"], reference, reference_ids, k=2).toarray()[0]
     np.testing.assert_allclose(two, reference[1].toarray()[0] / 2)
+
+
+def test_among_equally_similar_customers_the_earlier_are_the_neighbours() -> None:
+    # w and y are equally similar to x (each shares a with it); with k = 1 the earlier of the two is taken, whatever
+    # the order of the similarity's entries; z, with a and b, is less similar (cosine 1/√2) and comes after both.
+    events = purchases([("x", "a", 1), ("w", "a", 1), ("y", "a", 3), ("z", "a", 1), ("z", "b", 1)])
+    for order in (["w", "y", "z", "x"], ["z", "y", "w", "x"]):
+        reference_ids = pd.Index(order)
+        reference = personal_vectors(events, NOW, order, ITEMS, 0.9, 0.7, 7)
+        query = personal_vectors(events, NOW, ["x"], ITEMS, 0.9, 0.7, 7)
+        first = order.index("w") if order.index("w") < order.index("y") else order.index("y")
+        near = neighbour_vectors(query, ["x"], reference, reference_ids, k=1).toarray()[0]
+        np.testing.assert_allclose(near, reference[first].toarray()[0])
+        three = neighbour_vectors(query, ["x"], reference, reference_ids, k=3).toarray()[0]
+        np.testing.assert_allclose(
+            three, reference[:3].sum(axis=0).A1 / 3, rtol=1e-6
+        )  # all three others, never x
