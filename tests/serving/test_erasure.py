@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tessera"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "training"))
 from erasure_scan import Traces, scan_postgres, scan_redis, scan_workspace  # noqa: E402
-from serving_fixtures import CHAIN_NOW, Chained, build_chained  # noqa: E402
+from serving_fixtures import CHAIN_NOW, Chained, build_chained, copy_workspace  # noqa: E402
 from training_fixtures import postgres_database, small_settings  # noqa: E402
 
 from features.identity.decisions import merge_decision, read_decisions, record_decision  # noqa: E402
@@ -67,8 +67,7 @@ def configured(
     from features.store.repo import materialize, teardown_project
     from tessera.pipeline import train_all
 
-    shutil.copytree(built.workspace.root, tmp_path / "ws")
-    workspace = Workspace(tmp_path / "ws")
+    workspace = copy_workspace(built.workspace, tmp_path / "ws")
     if request.param == "sqlite-files":
         yield workspace, EMBEDDED
         return
