@@ -43,6 +43,7 @@ __all__ = [
     "AUTH",
     "CHAIN_NOW",
     "Chained",
+    "EMBEDDED",
     "EVENTS_KEY",
     "KEYS",
     "NOW",
@@ -185,6 +186,8 @@ def serve_env(served: Served, poll_seconds: float = 0) -> dict[str, str]:
 
 
 CHAIN_NOW = datetime(2025, 7, 1, tzinfo=UTC)
+# The embedded stores (SQLite online store, file registry, DuckDB), named whatever the environment says.
+EMBEDDED = FeatureStoreSettings(online_store="sqlite", registry="file", offline_store="duckdb")
 
 
 @dataclass(frozen=True)
