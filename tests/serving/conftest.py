@@ -1,4 +1,5 @@
-"""Serving fixtures: the served workspace (built once a session) and the service on it."""
+"""Serving fixtures: the served workspace and the chained one (each built once a session), and the service on
+the served one."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from serving_fixtures import Served, build_served, redis_copy, serve_env
+from serving_fixtures import EMBEDDED, Chained, Served, build_chained, build_served, redis_copy, serve_env
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -23,6 +24,13 @@ def serving_environment() -> Iterator[None]:
 def served(tmp_path_factory: pytest.TempPathFactory) -> Served:
     """The retailer, its feature store and trained champions (under a minute, once a session)."""
     return build_served(tmp_path_factory.mktemp("served"))
+
+
+@pytest.fixture(scope="session")
+def chained(tmp_path_factory: pytest.TempPathFactory) -> Chained:
+    """A simulated retailer through the whole chain and the three models, on the embedded stores: real
+    identities for the erasure and steward tests. Shared read-only: a test that writes works on a copy."""
+    return build_chained(tmp_path_factory.mktemp("chained"), EMBEDDED)
 
 
 @pytest.fixture(scope="session")

@@ -43,6 +43,7 @@ __all__ = [
     "AUTH",
     "CHAIN_NOW",
     "Chained",
+    "EMBEDDED",
     "EVENTS_KEY",
     "KEYS",
     "NOW",
@@ -52,6 +53,7 @@ __all__ = [
     "Served",
     "build_chained",
     "build_served",
+    "copy_workspace",
     "key_hashes",
     "redis_copy",
     "serve_env",
@@ -138,6 +140,25 @@ def build_served(root: Path) -> Served:
     return Served(workspace, regular, buyer, no_personalisation, no_profiling, merged, survivor, skus)
 
 
+def copy_workspace(source: Workspace, root: Path) -> Workspace:
+    """A copy of a workspace whose MLflow database names the copy's own artefacts: MLflow keeps their absolute
+    paths, so a run or a model loaded in a bare copy would write into, or rewrite files of, the original."""
+    import sqlite3
+    from contextlib import closing
+
+    shutil.copytree(source.root, root)
+    old, new = f"{source.root}/", f"{root}/"
+    with closing(sqlite3.connect(root / "mlruns" / "mlflow.db")) as database, database:
+        for (table,) in database.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+            columns = database.execute(f"PRAGMA table_info('{table}')").fetchall()
+            for column in [c[1] for c in columns if any(t in c[2].upper() for t in ("CHAR", "TEXT", "CLOB"))]:
+                database.execute(
+                    f'UPDATE \'{table}\' SET "{column}" = replace("{column}", ?, ?) WHERE instr("{column}", ?)',
+                    (old, new, old),
+                )
+    return Workspace(root)
+
+
 def redis_copy(served: Served, root: Path, store_settings: FeatureStoreSettings) -> Served:
     """A copy of the served workspace (the same tables and champions) whose online store is Redis alone, loaded
     under the settings' project."""
@@ -165,6 +186,8 @@ def serve_env(served: Served, poll_seconds: float = 0) -> dict[str, str]:
 
 
 CHAIN_NOW = datetime(2025, 7, 1, tzinfo=UTC)
+# The embedded stores (SQLite online store, file registry, DuckDB), named whatever the environment says.
+EMBEDDED = FeatureStoreSettings(online_store="sqlite", registry="file", offline_store="duckdb")
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tessera"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "training"))
 from erasure_scan import Traces, scan_postgres, scan_redis, scan_workspace  # noqa: E402
-from serving_fixtures import CHAIN_NOW, Chained, build_chained  # noqa: E402
+from serving_fixtures import CHAIN_NOW, EMBEDDED, Chained, copy_workspace  # noqa: E402
 from training_fixtures import postgres_database, small_settings  # noqa: E402
 
 from features.identity.decisions import merge_decision, read_decisions, record_decision  # noqa: E402
@@ -32,13 +32,6 @@ from tessera.core.settings import Settings, Workspace  # noqa: E402
 
 pytestmark = pytest.mark.integration
 NOW = CHAIN_NOW
-EMBEDDED = FeatureStoreSettings(online_store="sqlite", registry="file", offline_store="duckdb")
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Chained:
-    """The whole chain and the three models on a simulated retailer's exports, embedded stores."""
-    return build_chained(tmp_path_factory.mktemp("erasure"), EMBEDDED)
 
 
 def _env(workspace: Workspace, store: FeatureStoreSettings) -> dict[str, str]:
@@ -58,17 +51,17 @@ def _env(workspace: Workspace, store: FeatureStoreSettings) -> dict[str, str]:
 
 @pytest.fixture(params=["sqlite-files", "redis-postgresql"])
 def configured(
-    request: pytest.FixtureRequest, built: Chained, tmp_path: Path
+    request: pytest.FixtureRequest, chained: Chained, tmp_path: Path
 ) -> Iterator[tuple[Workspace, FeatureStoreSettings]]:
-    """A copy of the built workspace on the embedded stores, or on Redis with a PostgreSQL Feast registry under a
-    project of its own (removed afterwards, keys and all) and the models trained again into MLflow on a
-    PostgreSQL database of its own (dropped afterwards; `mlruns/` then holds only the artefacts)."""
+    """A copy of the chained workspace (the session's, shared with the steward tests) on the embedded stores,
+    or on Redis with a PostgreSQL Feast registry under a project of its own (removed afterwards, keys and all)
+    and the models trained again into MLflow on a PostgreSQL database of its own (dropped afterwards;
+    `mlruns/` then holds only the artefacts)."""
     from features.store import apply_feature_store, open_store
     from features.store.repo import materialize, teardown_project
     from tessera.pipeline import train_all
 
-    shutil.copytree(built.workspace.root, tmp_path / "ws")
-    workspace = Workspace(tmp_path / "ws")
+    workspace = copy_workspace(chained.workspace, tmp_path / "ws")
     if request.param == "sqlite-files":
         yield workspace, EMBEDDED
         return
@@ -130,7 +123,7 @@ def _customer(workspace: Workspace) -> str:
 
 
 def test_erase_leaves_no_trace_and_the_service_forgets_within_seconds(
-    configured: tuple[Workspace, FeatureStoreSettings], built: Chained, monkeypatch: pytest.MonkeyPatch
+    configured: tuple[Workspace, FeatureStoreSettings], chained: Chained, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from features.ingest import ingest_sources
     from serving.engine import UnknownCustomer
@@ -220,7 +213,7 @@ def test_erase_leaves_no_trace_and_the_service_forgets_within_seconds(
     assert json.loads(audit[-1])["erasure_id"] == receipt["erasure_id"]
 
     # The same exports again: the person's rows are dropped and counted, never silently.
-    report = ingest_sources(built.sources, workspace, Settings(workspace=workspace.root))
+    report = ingest_sources(chained.sources, workspace, Settings(workspace=workspace.root))
     assert all(source.ok for source in report.sources)
     assert sum(source.rows_suppressed for source in report.sources) > 0
     assert scan_workspace(workspace.canonical, traces) == []

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from desk_fixtures import People, with_people
-from serving_fixtures import Chained, Served, build_chained, serve_env
+from serving_fixtures import Chained, Served, serve_env
 from steward_fixtures import copy_chained
 
 from tessera.core.settings import Workspace
@@ -39,14 +39,6 @@ def desk_client(desk_env: dict[str, str]) -> Iterator[object]:
             patch.setenv(key, value)
         with TestClient(Tessera.to_asgi(), raise_server_exceptions=False) as client:
             yield client
-
-
-@pytest.fixture(scope="session")
-def chained(tmp_path_factory: pytest.TempPathFactory) -> Chained:
-    """A simulated retailer through the whole chain and the three models: real identities for a steward to act on."""
-    from features.store.settings import FeatureStoreSettings
-
-    return build_chained(tmp_path_factory.mktemp("steward"), FeatureStoreSettings())
 
 
 @pytest.fixture

@@ -3,12 +3,11 @@ so that a split or a merge goes through real identity resolution."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pandas as pd
 from serving_fixtures import CHAIN_NOW as NOW
-from serving_fixtures import Chained, key_hashes
+from serving_fixtures import Chained, copy_workspace, key_hashes
 
 from tessera.core.settings import Workspace
 
@@ -17,13 +16,13 @@ __all__ = ["NOW", "Chained", "copy_chained", "split_candidate", "steward_env"]
 
 def copy_chained(chained: Chained, root: Path) -> Workspace:
     """A copy of the chained workspace with a registry of its own: the copied one names the original's offline
-    tables by absolute path, so the copy's feature store would be materialised from the original's."""
+    tables by absolute path, so the copy's feature store would be materialised from the original's (MLflow's
+    artefacts: `copy_workspace`)."""
     from features.store import apply_feature_store, open_store
     from features.store.repo import materialize
     from features.store.settings import FeatureStoreSettings
 
-    shutil.copytree(chained.workspace.root, root)
-    workspace = Workspace(root)
+    workspace = copy_workspace(chained.workspace, root)
     (workspace.feature_repo_data / "registry.db").unlink()
     apply_feature_store(workspace, FeatureStoreSettings())
     materialize(open_store(workspace, FeatureStoreSettings()), workspace, NOW, full=True)

@@ -11,6 +11,7 @@ import pytest
 from serving_fixtures import ADMIN_KEY, READ_KEY, STEWARD_KEY
 from starlette.testclient import TestClient
 from steward_fixtures import NOW, Chained, split_candidate, steward_env
+from training_fixtures import small_environment
 from typer.testing import CliRunner
 
 from tessera.core.settings import Workspace
@@ -119,6 +120,7 @@ def test_a_split_survives_the_next_retrain(chained: Chained, steward_workspace: 
             "--sources",
             str(chained.sources),
         ],
+        env=small_environment(),  # small models, as the chain was trained: what is asserted is where orders go
     )
     assert retrained.exit_code == 0, retrained.output
     summary = pd.read_json(workspace.identity / "summary.json", typ="series")
