@@ -165,8 +165,7 @@ def redis_copy(served: Served, root: Path, store_settings: FeatureStoreSettings)
     from features.store import apply_feature_store, open_store
     from features.store.repo import materialize
 
-    shutil.copytree(served.workspace.root, root)
-    workspace = Workspace(root)
+    workspace = copy_workspace(served.workspace, root)
     (workspace.feature_repo_data / "online_store.db").unlink()
     apply_feature_store(workspace, store_settings)
     materialize(open_store(workspace, store_settings), workspace, NOW)

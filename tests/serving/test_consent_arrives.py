@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from serving_fixtures import NOW, Served, serve_env
+from serving_fixtures import NOW, Served, copy_workspace, serve_env
 
 from tessera.core.settings import Settings, Workspace
 
@@ -40,8 +39,7 @@ def test_a_withdrawal_rerun_at_the_same_as_of_stops_the_churn_score(
     from serving.service import Tessera
 
     root = tmp_path / "served"
-    shutil.copytree(served.workspace.root, root)
-    copy = dataclasses.replace(served, workspace=Workspace(root))
+    copy = dataclasses.replace(served, workspace=copy_workspace(served.workspace, root))
     for key, value in serve_env(copy).items():
         monkeypatch.setenv(key, value)
     service = Tessera()

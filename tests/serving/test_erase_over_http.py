@@ -7,7 +7,6 @@ nothing is erased."""
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import subprocess
 import sys
 import time
@@ -16,10 +15,9 @@ from collections.abc import Iterator
 import httpx
 import pandas as pd
 import pytest
-from serving_fixtures import ADMIN_KEY, AUTH, NOW, Served, serve_env
+from serving_fixtures import ADMIN_KEY, AUTH, NOW, Served, copy_workspace, serve_env
 
 from serving.process import running_service
-from tessera.core.settings import Workspace
 
 pytestmark = pytest.mark.integration
 HOLD = """
@@ -38,8 +36,7 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}  # replaces the client's own ke
 def copy(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Served:
     """A copy of the served workspace: the erasure rewrites its files."""
     root = tmp_path_factory.mktemp("erase-http") / "ws"
-    shutil.copytree(served.workspace.root, root)
-    return dataclasses.replace(served, workspace=Workspace(root))
+    return dataclasses.replace(served, workspace=copy_workspace(served.workspace, root))
 
 
 @pytest.fixture(scope="module")

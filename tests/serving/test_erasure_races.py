@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from serving_fixtures import Served, serve_env
+from serving_fixtures import Served, copy_workspace, serve_env
 
 from features.store.settings import FeatureStoreSettings
 from serving.customers import Directory
@@ -32,8 +31,7 @@ STORE = FeatureStoreSettings()
 @pytest.fixture
 def copy(served: Served, tmp_path: Path) -> Iterator[Served]:
     """A copy of the served workspace (erasures rewrite its files), with the service's environment set."""
-    shutil.copytree(served.workspace.root, tmp_path / "ws")
-    copied = dataclasses.replace(served, workspace=Workspace(tmp_path / "ws"))
+    copied = dataclasses.replace(served, workspace=copy_workspace(served.workspace, tmp_path / "ws"))
     with pytest.MonkeyPatch.context() as patch:
         for key, value in serve_env(copied).items():
             patch.setenv(key, value)

@@ -8,12 +8,11 @@ that a typo search must rank below him.
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from serving_fixtures import Served
+from serving_fixtures import Served, copy_workspace
 
 from tessera.core.settings import Workspace
 
@@ -46,8 +45,7 @@ class People:
 
 def with_people(served: Served, root: Path) -> People:
     """A copy of the served workspace whose golden records carry names and contacts, with identity evidence."""
-    shutil.copytree(served.workspace.root, root)
-    workspace = Workspace(root)
+    workspace = copy_workspace(served.workspace, root)
     customers = pd.read_parquet(workspace.profile / "customers.parquet")
     ids = customers["customer_id"].astype(str).tolist()
     john = served.regular
