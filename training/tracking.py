@@ -20,11 +20,13 @@ import hashlib
 import io
 import json
 import logging
+import sqlite3
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, redirect_stderr
+from contextlib import closing, contextmanager, redirect_stderr
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import mlflow
 import pandas as pd
@@ -68,10 +70,62 @@ def artifact_root(workspace: Workspace) -> str:
     return (workspace.mlruns / "artifacts").as_uri()
 
 
+ARTIFACTS = "/mlruns/artifacts"
+
+
+def follow_moved_workspace(workspace: Workspace) -> int:
+    """Make the embedded store's artefact paths this workspace's when it was copied or moved; how many old roots.
+
+    MLflow names every artefact by absolute path (experiments, runs, logged models, model versions): in a copied
+    or moved workspace they still named the old folder, so champions loaded from it (or failed once it was gone)
+    and new runs wrote their files, per-customer input examples included, into it. The paths in every text column
+    of `mlruns/mlflow.db` that start with another folder's `mlruns/artifacts` are rewritten, as a URI and as a
+    path. A store in a database the workspace names (PostgreSQL) may be shared: it is left alone.
+    """
+    database = workspace.mlruns / "mlflow.db"
+    if workspace.mlflow_tracking_uri is not None or not database.exists():
+        return 0
+    here = artifact_root(workspace)
+    with closing(sqlite3.connect(database, timeout=30)) as con:
+        try:
+            locations = [row[0] for row in con.execute("SELECT artifact_location FROM experiments")]
+        except sqlite3.OperationalError:  # MLflow has not created its tables yet
+            return 0
+        roots = {
+            location[: location.index(ARTIFACTS) + len(ARTIFACTS)]
+            for location in locations
+            if location and ARTIFACTS in location
+        } - {here}
+        if not roots:
+            return 0
+        tables = [row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        with con:
+            for root in sorted(roots):
+                log.warning("MLflow's store names artefacts in %s: this workspace moved; now %s", root, here)
+                for old, new in (
+                    (root, here),
+                    (unquote(urlparse(root).path), str(workspace.mlruns / "artifacts")),
+                ):
+                    for table in tables:
+                        for column in _text_columns(con, table):
+                            con.execute(
+                                f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) '
+                                f'WHERE instr("{column}", ?) = 1',
+                                (old, new, old),
+                            )
+    return len(roots)
+
+
+def _text_columns(con: sqlite3.Connection, table: str) -> list[str]:
+    columns = con.execute(f'PRAGMA table_info("{table}")').fetchall()
+    return [c[1] for c in columns if any(kind in str(c[2]).upper() for kind in ("CHAR", "TEXT", "CLOB"))]
+
+
 @contextmanager
 def mlflow_store(workspace: Workspace) -> Iterator[MlflowClient]:
     """Point MLflow at the workspace's store for the duration of the block, then restore what was set before."""
     workspace.mlruns.mkdir(parents=True, exist_ok=True)
+    follow_moved_workspace(workspace)
     previous = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
     tracking, registry = tracking_uri(workspace), registry_uri(workspace)
     mlflow.set_tracking_uri(tracking)

@@ -141,21 +141,9 @@ def build_served(root: Path) -> Served:
 
 
 def copy_workspace(source: Workspace, root: Path) -> Workspace:
-    """A copy of a workspace whose MLflow database names the copy's own artefacts: MLflow keeps their absolute
-    paths, so a run or a model loaded in a bare copy would write into, or rewrite files of, the original."""
-    import sqlite3
-    from contextlib import closing
-
+    """A copy of a workspace for a test that writes (its MLflow store names the copy's own artefacts once opened:
+    `training.tracking.follow_moved_workspace`; Feast's file registry its own tables: `features.store.open_store`)."""
     shutil.copytree(source.root, root)
-    old, new = f"{source.root}/", f"{root}/"
-    with closing(sqlite3.connect(root / "mlruns" / "mlflow.db")) as database, database:
-        for (table,) in database.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
-            columns = database.execute(f"PRAGMA table_info('{table}')").fetchall()
-            for column in [c[1] for c in columns if any(t in c[2].upper() for t in ("CHAR", "TEXT", "CLOB"))]:
-                database.execute(
-                    f'UPDATE \'{table}\' SET "{column}" = replace("{column}", ?, ?) WHERE instr("{column}", ?)',
-                    (old, new, old),
-                )
     return Workspace(root)
 
 

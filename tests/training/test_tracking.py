@@ -263,3 +263,30 @@ def test_erasure_removes_a_customer_from_every_logged_input_example(
     assert loaded is not None
     model, frame = tiny_model
     pd.testing.assert_frame_equal(loaded[0].predict(frame), model.predict(frame))
+
+
+def test_a_moved_workspace_loads_and_logs_its_own_artefacts(
+    trained: tuple[Workspace, dict], tmp_path: Path
+) -> None:
+    """MLflow names artefacts by absolute path: a copied workspace, moved again and its first folder gone, still
+    loads its champions, and a run logged there writes its files into it, not into the workspace it came from."""
+    import shutil
+
+    workspace, _ = trained
+    original = sorted(p.relative_to(workspace.mlruns) for p in workspace.mlruns.rglob("*") if p.is_file())
+    shutil.copytree(workspace.root, tmp_path / "first")
+    first = Workspace(tmp_path / "first")
+    with tracking.mlflow_store(first) as client:
+        location = client.get_experiment_by_name("churn").artifact_location
+    assert location == f"{tracking.artifact_root(first)}/churn"
+    shutil.move(tmp_path / "first", tmp_path / "moved")
+    moved = Workspace(tmp_path / "moved")
+    champions = tracking.champions(moved)
+    for name, version in champions.items():
+        assert tracking.load_champion(moved, name, version) is not None, name
+    with tracking.training_run(moved, "churn", "moved") as run:
+        run.log_dict({"logged": "here"}, "moved.json")
+    assert list((moved.mlruns / "artifacts" / "churn").rglob("moved.json"))
+    assert not list(workspace.mlruns.rglob("moved.json"))
+    after = sorted(p.relative_to(workspace.mlruns) for p in workspace.mlruns.rglob("*") if p.is_file())
+    assert after == original  # nothing written into the workspace it was copied from
