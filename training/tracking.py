@@ -71,6 +71,9 @@ def artifact_root(workspace: Workspace) -> str:
 
 
 ARTIFACTS = "/mlruns/artifacts"
+_FOLLOWED: set[str] = (
+    set()
+)  # the stores this process checked: a workspace does not move under a running process
 
 
 def follow_moved_workspace(workspace: Workspace) -> int:
@@ -80,11 +83,13 @@ def follow_moved_workspace(workspace: Workspace) -> int:
     or moved workspace they still named the old folder, so champions loaded from it (or failed once it was gone)
     and new runs wrote their files, per-customer input examples included, into it. The paths in every text column
     of `mlruns/mlflow.db` that start with another folder's `mlruns/artifacts` are rewritten, as a URI and as a
-    path. A store in a database the workspace names (PostgreSQL) may be shared: it is left alone.
+    path, once per process (the store is opened on every champion poll). A store in a database the workspace
+    names (PostgreSQL) may be shared: it is left alone.
     """
     database = workspace.mlruns / "mlflow.db"
-    if workspace.mlflow_tracking_uri is not None or not database.exists():
+    if workspace.mlflow_tracking_uri is not None or not database.exists() or str(database) in _FOLLOWED:
         return 0
+    _FOLLOWED.add(str(database))
     here = artifact_root(workspace)
     with closing(sqlite3.connect(database, timeout=30)) as con:
         try:
