@@ -33,7 +33,9 @@ Baselines, fitted here on the export alone: recency; BG/NBD P(no purchase within
 Gamma-Gamma expected value (the `lifetimes` package, time in days); LightGBM on RFM features at one internal
 cutoff (the horizon before --now, or the middle of the history when the horizon does not fit, with the label
 window shortened to what fits); historical spend per day; for logs with several products, global popularity
-and each customer's own most-bought products (Recall@10 of the products bought in the horizon).
+and each customer's own most-bought products (Recall@10 of the products bought in the horizon). Consent is
+honoured on both sides: a customer who refused personalisation (as Tessera's output records it) gets popularity
+from the baselines too, and a second row compares the customers who allow it.
 """
 
 from __future__ import annotations
@@ -314,13 +316,26 @@ def recall_at_k(recommended: pd.DataFrame, future: pd.DataFrame) -> float:
     return float(np.mean(hits)) if hits else float("nan")
 
 
-def recommendation_baselines(history: pd.DataFrame, customers: pd.Index) -> dict[str, pd.DataFrame]:
-    """Top-K by global popularity, and each customer's own most-bought products topped up by popularity."""
+def personalisation_allowed(recommended: pd.DataFrame | None, customers: pd.Index) -> pd.Series:
+    """Per evaluated customer: may their own history shape what they are shown? Consent is an input fact, read
+    here from Tessera's output (`consent_personalisation` on every row of theirs); without it, everyone may."""
+    if recommended is None or "consent_personalisation" not in recommended.columns:
+        return pd.Series(True, index=customers)
+    consent = recommended.groupby("customer_id")["consent_personalisation"].all()
+    return consent.reindex(customers, fill_value=True).astype(bool)
+
+
+def recommendation_baselines(
+    history: pd.DataFrame, customers: pd.Index, allowed: pd.Series
+) -> dict[str, pd.DataFrame]:
+    """Top-K by global popularity, and each customer's own most-bought products topped up by popularity; a
+    customer who refused personalisation gets popularity alone, as a served baseline would give them."""
     popular = history.groupby("sku").size().sort_values(ascending=False).index[:K].tolist()
     global_top = pd.DataFrame(
         {"customer_id": np.repeat(customers, len(popular)), "sku": popular * len(customers)}
     )
-    own = history.groupby(["customer_id", "sku"]).size().rename("n").reset_index()
+    own = history[history["customer_id"].map(allowed).fillna(True).astype(bool)]
+    own = own.groupby(["customer_id", "sku"]).size().rename("n").reset_index()
     own = own.sort_values(["customer_id", "n"], ascending=[True, False]).groupby("customer_id").head(K)
     topped = pd.concat([own[["customer_id", "sku"]], global_top]).drop_duplicates(["customer_id", "sku"])
     return {"popularity": global_top, "own most-bought": topped.groupby("customer_id").head(K)}
@@ -381,14 +396,34 @@ def evaluate(
     ]  # fmt: skip
     if "sku" in history.columns and history["sku"].nunique() > 1:
         future_lines = future[future["customer_id"].isin(customers)]
-        ours = None
+        ours, recommended = None, None
         if "next-best-product" in outputs:
-            recommended = pd.read_csv(outputs["next-best-product"], dtype={"source_ids": str, "sku": str})
-            ours = recall_at_k(by_customer(recommended, owners), future_lines)
-        baselines = {
-            k: recall_at_k(v, future_lines) for k, v in recommendation_baselines(history, customers).items()
-        }
-        rows.append(("next-best-product", f"Recall@{K}", ours, baselines))
+            recommended = by_customer(
+                pd.read_csv(outputs["next-best-product"], dtype={"source_ids": str, "sku": str}), owners
+            )
+            ours = recall_at_k(recommended, future_lines)
+        allowed = personalisation_allowed(recommended, customers)
+        baselines = recommendation_baselines(history, customers, allowed)
+        rows.append(
+            (
+                "next-best-product",
+                f"Recall@{K}",
+                ours,
+                {k: recall_at_k(v, future_lines) for k, v in baselines.items()},
+            )
+        )
+        if not allowed.all():
+            # The customers both may personalise for: the comparison that consent leaves open.
+            mine = future_lines[future_lines["customer_id"].isin(allowed.index[allowed])]
+            rows.append(
+                (
+                    "next-best-product",
+                    f"Recall@{K}, personalisation allowed ({mine['customer_id'].nunique():,} of "
+                    f"{future_lines['customer_id'].nunique():,} buyers)",
+                    None if recommended is None else recall_at_k(recommended, mine),
+                    {k: recall_at_k(v, mine) for k, v in baselines.items()},
+                )
+            )
     return rows
 
 
