@@ -160,6 +160,8 @@ class BetaGeoFitter:
 class GammaGammaFitter:
     """Gamma-Gamma: each customer's mean transaction value varies around their own, gamma-distributed mean."""
 
+    MIN_REPEAT_BUYERS = 3  # fewer cannot identify its three parameters (`fit_spend` falls back to MeanSpend)
+
     def __init__(self, penalizer: float = 0.0, max_iter: int = 2000) -> None:
         self.penalizer = penalizer
         self.max_iter = max_iter
@@ -167,7 +169,7 @@ class GammaGammaFitter:
     def fit(self, summary: pd.DataFrame) -> GammaGammaFitter:
         """Maximum-likelihood p, q, gamma from repeat buyers' frequency and mean repeat-transaction value."""
         repeat = summary[(summary["frequency"] > 0) & (summary["monetary"] > 0)]
-        if len(repeat) < 3:
+        if len(repeat) < self.MIN_REPEAT_BUYERS:
             raise ValueError(f"Gamma-Gamma needs repeat buyers with positive spend; got {len(repeat)}")
         rows, weights = _grouped(repeat, ["frequency", "monetary"])
         x, m = rows.T
@@ -211,6 +213,34 @@ class GammaGammaFitter:
         return np.where(x > 0, conditional, self.population_mean_)
 
 
+class MeanSpend:
+    """The spend model when Gamma-Gamma cannot be fitted (fewer than 3 repeat buyers with positive spend, e.g. an
+    export without amounts): a repeat buyer's own mean transaction value, everyone else the mean over them (0 when
+    nobody spent)."""
+
+    def fit(self, summary: pd.DataFrame) -> MeanSpend:
+        spent = summary[(summary["frequency"] > 0) & (summary["monetary"] > 0)]
+        self.population_mean_ = float(spent["monetary"].mean()) if len(spent) else 0.0
+        return self
+
+    @property
+    def params_(self) -> dict[str, float]:
+        return {"mean_spend": self.population_mean_}
+
+    def expected_average_value(self, summary: pd.DataFrame) -> np.ndarray:
+        x = summary["frequency"].to_numpy(float)
+        m = summary["monetary"].to_numpy(float).clip(min=0)
+        return np.where((x > 0) & (m > 0), m, self.population_mean_)
+
+
+def fit_spend(summary: pd.DataFrame, penalizer: float) -> GammaGammaFitter | MeanSpend:
+    """Gamma-Gamma on the summary's repeat buyers, or MeanSpend when there are too few with positive spend."""
+    repeat = (summary["frequency"] > 0) & (summary["monetary"] > 0)
+    if repeat.sum() < GammaGammaFitter.MIN_REPEAT_BUYERS:
+        return MeanSpend().fit(summary)
+    return GammaGammaFitter(penalizer).fit(summary)
+
+
 class ProbabilisticCLV:
     """BG/NBD expected transactions times Gamma-Gamma expected value: value over a horizon, no features needed."""
 
@@ -222,7 +252,7 @@ class ProbabilisticCLV:
         """Fit both models on the purchase history before `cutoff`."""
         summary = rfm_summary(orders, cutoff, self.unit_days)
         self.bgnbd_ = BetaGeoFitter(self.penalizer).fit(summary)
-        self.gamma_gamma_ = GammaGammaFitter(self.penalizer).fit(summary)
+        self.gamma_gamma_ = fit_spend(summary, self.penalizer)
         return self
 
     def predict(self, orders: pd.DataFrame, cutoff: datetime, horizon_days: float) -> pd.DataFrame:
@@ -289,7 +319,7 @@ class ProbabilisticFeatures:
         """Fit both models on the vectors' summaries (one row per customer at one cutoff)."""
         summary = rfm_from_features(frame, self.unit_days)
         self.bgnbd_ = BetaGeoFitter(self.penalizer).fit(summary)
-        self.gamma_gamma_ = GammaGammaFitter(self.penalizer).fit(summary)
+        self.gamma_gamma_ = fit_spend(summary, self.penalizer)
         return self
 
     def transform(self, frame: pd.DataFrame, horizon_days: float | None = None) -> pd.DataFrame:

@@ -18,7 +18,14 @@ import pytest
 from features.store.settings import FeatureStoreSettings
 from tessera.core.settings import Settings, Workspace
 from training.labels import order_events, sales
-from training.probabilistic import BetaGeoFitter, GammaGammaFitter, ProbabilisticCLV, rfm_summary
+from training.probabilistic import (
+    BetaGeoFitter,
+    GammaGammaFitter,
+    MeanSpend,
+    ProbabilisticCLV,
+    fit_spend,
+    rfm_summary,
+)
 
 PUBLISHED_BGNBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
 PUBLISHED_GAMMA_GAMMA = {"p": 6.25, "q": 3.74, "gamma": 15.44}
@@ -136,3 +143,21 @@ def test_a_customer_buying_every_week_is_alive_and_expected_to_buy_more_than_a_l
     assert predicted.loc["weekly", "p_alive"] > 0.9 > predicted.loc["lapsed", "p_alive"]
     assert predicted.loc["weekly", "expected_purchases"] > 5 * predicted.loc["lapsed", "expected_purchases"]
     assert predicted.loc["weekly", "expected_value"] > predicted.loc["lapsed", "expected_value"]
+
+
+def test_without_enough_repeat_spend_the_spend_model_is_each_buyers_own_mean_not_gamma_gamma() -> None:
+    # Two repeat buyers with positive spend: too few for Gamma-Gamma's three parameters.
+    summary = pd.DataFrame(
+        {"frequency": [2.0, 1.0, 0.0, 3.0], "recency": [5.0, 3.0, 0.0, 8.0], "T": [10.0] * 4,
+         "monetary": [20.0, 40.0, 0.0, 0.0]}
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="repeat buyers with positive spend"):
+        GammaGammaFitter().fit(summary)
+    spend = fit_spend(summary, penalizer=0.0)
+    assert isinstance(spend, MeanSpend)
+    # Repeat buyers keep their own mean; the one-off and the zero-spend repeat buyer take the mean over them.
+    assert spend.expected_average_value(summary).tolist() == [20.0, 40.0, 30.0, 30.0]
+    nobody = summary.assign(monetary=0.0)
+    assert fit_spend(nobody, penalizer=0.0).expected_average_value(nobody).tolist() == [0.0] * 4
+    enough = pd.concat([summary.assign(monetary=[20.0, 40.0, 0.0, 25.0])] * 3, ignore_index=True)
+    assert isinstance(fit_spend(enough, penalizer=0.0), GammaGammaFitter)

@@ -48,12 +48,25 @@ def till_export(customers: int, days: int, seed: int, skus: int = 12, weekly: bo
 
 
 def run(
-    tmp_path: Path, export: pd.DataFrame, days: int, *extra: str, with_items: bool = True
+    tmp_path: Path,
+    export: pd.DataFrame,
+    days: int,
+    *extra: str,
+    with_items: bool = True,
+    with_amounts: bool = True,
 ) -> tuple[dict[str, Any], list[str]]:
     """`tessera run` on the export as of its last day: the summary's models and what it said about them."""
-    export.drop(columns=[] if with_items else ["Item"]).to_csv(tmp_path / "till.csv", sep=";", index=False)
-    # Without products: the export has no product column and the mapping names no sku.
+    dropped = [] if with_items else ["Item"]
+    export.drop(columns=dropped + ([] if with_amounts else ["Price"])).to_csv(
+        tmp_path / "till.csv", sep=";", index=False
+    )
+    # Without products: the export has no product column and the mapping names no sku. Without amounts: no
+    # price column, and the price a constant 0 (docs/sources.md).
     mapping = TILL_MAPPING if with_items else TILL_MAPPING.replace("sku: Item, ", "")
+    if not with_amounts:
+        mapping = mapping.replace(", unit_price: Price", "").replace(
+            "currency: GBP}", 'currency: GBP, unit_price: "0"}'
+        )
     (tmp_path / "sources.yaml").write_text(mapping)
     now = (START + timedelta(days=days)).isoformat()
     args = ["run", "--sources", str(tmp_path / "sources.yaml"), "--workspace", str(tmp_path / "ws")]
@@ -84,6 +97,15 @@ def test_orders_without_products_train_churn_and_cltv_and_skip_the_recommender(t
     reason = "no purchase names a product: there is nothing to recommend"
     assert models["next_best_product"] == {"skipped": reason}
     assert lines == [f"next_best_product skipped: {reason}"]
+
+
+def test_purchases_without_amounts_train_churn_and_the_recommender_and_skip_cltv(tmp_path: Path) -> None:
+    # Gamma-Gamma has no repeat buyer with positive spend to learn from: churn's BG/NBD features go on without it.
+    models, lines = run(tmp_path, till_export(150, 365, seed=6), 365, with_amounts=False)
+    assert trained(models) == {"churn", "next_best_product"}
+    reason = models["cltv"]["skipped"]
+    assert reason.startswith("every customer in the training windows spent the same (0) within 90 days (")
+    assert lines == [f"cltv skipped: {reason}"]
 
 
 def test_a_single_product_skips_only_the_recommender(tmp_path: Path) -> None:
