@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
+import pandas as pd
 from feast import FeatureStore
 
-from features.profile.read import load_events
+from features.profile.read import load_anonymous_purchases, load_catalogue, load_events
 from features.store import OnlineFeatures
 from serving.customers import Directory, History
 from serving.features import LiveFeatures
@@ -28,9 +29,13 @@ from serving.scores import ChurnScorer, CltvScorer, Scorer, value_thresholds
 from serving.settings import ServeSettings
 from tessera.core.settings import Workspace
 from training import tracking
+from training.baselines import baseline_params, signal_params
+from training.recommend import NextBestProduct
+from training.settings import TrainingSettings
 
 log = logging.getLogger(__name__)
 MODELS = ("churn", "cltv", "next_best_product")
+NO_MODEL_VERSION = "none"  # the model_version of answers given without a champion
 SCORE_AHEAD_CHUNK = 1000  # customers per online read and model call when scoring ahead
 S = TypeVar("S", bound=Scorer)
 
@@ -156,15 +161,32 @@ class Loader:
         return None if found is None or version is None else (found[0], found[1], version)
 
     def _recommender(self, fingerprint: Fingerprint) -> Recommender | None:
+        """The champion folded in; without one (not trained yet, or skipped), the best sellers stand in."""
         found = self._champion(fingerprint, "next_best_product")
-        if found is None:
-            return None
-        model, _, version = found
         now = self.clock()
         events = load_events(self.workspace, now)
+        if found is None:
+            return self._best_sellers(events, now)
+        model, _, version = found
         return Recommender(
             model, version, events, now, load_products(self.workspace), self.settings.cart_weight
         )
+
+    def _best_sellers(self, events: pd.DataFrame, now: datetime) -> Recommender | None:
+        """The `popularity` baseline fitted at load as a stand-in for a missing champion: /recommend answers recent
+        best sellers (flagged `no_model`) instead of 503; None when no purchase names a product."""
+        if not (events["kind"] == "purchase").any():
+            return None
+        params = baseline_params(signal_params(TrainingSettings()))["popularity"]
+        model = NextBestProduct(**params).fit(
+            events, now, load_catalogue(self.workspace), load_anonymous_purchases(self.workspace, now)
+        )
+        log.warning("no next_best_product champion: serving recent best sellers until one is registered")
+        recommender = Recommender(
+            model, NO_MODEL_VERSION, events, now, load_products(self.workspace), self.settings.cart_weight
+        )
+        recommender.stand_in = True
+        return recommender
 
     def _reader(self, metadata: dict[str, Any], default: str) -> OnlineFeatures:
         return OnlineFeatures(self.store, str(metadata.get("feature_service", default)))

@@ -6,7 +6,11 @@ Consent is decided here, from the online store (the freshest copy, shared by eve
   customer's (no history, no latest order); the caller's own `exclude` and `cart` are still left out;
 - without `consent_profiling`, /churn, /cltv and the 360 view return no score for the customer at all.
 
-The errors are BentoML's `ServiceUnavailable` and `NotFound`: the service answers them 503 and 404 as is.
+Without a next-best-product champion (not trained yet, or skipped by training) the best sellers stand in
+(`Loader._best_sellers`): /recommend answers them flagged `no_model` rather than fail.
+
+The errors are BentoML's `ServiceUnavailable` and `NotFound`: the service answers them 503 (with the message, which
+BentoML would hide) and 404.
 """
 
 from __future__ import annotations
@@ -221,8 +225,8 @@ class Engine:
         return self.settings.now or datetime.now(UTC)
 
     def ready(self) -> bool:
-        """Ready once the recommender is loaded, or at once when no product is sold (churn and CLTV answer 503
-        on their own until theirs are)."""
+        """Ready once the recommender (the champion, or the best sellers standing in for it) is loaded, or at once
+        when no product is sold (churn and CLTV answer 503 on their own until theirs are)."""
         return self.snapshot.recommender is not None or not self.sells_products
 
     def recommend(self, request: RecommendRequest) -> RecommendResponse:
@@ -253,7 +257,7 @@ class Engine:
         # Without consent not even the cart is used to personalise; an unknown visitor's cart is.
         cart = recommender.positions(request.cart if consented or customer_id is None else ())
         items, personal = recommender.recommend(
-            customer_id if consented else None,
+            customer_id if consented and not recommender.stand_in else None,  # best sellers read no history
             request.k,
             recommender.allowed(request.category, excluded),
             cart,
@@ -263,6 +267,8 @@ class Engine:
             reason = "unknown_customer"
         elif not consented:
             reason = "no_personalisation_consent"
+        elif recommender.stand_in:
+            reason = "no_model"
         elif not personal:
             reason = "no_history"
         return RecommendResponse(

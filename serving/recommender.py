@@ -72,6 +72,7 @@ class Recommender:
         cart_weight: float = 0.5,
     ) -> None:
         self.version = version
+        self.stand_in = False  # True for the best sellers served while no champion is registered
         self.cart_weight = cart_weight
         self.skus = model.items_.to_numpy(dtype=object)
         self.position = {sku: i for i, sku in enumerate(self.skus)}

@@ -21,7 +21,9 @@ CustomerId = Annotated[
 Sku = Annotated[str, Field(min_length=1, max_length=128)]
 K = Annotated[StrictInt, Field(ge=1, le=MAX_K, description=f"How many items, 1 to {MAX_K}.")]
 Reason = Literal["personalised", "similar_to_cart", "popular"]
-FallbackReason = Literal["unknown_customer", "no_personalisation_consent", "no_history", "no_products"]
+FallbackReason = Literal[
+    "unknown_customer", "no_personalisation_consent", "no_model", "no_history", "no_products"
+]
 NotScored = Literal["unknown_customer", "no_profiling_consent"]
 Band = Literal["low", "medium", "high"]
 EventType = Literal["purchase", "add_to_cart", "remove_from_cart", "product_view"]

@@ -3,7 +3,8 @@
     bentoml serve serving.service:Tessera          # or: tessera serve --workspace DIR --port 3000
 
 Every endpoint is a typed method over `serving.engine.Engine`, which loads the champions and opens the
-online store once per worker in `__init__`, and whose errors BentoML answers itself (404, 503). Health (/livez, /healthz), readiness (/readyz), Prometheus
+online store once per worker in `__init__`, and whose errors BentoML answers itself (404) or the endpoint does
+(503 for a missing champion, with its message: BentoML hides a 5xx's). Health (/livez, /healthz), readiness (/readyz), Prometheus
 (/metrics) and the OpenAPI document (/docs.json, viewer at /) are BentoML's own; every other path needs an
 API key (`serving.auth`). Nothing reads a setting at import: each worker reads `TESSERA_SERVE_*` when BentoML
 constructs the service in it, and `tessera serve` passes the settings BentoML needs through BentoML's own
@@ -29,7 +30,7 @@ from serving.audit import AccessLog
 from serving.auth import KEY_ID, KeyRing
 from serving.contract import quiet_client_errors
 from serving.desk.app import Desk, desk_app
-from serving.engine import Engine, UnknownCustomer, UnknownProduct
+from serving.engine import Engine, NotReady, UnknownCustomer, UnknownProduct
 from serving.erasure import erase_person, find_person
 from serving.events import EventRefused, check_event, first_record_at
 from serving.gateway import Gateway
@@ -148,7 +149,10 @@ class Tessera:
     @bentoml.api(route="/recommend", input_spec=RecommendRequest)
     async def recommend(self, **request: Any) -> RecommendResponse:
         """Top-k products for a customer, each with its reason; a flagged fallback when history can't be used."""
-        return self.engine.recommend(RecommendRequest(**request))
+        try:
+            return self.engine.recommend(RecommendRequest(**request))
+        except NotReady as exc:
+            return _error(503, exc)  # type: ignore[return-value]
 
     @bentoml.api(route="/similar-items", input_spec=SimilarItemsRequest)
     async def similar_items(self, **request: Any) -> SimilarItemsResponse:
@@ -157,6 +161,8 @@ class Tessera:
             return self.engine.similar_items(SimilarItemsRequest(**request))
         except UnknownProduct as exc:
             return _error(404, exc)  # type: ignore[return-value]
+        except NotReady as exc:
+            return _error(503, exc)  # type: ignore[return-value]
 
     @bentoml.api(route="/churn", input_spec=ScoreRequest)
     async def churn(self, **request: Any) -> ChurnResponse:
@@ -314,10 +320,14 @@ class Tessera:
 
 async def _scores_answer(answer: Callable[[list[str], bool], bytes | None], ids: list[str]) -> Any:
     """/churn's or /cltv's JSON (`Engine.scores_json`): on the event loop when every answer is kept (one read of
-    the online store), else computed in a thread (scoring blocks for milliseconds)."""
-    body = answer(ids, False)
-    if body is None:
-        body = await anyio.to_thread.run_sync(answer, ids, True)
+    the online store), else computed in a thread (scoring blocks for milliseconds); 503 saying so without a
+    champion."""
+    try:
+        body = answer(ids, False)
+        if body is None:
+            body = await anyio.to_thread.run_sync(answer, ids, True)
+    except NotReady as exc:
+        return _error(503, exc)
     return Response(body, media_type="application/json")
 
 
