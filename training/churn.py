@@ -128,7 +128,9 @@ class ChurnModel:
     def _with_rhythm(self, frame: pd.DataFrame) -> pd.DataFrame:
         return frame if self.features is not None else frame.join(rhythm_features(frame))
 
-    def _inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The model's inputs before encoding: the chosen features plus the derived ones (BG/NBD quantities, rhythm
+        ratios); what a reason's value is read from."""
         return model_inputs(self._with_rhythm(frame), self.features, self.probabilistic_)
 
     def _params(self, n_estimators: int) -> dict[str, object]:
@@ -166,7 +168,7 @@ class ChurnModel:
         rows, at any cutoff, tells it what they did in a window it scores.
         """
         frame = frame.reset_index(drop=True)
-        X = self.encoder_.transform(self._inputs(frame))
+        X = self.encoder_.transform(self.inputs(frame))
         y = np.asarray(churned, dtype=int)
         window = calibration_window(cutoffs)
         fold = halves(frame["customer_id"])
@@ -192,15 +194,15 @@ class ChurnModel:
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         """Calibrated P(no purchase within the horizon) per row."""
-        return self._probability(self.encoder_.transform(self._inputs(frame)))
+        return self._probability(self.encoder_.transform(self.inputs(frame)))
 
     def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Each feature's contribution to each row's churn log-odds (SHAP values; the bias column last)."""
-        return self._contributions(self.encoder_.transform(self._inputs(frame)))
+        return self._contributions(self.encoder_.transform(self.inputs(frame)))
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """customer_id (when given), churn_probability and the reasons, one row per input row."""
-        X = self.encoder_.transform(self._inputs(frame))  # once for both the probability and the reasons
+        X = self.encoder_.transform(self.inputs(frame))  # once for both the probability and the reasons
         reasons = self._contributions(X).drop(columns="bias")
         return churn_output(frame, self._probability(X), reasons, self.n_reasons)
 

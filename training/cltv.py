@@ -69,7 +69,8 @@ class CLTVModel:
         self.horizon_days = horizon_days  # when set, BG/NBD + Gamma-Gamma quantities over it are features too
         self.seed = seed
 
-    def _inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The model's inputs before encoding: the chosen features plus the derived ones (BG/NBD quantities); what a reason's value is read from."""
         return model_inputs(frame, self.features, self.probabilistic_)
 
     def _params(self) -> dict[str, object]:
@@ -100,7 +101,7 @@ class CLTVModel:
 
     def fit_interval(self, frame: pd.DataFrame, value: pd.Series, cutoffs: pd.Series) -> CLTVModel:
         """The interval's quantile models on the frame the point model was fitted on (after `fit(interval=False)`)."""
-        X = self.encoder_.transform(self._inputs(frame.reset_index(drop=True)))
+        X = self.encoder_.transform(self.inputs(frame.reset_index(drop=True)))
         latest = time_holdout(cutoffs, frame["customer_id"])
         self._fit_quantiles(X, np.asarray(value, dtype=float), latest)
         return self
@@ -119,7 +120,7 @@ class CLTVModel:
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """customer_id (when given), cltv, cltv_low, cltv_high per row; low <= cltv <= high, none negative."""
-        X = self.encoder_.transform(self._inputs(frame))
+        X = self.encoder_.transform(self.inputs(frame))
         point = self.point_.predict(X)
         if not self.quantiles_:  # fitted with interval=False: the point alone
             return value_output(frame, point, np.full(len(X), np.nan), np.full(len(X), np.nan))
@@ -130,7 +131,7 @@ class CLTVModel:
 
     def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Each feature's contribution to the point model's log value (SHAP values; the bias column last)."""
-        X = self.encoder_.transform(self._inputs(frame))
+        X = self.encoder_.transform(self.inputs(frame))
         values = self.point_.predict(X, pred_contrib=True)
         return pd.DataFrame(values, columns=[*self.features_, "bias"], index=X.index)
 

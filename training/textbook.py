@@ -225,6 +225,10 @@ class _Rescaled:
         """The estimator's own contributions (over its label window), or None when it has none."""
         return self.estimator.contributions(frame)
 
+    def inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The estimator's own inputs (its derived features included), or the frame when it derives none."""
+        return self.estimator.inputs(frame) if hasattr(self.estimator, "inputs") else frame
+
 
 class RescaledChurn(_Rescaled):
     """A churn estimator scaled to a longer horizon: P(no purchase) raised to one power for every customer.

@@ -105,3 +105,30 @@ def test_a_live_event_makes_the_kept_answer_computed_again(service: Any, served:
     assert engine.cltv_json([served.buyer], compute=False) is None
     assert engine.churn_json([served.buyer]) == engine.churn([served.buyer]).model_dump_json().encode()
     assert engine.churn_json([served.buyer], compute=False) is not None
+
+
+def test_a_reason_shows_the_value_the_model_read_derived_features_included(
+    service: Any, served: Served
+) -> None:
+    # BG/NBD quantities and rhythm ratios are computed by the champion from the vector: no online column holds
+    # them, so their value is read from the champion's inputs (for the champions that explain themselves).
+    engine, derived = service.engine, 0
+    for model, scorer, answer in (
+        ("churn", engine.snapshot.churn, engine.churn),
+        ("cltv", engine.snapshot.cltv, engine.cltv),
+    ):
+        if not hasattr(scorer.estimator, "inputs"):
+            continue  # a textbook champion (BG/NBD) has no reasons
+        ids = _untouched(service, served, _batch(served, model))
+        vectors = scorer.reader.vectors(customer_ids=ids, request_time=NOW)
+        for customer, score, vector in zip(ids, answer(ids).scores, vectors, strict=True):
+            inputs = scorer.estimator.inputs(pd.DataFrame([vector])).iloc[0]
+            for reason in score.reasons:
+                if reason.feature not in vector:
+                    derived += 1
+                    assert reason.value == pytest.approx(float(inputs[reason.feature])), (
+                        model,
+                        customer,
+                        reason,
+                    )
+    assert derived > 0, "no derived feature among the reasons: the check above ran on nothing"
