@@ -281,7 +281,8 @@ class Engine:
         )
 
     def similar_items(self, request: SimilarItemsRequest) -> SimilarItemsResponse:
-        """Products similar to one; for a product the model has not seen, best sellers of its category."""
+        """Products similar to one; for a product the model has not seen, or that nothing is similar to, best sellers
+        of its category (of all products when it has none), flagged."""
         recommender = self.snapshot.recommender
         if recommender is None and not self.sells_products:
             raise UnknownProduct(f"unknown sku {request.sku!r}: the orders name no product")
@@ -290,11 +291,11 @@ class Engine:
         items = recommender.similar(request.sku, request.k)
         fallback = items is None
         if items is None:
-            category = recommender.category_of(request.sku)
-            if category is None:
+            if not recommender.lists(request.sku):
                 raise UnknownProduct(
                     f"unknown sku {request.sku!r}: neither the model nor the catalogue lists it"
                 )
+            category = recommender.category_of(request.sku)  # None: every best seller
             items = [
                 item for item in recommender.popular(request.k + 1, category) if item.sku != request.sku
             ][: request.k]

@@ -201,13 +201,19 @@ class Recommender:
         return Item(sku=self.skus[i], name=self.names[i], category=self.categories[i] or None, score=score)
 
     def similar(self, sku: str, k: int) -> list[Item] | None:
-        """The k available items most similar to a product (the model's `similarity_to`); None if it lacks it."""
+        """Up to k available items most similar to a product (the model's `similarity_to`), only those with a
+        positive similarity; None if the model lacks the product or nothing is similar to it (never bought or
+        viewed with another product: item kNN's similarity is then 0 to everything)."""
         position = self.position.get(sku)
         if position is None:
             return None
         similarity = np.where(self.available, self.model.similarity_to([position])[0], -np.inf)
         similarity[position] = -np.inf
-        return [self._item(i, score) for i, score in _best(similarity, k)]
+        return [self._item(i, score) for i, score in _best(similarity, k) if score > 0] or None
+
+    def lists(self, sku: str) -> bool:
+        """Whether the model or the catalogue knows the product."""
+        return sku in self.position or sku in self.products.index
 
     def popular(self, k: int, category: str | None = None) -> list[Item]:
         """Best sellers (under a category when given)."""

@@ -114,3 +114,25 @@ def test_a_forgotten_customer_gets_the_anonymous_answer_at_once(served: Served) 
         assert not matrix[row].toarray().any()
     if folded.factors is not None:
         assert not folded.factors[row].any()
+
+
+def test_only_positively_similar_items_are_similar() -> None:
+    # Item kNN (no ALS): P9 was only ever bought alone, so nothing is similar to it; P1 goes with P2 and P3 only.
+    import pandas as pd
+
+    baskets = {"a": ["P1", "P2"], "b": ["P1", "P2", "P3"], "c": ["P9"], "d": ["P4", "P5"]}
+    events = pd.DataFrame(
+        [
+            {"customer_id": c, "sku": s, "kind": "purchase", "occurred_at": pd.Timestamp(NOW), "count": 1.0}
+            for c, skus in baskets.items()
+            for s in skus
+        ]
+    )
+    model = NextBestProduct(**baseline_params({"seed": 1})["item_knn"]).fit(events, NOW)
+    skus = sorted(events["sku"].unique())
+    products = pd.DataFrame({"name": skus, "category": [None] * len(skus)}, index=skus, dtype=object)
+    recommender = Recommender(model, "1", events, NOW, products)
+    assert [item.sku for item in recommender.similar("P1", 5)] == ["P2", "P3"]
+    assert all(item.score > 0 for item in recommender.similar("P1", 5))
+    assert recommender.similar("P9", 5) is None  # the service answers best sellers, flagged
+    assert recommender.lists("P9") and not recommender.lists("no-such-sku")
