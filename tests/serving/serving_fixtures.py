@@ -12,8 +12,10 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "training"))
 from training_fixtures import NOW, retailer, small_settings, write_retailer  # noqa: E402
@@ -160,16 +162,31 @@ def redis_copy(served: Served, root: Path, store_settings: FeatureStoreSettings)
     return dataclasses.replace(served, workspace=workspace)
 
 
-def serve_env(served: Served, poll_seconds: float = 0) -> dict[str, str]:
-    """The TESSERA_SERVE_* variables for a service on the served workspace."""
+def workspace_env(workspace: Workspace, poll_seconds: float = 0) -> dict[str, str]:
+    """The TESSERA_SERVE_* variables for one worker serving `workspace` as of NOW with the test keys."""
     return {
-        "TESSERA_SERVE_WORKSPACE": str(served.workspace.root),
+        "TESSERA_SERVE_WORKSPACE": str(workspace.root),
         "TESSERA_SERVE_NOW": NOW.isoformat(),
         "TESSERA_SERVE_API_KEY_HASHES": key_hashes(),
-        "TESSERA_SERVE_ACCESS_LOG_PATH": str(served.workspace.root / "access.jsonl"),
         "TESSERA_SERVE_POLL_SECONDS": str(poll_seconds),
         "TESSERA_SERVE_WORKERS": "1",
     }
+
+
+def serve_env(served: Served, poll_seconds: float = 0) -> dict[str, str]:
+    """The TESSERA_SERVE_* variables for a service on the served workspace, its accesses logged in it."""
+    access_log = str(served.workspace.root / "access.jsonl")
+    return {**workspace_env(served.workspace, poll_seconds), "TESSERA_SERVE_ACCESS_LOG_PATH": access_log}
+
+
+def service_in_process(workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The BentoML service class instantiated here on `workspace` (called directly: BentoML's HTTP metrics are set
+    up once a process, by the `to_asgi` tests' app). Close it."""
+    from serving.service import Tessera
+
+    for key, value in workspace_env(workspace).items():
+        monkeypatch.setenv(key, value)
+    return Tessera()
 
 
 CHAIN_NOW = datetime(2025, 7, 1, tzinfo=UTC)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from serving_fixtures import NOW, key_hashes
+from serving_fixtures import NOW, service_in_process
 from training_fixtures import retailer, small_settings
 
 from features.store.settings import FeatureStoreSettings
@@ -49,7 +49,6 @@ def cds_export(customers: int) -> pd.DataFrame:
 def test_orders_without_products_are_profiled_scored_and_served(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from serving.service import Tessera
     from tessera.pipeline import run_chain, train_all
     from training.scoring import recommend_all, score_customers
 
@@ -80,16 +79,7 @@ def test_orders_without_products_are_profiled_scored_and_served(
         recommend_all(workspace, NOW, Settings())
 
     customer = sorted(customers)[0]
-    for key, value in {
-        "TESSERA_SERVE_WORKSPACE": str(workspace.root),
-        "TESSERA_SERVE_NOW": NOW.isoformat(),
-        "TESSERA_SERVE_API_KEY_HASHES": key_hashes(),
-        "TESSERA_SERVE_POLL_SECONDS": "0",
-        "TESSERA_SERVE_WORKERS": "1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    # Called directly: BentoML's HTTP metrics are set up once a process, by the `to_asgi` tests' app.
-    service = Tessera()
+    service = service_in_process(workspace, monkeypatch)
     try:
         assert service.__is_ready__()
         for scores in (service.engine.churn([customer]), service.engine.cltv([customer])):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from serving_fixtures import NOW, key_hashes
+from serving_fixtures import NOW, service_in_process
 from training_fixtures import retailer, small_settings, write_retailer
 
 from features.store.settings import FeatureStoreSettings
@@ -22,7 +22,6 @@ def test_without_a_recommender_champion_best_sellers_stand_in_and_a_missing_cltv
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from features.store import build_feature_store
-    from serving.service import Tessera
     from tessera.pipeline import train_all
 
     workspace = Workspace(tmp_path / "ws")
@@ -40,15 +39,7 @@ def test_without_a_recommender_champion_best_sellers_stand_in_and_a_missing_cltv
     consenting = sorted(c for c in orders["customer_id"].unique() if flags.loc[c, "consent_personalisation"])[
         :2
     ]
-    for key, value in {
-        "TESSERA_SERVE_WORKSPACE": str(workspace.root),
-        "TESSERA_SERVE_NOW": NOW.isoformat(),
-        "TESSERA_SERVE_API_KEY_HASHES": key_hashes(),
-        "TESSERA_SERVE_POLL_SECONDS": "0",
-        "TESSERA_SERVE_WORKERS": "1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    service = Tessera()
+    service = service_in_process(workspace, monkeypatch)
     try:
         assert service.__is_ready__()
         anyone = asyncio.run(service.recommend(customer_id="nobody", k=20))
