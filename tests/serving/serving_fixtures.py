@@ -86,6 +86,7 @@ class Served:
     merged: str  # an id merged into `survivor`
     survivor: str
     skus: list[str]  # products sold, most sold first
+    scored_live: str  # long history, every consent: only the kept-scores tests send it live events
 
 
 def _withdraw(workspace: Workspace, customers: pd.DataFrame, withdrawals: dict[str, str]) -> None:
@@ -125,9 +126,9 @@ def build_served(root: Path) -> Served:
     )
     flags = tables["customers"].set_index("customer_id")
     consenting = set(flags.index[flags["consent_profiling"] & flags["consent_personalisation"]])
-    regular, buyer, no_personalisation, no_profiling, survivor = [
+    regular, buyer, no_personalisation, no_profiling, survivor, scored_live = [
         c for c in by_orders.index if c in consenting
-    ][:5]
+    ][:6]
     _withdraw(
         workspace, tables["customers"], {no_personalisation: "personalisation", no_profiling: "profiling"}
     )
@@ -139,7 +140,9 @@ def build_served(root: Path) -> Served:
     build_feature_store(workspace, NOW, Settings(workspace=workspace.root), store_settings)
     train_all(workspace, NOW, small_settings(), store_settings)
     skus = orders["sku"].value_counts().index.astype(str).tolist()
-    return Served(workspace, regular, buyer, no_personalisation, no_profiling, merged, survivor, skus)
+    return Served(
+        workspace, regular, buyer, no_personalisation, no_profiling, merged, survivor, skus, scored_live
+    )
 
 
 def copy_workspace(source: Workspace, root: Path) -> Workspace:

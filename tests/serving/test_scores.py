@@ -24,8 +24,11 @@ def _batch(served: Served, model: str) -> pd.DataFrame:
 
 
 def _untouched(service: Any, served: Served, batch: pd.DataFrame) -> list[str]:
-    """Customers scored in batch whose online state no test changes (the live-event tests use the buyer)."""
-    ids = sorted(set(service.engine.snapshot.directory.ids) & set(batch.index) - {served.buyer})
+    """Customers scored in batch whose online state no test changes (the live-event tests use the buyer and
+    `scored_live`)."""
+    ids = sorted(
+        set(service.engine.snapshot.directory.ids) & set(batch.index) - {served.buyer, served.scored_live}
+    )
     return [served.regular, *ids[:: max(1, len(ids) // 8)]]
 
 
@@ -56,18 +59,18 @@ def test_every_consenting_customer_is_scored_ahead_and_a_changed_input_is_scored
     service: Any, served: Served
 ) -> None:
     scorer = service.engine.snapshot.churn
-    assert served.buyer in scorer.scored and served.no_profiling not in scorer.scored
-    kept_input = scorer.scored[served.buyer][0]
-    # A live event moves the buyer's last event (an input of churn): the kept score no longer applies.
+    assert served.scored_live in scorer.scored and served.no_profiling not in scorer.scored
+    kept_input = scorer.scored[served.scored_live][0]
+    # A live event moves the customer's last event (an input of churn): the kept score no longer applies.
     service.events(
-        customer_id=served.buyer,
+        customer_id=served.scored_live,
         event_type="product_view",
         skus=[served.skus[0]],
         occurred_at=NOW - timedelta(minutes=5),
     )
-    served_score = service.engine.churn([served.buyer]).scores[0]
-    assert scorer.scored[served.buyer][0] != kept_input
-    fresh = dataclasses.replace(scorer, scored={}).score([served.buyer], NOW)[0]
+    served_score = service.engine.churn([served.scored_live]).scores[0]
+    assert scorer.scored[served.scored_live][0] != kept_input
+    fresh = dataclasses.replace(scorer, scored={}).score([served.scored_live], NOW)[0]
     assert served_score.churn_probability == fresh.fields["churn_probability"]
     assert served_score.reasons == fresh.reasons
 
@@ -94,17 +97,20 @@ def test_the_kept_answers_are_the_computed_answers(service: Any, served: Served)
 
 def test_a_live_event_makes_the_kept_answer_computed_again(service: Any, served: Served) -> None:
     engine = service.engine
-    assert engine.churn_json([served.buyer], compute=False) is not None
+    assert engine.churn_json([served.scored_live], compute=False) is not None
     service.events(
-        customer_id=served.buyer,
+        customer_id=served.scored_live,
         event_type="product_view",
         skus=[served.skus[1]],
         occurred_at=NOW - timedelta(minutes=3),
     )
-    assert engine.churn_json([served.buyer], compute=False) is None
-    assert engine.cltv_json([served.buyer], compute=False) is None
-    assert engine.churn_json([served.buyer]) == engine.churn([served.buyer]).model_dump_json().encode()
-    assert engine.churn_json([served.buyer], compute=False) is not None
+    assert engine.churn_json([served.scored_live], compute=False) is None
+    assert engine.cltv_json([served.scored_live], compute=False) is None
+    assert (
+        engine.churn_json([served.scored_live])
+        == engine.churn([served.scored_live]).model_dump_json().encode()
+    )
+    assert engine.churn_json([served.scored_live], compute=False) is not None
 
 
 def test_a_reason_shows_the_value_the_model_read_derived_features_included(
