@@ -182,11 +182,10 @@ class Loader:
             events, now, load_catalogue(self.workspace), load_anonymous_purchases(self.workspace, now)
         )
         log.warning("no next_best_product champion: serving recent best sellers until one is registered")
-        recommender = Recommender(
-            model, NO_MODEL_VERSION, events, now, load_products(self.workspace), self.settings.cart_weight
+        products = load_products(self.workspace)
+        return Recommender(
+            model, NO_MODEL_VERSION, events, now, products, self.settings.cart_weight, stand_in=True
         )
-        recommender.stand_in = True
-        return recommender
 
     def _reader(self, metadata: dict[str, Any], default: str) -> OnlineFeatures:
         return OnlineFeatures(self.store, str(metadata.get("feature_service", default)))

@@ -70,9 +70,10 @@ class Recommender:
         now: datetime,
         products: pd.DataFrame,
         cart_weight: float = 0.5,
+        stand_in: bool = False,  # the best sellers served while no champion is registered
     ) -> None:
         self.version = version
-        self.stand_in = False  # True for the best sellers served while no champion is registered
+        self.stand_in = stand_in
         self.cart_weight = cart_weight
         self.skus = model.items_.to_numpy(dtype=object)
         self.position = {sku: i for i, sku in enumerate(self.skus)}

@@ -35,6 +35,7 @@ from features.store import OnlineFeatures
 from serving.features import model_frame, model_vectors
 from serving.schemas import ChurnResponse, ChurnScore, CltvResponse, CltvScore, FeatureReason
 from training.bands import Band, band, quantile_thresholds, value_band
+from training.textbook import inputs_of
 
 N_REASONS = 3
 
@@ -124,11 +125,6 @@ class Scorer:
         """Scores of a frame of model vectors (customer_id first), through the champion's own methods."""
         raise NotImplementedError
 
-    def _shown(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """What the reasons' values are read from: the champion's inputs, so a derived feature (a BG/NBD
-        quantity, a rhythm ratio) shows its value too, or the vector itself for a champion that derives none."""
-        return self.estimator.inputs(frame) if hasattr(self.estimator, "inputs") else frame
-
 
 def _input_key(vector: dict[str, Any]) -> tuple[Any, ...]:
     """A model vector as a comparable tuple (NaN as None: NaN never equals itself)."""
@@ -143,7 +139,7 @@ class ChurnScorer(Scorer):
 
     def _score(self, frame: pd.DataFrame) -> list[Scored]:
         probability = self.estimator.predict_proba(frame)
-        reasons = top_reasons(self._shown(frame), self.estimator.contributions(frame))
+        reasons = top_reasons(inputs_of(self.estimator, frame), self.estimator.contributions(frame))
         return [
             Scored({"churn_probability": float(p), "risk_band": band(float(p), self.thresholds)}, r)
             for p, r in zip(probability, reasons, strict=True)
@@ -166,7 +162,7 @@ class CltvScorer(Scorer):
 
     def _score(self, frame: pd.DataFrame) -> list[Scored]:
         values = self.estimator.predict(frame)[["cltv", "cltv_low", "cltv_high"]].to_dict("records")
-        reasons = top_reasons(self._shown(frame), self.estimator.contributions(frame))
+        reasons = top_reasons(inputs_of(self.estimator, frame), self.estimator.contributions(frame))
         return [
             Scored({**v, "value_band": value_band(v["cltv"], self.thresholds)}, r)
             for v, r in zip(values, reasons, strict=True)

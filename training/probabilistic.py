@@ -157,6 +157,11 @@ class BetaGeoFitter:
         return 1.0 - alive + alive * silent
 
 
+def repeat_spenders(summary: pd.DataFrame) -> pd.Series:
+    """Mask of the summary's repeat buyers with positive spend: whom Gamma-Gamma (and MeanSpend) learn from."""
+    return (summary["frequency"] > 0) & (summary["monetary"] > 0)
+
+
 class GammaGammaFitter:
     """Gamma-Gamma: each customer's mean transaction value varies around their own, gamma-distributed mean."""
 
@@ -168,7 +173,7 @@ class GammaGammaFitter:
 
     def fit(self, summary: pd.DataFrame) -> GammaGammaFitter:
         """Maximum-likelihood p, q, gamma from repeat buyers' frequency and mean repeat-transaction value."""
-        repeat = summary[(summary["frequency"] > 0) & (summary["monetary"] > 0)]
+        repeat = summary[repeat_spenders(summary)]
         if len(repeat) < self.MIN_REPEAT_BUYERS:
             raise ValueError(f"Gamma-Gamma needs repeat buyers with positive spend; got {len(repeat)}")
         rows, weights = _grouped(repeat, ["frequency", "monetary"])
@@ -219,7 +224,7 @@ class MeanSpend:
     nobody spent)."""
 
     def fit(self, summary: pd.DataFrame) -> MeanSpend:
-        spent = summary[(summary["frequency"] > 0) & (summary["monetary"] > 0)]
+        spent = summary[repeat_spenders(summary)]
         self.population_mean_ = float(spent["monetary"].mean()) if len(spent) else 0.0
         return self
 
@@ -235,8 +240,7 @@ class MeanSpend:
 
 def fit_spend(summary: pd.DataFrame, penalizer: float) -> GammaGammaFitter | MeanSpend:
     """Gamma-Gamma on the summary's repeat buyers, or MeanSpend when there are too few with positive spend."""
-    repeat = (summary["frequency"] > 0) & (summary["monetary"] > 0)
-    if repeat.sum() < GammaGammaFitter.MIN_REPEAT_BUYERS:
+    if repeat_spenders(summary).sum() < GammaGammaFitter.MIN_REPEAT_BUYERS:
         return MeanSpend().fit(summary)
     return GammaGammaFitter(penalizer).fit(summary)
 

@@ -226,8 +226,8 @@ class _Rescaled:
         return self.estimator.contributions(frame)
 
     def inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """The estimator's own inputs (its derived features included), or the frame when it derives none."""
-        return self.estimator.inputs(frame) if hasattr(self.estimator, "inputs") else frame
+        """The estimator's own inputs (`inputs_of`)."""
+        return inputs_of(self.estimator, frame)
 
 
 class RescaledChurn(_Rescaled):
@@ -268,6 +268,12 @@ class RescaledValue(_Rescaled):
         for column in ("cltv", "cltv_low", "cltv_high"):
             out[column] = out[column].to_numpy(float) * ratio
         return out
+
+
+def inputs_of(estimator: Any, frame: pd.DataFrame) -> pd.DataFrame:
+    """What an estimator reads from a frame, its derived features (BG/NBD quantities, rhythm ratios) included: its
+    `inputs`, or the frame itself for one that derives none. A reason's value is read from it."""
+    return estimator.inputs(frame) if hasattr(estimator, "inputs") else frame
 
 
 def rescaled(estimator: Any, frame: pd.DataFrame, label_days: int, target_days: int) -> Any:

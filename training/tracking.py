@@ -71,9 +71,8 @@ def artifact_root(workspace: Workspace) -> str:
 
 
 ARTIFACTS = "/mlruns/artifacts"
-_FOLLOWED: set[str] = (
-    set()
-)  # the stores this process checked: a workspace does not move under a running process
+# The stores this process checked: a workspace does not move under a running process.
+_FOLLOWED: set[str] = set()
 
 
 def follow_moved_workspace(workspace: Workspace) -> int:
