@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -34,6 +35,8 @@ EXIT_BUSY = 3
 # (lock file, thread) -> how many times that thread holds it
 _held: dict[tuple[Path, int], int] = {}
 _guard = threading.Lock()
+# How long a refusal waits for a holder that has the lock but has not written its name yet (or has just cleared it).
+_NAMING_WAIT = 2.0
 
 
 class WorkspaceBusy(RuntimeError):
@@ -76,11 +79,7 @@ def workspace_lock(workspace: Workspace, command: str) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle = path.open("a+")
     try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            raise WorkspaceBusy(_refusal(workspace, handle.read(), command)) from None
+        _take(handle, workspace, command)
         handle.seek(0)
         previous = _holder(handle.read())
         if previous and previous.get("pid") != os.getpid() and not _alive(int(previous.get("pid", 0))):
@@ -106,6 +105,26 @@ def workspace_lock(workspace: Workspace, command: str) -> Iterator[Path]:
             handle.truncate()
     finally:
         handle.close()  # closing the file releases the lock
+
+
+def _take(handle: Any, workspace: Workspace, command: str) -> None:
+    """Take the lock on `handle`, or raise `WorkspaceBusy` naming the holder.
+
+    The holder writes its name just after taking the lock and clears it just before letting go, so a refusal
+    that finds the file empty is either early or late: it tries again for up to `_NAMING_WAIT` seconds, and
+    either takes the lock (the holder has finished) or reads the holder's name (it has written it).
+    """
+    deadline = time.monotonic() + _NAMING_WAIT
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            handle.seek(0)
+            text = handle.read()
+        if _holder(text) or time.monotonic() >= deadline:
+            raise WorkspaceBusy(_refusal(workspace, text, command))
+        time.sleep(0.01)
 
 
 def _holder(text: str) -> dict[str, Any]:

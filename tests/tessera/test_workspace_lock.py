@@ -134,3 +134,37 @@ def test_the_lock_of_a_killed_holder_is_taken_over(tmp_path: Path, caplog: pytes
             pass
     assert f"taking over the workspace lock of pid {process.pid}" in caplog.text
     assert lock_path(workspace).read_text() == ""  # released: nobody named
+
+
+# A holder caught between taking the lock and writing its name: it writes the name a moment later.
+SLOW_TO_NAME = """
+import fcntl, json, os, sys, time
+with open(sys.argv[1], "a+") as handle:
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    print("locked", flush=True)
+    time.sleep(0.3)
+    handle.write(json.dumps({"pid": os.getpid(), "command": "tessera ingest", "started": "now"}))
+    handle.flush()
+    sys.stdin.readline()
+"""
+
+
+def test_a_refusal_names_a_holder_that_has_not_written_its_name_yet(tmp_path: Path) -> None:
+    """The race `tessera ingest` twice at once can hit: the refused one waits for the holder's name."""
+    workspace = Workspace(tmp_path)
+    lock_path(workspace).parent.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", SLOW_TO_NAME, str(lock_path(workspace))],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None and process.stdout.readline().strip() == "locked"
+        with (
+            pytest.raises(WorkspaceBusy, match=f"locked by pid {process.pid} \\(`tessera ingest`"),
+            workspace_lock(workspace, "tessera resolve"),
+        ):
+            pass
+    finally:
+        process.communicate("done\n", timeout=30)
