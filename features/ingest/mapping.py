@@ -331,7 +331,10 @@ def _check_origin(source: SourceConfig, fail: Fail) -> None:
         raise fail("expected exactly one of `path` (a file export) or `query` (a SQL source)")
     if source.query is not None:
         if not source.connection:
-            raise fail("a `query` source needs a `connection` (an SQLAlchemy URL; write secrets as ${VAR})")
+            raise fail(
+                "a `query` source needs a `connection`: `duckdb` (the export's own files, joined in DuckDB) or an "
+                "SQLAlchemy URL (write secrets as ${VAR})"
+            )
         for variable in _ENV_VAR.findall(source.connection):
             if not variable or variable not in os.environ:
                 raise fail(f"environment variable {variable!r} used in `connection` is not set")

@@ -54,6 +54,7 @@ class SourcePlan:
     source: SourceConfig
     files: tuple[Path, ...]
     extra_columns: tuple[str, ...]
+    folder: Path  # the sources file's folder: relative paths (of files, of a DuckDB query) start here
 
 
 @contextmanager
@@ -68,10 +69,12 @@ def _about(config: SourcesConfig, source: SourceConfig) -> Iterator[None]:
         raise InputError(message) from None
 
 
-def _export_columns(source: SourceConfig, files: tuple[Path, ...], sample_rows: int) -> dict[str, list[str]]:
+def _export_columns(
+    source: SourceConfig, files: tuple[Path, ...], sample_rows: int, folder: Path
+) -> dict[str, list[str]]:
     """The columns of each export file (or of the query's result, keyed "query")."""
     if source.query is not None:
-        return {"query": sql_columns(source)}
+        return {"query": sql_columns(source, folder)}
     if source.file_format == "csv":
         return {str(path): csv_columns(path, source) for path in files}
     if source.file_format == "parquet":
@@ -85,7 +88,7 @@ def plan_source(config: SourcesConfig, source: SourceConfig) -> SourcePlan:
     """Check a source against its export before anything is written."""
     with _about(config, source):
         files = tuple(resolve_files(source, config.folder)) if source.path is not None else ()
-        found = _export_columns(source, files, JSONL_SAMPLE_ROWS)
+        found = _export_columns(source, files, JSONL_SAMPLE_ROWS, config.folder)
         inputs = source.input_columns()
         mapped = list(dict.fromkeys([*inputs, *source.flag_columns()]))
         for where, names in found.items():
@@ -100,7 +103,7 @@ def plan_source(config: SourcesConfig, source: SourceConfig) -> SourcePlan:
                 )
         every = dict.fromkeys(name for names in found.values() for name in names)
         extras = tuple(name for name in every if name not in set(inputs))
-        return SourcePlan(source, files, extras)
+        return SourcePlan(source, files, extras, config.folder)
 
 
 def _first_use(config: SourcesConfig, source: SourceConfig, column: str) -> str:
@@ -115,7 +118,7 @@ def _first_use(config: SourcesConfig, source: SourceConfig, column: str) -> str:
 def _chunks(plan: SourcePlan, chunk_rows: int) -> Iterator[RawChunk]:
     source = plan.source
     if source.query is not None:
-        yield from sql_chunks(source, chunk_rows)
+        yield from sql_chunks(source, chunk_rows, plan.folder)
         return
     first_row = 1
     for path in plan.files:
