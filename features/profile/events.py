@@ -46,20 +46,24 @@ def _web_interactions(con: duckdb.DuckDBPyConnection) -> str:
 _EMAIL = """
     SELECT k.customer_id, e.occurred_at, 'email' AS channel, e.event_type, NULL::VARCHAR AS sku,
            e.campaign_id, NULL::VARCHAR AS session_id, NULL::VARCHAR AS detail, NULL::VARCHAR AS status,
-           NULL::DOUBLE AS satisfaction, e.source, CASE WHEN k.customer_id IS NOT NULL THEN 'recipient' END
+           NULL::DOUBLE AS satisfaction, e.source,
+           CASE WHEN k.customer_id IS NOT NULL THEN 'recipient' END AS identified_by
     FROM email_events e LEFT JOIN customer_keys k USING (identity_key)
 """
 
 _SERVICE = """
-    SELECT k.customer_id, t.created_at, 'service' AS channel, 'ticket' AS event_type, NULL::VARCHAR AS sku,
+    SELECT k.customer_id, t.created_at AS occurred_at, 'service' AS channel, 'ticket' AS event_type, NULL::VARCHAR AS sku,
            NULL::VARCHAR AS campaign_id, t.ticket_id AS session_id, t.reason AS detail, t.status,
-           t.satisfaction, t.source, CASE WHEN k.customer_id IS NOT NULL THEN 'requester' END
+           t.satisfaction, t.source, CASE WHEN k.customer_id IS NOT NULL THEN 'requester' END AS identified_by
     FROM support_tickets t LEFT JOIN customer_keys k USING (identity_key)
 """
 
 
 def unified_interactions(con: duckdb.DuckDBPyConnection, present: set[str]) -> duckdb.DuckDBPyRelation | None:
-    """Web, email and service interactions in one table; None when the retailer has none of them."""
+    """Web, email and service interactions in one table; None when the retailer has none of them.
+
+    Every part names every column: a union takes its names from whichever part comes first.
+    """
     parts = []
     if "web_events" in present:
         parts.append(_web_interactions(con))

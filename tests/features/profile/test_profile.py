@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
+from conftest import ts, write_canonical
 
 from features.ingest import ingest_sources
 from features.profile import build_profile
 from features.profile.quality import quality_report
+from features.profile.read import load_events
 from tessera.core.settings import Settings, Workspace
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
@@ -97,3 +100,26 @@ def test_quality_report_shows_the_optional_values_ingestion_blanked(tmp_path) ->
     markdown = (workspace.reports / "quality.md").read_text()
     assert "## Blanked values" in markdown
     assert "- **crm**: DOB 2 (unparseable date)" in markdown
+
+
+def test_support_tickets_as_the_only_interactions_keep_the_event_columns(workspace: Workspace) -> None:
+    """A retailer with tickets but no web or email events (a marketplace's reviews): the unified interactions
+    take their column names from whichever channel comes first, so the service part names every one."""
+    shutil.rmtree(workspace.canonical_table("web_events"))
+    ticket = {"record_id": "T1", "identity_key": "crm:C1", "customer_ref": "C1", "ticket_id": "T1"}
+    write_canonical(
+        workspace,
+        "support_tickets",
+        "reviews",
+        [{**ticket, "created_at": ts("2024-04-02"), "satisfaction": 2.0}],
+    )
+    build_profile(workspace, now=NOW, settings=Settings(workspace=workspace.root))
+
+    interactions = pd.read_parquet(workspace.profile / "interactions.parquet")
+    assert list(
+        interactions[["customer_id", "channel", "event_type"]].itertuples(index=False, name=None)
+    ) == [("CUST1", "service", "ticket")]
+    assert interactions["occurred_at"].iloc[0] == ts("2024-04-02")
+    assert interactions["identified_by"].iloc[0] == "requester"
+    # The recommender's signals read the interactions by these names: purchases only here.
+    assert set(load_events(workspace, NOW)["kind"]) == {"purchase"}
