@@ -26,7 +26,7 @@ churn_v1 = FeatureService(
     description="Churn model: will the customer stop buying? Behaviour, engagement, service and loyalty.",
     features=[
         _without_times(customer_transactions),
-        customer_engagement,
+        _without_times(customer_engagement),
         _without_times(customer_service),
         customer_loyalty[["loyalty_member", "loyalty_tier", "loyalty_points"]],
         customer_profile[["age_band", "region", "consent_email"]],

@@ -126,6 +126,10 @@ customer_engagement = FeatureView(
             "Sessions with an add-to-cart and no order within 24 hours, counted 24 hours after the last add; last 30 days.",
         ),
         _f("abandoned_carts_90d", Int64, "0", "Abandoned carts (as above) in the last 90 days."),
+        # Raw times: the request-time view turns them into days since, at the moment asked.
+        _f("last_web_visit_at", UnixTimestamp, "null", "Time of the latest web event."),
+        _f("last_email_engagement_at", UnixTimestamp, "null", "Time of the latest email open or click."),
+        _f("last_unsubscribe_at", UnixTimestamp, "null", "Time of the latest email unsubscribe."),
     ],
 )
 

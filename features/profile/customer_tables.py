@@ -110,7 +110,15 @@ def engagement_sql() -> str:
         "searches": "count(*) FILTER (channel = 'web' AND event_type = 'search')",
         "cart_adds": "count(*) FILTER (channel = 'web' AND event_type = 'add_to_cart')",
     }
-    zeros = ", ".join(f"0 AS {name}" for name in counts)
+    # The latest moment of each kind of engagement: the request-time view turns them into days since.
+    moments: Mapping[str, str] = {
+        "web_at": "max(occurred_at) FILTER (channel = 'web')",
+        "engaged_at": "max(occurred_at) FILTER (channel = 'email' AND event_type IN ('open', 'click'))",
+        "unsubscribed_at": "max(occurred_at) FILTER (channel = 'email' AND event_type = 'unsubscribe')",
+    }
+    zeros = ", ".join(
+        [*(f"0 AS {name}" for name in counts), *(f"NULL::TIMESTAMPTZ AS {name}" for name in moments)]
+    )
     events = f"""
         WITH carts AS (
             SELECT customer_id, session_id, min(occurred_at) AS first_add, max(occurred_at) AS last_add
@@ -124,13 +132,19 @@ def engagement_sql() -> str:
                 AND o.ordered_at BETWEEN c.first_add AND c.last_add + INTERVAL 24 HOUR)
         )
         SELECT customer_id AS key, {_daily("occurred_at")} AS ts,
-               {", ".join(f"{expression} AS {name}" for name, expression in counts.items())}, 0 AS abandoned
+               {", ".join(f"{expression} AS {name}" for name, expression in {**counts, **moments}.items())},
+               0 AS abandoned
         FROM interactions WHERE customer_id IS NOT NULL AND channel IN ('web', 'email')
         GROUP BY ALL
         UNION ALL
         SELECT customer_id, {_daily("abandoned_at")}, {zeros}, count(*) FROM abandoned GROUP BY ALL
     """
-    totals = running_totals_sql(events, sums=[*counts, "abandoned"])
+    lasts = {
+        "last_web_visit_at": "web_at",
+        "last_email_engagement_at": "engaged_at",
+        "last_unsubscribe_at": "unsubscribed_at",
+    }
+    totals = running_totals_sql(events, sums=[*counts, "abandoned"], lasts=lasts)
     windows = (30, 90)
     features = {
         "emails_sent_90d": ("sent", 90),
@@ -150,7 +164,10 @@ def engagement_sql() -> str:
         "abandoned_carts_90d": ("abandoned", 90),
     }
     select = ", ".join(
-        f"{window_sum(column, days)}::BIGINT AS {name}" for name, (column, days) in features.items()
+        [
+            *(f"{window_sum(column, days)}::BIGINT AS {name}" for name, (column, days) in features.items()),
+            *(f"date_trunc('second', c.{name}) AS {name}" for name in lasts),
+        ]
     )
     return f"""
         WITH totals AS ({totals}), points AS ({change_points_sql("totals", windows, CUSTOMERS)})

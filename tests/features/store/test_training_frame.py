@@ -34,6 +34,23 @@ def test_purchases_after_the_cutoff_never_appear(embedded) -> None:
     )
 
 
+def test_days_since_each_kind_of_engagement_count_from_its_latest_event_once_known(embedded) -> None:
+    """alice opened an email on 2025-02-01 09:00 (known from the next UTC midnight, as the engagement counts);
+    bob's latest web event is his add-to-cart of 2025-04-01 20:06, his ticket was opened on 2025-03-10 08:00."""
+    frame = _frame(embedded, [("alice", "2025-02-01 23:00"), ("alice", "2025-02-11"), ("bob", "2025-05-01")])
+    same_day, later, bob = frame.to_dict("records")
+    assert math.isnan(same_day["days_since_last_email_engagement"])  # not known before the day has ended
+    assert later["days_since_last_email_engagement"] == pytest.approx(10 - 9 / 24)
+    assert math.isnan(later["days_since_unsubscribe"])  # a sent email is not engagement, nor an unsubscribe
+    assert bob["days_since_last_web_visit"] == pytest.approx(
+        (t("2025-05-01") - t("2025-04-01 20:06")).total_seconds() / 86400
+    )
+    assert bob["days_since_last_ticket"] == pytest.approx(
+        (t("2025-05-01") - t("2025-03-10 08:00")).total_seconds() / 86400
+    )
+    assert math.isnan(bob["days_since_last_email_engagement"])
+
+
 def test_windowed_counts_match_a_brute_force_count_at_every_cutoff(embedded) -> None:
     cutoffs = pd.date_range("2024-12-01", "2025-07-01", freq="61h", tz="UTC")
     rows = [(c, str(m)) for c in ("alice", "bob", "carol") for m in cutoffs]
