@@ -115,3 +115,47 @@ def test_a_column_the_duckdb_query_does_not_return_is_named_with_those_it_does(
     mapping = order_lines(QUERY.replace(", i.price", ""))
     with pytest.raises(InputError, match=r"'price' not found in the query's result; expected one of"):
         ingest_sources(write_mapping(mapping), workspace, settings)
+
+
+def test_a_query_fills_order_fields_down_and_turns_day_numbers_into_dates(
+    tmp_path: Path, workspace, settings, write_mapping
+) -> None:
+    """Two shapes docs/sources.md gives a query for: order fields on an order's first line only, and a day
+    number instead of a date."""
+    (tmp_path / "lines.csv").write_text(
+        "Name,Created at,Email,DAY,Lineitem sku,Lineitem quantity,Lineitem price\n"
+        "#1001,2023-01-05 10:22:31 -0500,ann@example.com,1,A,1,10.00\n"
+        "#1001,,,1,B,2,5.00\n"
+        "#1002,2023-01-09 08:00:00 -0500,bob@example.com,5,A,1,10.00\n"
+    )
+    query = """
+        SELECT "Name", max("Created at") OVER (PARTITION BY "Name") AS created_at,
+               max("Email") OVER (PARTITION BY "Name") AS email,
+               DATE '2019-01-01' + CAST("DAY" AS INTEGER) - 1 AS day,
+               "Lineitem sku", "Lineitem quantity", "Lineitem price"
+        FROM read_csv('lines.csv', all_varchar = true) ORDER BY "Name", "Lineitem sku"
+    """
+    source = {
+        "name": "shop",
+        "type": "order_lines",
+        "connection": "duckdb",
+        "query": query,
+        "date_formats": ["%Y-%m-%d %H:%M:%S %z"],
+        "columns": {
+            "order_id": "Name",
+            "ordered_at": "created_at",
+            "email": "email",
+            "sku": "Lineitem sku",
+            "quantity": "Lineitem quantity",
+            "unit_price": "Lineitem price",
+        },
+    }
+    by_day = {**source, "name": "shop_days", "columns": {**source["columns"], "ordered_at": "day"}}
+    ingest_sources(write_mapping(source, by_day), workspace, settings)
+    rows = pd.read_parquet(workspace.canonical_file("order_lines", "shop"))
+    assert list(rows["ordered_at"]) == [pd.Timestamp("2023-01-05 15:22:31", tz="UTC")] * 2 + [
+        pd.Timestamp("2023-01-09 13:00", tz="UTC")
+    ]
+    assert list(rows["email"]) == ["ann@example.com", "ann@example.com", "bob@example.com"]
+    days = pd.read_parquet(workspace.canonical_file("order_lines", "shop_days"))["ordered_at"]
+    assert list(days) == [pd.Timestamp(d, tz="UTC") for d in ("2019-01-01", "2019-01-01", "2019-01-05")]
