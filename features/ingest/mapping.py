@@ -326,6 +326,15 @@ def check_source(source: SourceConfig, config: SourcesConfig) -> None:
     _check_rules(source, fail)
 
 
+# What to write for a required column an export commonly lacks (docs/sources.md, "Orders without products").
+_MISSING_HINTS = {
+    "unit_price": 'an export without amounts sets `unit_price: "0"` in `constants` (a line total: a formula, '
+    '`{formula: "Total / Qty"}`)',
+    "quantity": 'an export without counts sets `quantity: "1"` in `constants`',
+    "order_id": 'an export without order numbers builds one, e.g. `{concat: [Customer, Date], separator: "-"}`',
+}
+
+
 def _check_origin(source: SourceConfig, fail: Fail) -> None:
     if (source.path is None) == (source.query is None):
         raise fail("expected exactly one of `path` (a file export) or `query` (a SQL source)")
@@ -421,8 +430,10 @@ def _check_columns(source: SourceConfig, fail: Fail) -> None:
         if c.required and c.name not in source.columns and c.name not in source.constants
     ]
     if missing:
+        hints = "".join(f"; {_MISSING_HINTS[name]}" for name in missing if name in _MISSING_HINTS)
         raise fail(
             f"required canonical column(s) {', '.join(missing)} have no mapping; expected them in `columns` or `constants`"
+            + hints
         )
 
 

@@ -75,6 +75,20 @@ def test_a_required_column_without_mapping_is_named(export, workspace, settings,
     assert "required canonical column(s) customer_ref have no mapping" in message
 
 
+def test_a_missing_amount_or_count_says_what_to_write(export, workspace, settings, write_mapping) -> None:
+    """A purchase log without amounts or counts (CDNOW without value, a clickstream's transactions)."""
+    source = {
+        "name": "log",
+        "type": "order_lines",
+        "path": "contacts.csv",
+        "columns": {"order_id": "Id", "customer_ref": "Mail", "ordered_at": "First"},
+    }
+    message = error_of(write_mapping(source), workspace, settings)
+    assert "required canonical column(s) quantity, unit_price have no mapping" in message
+    assert 'sets `quantity: "1"` in `constants`' in message
+    assert 'sets `unit_price: "0"` in `constants`' in message
+
+
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
