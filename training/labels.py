@@ -69,6 +69,7 @@ def plan_cutoffs(
     window fits, there is no training cutoff and `note` says why; when not even that fits, ModelSkipped.
     """
     start, end = pd.Timestamp(first_sale), min(pd.Timestamp(last_sale), pd.Timestamp(now))
+    stale = _stale_note(pd.Timestamp(last_sale), pd.Timestamp(now), horizon_days)
     span_days = (end - start) / pd.Timedelta(days=1)
     usable = span_days - min_history_days  # days left for label windows after the minimum history
     shortest = min(min_horizon_days, horizon_days)
@@ -86,7 +87,7 @@ def plan_cutoffs(
             f"{history} hold no training window: {min_history_days} days of history plus two "
             f"{shortest}-day label windows (training and validation) are needed"
         )
-        return Cutoffs((), validation, label, horizon_days, note)
+        return Cutoffs((), validation, label, horizon_days, _joined(note, stale))
     validation = end - pd.Timedelta(days=label)
     latest = validation - pd.Timedelta(days=label)
     room = (latest - start) / pd.Timedelta(days=1) - min_history_days
@@ -99,7 +100,23 @@ def plan_cutoffs(
         else f"labels cover {label} days, not the {horizon_days} asked: {history} fit no longer training "
         "and validation windows"
     )
-    return Cutoffs(training, validation, label, horizon_days, note)
+    return Cutoffs(training, validation, label, horizon_days, _joined(note, stale))
+
+
+def _stale_note(last_sale: pd.Timestamp, now: pd.Timestamp, horizon_days: int) -> str:
+    """What to say when the sales end more than a horizon before `now` (an old export run with the clock as now)."""
+    silent = (now - last_sale) / pd.Timedelta(days=1)
+    if silent <= horizon_days:
+        return ""
+    return (
+        f"the latest sale ({last_sale:%Y-%m-%d}) is {silent:,.0f} days before now ({now:%Y-%m-%d}): the models "
+        "learn inside the sales present, but scores and segments are as of now, when every customer looks "
+        f"lapsed; to score as of the export's end, pass --now {last_sale + pd.Timedelta(days=1):%Y-%m-%d}"
+    )
+
+
+def _joined(*notes: str) -> str:
+    return "; ".join(note for note in notes if note)
 
 
 def order_events(order_lines: pd.DataFrame) -> pd.DataFrame:

@@ -80,6 +80,26 @@ def test_the_plan_ends_at_the_last_sale_or_now_whichever_is_first() -> None:
     assert plan("2023-01-01", "2025-11-30", "2025-12-31").validation == day("2025-09-01")
 
 
+def test_sales_ending_more_than_a_horizon_before_now_are_named_with_the_now_to_pass() -> None:
+    """An old export run with the clock as now: the plan stays inside the sales, and the note says why every
+    customer will look lapsed at now."""
+    old = plan("2010-12-01", "2011-12-09", "2026-12-04")
+    assert old.validation == day("2011-09-10")  # planned inside the sales, as for now = the last sale
+    assert old.note == (
+        "the latest sale (2011-12-09) is 5,474 days before now (2026-12-04): the models learn inside the sales "
+        "present, but scores and segments are as of now, when every customer looks lapsed; to score as of the "
+        "export's end, pass --now 2011-12-10"
+    )
+    assert (
+        plan("2010-12-01", "2011-12-09", "2012-03-08").note == ""
+    )  # within a 90-day horizon: nothing to say
+    short = plan("2025-01-01", "2025-09-30", "2026-09-30", horizon_days=273)
+    assert (
+        short.note.startswith("labels cover 106 days, not the 273 asked")
+        and "; the latest sale" in short.note
+    )
+
+
 def test_a_history_with_room_to_validate_but_not_to_train_plans_no_training_cutoff() -> None:
     cutoffs = plan("2025-01-01", "2025-04-11")  # 100 days: 60 of history, 40 left, two windows need 56
     assert cutoffs.training == ()
