@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 DUCKDB = "duckdb"  # the `connection` of a query run by embedded DuckDB
 
 
-def is_duckdb(source: SourceConfig) -> bool:
+def _is_duckdb(source: SourceConfig) -> bool:
     """Whether the source's query runs in embedded DuckDB rather than through SQLAlchemy."""
     return (source.connection or "").strip().lower() == DUCKDB
 
@@ -97,7 +97,7 @@ def _duckdb_result(connection: duckdb.DuckDBPyConnection, source: SourceConfig) 
 
 def sql_columns(source: SourceConfig, folder: Path) -> list[str]:
     """The column names of the query's result (the query is planned or run, no row is fetched)."""
-    if is_duckdb(source):
+    if _is_duckdb(source):
         with _duckdb(source, folder) as connection:
             names = list(_duckdb_result(connection, source).columns)
     else:
@@ -122,7 +122,7 @@ def _arrow_column(values: tuple[Any, ...]) -> pa.Array:
 
 def sql_chunks(source: SourceConfig, chunk_rows: int, folder: Path) -> Iterator[RawChunk]:
     """The query's rows in chunks of `chunk_rows`, typed as the database returns them."""
-    if is_duckdb(source):
+    if _is_duckdb(source):
         yield from _duckdb_chunks(source, chunk_rows, folder)
         return
     first_row = 1
