@@ -497,14 +497,17 @@ class NextBestProduct:
         return self.unit_factors_[positions] @ self.unit_factors_.T
 
     def similar_items(self, skus: Sequence[str], n: int = 10) -> pd.DataFrame:
-        """Products most similar to each given one (`similarity_to`): sku, rank, similar_sku, score."""
+        """Products most similar to each given one (`similarity_to`): sku, rank, similar_sku, score.
+
+        Only a positive similarity is similar: an item never bought with another has fewer rows, or none (the
+        service's `/similar-items` then answers category best sellers, flagged)."""
         known = [str(s) for s in skus if str(s) in self.items_]
         positions = self.items_.get_indexer(known)
         similarity = self.similarity_to(positions)
         similarity[np.arange(len(known)), positions] = -np.inf
         similarity[:, ~self.available_] = -np.inf
         top = top_k(similarity, n)
-        return pd.DataFrame(
+        ranked = pd.DataFrame(
             {
                 "sku": np.repeat(known, top.shape[1]),
                 "rank": np.tile(np.arange(1, top.shape[1] + 1), len(known)),
@@ -512,6 +515,7 @@ class NextBestProduct:
                 "score": np.take_along_axis(similarity, top, axis=1).ravel().astype(float),
             }
         )
+        return ranked[ranked["score"] > 0].reset_index(drop=True)
 
 
 def as_events(frame: pd.DataFrame) -> pd.DataFrame:

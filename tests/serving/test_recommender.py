@@ -136,3 +136,6 @@ def test_only_positively_similar_items_are_similar() -> None:
     assert all(item.score > 0 for item in recommender.similar("P1", 5))
     assert recommender.similar("P9", 5) is None  # the service answers best sellers, flagged
     assert recommender.lists("P9") and not recommender.lists("no-such-sku")
+    # The model's batch list (notebooks, exports) says the same.
+    batch = model.similar_items(["P1", "P9"], 5)
+    assert batch["sku"].tolist() == ["P1", "P1"] and batch["similar_sku"].tolist() == ["P2", "P3"]
