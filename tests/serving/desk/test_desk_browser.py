@@ -95,6 +95,18 @@ def _wait_for(driver: object, suffix: str) -> None:
     WebDriverWait(driver, 60).until(lambda d: d.current_url.endswith(suffix))
 
 
+def _click_and_wait(driver: object, element: object) -> None:
+    """Click what leads to another page and wait until the old page has gone: a click does not always wait for
+    the page it leads to, and a page that leads to its own URL (a form posted back) cannot be waited for by URL."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page = driver.find_element(By.TAG_NAME, "html")  # type: ignore[attr-defined]
+    element.click()  # type: ignore[attr-defined]
+    WebDriverWait(driver, 60).until(expected_conditions.staleness_of(page))
+
+
 def _search(driver: object, server: str, query: str) -> list[str]:
     """The customer ids the search page lists for a query typed into its box, in order."""
     from selenium.webdriver.common.by import By
@@ -102,7 +114,7 @@ def _search(driver: object, server: str, query: str) -> list[str]:
     driver.get(f"{server}/desk/search")  # type: ignore[attr-defined]
     box = driver.find_element(By.ID, "q")  # type: ignore[attr-defined]
     box.send_keys(query)
-    driver.find_element(By.CSS_SELECTOR, "#search-form button").click()  # type: ignore[attr-defined]
+    _click_and_wait(driver, driver.find_element(By.CSS_SELECTOR, "#search-form button"))  # type: ignore[attr-defined]
     links = driver.find_elements(By.CSS_SELECTOR, ".hit a")  # type: ignore[attr-defined]
     return [a.get_attribute("href").rsplit("/", 1)[1] for a in links]
 
@@ -162,7 +174,7 @@ def test_a_form_post_without_the_csrf_token_is_refused(browser: object, server: 
     browser.execute_script(  # type: ignore[attr-defined]
         "document.querySelector('form[action=\"/desk/logout\"] input[name=csrf_token]').remove()"
     )
-    browser.find_element(By.CSS_SELECTOR, "form[action='/desk/logout'] button").click()  # type: ignore[attr-defined]
+    _click_and_wait(browser, browser.find_element(By.CSS_SELECTOR, "form[action='/desk/logout'] button"))  # type: ignore[attr-defined]
     assert "CSRF" in browser.find_element(By.CSS_SELECTOR, ".alert").text  # type: ignore[attr-defined]
     browser.get(f"{server}/desk/search")  # type: ignore[attr-defined]
     assert browser.current_url.endswith("/desk/search")  # type: ignore[attr-defined]  # still logged in

@@ -10,7 +10,14 @@ import httpx
 import pytest
 from serving_fixtures import READ_KEY, STEWARD_KEY
 from steward_fixtures import split_candidate, steward_env
-from test_desk_browser import _login, _screenshot, _serious_violations, _wait_for, browser  # noqa: F401
+from test_desk_browser import (  # noqa: F401
+    _click_and_wait,
+    _login,
+    _screenshot,
+    _serious_violations,
+    _wait_for,
+    browser,
+)
 
 from serving.process import running_service
 from tessera.core.settings import Workspace
@@ -34,6 +41,16 @@ def _identity_keys(driver: object) -> list[str]:
 
     rows = driver.find_elements(By.CSS_SELECTOR, "#identities table:first-of-type tbody tr")  # type: ignore[attr-defined]
     return [row.find_element(By.CSS_SELECTOR, "td").text for row in rows]
+
+
+def _submit(driver: object, button: object) -> None:
+    """Post a steward form and wait for the customer's page it leads back to (the same URL), with its decisions."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _click_and_wait(driver, button)
+    WebDriverWait(driver, 60).until(expected_conditions.presence_of_element_located((By.ID, "decisions")))
 
 
 def test_split_and_merge_round_trip_in_the_browser(
@@ -65,9 +82,8 @@ def test_split_and_merge_round_trip_in_the_browser(
     button = browser.find_element(By.CSS_SELECTOR, f'button[data-split="{off}"]')  # type: ignore[attr-defined]
     form = button.find_element(By.XPATH, "./ancestor::form")
     form.find_element(By.NAME, "reason").send_keys("her daughter's shop account")
-    button.click()
+    _submit(browser, button)
     _wait_for(browser, f"/desk/customers/{customer}")
-    browser.find_element(By.ID, "decisions")  # type: ignore[attr-defined]  # waits for the new page
     assert off not in _identity_keys(browser) and kept in _identity_keys(browser)
     decisions = browser.find_element(By.ID, "decisions").text  # type: ignore[attr-defined]
     assert "split by desk key steward on" in decisions and "her daughter's shop account" in decisions
@@ -82,9 +98,8 @@ def test_split_and_merge_round_trip_in_the_browser(
     # Merge them back from the remaining customer's page: one customer, the new id an alias of the old.
     browser.find_element(By.ID, "other-customer").send_keys(new)  # type: ignore[attr-defined]
     browser.find_element(By.ID, "merge-reason").send_keys("it was her after all")  # type: ignore[attr-defined]
-    browser.find_element(By.CSS_SELECTOR, "#merge button").click()  # type: ignore[attr-defined]
+    _submit(browser, browser.find_element(By.CSS_SELECTOR, "#merge button"))  # type: ignore[attr-defined]
     _wait_for(browser, f"/desk/customers/{customer}")
-    browser.find_element(By.ID, "decisions")  # type: ignore[attr-defined]
     assert off in _identity_keys(browser)
     assert "merged by desk key steward" in browser.find_element(By.ID, "decisions").text  # type: ignore[attr-defined]
     moved = _api(server, f"/customers/{new}")
