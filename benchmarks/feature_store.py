@@ -2,7 +2,7 @@
 
     uv run python benchmarks/feature_store.py                      # every stage, embedded and production
     uv run python benchmarks/feature_store.py --customers 20000    # smaller
-    uv run python benchmarks/feature_store.py --offline-store duckdb
+    uv run python benchmarks/feature_store.py --offline-store file   # Feast's dask store (slower)
     uv run python benchmarks/feature_store.py --customers 20000 --compare-feast-precomputed
 
 Each stage runs in a child process, so its wall time and peak memory (max RSS) are its own. Targets (issue):
@@ -296,7 +296,7 @@ def stage_feast_precomputed(args: argparse.Namespace) -> dict:
 
 
 def stage_retrieval(args: argparse.Namespace) -> dict:
-    from features.store import training_frame
+    from features.store import open_store, training_frame
     from tessera.core.settings import Workspace
 
     rng = np.random.default_rng(2)
@@ -308,7 +308,7 @@ def stage_retrieval(args: argparse.Namespace) -> dict:
         }
     )
     started = time.perf_counter()
-    frame = training_frame(entities, "churn_v1", Workspace(args.workspace), _settings(args))
+    frame = training_frame(entities, "churn_v1", open_store(Workspace(args.workspace), _settings(args)))
     return {"seconds": round(time.perf_counter() - started, 2), "rows": len(frame), "columns": frame.shape[1]}
 
 
@@ -357,7 +357,7 @@ def main() -> None:
     parser.add_argument("--workspace", type=Path, default=Path("/tmp/tessera-feature-store-benchmark"))
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--entity-rows", type=int, default=100_000)
-    parser.add_argument("--offline-store", choices=["file", "duckdb"], default="file")
+    parser.add_argument("--offline-store", choices=["file", "duckdb"], default="duckdb")
     parser.add_argument("--online", choices=["sqlite", "redis"], default="sqlite")
     parser.add_argument("--project", default="tessera_bench")
     parser.add_argument(
