@@ -233,9 +233,8 @@ class MeanSpend:
         return {"mean_spend": self.population_mean_}
 
     def expected_average_value(self, summary: pd.DataFrame) -> np.ndarray:
-        x = summary["frequency"].to_numpy(float)
-        m = summary["monetary"].to_numpy(float).clip(min=0)
-        return np.where((x > 0) & (m > 0), m, self.population_mean_)
+        m = summary["monetary"].to_numpy(float)
+        return np.where(repeat_spenders(summary).to_numpy(), m, self.population_mean_)
 
 
 def fit_spend(summary: pd.DataFrame, penalizer: float) -> GammaGammaFitter | MeanSpend:
