@@ -157,7 +157,9 @@ def purchase_labels(events: pd.DataFrame, cutoff: datetime, horizon_days: int) -
     population = pd.Index(events.loc[before & events["is_sale"], "customer_id"].unique(), name="customer_id")
     after = events[(events["ordered_at"] > cutoff_ts) & (events["ordered_at"] <= end)]
     bought = after.loc[after["is_sale"], "customer_id"].unique()
-    value = after.groupby("customer_id", observed=True)["amount"].sum().clip(lower=0)
+    # Money to the cent: a float sum depends on the lines' order, and a sale returned in full must be 0, not
+    # 1e-14, whichever order the lines were read in (a model's selection must not hinge on that order).
+    value = after.groupby("customer_id", observed=True)["amount"].sum().round(2).clip(lower=0)
     labels = pd.DataFrame(index=population)
     labels["cutoff"] = cutoff_ts
     labels["churned"] = ~labels.index.isin(bought)

@@ -142,3 +142,17 @@ def test_an_order_at_the_cutoff_is_history_and_returns_reduce_value() -> None:
     labels = purchase_labels(order_events(lines(rows)), CUTOFF, 90).set_index("customer_id")
     assert labels.loc["c", "value"] == 25.0
     assert not labels.loc["c", "churned"]
+
+
+def test_value_is_to_the_cent_whatever_order_the_lines_come_in() -> None:
+    history = [(c, f"{c}0", "2025-01-15", 5.0, "sale") for c in ("c", "r")]
+    amounts = [0.1, 0.2, 0.3, 0.7, 1e6]  # a float sum of these differs in its last bits by their order
+    rows = [("c", f"c{i}", "2025-04-15", amount, "sale") for i, amount in enumerate(amounts, 1)]
+    rows += [("c", "cr", "2025-04-16", -1e6, "return")]
+    rows += [("r", "r1", "2025-04-15", 0.1, "sale")]  # a sale returned in full, in thirds
+    rows += [("r", f"rr{i}", "2025-04-16", -0.1 / 3, "return") for i in range(3)]
+    values = set()
+    for order in (rows, rows[::-1], rows[3:] + rows[:3]):
+        labels = purchase_labels(order_events(lines(history + order)), CUTOFF, 90).set_index("customer_id")
+        values.add((labels.loc["c", "value"], labels.loc["r", "value"]))
+    assert values == {(1.3, 0.0)}
