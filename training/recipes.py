@@ -24,7 +24,7 @@ from training.evaluate import (
     ranking_metrics,
     value_metrics,
 )
-from training.labels import days_since_last_sale
+from training.labels import days_since_last_sale, sales
 from training.pipelines import Evaluation, Logged, TrainingContext
 from training.probabilistic import RFM_FEATURES
 from training.recommend import NextBestProduct
@@ -92,6 +92,14 @@ def _up_to_validation(data: LabelledFrames) -> pd.DataFrame:
     return pd.concat([data.train, data.validation[data.train.columns]], ignore_index=True)
 
 
+def _vectors_now(ctx: TrainingContext, data: LabelledFrames) -> pd.DataFrame:
+    """The feature service's vectors as of now of every customer with a sale by then (no label: none is known)."""
+    bought = sales(ctx.orders)
+    customers = bought.loc[bought["ordered_at"] <= ctx.now, "customer_id"].unique()
+    entities = pd.DataFrame({"customer_id": customers, "cutoff": ctx.now})
+    return point_in_time_features(ctx.store, entities, data.feature_service).drop(columns="cutoff")
+
+
 def _has_rfm(data: LabelledFrames) -> bool:
     return all(name in data.features for name in RFM_FEATURES)
 
@@ -120,9 +128,14 @@ class _TabularRecipe:
         }
 
     def refit(self, ctx: TrainingContext, name: str, data: LabelledFrames) -> Any:
-        """The winner refitted on every cutoff up to the validation one (the latest window calibrates it)."""
+        """The winner refitted on every cutoff up to the validation one (the latest window calibrates it).
+
+        A textbook BG/NBD winner (`fits_population`) also learns its served fit from the customers as of now.
+        """
         rows = _up_to_validation(data)
-        estimator = self._estimators(ctx, data)[name].fit(rows, rows[self.target], rows["cutoff"])
+        estimator = self._estimators(ctx, data)[name]
+        now = {"population": _vectors_now(ctx, data)} if getattr(estimator, "fits_population", False) else {}
+        estimator = estimator.fit(rows, rows[self.target], rows["cutoff"], **now)
         return rescaled(estimator, rows, ctx.cutoffs.horizon_days, _target_horizon(ctx))
 
     def logged(self, ctx: TrainingContext, model: Any, data: LabelledFrames) -> Logged:

@@ -68,26 +68,70 @@ class RecencyChurn:
         return churn_output(frame, self.predict_proba(frame), reasons, self.n_reasons)
 
 
+def fitted_where_scored(
+    frame: pd.DataFrame, horizon_days: int, served: ProbabilisticFeatures
+) -> pd.DataFrame:
+    """BG/NBD and Gamma-Gamma quantities, the textbook way: from a fit on the population being scored.
+
+    Rows of a labelled frame (one with a `cutoff` column) are scored by a fit on their own cutoff's rows (no label
+    read), so a candidate is validated as it is served; served vectors (no `cutoff`) by `served`, the fit on the
+    population at the refit. A fit one label window older scores a population that has aged since: on three
+    months of grocery sales the validation AUC of P(no purchase) fell from 0.798 to 0.770 (docs/models.md).
+    """
+    if "cutoff" not in frame.columns:
+        return served.transform(frame)
+    out = pd.DataFrame(np.nan, index=frame.index, columns=list(served.transform(frame.head(1)).columns))
+    for positions in frame.groupby("cutoff", sort=False).indices.values():
+        rows = frame.iloc[positions]
+        out.iloc[positions] = ProbabilisticFeatures(horizon_days).fit(rows).transform(rows).to_numpy(float)
+    return out
+
+
+def _population(frame: pd.DataFrame, cutoffs: pd.Series, population: pd.DataFrame | None) -> pd.DataFrame:
+    """The vectors a served fit learns from: those given (the customers as of now), else the latest cutoff's."""
+    return population if population is not None else frame[time_holdout(cutoffs, frame["customer_id"])]
+
+
+def _with_cutoffs(frame: pd.DataFrame, cutoffs: pd.Series) -> pd.DataFrame:
+    return frame.assign(cutoff=np.asarray(cutoffs))
+
+
 class BGNBDChurn:
-    """Churn as BG/NBD's P(no purchase within the horizon) (not 1 - P(alive)), Platt-scaled like the model."""
+    """Churn as BG/NBD's P(no purchase within the horizon) (not 1 - P(alive)), Platt-scaled like the model.
+
+    BG/NBD is fitted on the population it scores (`fitted_where_scored`).
+    """
+
+    # `fit` takes the population to serve (`population=`): the refit passes the vectors as of now.
+    fits_population = True
 
     def __init__(self, horizon_days: int, n_reasons: int = 3) -> None:
         self.horizon_days = horizon_days
         self.n_reasons = n_reasons
 
     def _score(self, frame: pd.DataFrame) -> np.ndarray:
-        p = np.clip(self.probabilistic_.transform(frame)["p_no_purchase"].to_numpy(float), 1e-9, 1 - 1e-9)
+        quantities = fitted_where_scored(frame, self.horizon_days, self.probabilistic_)
+        p = np.clip(quantities["p_no_purchase"].to_numpy(float), 1e-9, 1 - 1e-9)
         return np.log(p / (1 - p))
 
-    def fit(self, frame: pd.DataFrame, churned: pd.Series, cutoffs: pd.Series) -> BGNBDChurn:
-        """Fit BG/NBD and Gamma-Gamma on the latest cutoff's vectors, then the Platt scaling on a year of labels.
+    def fit(
+        self,
+        frame: pd.DataFrame,
+        churned: pd.Series,
+        cutoffs: pd.Series,
+        population: pd.DataFrame | None = None,
+    ) -> BGNBDChurn:
+        """The Platt scaling on a year of labels, each cutoff scored by BG/NBD fitted on its own rows; then BG/NBD
+        and Gamma-Gamma fitted on `population` (default: the latest cutoff's vectors) for served vectors.
 
         The Platt scaling reads the calibration window (`training.churn.calibration_window`), as the model's does.
         """
-        latest = time_holdout(cutoffs, frame["customer_id"])
-        self.probabilistic_ = ProbabilisticFeatures(self.horizon_days).fit(frame[latest])
+        self.probabilistic_ = ProbabilisticFeatures(self.horizon_days).fit(
+            _population(frame, cutoffs, population)
+        )
         window = calibration_window(cutoffs)
-        self.calibrator_ = fit_platt(self._score(frame[window]), np.asarray(churned, int)[window])
+        scores = self._score(_with_cutoffs(frame, cutoffs)[window])
+        self.calibrator_ = fit_platt(scores, np.asarray(churned, int)[window])
         return self
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
@@ -161,20 +205,35 @@ class _ValueBaseline:
 
 
 class BGNBDValue(_ValueBaseline):
-    """Value as BG/NBD expected purchases times Gamma-Gamma expected spend over the horizon."""
+    """Value as BG/NBD expected purchases times Gamma-Gamma expected spend over the horizon.
+
+    BG/NBD and Gamma-Gamma are fitted on the population they score (`fitted_where_scored`).
+    """
+
+    fits_population = True  # as BGNBDChurn's
 
     def __init__(self, horizon_days: int, interval: tuple[float, float] = (0.1, 0.9)) -> None:
         self.horizon_days = horizon_days
         self.interval = interval
 
     def _raw(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.probabilistic_.transform(frame)["expected_value"].to_numpy(float)
+        quantities = fitted_where_scored(frame, self.horizon_days, self.probabilistic_)
+        return quantities["expected_value"].to_numpy(float)
 
-    def fit(self, frame: pd.DataFrame, value: pd.Series, cutoffs: pd.Series) -> BGNBDValue:
-        """Fit BG/NBD and Gamma-Gamma on the latest cutoff's vectors, the scale and value bands on its labels."""
+    def fit(
+        self,
+        frame: pd.DataFrame,
+        value: pd.Series,
+        cutoffs: pd.Series,
+        population: pd.DataFrame | None = None,
+    ) -> BGNBDValue:
+        """The scale and value bands on the latest cutoff's labels, scored by a fit on its own rows; BG/NBD and
+        Gamma-Gamma fitted on `population` (default: the latest cutoff's vectors) for served vectors."""
         latest = time_holdout(cutoffs, frame["customer_id"])
-        self.probabilistic_ = ProbabilisticFeatures(self.horizon_days).fit(frame[latest])
-        self._fit_bands(frame, value, latest)
+        self.probabilistic_ = ProbabilisticFeatures(self.horizon_days).fit(
+            _population(frame, cutoffs, population)
+        )
+        self._fit_bands(_with_cutoffs(frame, cutoffs), value, latest)
         return self
 
 

@@ -100,10 +100,30 @@ def test_sales_ending_more_than_a_horizon_before_now_are_named_with_the_now_to_p
     )
 
 
+def test_a_history_too_short_for_the_minimum_is_split_in_three_with_a_window_of_history() -> None:
+    cutoffs = plan(
+        "2025-01-01", "2025-04-11"
+    )  # 100 days: 60 of history leave 40, two windows need 56; 34 + 33 + 33
+    assert (cutoffs.training, cutoffs.validation, cutoffs.horizon_days) == (
+        (day("2025-02-04"),),
+        day("2025-03-09"),
+        33,
+    )
+    assert cutoffs.note.startswith("labels cover 33 days, not the 90 asked")
+    month = plan("2025-01-01", "2025-03-31", horizon_days=30)  # 89 days, a month's horizon: 31 + 29 + 29
+    assert (month.training, month.validation, month.horizon_days) == (
+        (day("2025-02-01"),),
+        day("2025-03-02"),
+        29,
+    )
+
+
 def test_a_history_with_room_to_validate_but_not_to_train_plans_no_training_cutoff() -> None:
-    cutoffs = plan("2025-01-01", "2025-04-11")  # 100 days: 60 of history, 40 left, two windows need 56
+    cutoffs = plan(
+        "2025-01-01", "2025-02-20", min_history_days=10
+    )  # 50 days: 40 after the history, three windows need 84
     assert cutoffs.training == ()
-    assert (cutoffs.validation, cutoffs.horizon_days) == (day("2025-03-02"), 40)
+    assert (cutoffs.validation, cutoffs.horizon_days) == (day("2025-01-11"), 40)
     assert "hold no training window" in cutoffs.note
 
 

@@ -93,6 +93,31 @@ def test_bgnbd_churn_serves_a_probability_without_reasons() -> None:
     assert model.contributions(frame.head(5)) is None
 
 
+def test_bgnbd_baselines_are_fitted_on_the_population_they_score() -> None:
+    frame = vectors(600)
+    now = vectors(400, seed=1).drop(columns=["cutoff", "churned", "value"])  # the customers as of now
+    now["tenure_days"] += 120.0
+    now["days_since_last_order"] += 60.0
+    churn = BGNBDChurn(horizon_days=90).fit(frame, frame["churned"], frame["cutoff"], population=now)
+    value = BGNBDValue(horizon_days=90).fit(frame, frame["value"], frame["cutoff"], population=now)
+
+    def platt(p_none: pd.Series) -> np.ndarray:
+        logit = np.log(p_none / (1 - p_none)).to_numpy().reshape(-1, 1)
+        return churn.calibrator_.predict_proba(logit)[:, 1]
+
+    # Rows of a labelled frame: BG/NBD fitted on their own cutoff's rows, not on the latest cutoff or on now.
+    first = frame[frame["cutoff"] == frame["cutoff"].min()]
+    own = ProbabilisticFeatures(90).fit(first).transform(first)
+    assert churn.predict_proba(first) == pytest.approx(platt(own["p_no_purchase"]))
+    assert value.predict(first)["cltv"].to_numpy() == pytest.approx(own["expected_value"] * value.scale_)
+    # Served vectors (no cutoff): the fit on the population as of now.
+    served = ProbabilisticFeatures(90).fit(now).transform(now)
+    assert churn.predict_proba(now) == pytest.approx(platt(served["p_no_purchase"]))
+    assert value.predict(now)["cltv"].to_numpy() == pytest.approx(served["expected_value"] * value.scale_)
+    latest = ProbabilisticFeatures(90).fit(frame[frame["cutoff"] == frame["cutoff"].max()]).transform(first)
+    assert not np.allclose(latest["p_no_purchase"], own["p_no_purchase"])  # the fits do differ here
+
+
 def test_value_baselines_and_their_bands() -> None:
     frame = vectors(600)
     two = pd.DataFrame({"spend_lifetime": [900.0, 100.0], "tenure_days": [300.0, 10.0]})
