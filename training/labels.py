@@ -64,8 +64,8 @@ def plan_cutoffs(
 
     The end is the last sale (or `now` if earlier). The label window is the horizon asked for when one training
     and one validation window fit after `min_history_days` of history, else the longest that does (at least
-    `min_horizon_days`); a span too short for that minimum but at least three label windows long is split in
-    three (history, training window, validation window), the history no shorter than a window; then up to `training_cutoffs` training cutoffs, `spacing_days` apart or closer so they
+    `min_horizon_days`); when that minimum history would leave windows shorter than a third of the span, the span
+    is split in three instead (history, training window, validation window), the history no shorter than a window; then up to `training_cutoffs` training cutoffs, `spacing_days` apart or closer so they
     all fit (never closer than a week), the last one a label window before validation. When only the validation
     window fits, there is no training cutoff and `note` says why; when not even that fits, ModelSkipped.
     """
@@ -73,17 +73,18 @@ def plan_cutoffs(
     stale = _stale_note(pd.Timestamp(last_sale), pd.Timestamp(now), horizon_days)
     span_days = (end - start) / pd.Timedelta(days=1)
     shortest = min(min_horizon_days, horizon_days)
-    if span_days - min_history_days < 2 * shortest and math.floor(span_days / 3) >= shortest:
-        # Too short for the minimum history and two label windows, long enough for three equal parts: the
-        # history before the training cutoff is as long as a label window (three months of sales, a month's
-        # horizon: a month of history, a training window, a validation window).
-        min_history_days = math.ceil(span_days - 2 * min(horizon_days, math.floor(span_days / 3)))
+    thirds = min(horizon_days, math.floor(span_days / 3))
+    if math.floor((span_days - min_history_days) / 2) < thirds and thirds >= shortest:
+        # The minimum history would leave label windows shorter than a third of the span: split it in three
+        # instead, the history as long as a window (three months of sales, a month's horizon: a month of
+        # history, a training window, a validation window).
+        min_history_days = math.ceil(span_days - 2 * thirds)
     usable = span_days - min_history_days  # days left for label windows after the minimum history
     history = f"{span_days:.0f} days of sales ({start:%Y-%m-%d} to {end:%Y-%m-%d})"
     if usable < shortest:
         raise ModelSkipped(
             f"{history} are too short: {min_history_days} days of history plus a {shortest}-day window "
-            "to validate on are needed"
+            f"to validate on, or three {shortest}-day windows (history, training, validation), are needed"
         )
     label = min(horizon_days, math.floor(usable / 2))
     if label < shortest:  # room to validate, none to train

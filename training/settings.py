@@ -24,9 +24,10 @@ class TrainingSettings(BaseSettings):
     cutoff_spacing_days: int = Field(61, ge=1)
     # Cutoffs are planned inside the sales actually present (docs/models.md, "History length"): the first
     # cutoff leaves at least `min_history_days` of history before it, and when the history is too short for
-    # `horizon_days` the labels cover the longest window that fits, never fewer than `min_horizon_days`.
+    # `horizon_days` the labels cover the longest window that fits, never fewer than `min_horizon_days` (a week:
+    # a month of sales still trains, on windows of nine days, with the textbook models among the candidates).
     min_history_days: int = Field(60, ge=1)
-    min_horizon_days: int = Field(28, ge=1)
+    min_horizon_days: int = Field(7, ge=1)
     # Below this many customers with a purchase before the validation cutoff a model is skipped, not trained.
     min_customers: int = Field(100, ge=1)
     seed: int = 42

@@ -129,7 +129,15 @@ def test_a_history_with_room_to_validate_but_not_to_train_plans_no_training_cuto
 
 def test_a_history_too_short_to_validate_skips_with_the_dates() -> None:
     with pytest.raises(ModelSkipped, match=r"80 days of sales \(2025-01-01 to 2025-03-22\) are too short"):
-        plan("2025-01-01", "2025-03-22")
+        plan("2025-01-01", "2025-03-22")  # 60 + 28 or 3 x 28 days are needed
+    with pytest.raises(ModelSkipped, match=r"or three 7-day windows"):
+        plan("2025-01-01", "2025-01-21", min_horizon_days=7)  # 20 days
+    month = plan("2025-01-01", "2025-01-30", min_horizon_days=7)  # 29 days: 11 + 9 + 9
+    assert (month.training, month.validation, month.horizon_days) == (
+        (day("2025-01-12"),),
+        day("2025-01-21"),
+        9,
+    )
 
 
 def test_a_weekly_buyer_is_not_churned_and_a_lapsed_one_is() -> None:
