@@ -83,7 +83,9 @@ def fitted_where_scored(
     out = pd.DataFrame(np.nan, index=frame.index, columns=list(served.transform(frame.head(1)).columns))
     for positions in frame.groupby("cutoff", sort=False).indices.values():
         rows = frame.iloc[positions]
-        out.iloc[positions] = ProbabilisticFeatures(horizon_days).fit(rows).transform(rows).to_numpy(float)
+        out.iloc[positions] = (
+            ProbabilisticFeatures(horizon_days, penalizer=None).fit(rows).transform(rows).to_numpy(float)
+        )
     return out
 
 
@@ -126,7 +128,7 @@ class BGNBDChurn:
 
         The Platt scaling reads the calibration window (`training.churn.calibration_window`), as the model's does.
         """
-        self.probabilistic_ = ProbabilisticFeatures(self.horizon_days).fit(
+        self.probabilistic_ = ProbabilisticFeatures(self.horizon_days, penalizer=None).fit(
             _population(frame, cutoffs, population)
         )
         window = calibration_window(cutoffs)
@@ -230,7 +232,7 @@ class BGNBDValue(_ValueBaseline):
         """The scale and value bands on the latest cutoff's labels, scored by a fit on its own rows; BG/NBD and
         Gamma-Gamma fitted on `population` (default: the latest cutoff's vectors) for served vectors."""
         latest = time_holdout(cutoffs, frame["customer_id"])
-        self.probabilistic_ = ProbabilisticFeatures(self.horizon_days).fit(
+        self.probabilistic_ = ProbabilisticFeatures(self.horizon_days, penalizer=None).fit(
             _population(frame, cutoffs, population)
         )
         self._fit_bands(_with_cutoffs(frame, cutoffs), value, latest)

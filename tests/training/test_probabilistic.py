@@ -19,12 +19,15 @@ from features.store.settings import FeatureStoreSettings
 from tessera.core.settings import Settings, Workspace
 from training.labels import order_events, sales
 from training.probabilistic import (
+    PENALIZER,
+    RUNAWAY,
     BetaGeoFitter,
     GammaGammaFitter,
     MeanSpend,
     ProbabilisticCLV,
     fit_spend,
     rfm_summary,
+    unless_runaway,
 )
 
 PUBLISHED_BGNBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
@@ -161,3 +164,25 @@ def test_without_enough_repeat_spend_the_spend_model_is_each_buyers_own_mean_not
     assert fit_spend(nobody, penalizer=0.0).expected_average_value(nobody).tolist() == [0.0] * 4
     enough = pd.concat([summary.assign(monetary=[20.0, 40.0, 0.0, 25.0])] * 3, ignore_index=True)
     assert isinstance(fit_spend(enough, penalizer=0.0), GammaGammaFitter)
+
+
+def test_the_textbook_fit_is_unpenalised_unless_it_runs_away() -> None:
+    rng = np.random.default_rng(0)
+    T = rng.uniform(20, 52, 2000)
+    steady = pd.DataFrame(  # everyone buys every four weeks, for 20 a time: rates and spend hardly vary
+        {"frequency": np.floor(T / 4), "recency": T - rng.uniform(0, 4, 2000), "T": T}
+    ).assign(monetary=20 + rng.normal(0, 0.01, 2000))
+    assert BetaGeoFitter(0.0).fit(steady).r_ > RUNAWAY  # unpenalised, r grows without bound
+    fitted = unless_runaway(lambda p: BetaGeoFitter(p).fit(steady), None)
+    assert fitted.params_ == pytest.approx(BetaGeoFitter(PENALIZER).fit(steady).params_)
+    spend = unless_runaway(lambda p: fit_spend(steady, p), None)
+    assert spend.params_ == pytest.approx(fit_spend(steady, PENALIZER).params_)
+    varied = steady.assign(frequency=rng.poisson(T / rng.gamma(1.0, 8.0, 2000)).clip(max=T))
+    varied["monetary"] = np.where(varied["frequency"] > 0, rng.gamma(2.0, 15.0, 2000), 0.0)
+    assert unless_runaway(lambda p: BetaGeoFitter(p).fit(varied), None).params_ == pytest.approx(
+        BetaGeoFitter(0.0).fit(varied).params_
+    )
+    assert unless_runaway(lambda p: fit_spend(varied, p), None).params_ == pytest.approx(
+        fit_spend(varied, 0.0).params_
+    )
+    assert unless_runaway(lambda p: BetaGeoFitter(p).fit(varied), 0.5).penalizer == 0.5

@@ -107,14 +107,18 @@ def test_bgnbd_baselines_are_fitted_on_the_population_they_score() -> None:
 
     # Rows of a labelled frame: BG/NBD fitted on their own cutoff's rows, not on the latest cutoff or on now.
     first = frame[frame["cutoff"] == frame["cutoff"].min()]
-    own = ProbabilisticFeatures(90).fit(first).transform(first)
+    own = ProbabilisticFeatures(90, penalizer=None).fit(first).transform(first)
     assert churn.predict_proba(first) == pytest.approx(platt(own["p_no_purchase"]))
     assert value.predict(first)["cltv"].to_numpy() == pytest.approx(own["expected_value"] * value.scale_)
     # Served vectors (no cutoff): the fit on the population as of now.
-    served = ProbabilisticFeatures(90).fit(now).transform(now)
+    served = ProbabilisticFeatures(90, penalizer=None).fit(now).transform(now)
     assert churn.predict_proba(now) == pytest.approx(platt(served["p_no_purchase"]))
     assert value.predict(now)["cltv"].to_numpy() == pytest.approx(served["expected_value"] * value.scale_)
-    latest = ProbabilisticFeatures(90).fit(frame[frame["cutoff"] == frame["cutoff"].max()]).transform(first)
+    latest = (
+        ProbabilisticFeatures(90, penalizer=None)
+        .fit(frame[frame["cutoff"] == frame["cutoff"].max()])
+        .transform(first)
+    )
     assert not np.allclose(latest["p_no_purchase"], own["p_no_purchase"])  # the fits do differ here
 
 
