@@ -292,7 +292,7 @@ def probabilistic(history: pd.DataFrame, now: pd.Timestamp, horizon_days: int) -
         days, "customer_id", "day", monetary_value_col="amount", freq="D",
         observation_period_end=(now - pd.Timedelta(days=1)).tz_localize(None).floor("D"),
     )  # fmt: skip
-    bgf = BetaGeoFitter(penalizer_coef=0.0).fit(summary["frequency"], summary["recency"], summary["T"])
+    bgf = _converged(BetaGeoFitter, summary["frequency"], summary["recency"], summary["T"])
     x, t_x, big_t = summary["frequency"], summary["recency"], summary["T"]
     alive = bgf.conditional_probability_alive(x, t_x, big_t)
     r, alpha = bgf.params_["r"], bgf.params_["alpha"]
@@ -300,9 +300,28 @@ def probabilistic(history: pd.DataFrame, now: pd.Timestamp, horizon_days: int) -
     none = (1 - alive) + alive * ((alpha + big_t) / (alpha + big_t + horizon_days)) ** (r + x)
     purchases = bgf.conditional_expected_number_of_purchases_up_to_time(horizon_days, x, t_x, big_t)
     repeat = (summary["frequency"] > 0) & (summary["monetary_value"] > 0)  # Gamma-Gamma needs positive spend
-    ggf = GammaGammaFitter(penalizer_coef=0.0).fit(x[repeat], summary["monetary_value"][repeat])
+    ggf = _converged(GammaGammaFitter, x[repeat], summary["monetary_value"][repeat])
     mean_spend = ggf.conditional_expected_average_profit(x, summary["monetary_value"])
     return none.rename("bgnbd"), (purchases * mean_spend).rename("bgnbd_gg")
+
+
+def _converged(fitter: type, *columns: pd.Series) -> object:
+    """A lifetimes fitter fitted without a penalizer, or, when that does not converge, with lifetimes' own advice
+    ("try adding a larger penalizer"): 0.001, then 0.01; said on stderr."""
+    from lifetimes.utils import ConvergenceError
+
+    for penalizer in (0.0, 0.001, 0.01):
+        try:
+            fitted = fitter(penalizer_coef=penalizer).fit(*columns)
+        except ConvergenceError:
+            continue
+        if penalizer:
+            print(
+                f"{fitter.__name__}: no convergence unpenalised; fitted with penalizer {penalizer}",
+                file=sys.stderr,
+            )
+        return fitted
+    raise RuntimeError(f"{fitter.__name__} did not converge, even with a penalizer of 0.01")
 
 
 def recall_at_k(recommended: pd.DataFrame, future: pd.DataFrame) -> float:

@@ -344,8 +344,15 @@ class ProbabilisticFeatures:
         )
 
     def fit(self, frame: pd.DataFrame) -> ProbabilisticFeatures:
-        """Fit both models on the vectors' summaries (one row per customer at one cutoff)."""
+        """Fit both models on the vectors' summaries (one row per customer at one cutoff), times to the day.
+
+        The likelihood is summed once per distinct (frequency, recency, T): with times to the second nearly every
+        customer is distinct (15,084 of 15,086 on two years of marketplace orders, 16.6 s for one unpenalised
+        fit), to the day a few thousand are, as lifetimes' daily summaries have them.
+        """
         summary = rfm_from_features(frame, self.unit_days)
+        days = summary[["recency", "T"]] * self.unit_days
+        summary[["recency", "T"]] = days.round() / self.unit_days
         self.bgnbd_ = unless_runaway(lambda p: BetaGeoFitter(p).fit(summary), self.penalizer)
         self.gamma_gamma_ = unless_runaway(lambda p: fit_spend(summary, p), self.penalizer)
         return self
