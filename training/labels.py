@@ -65,8 +65,9 @@ def plan_cutoffs(
     The end is the last sale (or `now` if earlier). The label window is the horizon asked for when one training
     and one validation window fit after `min_history_days` of history, else the longest that does (at least
     `min_horizon_days`); when that minimum history would leave windows shorter than a third of the span, the span
-    is split in three instead (history, training window, validation window), the history no shorter than a window; then up to `training_cutoffs` training cutoffs, `spacing_days` apart or closer so they
-    all fit (never closer than a week), the last one a label window before validation. When only the validation
+    is split in three instead (history, training window, validation window), the history no shorter than a
+    window; then up to `training_cutoffs` training cutoffs, `spacing_days` apart or closer so they all fit (never
+    closer than a week), the last one a label window before validation. When only the validation
     window fits, there is no training cutoff and `note` says why; when not even that fits, ModelSkipped.
     """
     start, end = pd.Timestamp(first_sale), min(pd.Timestamp(last_sale), pd.Timestamp(now))
