@@ -33,6 +33,7 @@ from features.ingest.readers import (
     parquet_columns,
     resolve_files,
 )
+from features.ingest.repeats import RepeatedRows
 from features.ingest.report import IngestReport, SourceReport
 from features.ingest.sql import sql_chunks, sql_columns
 from features.ingest.suppression import read_suppressed, suppressed_rows, suppression_salt
@@ -171,7 +172,9 @@ def ingest_source(
 ) -> SourceReport:
     """Stream one source into its canonical table and its quarantine; returns its accounting.
 
-    Rows of an erased person (`suppressed`, the suppression list's hashes) are dropped and counted.
+    Rows of an erased person (`suppressed`, the suppression list's hashes) are dropped and counted. A row of
+    a later file that repeats one of an earlier file of the source (overlapping exports) is quarantined
+    (`features.ingest.repeats`).
     """
     source = plan.source
     started = time.perf_counter()
@@ -196,10 +199,13 @@ def ingest_source(
             pq.ParquetWriter(temporary[0], schema) as rows_out,
             pq.ParquetWriter(temporary[1], QUARANTINE_SCHEMA) as bad_out,
         ):
+            repeats = RepeatedRows() if len(plan.files) > 1 else None  # overlapping exports
             for chunk in track(
                 _chunks(plan, settings.ingest_chunk_rows), description=f"ingest {source.name}"
             ):
                 report.rows_read += chunk.rows_read
+                if repeats is not None:
+                    chunk = repeats.split_off(chunk)
                 unknown.update(dict.fromkeys(c for c in chunk.frame.columns if c not in known))
                 rows, rejected, blanked = _split(chunk, plan, settings.id_salt)
                 if suppressed and len(rows):
