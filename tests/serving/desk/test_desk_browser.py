@@ -98,13 +98,19 @@ def _wait_for(driver: object, suffix: str) -> None:
 def _click_and_wait(driver: object, element: object) -> None:
     """Click what leads to another page and wait until the old page has gone: a click does not always wait for
     the page it leads to, and a page that leads to its own URL (a form posted back) cannot be waited for by URL."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    page = driver.find_element(By.TAG_NAME, "html")  # type: ignore[attr-defined]
+    # The old page is marked, and the new one (a new document has a new window object) loaded when the mark is gone.
+    # Asking the old page's nodes instead (`staleness_of`) can fail while the document is torn down: Chromium 156
+    # answered "Node with given id does not belong to the document" rather than "stale element" (CI).
+    driver.execute_script("window.__tessera_old_page = true")  # type: ignore[attr-defined]
     element.click()  # type: ignore[attr-defined]
-    WebDriverWait(driver, 60).until(expected_conditions.staleness_of(page))
+    loaded = "return window.__tessera_old_page === undefined && document.readyState === 'complete'"
+    wait = WebDriverWait(
+        driver, 60, ignored_exceptions=(WebDriverException,)
+    )  # e.g. a script during the swap
+    wait.until(lambda d: d.execute_script(loaded))
 
 
 def _search(driver: object, server: str, query: str) -> list[str]:
