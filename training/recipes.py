@@ -94,8 +94,7 @@ def _up_to_validation(data: LabelledFrames) -> pd.DataFrame:
 
 def _vectors_now(ctx: TrainingContext, data: LabelledFrames) -> pd.DataFrame:
     """The feature service's vectors as of now of every customer with a sale by then (no label: none is known)."""
-    bought = sales(ctx.orders)
-    customers = bought.loc[bought["ordered_at"] <= ctx.now, "customer_id"].unique()
+    customers = sales(ctx.orders)["customer_id"].unique()  # the context's orders end at now
     entities = pd.DataFrame({"customer_id": customers, "cutoff": ctx.now})
     return point_in_time_features(ctx.store, entities, data.feature_service).drop(columns="cutoff")
 

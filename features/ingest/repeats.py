@@ -28,13 +28,12 @@ def _row_hashes(frame: pd.DataFrame) -> np.ndarray:
     return pd.util.hash_pandas_object(frame[columns], index=False).to_numpy(np.uint64)
 
 
-def _look_up(keys: np.ndarray, values: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each hash: whether sorted `keys` holds it, and its value there (0 when not)."""
+def _look_up(keys: np.ndarray, values: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+    """For each hash, its value in sorted `keys` (0 when `keys` does not hold it)."""
     if not len(keys):
-        return np.zeros(len(hashes), bool), np.zeros(len(hashes), values.dtype)
+        return np.zeros(len(hashes), values.dtype)
     at = np.minimum(np.searchsorted(keys, hashes), len(keys) - 1)
-    found = keys[at] == hashes
-    return found, np.where(found, values[at], 0)
+    return np.where(keys[at] == hashes, values[at], 0)
 
 
 def _combined(
@@ -80,15 +79,15 @@ class RepeatedRows:
             return chunk
         hashes = _row_hashes(chunk.frame)
         # Each row's occurrence in this file: the earlier chunks' count plus its rank among equal rows here.
-        _, before = _look_up(*self.current, hashes)
+        before = _look_up(*self.current, hashes)
         nth = before + pd.Series(hashes).groupby(hashes).cumcount().to_numpy() + 1
         unique, counts = np.unique(hashes, return_counts=True)
         self.current = _combined(*self.current, unique, counts.astype(np.int64), np.add)
-        _, allowed = _look_up(self.earlier[0], self.earlier[1], hashes)
+        allowed = _look_up(self.earlier[0], self.earlier[1], hashes)
         repeat = nth <= allowed
         if not repeat.any():
             return chunk
-        _, first_file = _look_up(self.earlier[0], self.earlier[2], hashes[repeat])
+        first_file = _look_up(self.earlier[0], self.earlier[2], hashes[repeat])
         repeated = chunk.frame[repeat]
         reasons = [REASON.format(file=self.files[i]) for i in first_file]
         rejected = rejected_rows(repeated.index, [None] * len(repeated), reasons, raw_json(repeated))
