@@ -3,3 +3,7 @@ precomputed recommender (`recommender`), churn and CLTV scorers (`scores`), onli
 (`features`), the customer directory and 360 history (`customers`), API keys (`auth`), settings, schemas and
 `run.serve_forever`. See docs/serving.md.
 """
+
+from tessera.core.feast_import import install
+
+install()  # before serving's modules import Feast (tessera.core.feast_import)

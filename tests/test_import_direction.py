@@ -34,7 +34,7 @@ def part_of(module: str) -> str | None:
     """The part of the tree a dotted module name belongs to (None: a third-party or standard module)."""
     matches = [p for p in MAY_IMPORT if module == p or module.startswith(p + ".")]
     if module == "features":
-        return "features.ingest"  # the package's empty __init__ only
+        return "features.ingest"  # the package's __init__ only (it imports tessera.core alone)
     return max(matches, key=len) if matches else None
 
 
