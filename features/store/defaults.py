@@ -74,6 +74,40 @@ def service_features(store: FeatureStore, service: FeatureService | str) -> list
     return features
 
 
+@dataclass(frozen=True)
+class ServiceReads:
+    """What a service's values are made of: the stored views' columns to read and the on-demand views to run.
+
+    An on-demand view's inputs are read too, as Feast reads them, even when the service omits them.
+    """
+
+    reads: list[tuple[FeatureView, list[str]]]  # view, its columns, in the service's order
+    on_demand: list[tuple[OnDemandFeatureView, list[str]]]  # view, the outputs the service takes
+
+    @property
+    def join_keys(self) -> list[str]:
+        """The stored views' entity keys (on-demand views have none of their own)."""
+        return sorted({key for view, _ in self.reads for key in view.join_keys})
+
+
+def service_reads(store: FeatureStore, service: FeatureService) -> ServiceReads:
+    """The stored columns and on-demand views behind a feature service."""
+    views = {view.name: view for view in store.list_feature_views()}
+    on_demand = {view.name: view for view in store.list_on_demand_feature_views()}
+    wanted: dict[str, list[str]] = {}
+    runs: list[tuple[OnDemandFeatureView, list[str]]] = []
+    for projection in service.feature_view_projections:
+        if projection.name in on_demand:
+            odfv = on_demand[projection.name]
+            runs.append((odfv, [f.name for f in projection.features]))
+            for source in odfv.source_feature_view_projections.values():
+                wanted.setdefault(source.name, []).extend(f.name for f in source.features)
+        else:
+            wanted.setdefault(projection.name, []).extend(f.name for f in projection.features)
+    reads = [(views[name], list(dict.fromkeys(names))) for name, names in wanted.items()]
+    return ServiceReads(reads, runs)
+
+
 def fill_defaults(frame: pd.DataFrame, features: list[Feature]) -> pd.DataFrame:
     """Replace nulls by each feature's default; counts become int64, flags bool, measures float64 (NaN)."""
     out = frame.copy()

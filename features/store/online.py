@@ -20,7 +20,7 @@ from typing import Any
 
 from feast import FeatureStore, FeatureView, OnDemandFeatureView
 
-from features.store.defaults import Feature, fill_column, service_features
+from features.store.defaults import Feature, fill_column, service_features, service_reads
 from features.store.online_stores import PackedVectors, string_keys
 from features.store.repo import open_store
 from features.store.settings import FeatureStoreSettings
@@ -36,24 +36,11 @@ class OnlineFeatures:
         self.service = store.get_feature_service(feature_service)
         self.features: list[Feature] = service_features(store, self.service)
         self.names = [f.name for f in self.features]
-        views = {view.name: view for view in store.list_feature_views()}
-        on_demand = {view.name: view for view in store.list_on_demand_feature_views()}
-        wanted: dict[str, list[str]] = {}
-        self.on_demand: list[tuple[OnDemandFeatureView, list[str]]] = []
-        for projection in self.service.feature_view_projections:
-            if projection.name in on_demand:
-                odfv = on_demand[projection.name]
-                self.on_demand.append((odfv, [f.name for f in projection.features]))
-                # Its inputs are read too, as get_online_features does, even when the service omits them.
-                for source in odfv.source_feature_view_projections.values():
-                    wanted.setdefault(source.name, []).extend(f.name for f in source.features)
-            else:
-                wanted.setdefault(projection.name, []).extend(f.name for f in projection.features)
-        self.reads: list[tuple[FeatureView, list[str]]] = [
-            (views[name], list(dict.fromkeys(names))) for name, names in wanted.items()
-        ]
-        self.join_keys = sorted({key for view, _ in self.reads for key in view.join_keys})
-        # Each read's entity key, looked up once: Feast type-checks `FeatureView.join_keys` on every access.
+        plan = service_reads(store, self.service)
+        self.reads: list[tuple[FeatureView, list[str]]] = plan.reads
+        self.on_demand: list[tuple[OnDemandFeatureView, list[str]]] = plan.on_demand
+        self.join_keys = plan.join_keys
+        # Each read's entity key, looked up once per reader rather than per call.
         self._read_keys = [view.join_keys[0] for view, _ in self.reads]
         self._online_store = store._get_provider().online_store
         if not isinstance(self._online_store, PackedVectors):

@@ -139,6 +139,35 @@ def test_the_file_offline_store_gives_the_same_frame_as_duckdb(embedded) -> None
     assert orders == [[0, 1, 2, 2], [0, 1, 1, 2], [0, 0, 0, 0], [0, 0, 0, 0]]
 
 
+@pytest.mark.parametrize("service", ["churn_v1", "cltv_v1"])
+def test_the_frame_is_what_feasts_own_retrieval_of_the_service_gives(embedded, service: str) -> None:
+    """training_frame runs the on-demand view on its inputs alone; Feast's own path, asked for the whole service,
+    must give the same values (defaults filled the same way) at every cutoff, before and after each event."""
+    from features.store.defaults import fill_defaults, service_features
+
+    workspace, settings, _ = embedded
+    store = open_store(workspace, settings)
+    cutoffs = [t(m) for m in ("2024-01-01", "2025-02-01 23:00", "2025-02-11", "2025-05-01", "2025-07-01")]
+    customers = ["alice", "bob", "carol", "nobody"]
+    entities = pd.DataFrame(
+        {"customer_id": [c for c in customers for _ in cutoffs], "cutoff": cutoffs * len(customers)}
+    )
+    ours = training_frame(entities, service, store)
+    asked = entities.rename(columns={"cutoff": "event_timestamp"})
+    feasts = store.get_historical_features(
+        entity_df=asked.assign(request_time=asked["event_timestamp"]),
+        features=store.get_feature_service(service),
+    ).to_df()
+    features = service_features(store, service)
+    names = [f.name for f in features]
+    feasts = fill_defaults(feasts, features).set_index(["customer_id", "event_timestamp"])[names]
+    ours = ours.rename(columns={"cutoff": "event_timestamp"}).set_index(["customer_id", "event_timestamp"])[
+        names
+    ]
+    pd.testing.assert_frame_equal(ours, feasts.loc[ours.index], check_dtype=False, check_index_type=False)
+    assert ours["days_since_last_order"].notna().sum() >= 8  # request-time values compared, not only nulls
+
+
 def test_a_moved_workspace_reads_its_own_tables(tmp_path) -> None:
     """The registry names each offline table by its absolute path; a workspace moved (or copied, then the original
     deleted) read the old folder's tables, or failed on their absence. Opened, it names its own again."""
