@@ -5,7 +5,8 @@ registry there). Shared by the erasure tests and the erasure benchmark."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -14,10 +15,16 @@ import pyarrow.parquet as pq
 
 @dataclass(frozen=True)
 class Traces:
-    """What identifies the person, as text; names are looked for as the pair (first and last name together)."""
+    """What identifies the person, as text; names are looked for as the pair (first and last name together).
+
+    A number is found whole: an identifier that starts (ends) with a digit must not have a digit just before
+    (after) it, so record id 1381816 is not "found" inside a file's modification time 1796431917513818165. A
+    phone's last ten digits (`tails`) may follow other digits (a national prefix), not precede them.
+    """
 
     identifiers: frozenset[str]  # customer ids, source record ids, emails, phones (as written and E.164)
     names: tuple[str, str] | None  # (first, last), lower-case
+    tails: frozenset[str] = field(default_factory=frozenset)  # phones' last ten digits
 
     @classmethod
     def of(
@@ -29,10 +36,32 @@ class Traces:
         names: tuple[str, str] | None,
     ) -> Traces:
         forms = set(ids) | set(record_ids) | {e.lower() for e in emails} | set(emails)
+        tails = set()
         for phone in phones:
             digits = "".join(c for c in phone if c.isdigit())
-            forms |= {phone, digits, digits[-10:]}
-        return cls(frozenset(f for f in forms if len(f) >= 5), names)
+            forms |= {phone, digits}
+            tails.add(digits[-10:])
+        return cls(
+            frozenset(f for f in forms if len(f) >= 5), names, frozenset(t for t in tails if len(t) >= 5)
+        )
+
+    def found_in(self, text: str | bytes) -> list[str]:
+        """The identifiers and tails that `text` (lower-cased by the caller) holds."""
+        return [
+            token
+            for tokens, tail in ((self.identifiers, False), (self.tails, True))
+            for token in tokens
+            if _whole(token.lower(), tail, isinstance(text, bytes)).search(text)
+        ]
+
+
+def _whole(token: str, tail: bool, as_bytes: bool) -> re.Pattern:
+    pattern = re.escape(token)
+    if token[:1].isdigit() and not tail:
+        pattern = r"(?<![0-9])" + pattern
+    if token[-1:].isdigit():
+        pattern += r"(?![0-9])"
+    return re.compile(pattern.encode() if as_bytes else pattern)
 
 
 def _as_text(column: pa.ChunkedArray) -> list[str]:
@@ -50,9 +79,7 @@ def scan_parquet(path: Path, traces: Traces) -> list[str]:
     rows = [r for r in rows if r]
     for cells in zip(*rows, strict=True):
         text = "\x1f".join(cells).lower()
-        for token in traces.identifiers:
-            if token.lower() in text:
-                found.append(f"{path}: {token!r} in a row")
+        found += [f"{path}: {token!r} in a row" for token in traces.found_in(text)]
         if traces.names and all(name in text for name in traces.names):
             found.append(f"{path}: the name pair in a row")
     return found
@@ -60,7 +87,7 @@ def scan_parquet(path: Path, traces: Traces) -> list[str]:
 
 def scan_bytes(path: Path, traces: Traces) -> list[str]:
     data = path.read_bytes().lower()
-    found = [f"{path}: {t!r}" for t in traces.identifiers if t.lower().encode() in data]
+    found = [f"{path}: {t!r}" for t in traces.found_in(data)]
     if traces.names and " ".join(traces.names).encode() in data:
         found.append(f"{path}: the full name")
     return found
@@ -82,7 +109,7 @@ def scan_redis(client: object, project: str, traces: Traces) -> list[str]:
     found: list[str] = []
     for key in client.scan_iter(match=b"*" + project.encode()):  # type: ignore[attr-defined]
         blob = key + b"".join(v for pair in client.hgetall(key).items() for v in pair)  # type: ignore[attr-defined]
-        found += [f"redis {key!r}: {t!r}" for t in traces.identifiers if t.lower().encode() in blob.lower()]
+        found += [f"redis {key!r}: {t!r}" for t in traces.found_in(blob.lower())]
     return found
 
 
@@ -102,7 +129,7 @@ def scan_postgres(url: str, traces: Traces) -> list[str]:
         for table in tables:
             for (text,) in connection.execute(f'SELECT t::text FROM "{table}" t'):
                 lowered = text.lower()
-                found += [f"postgres {table}: {t!r}" for t in traces.identifiers if t.lower() in lowered]
+                found += [f"postgres {table}: {t!r}" for t in traces.found_in(lowered)]
                 if traces.names and all(name in lowered for name in traces.names):
                     found.append(f"postgres {table}: the name pair in a row")
     return found
