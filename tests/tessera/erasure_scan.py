@@ -47,11 +47,14 @@ class Traces:
 
     def found_in(self, text: str | bytes) -> list[str]:
         """The identifiers and tails that `text` (lower-cased by the caller) holds."""
+        as_bytes = isinstance(text, bytes)
         return [
             token
             for tokens, tail in ((self.identifiers, False), (self.tails, True))
             for token in tokens
-            if _whole(token.lower(), tail, isinstance(text, bytes)).search(text)
+            # The plain look-up first: the pattern only where the text holds the token at all.
+            if (token.lower().encode() if as_bytes else token.lower()) in text
+            and _whole(token.lower(), tail, as_bytes).search(text)
         ]
 
 
