@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from tessera.core.errors import InputError
 from tessera.core.settings import Workspace
 
 RECORD = ["source", "record_id"]
@@ -48,10 +49,12 @@ def pairwise_scores(truth: pd.DataFrame, predicted: pd.DataFrame) -> dict:
 
 def read_truth(truth_csv: Path) -> pd.DataFrame:
     """A truth CSV (source, record_id, person_id), every column read as text."""
+    if not Path(truth_csv).is_file():
+        raise InputError(f"{truth_csv}: no such file; expected a truth CSV (source, record_id, person_id)")
     truth = pd.read_csv(truth_csv, dtype=str, keep_default_na=False)
     missing = {"source", "record_id", "person_id"} - set(truth.columns)
     if missing:
-        raise ValueError(
+        raise InputError(
             f"{truth_csv}: missing column(s) {sorted(missing)}; expected source, record_id, person_id"
         )
     return truth
@@ -61,6 +64,6 @@ def evaluate_against_truth(workspace: Workspace, truth_csv: Path) -> dict:
     """Pairwise precision, recall and F1 of the workspace's crosswalk against a truth CSV."""
     crosswalk_path = workspace.identity / "crosswalk.parquet"
     if not crosswalk_path.exists():
-        raise FileNotFoundError(f"{crosswalk_path} does not exist: run `tessera resolve` before evaluating")
+        raise InputError(f"{crosswalk_path} does not exist: run `tessera resolve` before evaluating")
     crosswalk = pd.read_parquet(crosswalk_path, columns=[*RECORD, "customer_id"]).astype(str)
     return pairwise_scores(read_truth(truth_csv), crosswalk)

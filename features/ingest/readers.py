@@ -101,7 +101,16 @@ def _csv_parse_options(source: SourceConfig, handler: InvalidRowHandler | None =
 
 
 def csv_columns(path: Path, source: SourceConfig) -> list[str]:
-    """The header of a CSV export (or the mapping's `column_names` for one without a header)."""
+    """The header of a CSV export, each name trimmed (or the mapping's `column_names` for one without a header).
+
+    A header written `rec_id, given_name, surname` names its columns `given_name` and `surname`, as the mapping
+    would write them: the blanks after each delimiter are spacing, not part of the name.
+    """
+    return [name.strip() for name in _csv_header(path, source)]
+
+
+def _csv_header(path: Path, source: SourceConfig) -> list[str]:
+    """The header's names as written in the file (what Arrow's reader calls the columns)."""
     if not source.header:
         return list(source.column_names or [])
     if source.delimiter == WHITESPACE:
@@ -125,7 +134,8 @@ def csv_columns(path: Path, source: SourceConfig) -> list[str]:
             f"file {str(path)!r}: column(s) {', '.join(undecodable)} are not valid {source.encoding}; "
             "expected the `encoding` of the export"
         )
-    duplicates = sorted({name for name in names if names.count(name) > 1})
+    trimmed = [name.strip() for name in names]
+    duplicates = sorted({name for name in trimmed if trimmed.count(name) > 1})
     if duplicates:
         raise InputError(
             f"file {str(path)!r}: the header repeats column(s) {', '.join(duplicates)}; expected unique names"
@@ -171,7 +181,8 @@ def _open_csv(
 
 def csv_chunks(path: Path, source: SourceConfig, chunk_rows: int, first_row: int) -> Iterator[RawChunk]:
     """A CSV export in chunks of about `chunk_rows` rows; a line with the wrong number of fields is rejected."""
-    names = csv_columns(path, source)
+    written = _csv_header(path, source)
+    names = [name.strip() for name in written]
     if source.delimiter == WHITESPACE:
         yield from _whitespace_chunks(path, source, names, chunk_rows, first_row)
         return
@@ -183,7 +194,7 @@ def csv_chunks(path: Path, source: SourceConfig, chunk_rows: int, first_row: int
         bad.append((row.number - header_lines, row.text, row.actual_columns))
         return "skip"
 
-    schema = pa.schema([pa.field(name, pa.string()) for name in names])
+    schema = pa.schema([pa.field(name, pa.string()) for name in written])
     batches: list[pa.RecordBatch] = []
     pending = 0
     next_row = 1  # the next data row of this file
@@ -198,7 +209,7 @@ def csv_chunks(path: Path, source: SourceConfig, chunk_rows: int, first_row: int
             end = max(end, int(bad_rows[-1]) + 1)
         mine = [b for b in bad if b[0] < end]
         del bad[: len(mine)]
-        table = pa.Table.from_batches(batches, schema=schema)
+        table = pa.Table.from_batches(batches, schema=schema).rename_columns(names)
         frame = table.to_pandas(types_mapper=lambda _: TEXT)
         frame.index = pd.Index(rows + first_row - 1, name="source_row")
         rejected = rejected_lines(
@@ -212,7 +223,7 @@ def csv_chunks(path: Path, source: SourceConfig, chunk_rows: int, first_row: int
 
     reader: pacsv.CSVStreamingReader | None = None
     try:
-        reader = _open_csv(path, source, names, on_invalid)
+        reader = _open_csv(path, source, written, on_invalid)
         for batch in reader:
             batches.append(batch)
             pending += batch.num_rows

@@ -81,6 +81,21 @@ def test_a_workspace_without_the_earlier_steps_says_which_to_run(
     assert status == 2 and f"error: {message.format(data=workspace / 'data')}" in err
 
 
+def test_evaluating_a_workspace_never_resolved_says_to_resolve_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workspace, truth = tmp_path / "workspace", tmp_path / "truth.csv"
+    workspace.mkdir()
+    truth.write_text("source,record_id,person_id\ncrm,1,p1\n")
+    status, err = tessera(
+        ["resolve", "--evaluate", str(truth), "--workspace", str(workspace)], capsys, monkeypatch
+    )
+    crosswalk = workspace / "data" / "identity" / "crosswalk.parquet"
+    assert (
+        status == 2 and f"error: {crosswalk} does not exist: run `tessera resolve` before evaluating" in err
+    )
+
+
 @pytest.mark.parametrize(
     "args",
     [

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 
 from features.identity import evaluate_against_truth
+from tessera.core.errors import InputError
 from tessera.core.settings import Workspace
 
 
@@ -35,5 +38,23 @@ def test_pairwise_precision_and_recall(workspace: Workspace, tmp_path) -> None:
 def test_evaluating_before_resolving_says_what_to_do(workspace: Workspace, tmp_path) -> None:
     truth = tmp_path / "identity.csv"
     truth.write_text("source,record_id,person_id\n")
-    with pytest.raises(FileNotFoundError, match="tessera resolve"):
+    with pytest.raises(InputError, match="tessera resolve"):
+        evaluate_against_truth(workspace, truth)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "no such file"), ("source,record_id,person\n", r"missing column\(s\) \['person_id'\]")],
+)
+def test_a_truth_file_that_is_missing_or_lacks_a_column_is_named(
+    workspace: Workspace, tmp_path, content: str | None, message: str
+) -> None:
+    truth = tmp_path / "identity.csv"
+    if content is not None:
+        truth.write_text(content)
+    workspace.identity.mkdir(parents=True)
+    pd.DataFrame(
+        {"source": ["crm"], "record_id": ["r1"], "identity_key": ["crm:r1"], "customer_id": ["C1"]}
+    ).to_parquet(workspace.identity / "crosswalk.parquet")
+    with pytest.raises(InputError, match=re.escape(f"{truth}: ") + message):
         evaluate_against_truth(workspace, truth)

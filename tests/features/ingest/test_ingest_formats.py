@@ -204,3 +204,43 @@ def test_a_source_no_longer_declared_is_removed(tmp_path: Path, workspace, setti
     assert not workspace.canonical_file("contacts", "old").exists()
     assert workspace.canonical_file("contacts", "new").exists()
     assert str(workspace.canonical_file("contacts", "old")) in report.removed
+
+
+def test_a_header_spaced_after_its_commas_names_the_columns_without_the_blanks(
+    tmp_path: Path, workspace, settings, write_mapping
+) -> None:
+    # A registry export as FEBRL writes it: `rec_id, given_name, surname, ...`, values spaced the same way.
+    (tmp_path / "registry.csv").write_text(
+        "rec_id, given_name, surname, address_2, date_of_birth\n"
+        "rec-1-org, kayla, harrington, coaling, 19150612\n"
+        "rec-2-org, lachlan, berry\n"
+        "rec-1-dup-0, kayla, harington, coaling, 19150631\n",
+        encoding="utf-8",
+    )
+    contacts = {
+        "name": "registry",
+        "type": "contacts",
+        "path": "registry.csv",
+        "date_formats": ["%Y%m%d"],
+        "columns": {
+            "customer_ref": "rec_id",
+            "first_name": "given_name",
+            "last_name": "surname",
+            "birth_date": "date_of_birth",
+        },
+    }
+    report = ingest_sources(write_mapping(contacts), workspace, settings)
+
+    rows = pd.read_parquet(workspace.canonical_file("contacts", "registry")).set_index("source_row")
+    assert list(rows.index) == [1, 3]
+    assert list(rows["last_name"]) == ["harrington", "harington"]
+    assert list(rows["x_address_2"]) == ["coaling", "coaling"]
+    assert rows.loc[1, "birth_date"] == pd.Timestamp("1915-06-12").date() and pd.isna(
+        rows.loc[3, "birth_date"]
+    )
+    quarantine = pd.read_parquet(workspace.quarantine_table("registry")).set_index("source_row")
+    assert list(quarantine.index) == [2]
+    assert quarantine.loc[2, "reason"].startswith(
+        "wrong number of fields: data row 2 has 3 fields; expected 5"
+    )
+    assert report.sources[0].rows_read == 3
