@@ -22,7 +22,7 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from features.identity.conflict import Person, conflict, people
+from features.identity.conflict import PERSON_COLUMNS, Person, conflict, known_as, people, people_conflict
 from features.identity.match import LINK_KINDS
 from features.identity.records import key_positions
 
@@ -78,9 +78,9 @@ class _Components:
         if any(self.apart[x] & self.bound[b] for x in self.bound[a]):
             return "steward split"
         found = None
-        for x in self.people[a]:
-            for y in self.people[b]:
-                reason = conflict(x, y)
+        for x in known_as(self.people[a]):
+            for y in known_as(self.people[b]):
+                reason = people_conflict(x, y)
                 if reason == "birth_date":
                     return reason
                 found = found or reason
@@ -108,7 +108,11 @@ def _apart(keys: pd.Series, cannot: frozenset[tuple[str, str]]) -> dict[int, set
 
 
 def _has_conflict(persons: list[Person]) -> bool:
-    return any(conflict(x, y) for x, y in combinations(persons, 2))
+    """Whether some records hold two people who cannot be one, or one person's variants that cannot be."""
+    groups = known_as(persons)
+    return any(conflict(x, y) for group in groups for x, y in combinations(group, 2)) or any(
+        people_conflict(x, y) for x, y in combinations(groups, 2)
+    )
 
 
 def cluster_records(
@@ -134,10 +138,12 @@ def cluster_records(
         links.loc[split, "cut_reason"] = "steward split"
     cluster = named_components(keys, links[links["kept"]])
     codes, _ = pd.factorize(cluster)
-    # Only a cluster of two or more distinct (first, last, birth date) can hold a conflict. Each cluster's
-    # distinct people come from one drop_duplicates, and only the records of suspicious clusters become
-    # Person objects (1.2 s of CPU at 100k went to building and hashing one for each of 225k records).
-    who = records[["first_name", "last_name", "birth_date"]].reset_index(drop=True).assign(code=codes)
+    # Only a cluster of two or more distinct (first, last, birth date, national id) can hold a conflict. Each
+    # cluster's distinct people come from one drop_duplicates, and only the records of suspicious clusters
+    # become Person objects (1.2 s of CPU at 100k went to building and hashing one for each of 225k records).
+    who = (
+        records[[c for c in PERSON_COLUMNS if c in records.columns]].reset_index(drop=True).assign(code=codes)
+    )
     variants = who.drop_duplicates()
     per_cluster = variants["code"].value_counts()
     several = variants[variants["code"].isin(per_cluster.index[per_cluster > 1])]

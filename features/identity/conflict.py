@@ -7,6 +7,7 @@ together (`cluster`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
@@ -25,6 +26,7 @@ class Person:
     first_name: str | None
     last_name: str | None
     birth_date: date | None
+    national_id: str | None = None  # its salted hash, as every identity record holds it
 
 
 def jaro_winkler(a: str, b: str) -> float:
@@ -85,27 +87,71 @@ def conflict(a: Person, b: Person) -> str | None:
     (Jaro-Winkler >= 0.85 or one edit) unless both are known given names; a record whose first and
     last names are swapped is compared the other way round. Birth dates are the same when equal,
     when only one of day, month and year differs, or when day and month are swapped.
+
+    Two records with the same national id conflict only when both differ: a household shares an email, a
+    phone and an address but never a national id, so one differing attribute beside the same id is a
+    mistyped or replaced value (in the FEBRL registries, one true pair in seven), and so is one beside a
+    missing other; both differing is the id written on another person's record.
     """
-    if (
+    birth_dates = (
         a.birth_date is not None
         and b.birth_date is not None
         and _birth_dates_conflict(a.birth_date, b.birth_date)
-    ):
-        return "birth_date"
-    if a.first_name and b.first_name and not _same_first_name(a.first_name, b.first_name):
-        swapped = (
-            a.last_name
-            and b.last_name
-            and _same_first_name(a.first_name, b.last_name)
-            and _same_first_name(a.last_name, b.first_name)
-        )
-        if not swapped:
-            return "first_name"
-    return None
+    )
+    first_names = _first_names_conflict(a, b)
+    if a.national_id is not None and a.national_id == b.national_id and not (birth_dates and first_names):
+        return None
+    return "birth_date" if birth_dates else "first_name" if first_names else None
+
+
+def known_as(persons: Iterable[Person]) -> list[list[Person]]:
+    """The people among some records, each with the variants it is known by: the records with one national id
+    are one person's, every record without one is a person of its own."""
+    by_id: dict[str, list[Person]] = {}
+    alone: list[list[Person]] = []
+    for person in persons:
+        if person.national_id is None:
+            alone.append([person])
+        else:
+            by_id.setdefault(person.national_id, []).append(person)
+    return [*by_id.values(), *alone]
+
+
+def people_conflict(a: list[Person], b: list[Person]) -> str | None:
+    """Why two people, each known by some variants (`known_as`), cannot be one: every variant of one conflicts
+    with every variant of the other ("birth_date" named before "first_name").
+
+    A person whose national id ties a mistyped or replaced first name to the right one (caleb and nathan
+    challenor, both 2694239) is still nathan: a third record of nathan's is compared with both names.
+    """
+    reasons = set()
+    for x in a:
+        for y in b:
+            reason = conflict(x, y)
+            if reason is None:
+                return None
+            reasons.add(reason)
+    return "birth_date" if "birth_date" in reasons else "first_name"
+
+
+def _first_names_conflict(a: Person, b: Person) -> bool:
+    if not (a.first_name and b.first_name) or _same_first_name(a.first_name, b.first_name):
+        return False
+    swapped = (
+        a.last_name
+        and b.last_name
+        and _same_first_name(a.first_name, b.last_name)
+        and _same_first_name(a.last_name, b.first_name)
+    )
+    return not swapped
 
 
 def people(records: pd.DataFrame) -> list[Person]:
     """The conflict-relevant attributes of each record, in row order."""
     # Through Arrow: nulls (None, NaN, NA) come out as None, Arrow text and dates as str and date.
-    columns = [pa.array(records[c]).to_pylist() for c in ("first_name", "last_name", "birth_date")]
-    return [Person(*values) for values in zip(*columns, strict=True)]
+    present = [c for c in PERSON_COLUMNS if c in records.columns]
+    columns = [pa.array(records[c]).to_pylist() for c in present]
+    return [Person(**dict(zip(present, values, strict=True))) for values in zip(*columns, strict=True)]
+
+
+PERSON_COLUMNS = ("first_name", "last_name", "birth_date", "national_id")

@@ -48,6 +48,7 @@ MATCH_COLUMNS = [
     "region",
     "birth_date",
     "national_id",
+    "national_id_near",
     "loyalty_number",
 ]
 # Strong identifiers, strongest first; each present one is a deterministic rule ("the exact level").
@@ -267,6 +268,26 @@ def _exact_or_different(column: str, m: float, u: float) -> CustomComparison:
     )
 
 
+def _national_id() -> CustomComparison:
+    """A hashed national id: equal, one typo apart (the two ids' deletion neighbourhoods share a hash,
+    `tessera.core.canonical.near_national_ids`), or different."""
+    near = "list_has_any(string_split(national_id_near_l, ' '), string_split(national_id_near_r, ' '))"
+    return CustomComparison(
+        output_column_name="national_id",
+        comparison_levels=[
+            _null("national_id"),
+            _level("national_id_l = national_id_r", "exact", 0.88, 1e-6),
+            _level(
+                _when("national_id_near_l IS NOT NULL AND national_id_near_r IS NOT NULL", near),
+                "one typo",
+                0.05,
+                2e-5,
+            ),
+            _level("ELSE", "different", 0.07, 1 - 1e-6 - 2e-5),
+        ],
+    )
+
+
 def _name(tf: bool) -> CustomComparison:
     last = "last_name" if tf else None
     jw_first, jw_last = _JW.format("first_name"), _JW.format("last_name")
@@ -424,7 +445,9 @@ def comparisons(plan: MatchPlan) -> list[CustomComparison]:
         chosen.append(_identifier("phone", typo_u=2e-4, different_m=0.10, different_u=0.9997))
     if plan.has("street") or plan.has("postcode"):
         chosen.append(_address(plan))
-    if plan.has("national_id"):
+    if plan.has("national_id", "national_id_near"):
+        chosen.append(_national_id())
+    elif plan.has("national_id"):
         chosen.append(_exact_or_different("national_id", 0.9, 1e-6))
     if plan.has("loyalty_number"):
         chosen.append(_exact_or_different("loyalty_number", 0.9, 1e-5))
@@ -572,7 +595,7 @@ class IdentityMatcher:
         seed: int = 42,
         u_max_pairs: float = 2e6,
         em_max_pairs: float = 2e6,
-        min_training_records: int = 1000,
+        min_training_records: int = 500,
         m_floor: float = 1e-3,
         prior_recall: float = 0.7,
         min_sampling_records: int = 100,

@@ -394,6 +394,12 @@ def _check_columns(source: SourceConfig, fail: Fail) -> None:
     def check_name(name: str, key: str) -> Column:
         if name in meta:
             raise fail(f"`{key}`: {name!r} is added by ingestion and cannot be mapped", key, name)
+        if name in known and known[name].derived:
+            raise fail(
+                f"`{key}`: {name!r} is computed by ingestion and cannot be mapped; {known[name].doc}",
+                key,
+                name,
+            )
         if name not in known:
             raise fail(
                 f"`{key}`: unknown canonical column {name!r} for {source.type}; expected one of: {', '.join(known)}",

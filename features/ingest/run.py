@@ -38,7 +38,7 @@ from features.ingest.report import IngestReport, SourceReport
 from features.ingest.sql import sql_chunks, sql_columns
 from features.ingest.suppression import read_suppressed, suppressed_rows, suppression_salt
 from features.ingest.transform import Canonical, canonical_schema, canonicalise
-from tessera.core.canonical import hash_national_ids
+from tessera.core.canonical import hash_national_ids, near_national_ids
 from tessera.core.errors import InputError
 from tessera.core.progress import track
 from tessera.core.settings import Settings, Workspace
@@ -144,20 +144,27 @@ def _quarantine_table(rejected: pd.DataFrame, source: str, file: str | None) -> 
 def _split(chunk: RawChunk, plan: SourcePlan, id_salt: str) -> Canonical:
     """A chunk canonicalised, with all its rejected rows (the reader's and the checks') in row order.
 
-    A national id is kept only as its salted hash: a column mapped by name is hashed before anything
-    reads it, so neither a canonical nor a quarantined row holds the raw id; one built by an expression
-    is hashed as soon as it is computed.
+    A national id is kept only as its salted hash (and its neighbourhood's, `national_id_near`): a column
+    mapped by name is hashed before anything reads it, so neither a canonical nor a quarantined row holds
+    the raw id; one built by an expression is hashed as soon as it is computed.
     """
     if not len(chunk.frame):
         return Canonical(chunk.frame, chunk.rejected, [])
     frame = chunk.frame
     national_id = plan.source.columns.get("national_id")
     by_name = isinstance(national_id, str)
+    near = None
     if by_name and national_id in frame.columns:
+        near = near_national_ids(frame[national_id], id_salt)  # by source row, as the frame's index
         frame = frame.assign(**{national_id: hash_national_ids(frame[national_id], id_salt)})
     rows, rejected, blanked = canonicalise(frame, plan.source, plan.extra_columns)
-    if national_id is not None and not by_name and "national_id" in rows.columns:
-        rows = rows.assign(national_id=hash_national_ids(rows["national_id"], id_salt))
+    if near is not None:
+        rows = rows.assign(national_id_near=near.reindex(rows["source_row"].to_numpy()).to_numpy())
+    elif national_id is not None and "national_id" in rows.columns:
+        rows = rows.assign(
+            national_id_near=near_national_ids(rows["national_id"], id_salt),
+            national_id=hash_national_ids(rows["national_id"], id_salt),
+        )
     if len(chunk.rejected):
         rejected = (
             pd.concat([chunk.rejected, rejected]).sort_values("source_row")

@@ -13,7 +13,7 @@ OBSERVED_AT = {
     source_type: EVENT_TIME[source_type]
     for source_type in ("order_lines", "contacts", "loyalty_members", "support_tickets", "email_events")
 }
-CANDIDATE_FIELDS = [c for c in PERSON_COLUMNS if c.name != "full_name"] + [
+CANDIDATE_FIELDS = [c for c in PERSON_COLUMNS if c.name != "full_name" and not c.derived] + [
     next(c for c in SOURCE_TYPES["loyalty_members"] if c.name == "loyalty_number")
 ]
 _SQL_TYPES = {"string": "VARCHAR", "date": "DATE"}

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -30,6 +31,7 @@ class Column:
     kind: Kind
     required: bool = False
     doc: str = ""
+    derived: bool = False  # computed by ingestion from another column; a mapping cannot name it
 
 
 # Person attributes that any person-carrying source may have; identity resolution matches on them.
@@ -52,6 +54,13 @@ PERSON_COLUMNS: tuple[Column, ...] = (
         "national_id",
         "string",
         doc="national or tax id; stored only as a salted hash (`hash_national_ids`), never as written",
+    ),
+    Column(
+        "national_id_near",
+        "string",
+        doc="salted hashes of the national id and of each id one character shorter (`near_national_ids`):"
+        " two ids one typo apart share one",
+        derived=True,
     ),
 )
 
@@ -181,11 +190,36 @@ def hash_national_ids(values: pd.Series, salt: str) -> pd.Series:
 
     The raw id never reaches a canonical table; equal ids still give equal hashes, so they can be matched.
     """
+    return _per_distinct_id(values, salt, lambda key, v: _hmac(key, v))
+
+
+def near_national_ids(values: pd.Series, salt: str) -> pd.Series:
+    """Per national id, the salted hashes of the id and of each id one character shorter, sorted and
+    space-separated (16 hex digits each): a deletion neighbourhood, the index of SymSpell-style lookups.
+
+    Two ids share one of these hashes exactly when one typo turns one into the other: a wrong or a missing
+    digit, an extra one, two neighbours swapped (1234567 and 1239567 both lose their fifth digit to
+    123567). Raw ids stay unreadable, as with `hash_national_ids`; the near level of identity resolution
+    compares these sets.
+    """
+
+    def neighbourhood(key: bytes, v: str) -> str:
+        variants = {v, *(v[:i] + v[i + 1 :] for i in range(len(v)))}
+        return " ".join(sorted(_hmac(key, variant)[:16] for variant in variants))
+
+    return _per_distinct_id(values, salt, neighbourhood)
+
+
+def _hmac(key: bytes, value: str) -> str:
+    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
+
+
+def _per_distinct_id(values: pd.Series, salt: str, digest: Callable[[bytes, str], str]) -> pd.Series:
+    """`digest(key, id)` of each national id, computed once per distinct id: spaces, dashes and case dropped."""
     if not salt:
         raise ValueError("TESSERA_ID_SALT is empty: national ids are only stored hashed with a salt")
     key = salt.encode()
     text = values.astype("string").str.upper().str.replace(_NOT_ID, "", regex=True)
     text = text.mask(text == "")
-    distinct = text.dropna().unique()
-    lookup = {v: hmac.new(key, v.encode(), hashlib.sha256).hexdigest() for v in distinct}
+    lookup = {v: digest(key, v) for v in text.dropna().unique()}
     return text.map(lookup, na_action="ignore").astype("string")

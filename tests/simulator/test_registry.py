@@ -73,4 +73,7 @@ def test_ingestion_accepts_every_record_and_stores_no_raw_national_id(registry: 
     assert canonical["national_id"].notna().mean() > 0.8
     assert not raw & set(canonical["national_id"].dropna())
     assert canonical["national_id"].dropna().str.fullmatch(r"[0-9a-f]{64}").all()
+    # Its typo neighbourhood too, hashed: present wherever the id is, and no raw id in it.
+    assert canonical["national_id_near"].notna().equals(canonical["national_id"].notna())
+    assert not any(any(id_ in near for id_ in raw) for near in canonical["national_id_near"].dropna())
     assert canonical["house_number"].notna().mean() > 0.9 and canonical["region"].notna().mean() > 0.6

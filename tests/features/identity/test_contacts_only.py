@@ -1,4 +1,5 @@
-"""A contacts export without email, phone or loyalty number resolves, above and below 1,000 records.
+"""A contacts export without email, phone or loyalty number resolves, above and below the 500 distinct
+records EM trains from.
 
 The crash case of issue 9: with no strong identifier but a national id, the old matcher estimated the
 match probability from email/phone rules only (0, then log2(0)); under 1,000 records it kept priors
@@ -33,5 +34,5 @@ def test_a_contacts_only_registry_resolves(
     assert not {"email", "phone", "loyalty_number"} & set(plan["attributes"])
     scores = evaluate_against_truth(workspace, sample / "truth" / "identity.csv")
     assert scores["truth_records_not_found"] == 0
-    # Under 1,000 records the m probabilities stay priors: a little less recall, no false merges.
+    # Under 500 distinct records the m probabilities stay priors: a little less recall, no false merges.
     assert scores["precision"] >= 0.98 and scores["recall"] >= recall

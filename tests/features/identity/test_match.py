@@ -157,6 +157,8 @@ def test_a_national_id_links_deterministically_unless_the_records_conflict() -> 
             # The same id typed onto a relative's record: another first name and birth date.
             {**base, "identity_key": "c", "first_name": "tom", "birth_date": date(1950, 2, 3)},
             {"identity_key": "d", "first_name": "max", "last_name": "roe", "national_id": "h2"},
+            # The same id and birth date, the first name replaced (as registries' clerks do): one person.
+            {**base, "identity_key": "e", "first_name": "sarsha", "birth_date": date(1980, 5, 1)},
         ]
     )
     records, _ = standardise_records(raw, "GB")
@@ -166,8 +168,8 @@ def test_a_national_id_links_deterministically_unless_the_records_conflict() -> 
     pairs = {
         (left, right): k for left, right, k in links[["identity_key_l", "identity_key_r", "kind"]].to_numpy()
     }
-    assert pairs.get(("a", "b")) == "national_id"
-    assert pairs.get(("a", "c")) != "national_id" and pairs.get(("b", "c")) != "national_id"
+    assert pairs.get(("a", "b")) == "national_id" and pairs.get(("a", "e")) == "national_id"
+    assert pairs.get(("a", "c")) != "national_id" and pairs.get(("c", "e")) != "national_id"
 
 
 def test_a_middle_name_is_compared_only_when_records_have_one() -> None:

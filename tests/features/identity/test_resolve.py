@@ -6,7 +6,8 @@ import pandas as pd
 from identity_fixtures import NOW, contact, write_canonical
 
 from features.identity import resolve_identities
-from features.identity.conflict import Person, conflict
+from features.identity.cluster import _Components
+from features.identity.conflict import Person, conflict, known_as
 from tessera.core.settings import Settings, Workspace
 
 
@@ -166,3 +167,33 @@ def test_outputs_are_written(workspace: Workspace) -> None:
     customers = pd.read_parquet(workspace.identity / "customers.parquet")
     assert customers.columns.tolist() == ["customer_id", "created_at", "n_records", "sources"]
     assert summary["records"] == 1 and summary["customers"] == 1
+
+
+def test_the_same_national_id_excuses_one_differing_attribute_never_both() -> None:
+    born, other_day = pd.Timestamp("1951-08-06").date(), pd.Timestamp("1977-03-14").date()
+    amber = Person("amber", "held", born, national_id="h1")
+    assert conflict(amber, Person("sarsha", "held", born, national_id="h1")) is None  # a replaced first name
+    assert conflict(amber, Person("amber", "held", other_day, national_id="h1")) is None  # a mistyped date
+    assert conflict(amber, Person("sarsha", "held", None, national_id="h1")) is None
+    # Both differing: the id written on another person's record.
+    assert conflict(amber, Person("sarsha", "held", other_day, national_id="h1")) == "birth_date"
+    # Without the same id each difference is a conflict, as between two people of one household.
+    assert conflict(amber, Person("sarsha", "held", born, national_id="h2")) == "first_name"
+    assert conflict(amber, Person("sarsha", "held", born)) == "first_name"
+
+
+def test_a_person_tied_by_a_national_id_is_compared_by_every_name_it_is_known_by() -> None:
+    # nathan challenor's records: the id ties a replaced first name (caleb) to his; a third record of nathan's
+    # with the id mistyped is still him. A john of the same household with another id is not.
+    born = pd.Timestamp("1960-02-13").date()
+    nathan = [Person("nathan", "challenor", born, "h1"), Person("caleb", "challenor", born, "h1")]
+    persons = dict(
+        enumerate(
+            [*nathan, Person("nathan", "challenor", born, "h9"), Person("john", "challenor", born, "h7")]
+        )
+    )
+    forest = _Components(persons, {})
+    assert forest.union(0, 1) is None
+    assert forest.union(1, 2) is None  # caleb ~ nathan through the id: nathan (h9) joins
+    assert forest.union(0, 3) == "first_name"
+    assert known_as(persons.values())[0] == nathan

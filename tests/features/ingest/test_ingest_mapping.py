@@ -70,6 +70,18 @@ def test_an_unknown_canonical_column_is_named(export, workspace, settings, write
     assert "unknown canonical column 'mail' for contacts" in message
 
 
+@pytest.mark.parametrize("key", ["columns", "constants"])
+def test_a_column_ingestion_computes_cannot_be_mapped(
+    key, export, workspace, settings, write_mapping
+) -> None:
+    derived = {"national_id_near": "Mail"}
+    mapping = write_mapping(
+        contacts(**{key: {"customer_ref": "Id", **derived} if key == "columns" else derived})
+    )
+    message = error_of(mapping, workspace, settings)
+    assert f"`{key}`: 'national_id_near' is computed by ingestion and cannot be mapped" in message
+
+
 def test_a_required_column_without_mapping_is_named(export, workspace, settings, write_mapping) -> None:
     message = error_of(write_mapping(contacts(columns={"email": "Mail"})), workspace, settings)
     assert "required canonical column(s) customer_ref have no mapping" in message
