@@ -142,6 +142,31 @@ def test_expression_inputs_are_not_kept_as_extra_columns(
     assert [c for c in rows.columns if c.startswith("x_")] == ["x_Coupon"]
 
 
+def test_a_national_id_built_by_an_expression_is_hashed_as_one_mapped_by_name(
+    tmp_path: Path, workspace, settings, write_mapping
+) -> None:
+    (tmp_path / "a.csv").write_text("Id,NI\n1,AB123456C\n2,\n", encoding="utf-8")
+    (tmp_path / "b.csv").write_text("Id,Letters,Digits\n1,AB,123456C\n2,,\n", encoding="utf-8")
+    by_name = {
+        "name": "a",
+        "type": "contacts",
+        "path": "a.csv",
+        "columns": {"customer_ref": "Id", "national_id": "NI"},
+    }
+    built = {
+        "name": "b",
+        "type": "contacts",
+        "path": "b.csv",
+        "columns": {"customer_ref": "Id", "national_id": {"concat": ["Letters", "Digits"], "separator": ""}},
+    }
+    ingest_sources(write_mapping(by_name, built), workspace, settings)
+    a, b = (pd.read_parquet(workspace.canonical_file("contacts", n)) for n in "ab")
+    columns = ["national_id", "national_id_near"]
+    pd.testing.assert_frame_equal(a[columns], b[columns])
+    assert a["national_id"].iloc[0] != "AB123456C" and "123456" not in a["national_id_near"].iloc[0]
+    assert a[columns].iloc[1].isna().all()
+
+
 # --- errors --------------------------------------------------------------------------------------------------
 
 MAPPING = """version: 1
