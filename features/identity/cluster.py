@@ -14,7 +14,7 @@ conflicting one, never joining the pair.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from itertools import combinations
 
 import numpy as np
@@ -78,12 +78,10 @@ class _Components:
         if any(self.apart[x] & self.bound[b] for x in self.bound[a]):
             return "steward split"
         found = None
-        for x in known_as(self.people[a]):
-            for y in known_as(self.people[b]):
-                reason = people_conflict(x, y)
-                if reason == "birth_date":
-                    return reason
-                found = found or reason
+        for reason in _conflicts(self.people[a], self.people[b]):
+            if reason == "birth_date":
+                return reason
+            found = found or reason
         if found:
             return found
         if len(self.people[a]) < len(self.people[b]):
@@ -107,8 +105,17 @@ def _apart(keys: pd.Series, cannot: frozenset[tuple[str, str]]) -> dict[int, set
     return apart
 
 
+def _conflicts(a: set[Person], b: set[Person]) -> Iterator[str | None]:
+    """Each conflict (or None) between the people among records `a` and those among records `b`."""
+    if any(person.national_id is not None for side in (a, b) for person in side):
+        return (people_conflict(x, y) for x in known_as(a) for y in known_as(b))
+    return (conflict(x, y) for x in a for y in b)  # no national id: each record a person of its own
+
+
 def _has_conflict(persons: list[Person]) -> bool:
     """Whether some records hold two people who cannot be one, or one person's variants that cannot be."""
+    if all(person.national_id is None for person in persons):  # each record a person of its own
+        return any(conflict(x, y) for x, y in combinations(persons, 2))
     groups = known_as(persons)
     return any(conflict(x, y) for group in groups for x, y in combinations(group, 2)) or any(
         people_conflict(x, y) for x, y in combinations(groups, 2)
@@ -180,7 +187,9 @@ def _split(
     left, right = key_positions(keys, links["identity_key_l"]), key_positions(keys, links["identity_key_r"])
     rank = links["kind"].map({kind: i for i, kind in enumerate(LINK_KINDS)}).to_numpy()
     weight = links["match_weight"].astype(float).fillna(np.inf).to_numpy()
-    order = np.lexsort((-weight, rank))
+    # Equal kinds and weights (a name and address shared by several records) in key order, not in the order
+    # the links arrived in: DuckDB's threads hand them over in a different order each run.
+    order = np.lexsort((right, left, -weight, rank))
     order = order[np.isin(codes[left[order]], suspicious) & links["kept"].to_numpy()[order]]
     forest = _Components(persons, apart)
     cut: dict[int, str] = {}

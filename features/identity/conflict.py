@@ -98,8 +98,11 @@ def conflict(a: Person, b: Person) -> str | None:
         and b.birth_date is not None
         and _birth_dates_conflict(a.birth_date, b.birth_date)
     )
+    same_id = a.national_id is not None and a.national_id == b.national_id
+    if birth_dates and not same_id:
+        return "birth_date"  # the first names need no look
     first_names = _first_names_conflict(a, b)
-    if a.national_id is not None and a.national_id == b.national_id and not (birth_dates and first_names):
+    if same_id and not (birth_dates and first_names):
         return None
     return "birth_date" if birth_dates else "first_name" if first_names else None
 
@@ -149,9 +152,9 @@ def _first_names_conflict(a: Person, b: Person) -> bool:
 def people(records: pd.DataFrame) -> list[Person]:
     """The conflict-relevant attributes of each record, in row order."""
     # Through Arrow: nulls (None, NaN, NA) come out as None, Arrow text and dates as str and date.
-    present = [c for c in PERSON_COLUMNS if c in records.columns]
-    columns = [pa.array(records[c]).to_pylist() for c in present]
-    return [Person(**dict(zip(present, values, strict=True))) for values in zip(*columns, strict=True)]
+    absent = [None] * len(records)
+    columns = [pa.array(records[c]).to_pylist() if c in records.columns else absent for c in PERSON_COLUMNS]
+    return [Person(*values) for values in zip(*columns, strict=True)]
 
 
 PERSON_COLUMNS = ("first_name", "last_name", "birth_date", "national_id")
