@@ -22,7 +22,7 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from features.identity.conflict import PERSON_COLUMNS, Person, conflict, known_as, people, people_conflict
+from features.identity.conflict import CONFLICT_COLUMNS, Person, conflict, known_as, people, people_conflict
 from features.identity.match import LINK_KINDS
 from features.identity.records import key_positions
 
@@ -149,7 +149,9 @@ def cluster_records(
     # cluster's distinct people come from one drop_duplicates, and only the records of suspicious clusters
     # become Person objects (1.2 s of CPU at 100k went to building and hashing one for each of 225k records).
     who = (
-        records[[c for c in PERSON_COLUMNS if c in records.columns]].reset_index(drop=True).assign(code=codes)
+        records[[c for c in CONFLICT_COLUMNS if c in records.columns]]
+        .reset_index(drop=True)
+        .assign(code=codes)
     )
     variants = who.drop_duplicates()
     per_cluster = variants["code"].value_counts()

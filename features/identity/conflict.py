@@ -153,8 +153,8 @@ def people(records: pd.DataFrame) -> list[Person]:
     """The conflict-relevant attributes of each record, in row order."""
     # Through Arrow: nulls (None, NaN, NA) come out as None, Arrow text and dates as str and date.
     absent = [None] * len(records)
-    columns = [pa.array(records[c]).to_pylist() if c in records.columns else absent for c in PERSON_COLUMNS]
+    columns = [pa.array(records[c]).to_pylist() if c in records.columns else absent for c in CONFLICT_COLUMNS]
     return [Person(*values) for values in zip(*columns, strict=True)]
 
 
-PERSON_COLUMNS = ("first_name", "last_name", "birth_date", "national_id")
+CONFLICT_COLUMNS = ("first_name", "last_name", "birth_date", "national_id")

@@ -190,17 +190,17 @@ def hash_national_ids(values: pd.Series, salt: str) -> pd.Series:
 
     The raw id never reaches a canonical table; equal ids still give equal hashes, so they can be matched.
     """
-    return _per_distinct_id(values, salt, lambda key, v: _hmac(key, v))
+    return _per_distinct_id(values, salt, _hmac)
 
 
 def near_national_ids(values: pd.Series, salt: str) -> pd.Series:
     """Per national id, the salted hashes of the id and of each id one character shorter, sorted and
     space-separated (16 hex digits each): a deletion neighbourhood, the index of SymSpell-style lookups.
 
-    Two ids share one of these hashes exactly when one typo turns one into the other: a wrong or a missing
-    digit, an extra one, two neighbours swapped (1234567 and 1239567 both lose their fifth digit to
-    123567). Raw ids stay unreadable, as with `hash_national_ids`; the near level of identity resolution
-    compares these sets.
+    Two ids one typo apart share one of these hashes: a wrong or a missing digit, an extra one, two
+    neighbours swapped (1234567 and 1239567 both lose their fifth digit to 123567); so do a few ids two
+    apart (a digit moved: 1234567 and 2345671 share 234567). Raw ids stay unreadable, as with
+    `hash_national_ids`; the near level of identity resolution compares these sets.
     """
 
     def neighbourhood(key: bytes, v: str) -> str:
