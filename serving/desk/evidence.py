@@ -7,6 +7,7 @@ rows are grouped by customer in memory, so a page reads one customer's rows with
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -44,6 +45,24 @@ LINK_KINDS = {
 }
 
 
+def level_labels(model: Path) -> dict[str, dict[int, str]]:
+    """What each level of each comparison of the saved identity model means, by its gamma value (the links'
+    `gamma_<comparison>` columns): Splink numbers a comparison's levels from the most similar, n - 1, down to
+    0, and its null level -1. Empty without a readable model."""
+    try:
+        comparisons = json.loads(model.read_text(encoding="utf-8"))["splink_model"]["comparisons"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    labels = {}
+    for comparison in comparisons:
+        levels = [level for level in comparison["comparison_levels"] if not level.get("is_null_level")]
+        named = {
+            len(levels) - 1 - i: str(level.get("label_for_charts", "")) for i, level in enumerate(levels)
+        }
+        labels[comparison["output_column_name"]] = {-1: "missing", **named}
+    return labels
+
+
 @dataclass(frozen=True)
 class FieldSource:
     """A golden field: its value, the survivorship rule that chose it, and the linked sources holding it."""
@@ -64,9 +83,10 @@ class Link:
     meaning: str
     match_weight: float | None
     match_probability: float | None
-    comparisons: dict[str, int]
+    comparisons: dict[str, int]  # each comparison's level (Splink's gamma value)
     kept: bool
     cut_reason: str | None
+    levels: dict[str, str] = field(default_factory=dict)  # what each level means ("one typo"), where known
 
 
 @dataclass(frozen=True)
@@ -89,6 +109,7 @@ class Evidence:
     consent: ByCustomer | None = None
     rules: SurvivorshipRules | None = None
     decisions: pd.DataFrame = field(default_factory=pd.DataFrame)
+    levels: dict[str, dict[int, str]] = field(default_factory=dict)  # `level_labels` of the identity model
 
     @classmethod
     def load(cls, workspace: Workspace, rules_path: Path | None = None) -> Evidence:
@@ -125,6 +146,7 @@ class Evidence:
                     "recorded_at DESC NULLS LAST, file_row_number",
                 )
         found.decisions = read_decisions(workspace.identity)
+        found.levels = level_labels(workspace.identity / "model.json")
         return found
 
     def customer_records(self, customer_id: str) -> list[dict[str, Any]]:
@@ -151,6 +173,10 @@ class Evidence:
                     comparisons=comparisons,
                     kept=bool(row.get("kept", True)),
                     cut_reason=row.get("cut_reason"),
+                    levels={
+                        name: self.levels.get(name, {}).get(level, str(level))
+                        for name, level in comparisons.items()
+                    },
                 )
             )
         return out

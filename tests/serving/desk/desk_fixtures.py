@@ -8,12 +8,15 @@ that a typo search must rank below him.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 from serving_fixtures import Served, copy_workspace
 
+from features.identity.match import IdentityMatcher
+from features.identity.standardise import standardise_records
 from tessera.core.settings import Workspace
 
 JOHN = {
@@ -104,6 +107,23 @@ def with_people(served: Served, root: Path) -> People:
             }
         ]
     ).to_parquet(workspace.identity / "links.parquet")
+    _write_identity_model(workspace)
     orders = pd.read_parquet(workspace.profile / "orders.parquet", columns=["customer_id", "order_id"])
     john_order = str(orders.loc[orders["customer_id"] == john, "order_id"].iloc[0])
     return People(workspace, john, john_order, shop_id, others)
+
+
+def _write_identity_model(workspace: Workspace) -> None:
+    """A saved identity model (names and emails compared), as `tessera resolve` leaves one: the desk names the
+    links' comparison levels from it."""
+    raw = pd.DataFrame(
+        {
+            "identity_key": ["a", "b", "c"],
+            "first_name": ["john", "jon", "mary"],
+            "last_name": ["smith", "smith", "jones"],
+            "email": [JOHN["email"], JOHN["email"], "mary@example.org"],
+        }
+    )
+    records, _ = standardise_records(raw, "GB")
+    model = IdentityMatcher().fit(records).to_json()
+    (workspace.identity / "model.json").write_text(json.dumps(model), encoding="utf-8")

@@ -99,6 +99,8 @@ def test_the_360_page_shows_every_section(desk: TestClient, people: People) -> N
         assert f'id="{section}"' in page, section
     assert JOHN["email"] in page and "email: first of contacts" in page  # the field's survivorship rule
     assert "crm_contacts" in page and "same email address" in page  # link evidence
+    # Each comparison's level in words from the identity model; a level the model lacks stays a number.
+    assert "name: similar first and last" in page and "email: 3" in page
     assert "Churn risk" in page and "likely between" in page  # scores with reasons and interval
     assert people.john_order in page  # the timeline
 
