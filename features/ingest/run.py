@@ -38,7 +38,7 @@ from features.ingest.report import IngestReport, SourceReport
 from features.ingest.sql import sql_chunks, sql_columns
 from features.ingest.suppression import read_suppressed, suppressed_rows, suppression_salt
 from features.ingest.transform import Canonical, canonical_schema, canonicalise
-from tessera.core.canonical import hash_national_ids, near_national_ids
+from tessera.core.canonical import national_id_columns
 from tessera.core.errors import InputError
 from tessera.core.progress import track
 from tessera.core.settings import Settings, Workspace
@@ -155,16 +155,14 @@ def _split(chunk: RawChunk, plan: SourcePlan, id_salt: str) -> Canonical:
     by_name = isinstance(national_id, str)
     near = None
     if by_name and national_id in frame.columns:
-        near = near_national_ids(frame[national_id], id_salt)  # by source row, as the frame's index
-        frame = frame.assign(**{national_id: hash_national_ids(frame[national_id], id_salt)})
+        hashed, near = national_id_columns(frame[national_id], id_salt)  # by source row, the frame's index
+        frame = frame.assign(**{national_id: hashed})
     rows, rejected, blanked = canonicalise(frame, plan.source, plan.extra_columns)
     if near is not None:
         rows = rows.assign(national_id_near=near.reindex(rows["source_row"].to_numpy()).to_numpy())
     elif national_id is not None and "national_id" in rows.columns:
-        rows = rows.assign(
-            national_id_near=near_national_ids(rows["national_id"], id_salt),
-            national_id=hash_national_ids(rows["national_id"], id_salt),
-        )
+        hashed, near = national_id_columns(rows["national_id"], id_salt)
+        rows = rows.assign(national_id=hashed, national_id_near=near)
     if len(chunk.rejected):
         rejected = (
             pd.concat([chunk.rejected, rejected]).sort_values("source_row")

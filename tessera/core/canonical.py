@@ -190,7 +190,7 @@ def hash_national_ids(values: pd.Series, salt: str) -> pd.Series:
 
     The raw id never reaches a canonical table; equal ids still give equal hashes, so they can be matched.
     """
-    return _per_distinct_id(values, salt, _hmac)
+    return _per_distinct_id(values, salt, _hmac)[0]
 
 
 def near_national_ids(values: pd.Series, salt: str) -> pd.Series:
@@ -202,24 +202,34 @@ def near_national_ids(values: pd.Series, salt: str) -> pd.Series:
     apart (a digit moved: 1234567 and 2345671 share 234567). Raw ids stay unreadable, as with
     `hash_national_ids`; the near level of identity resolution compares these sets.
     """
+    return _per_distinct_id(values, salt, _neighbourhood)[0]
 
-    def neighbourhood(key: bytes, v: str) -> str:
-        variants = {v, *(v[:i] + v[i + 1 :] for i in range(len(v)))}
-        return " ".join(sorted(_hmac(key, variant)[:16] for variant in variants))
 
-    return _per_distinct_id(values, salt, neighbourhood)
+def national_id_columns(values: pd.Series, salt: str) -> tuple[pd.Series, pd.Series]:
+    """`hash_national_ids` and `near_national_ids` of the same ids, read and cleaned once: what ingestion stores."""
+    hashed, near = _per_distinct_id(values, salt, _hmac, _neighbourhood)
+    return hashed, near
 
 
 def _hmac(key: bytes, value: str) -> str:
     return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
 
 
-def _per_distinct_id(values: pd.Series, salt: str, digest: Callable[[bytes, str], str]) -> pd.Series:
-    """`digest(key, id)` of each national id, computed once per distinct id: spaces, dashes and case dropped."""
+def _neighbourhood(key: bytes, value: str) -> str:
+    variants = {value, *(value[:i] + value[i + 1 :] for i in range(len(value)))}
+    return " ".join(sorted(_hmac(key, variant)[:16] for variant in variants))
+
+
+def _per_distinct_id(values: pd.Series, salt: str, *digests: Callable[[bytes, str], str]) -> list[pd.Series]:
+    """Each `digest(key, id)` of each national id, computed once per distinct id: spaces, dashes and case
+    dropped."""
     if not salt:
         raise ValueError("TESSERA_ID_SALT is empty: national ids are only stored hashed with a salt")
     key = salt.encode()
     text = values.astype("string").str.upper().str.replace(_NOT_ID, "", regex=True)
     text = text.mask(text == "")
-    lookup = {v: digest(key, v) for v in text.dropna().unique()}
-    return text.map(lookup, na_action="ignore").astype("string")
+    distinct = text.dropna().unique()
+    return [
+        text.map({v: digest(key, v) for v in distinct}, na_action="ignore").astype("string")
+        for digest in digests
+    ]
