@@ -19,30 +19,40 @@ from itertools import combinations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from features.identity.conflict import CONFLICT_COLUMNS, Person, conflict, known_as, people, people_conflict
 from features.identity.match import LINK_KINDS
-from features.identity.records import key_positions
+from features.identity.records import arrow_text, link_positions
 
 
-def components(keys: pd.Series, links: pd.DataFrame) -> np.ndarray:
+def components(keys: pd.Series | pa.Array, links: pd.DataFrame) -> np.ndarray:
     """The connected component of each key (an integer label, in key order); links to unknown keys are ignored."""
-    left, right = key_positions(keys, links["identity_key_l"]), key_positions(keys, links["identity_key_r"])
+    return _components(len(keys), *link_positions(keys, links))
+
+
+def _components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """The connected component of each of `n` records (labels 0, 1, ...) linked pairwise by position (-1: none)."""
     inside = (left >= 0) & (right >= 0)
-    n = len(keys)
-    edges = (left[inside], right[inside])
-    graph = coo_matrix((np.ones(int(inside.sum()), dtype=np.int8), edges), shape=(n, n))
+    graph = coo_matrix(
+        (np.ones(int(inside.sum()), dtype=np.int8), (left[inside], right[inside])), shape=(n, n)
+    )
     return connected_components(graph, directed=False)[1]
 
 
 def named_components(keys: pd.Series, links: pd.DataFrame) -> np.ndarray:
     """Each key's cluster, named by its smallest identity key (reproducible), in key order."""
-    label = components(keys, links)
-    frame = pd.DataFrame({"label": label, "key": keys.to_numpy()}).sort_values("key")
-    smallest = frame.drop_duplicates("label").set_index("label")["key"]
-    return smallest.reindex(label).to_numpy(dtype=object)
+    return _smallest_keys(arrow_text(keys), components(keys, links))
+
+
+def _smallest_keys(keys: pa.Array, label: np.ndarray) -> np.ndarray:
+    """Each record's label (0, 1, ... as `_components` gives them) named by its smallest key, as Python str."""
+    by_key = pc.sort_indices(keys).to_numpy()
+    _, first = np.unique(label[by_key], return_index=True)  # every label occurs: its first key in key order
+    return keys.take(pa.array(by_key[first])).to_numpy(zero_copy_only=False)[label]
 
 
 class _Components:
@@ -92,7 +102,7 @@ class _Components:
         return None
 
 
-def _apart(keys: pd.Series, cannot: frozenset[tuple[str, str]]) -> dict[int, set[int]]:
+def _apart(keys: np.ndarray, cannot: frozenset[tuple[str, str]]) -> dict[int, set[int]]:
     """The cannot-link pairs among `keys` by position, both ways."""
     if not cannot:
         return {}
@@ -129,9 +139,11 @@ def cluster_records(
 
     `cannot`: (smaller, larger) identity key pairs a steward split apart; they never share a cluster.
     """
-    keys = records["identity_key"].astype(str).reset_index(drop=True)
+    key_text = arrow_text(records["identity_key"])  # Arrow: a million Python str cost 0.7 s to make
+    keys = key_text.to_numpy(zero_copy_only=False)
     links = links.reset_index(drop=True)
     links = links.assign(kept=True, cut_reason=pd.Series(pd.NA, index=links.index, dtype="string"))
+    left, right = link_positions(key_text, links)  # looked up once for components and splits
     apart = _apart(keys, cannot)
     if apart:
         pairs = [
@@ -143,8 +155,9 @@ def cluster_records(
         split = np.array([pair in cannot for pair in pairs], dtype=bool)
         links.loc[split, "kept"] = False
         links.loc[split, "cut_reason"] = "steward split"
-    cluster = named_components(keys, links[links["kept"]])
-    codes, _ = pd.factorize(cluster)
+    kept = links["kept"].to_numpy()
+    codes = _components(len(keys), left[kept], right[kept])
+    cluster = _smallest_keys(key_text, codes)
     # Only a cluster of two or more distinct (first, last, birth date, national id) can hold a conflict. Each
     # cluster's distinct people come from one drop_duplicates, and only the records of suspicious clusters
     # become Person objects (1.2 s of CPU at 100k went to building and hashing one for each of 225k records).
@@ -167,10 +180,10 @@ def cluster_records(
     if suspicious:
         rows = np.flatnonzero(np.isin(codes, suspicious))
         persons = dict(zip(rows.tolist(), people(who.iloc[rows]), strict=True))
-        cut = _split(np.array(suspicious), codes, cluster, links, keys, persons, apart)
+        cut = _split(np.array(suspicious), codes, cluster, links, keys, (left, right), persons, apart)
         links.loc[cut.index, "kept"] = False
         links.loc[cut.index, "cut_reason"] = cut
-    return pd.Series(cluster, index=keys.to_numpy(), name="cluster"), links
+    return pd.Series(cluster, index=keys, name="cluster"), links
 
 
 def _split(
@@ -178,15 +191,17 @@ def _split(
     codes: np.ndarray,
     cluster: np.ndarray,
     links: pd.DataFrame,
-    keys: pd.Series,
+    keys: np.ndarray,
+    positions: tuple[np.ndarray, np.ndarray],
     persons: Mapping[int, Person],
     apart: Mapping[int, set[int]],
 ) -> pd.Series:
     """Rebuild each suspicious cluster from its links, strongest first, skipping conflicting unions.
 
-    Renames the parts in `cluster` (each after its smallest key) and returns why each cut link was cut.
+    `positions`: each link's two records' positions in `keys`. Renames the parts in `cluster` (each after its
+    smallest key) and returns why each cut link was cut.
     """
-    left, right = key_positions(keys, links["identity_key_l"]), key_positions(keys, links["identity_key_r"])
+    left, right = positions
     rank = links["kind"].map({kind: i for i, kind in enumerate(LINK_KINDS)}).to_numpy()
     weight = links["match_weight"].astype(float).fillna(np.inf).to_numpy()
     # Equal kinds and weights (a name and address shared by several records) in key order, not in the order
@@ -200,7 +215,7 @@ def _split(
         if reason:
             cut[int(link)] = f"conflicting {reason}"
     rows = np.flatnonzero(np.isin(codes, suspicious))
-    parts = pd.DataFrame({"root": [forest.find(int(i)) for i in rows], "key": keys.to_numpy()[rows]})
+    parts = pd.DataFrame({"root": [forest.find(int(i)) for i in rows], "key": keys[rows]})
     smallest = parts.sort_values("key").groupby("root")["key"].transform("first")
     cluster[rows] = smallest.reindex(parts.index).to_numpy()
     return pd.Series(cut, dtype="string")

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
+import pyarrow as pa
 
 from features.identity.records import is_in
+from features.identity.standardise import TEXT
 
 PREFIX = "C"
 DIGITS = 9
@@ -113,15 +115,18 @@ def assign_customer_ids(
         }
     )
     all_aliases = _compress(pd.concat([aliases[ALIAS_COLUMNS], new_aliases], ignore_index=True))
-    keys = pd.concat(
-        [
-            keys.assign(customer_id=keys["cluster"].map(owner).astype("string"))[
-                ["identity_key", "customer_id"]
-            ],
-            carried.astype({"customer_id": "string"}),
-        ],
-        ignore_index=True,
+    # Each cluster's owner looked up once, then taken back by code (a dict map over every key cost 0.5 s at 1M).
+    codes, clusters_seen = pd.factorize(keys["cluster"])
+    names = pa.array([owner[name] for name in clusters_seen.tolist()], type=pa.string())
+    keys = pd.DataFrame(
+        {
+            "identity_key": keys["identity_key"].to_numpy(),
+            "customer_id": pd.arrays.ArrowStringArray(names.take(pa.array(codes))),
+        }
     )
+    if len(carried):  # (an empty frame in a concat is deprecated)
+        carried = carried.astype({"customer_id": TEXT})
+        keys = pd.concat([keys, carried], ignore_index=True) if len(keys) else carried.reset_index(drop=True)
     owners = _text(pd.Series(list(owner.values()), dtype=object))
     live = pd.concat([owners, _text(carried_ids.to_series())]).drop_duplicates().sort_values()
     customers = pd.DataFrame({"customer_id": live.astype("string").to_numpy()})

@@ -27,7 +27,7 @@ from splink.blocking_rule_library import CustomRule
 from splink.comparison_library import CustomComparison
 
 from features.identity.conflict import conflict, people
-from features.identity.records import is_in, key_positions
+from features.identity.records import arrow_text, is_in, link_positions
 
 logger = logging.getLogger(__name__)
 
@@ -576,6 +576,13 @@ def shared_value_pairs(table: pa.Table, columns: list[str], is_new: np.ndarray |
     return pairs
 
 
+def _pair_text(links: pd.DataFrame) -> pa.Array:
+    """Each link's two keys as one text (left, NUL, right): pairs compared by one hash look-up."""
+    return pc.binary_join_element_wise(
+        arrow_text(links["identity_key_l"]), arrow_text(links["identity_key_r"]), "\0"
+    )
+
+
 def _alike(records: pd.DataFrame, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """Which pairs (row positions) agree on first name and birth date, or lack one of them."""
     alike = np.ones(len(left), dtype=bool)
@@ -670,14 +677,16 @@ class IdentityMatcher:
             is_new = is_in(distinct["identity_key"], new)
             copies = copies[is_in(copies["identity_key_l"], new) | is_in(copies["identity_key_r"], new)]
         table = _for_splink(distinct)
-        found = [copies, self._shared_identifiers(table, distinct, is_new)]
+        shared = self._shared_identifiers(table, distinct, is_new)
+        found = [copies, shared]
         rules = probabilistic_blocking_rules(self.plan_)
         if self.model_ and rules:
-            found.append(self._score(table, rules, is_new).assign(kind="probabilistic"))
-        # A pair both sharing an identifier and scored keeps the stronger kind: the deterministic one.
+            scored = self._score(table, rules, is_new)
+            # A pair both sharing an identifier and scored keeps the stronger kind: the deterministic one. (An
+            # identical copy is never scored: only one record of its group is.)
+            found.append(scored[~is_in(_pair_text(scored), _pair_text(shared))].assign(kind="probabilistic"))
         links = pd.concat([frame for frame in found if len(frame)] or found[:1], ignore_index=True)
-        links = links.reindex(columns=columns).drop_duplicates(["identity_key_l", "identity_key_r"])
-        return links.reset_index(drop=True).astype(
+        return links.reindex(columns=columns).astype(
             {"kind": "string", "match_weight": "float64", "match_probability": "float64"}
             | {c: "Int64" for c in gammas}
         )
@@ -696,9 +705,7 @@ class IdentityMatcher:
         pairs = shared_value_pairs(table.select(["identity_key", *identifiers]), identifiers, is_new)
         shared = {c: pairs[c].to_numpy(dtype=bool) for c in identifiers}
         guarded = [c for c in identifiers if c in GUARDED_IDENTIFIERS]
-        keys = records["identity_key"]
-        left = key_positions(keys, pairs["identity_key_l"])  # pairs of these records only
-        right = key_positions(keys, pairs["identity_key_r"])
+        left, right = link_positions(records["identity_key"], pairs)  # pairs of these records only
         # Only a pair that differs on first name or birth date can conflict: most share both.
         check = np.logical_or.reduce([shared[c] for c in guarded]) if guarded else np.zeros(len(pairs), bool)
         check = np.flatnonzero(check & ~_alike(records, left, right))
@@ -741,7 +748,8 @@ class IdentityMatcher:
                 for frame in scored
             )
         ).df()
-        pairs = pairs.drop_duplicates(["identity_key_l", "identity_key_r"])
+        if is_new is not None:  # predict_between(new, all) finds a pair of two new records both ways
+            pairs = pairs.drop_duplicates(["identity_key_l", "identity_key_r"])
         db_api.duckdb_con.close()
         return pairs
 

@@ -326,25 +326,35 @@ def is_in(values: pd.Series | pd.Index, among: pd.Series | pd.Index | pa.Array |
     Python (0.59 s against 0.03 s for 270k keys in a set of 100k, 2026-12-03).
     """
     haystack = list(among) if isinstance(among, set) else among
-    found = pc.is_in(_text(values), value_set=_text(haystack), skip_nulls=True)
+    found = pc.is_in(arrow_text(values), value_set=arrow_text(haystack), skip_nulls=True)
     return found.fill_null(False).to_numpy(zero_copy_only=False)
 
 
-def key_positions(keys: pd.Series, values: pd.Series) -> np.ndarray:
+def key_positions(keys: pd.Series | pa.Array, values: pd.Series | pa.Array) -> np.ndarray:
     """The position of each of `values` among `keys` (distinct identity keys), -1 where it is not one.
 
     Arrow's hash look-up: a pandas reindex by a million text keys costs about a second.
     """
-    found = pc.index_in(_text(values), value_set=_text(keys))
+    found = pc.index_in(arrow_text(values), value_set=arrow_text(keys))
     return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
-def _text(values: pd.Series | pd.Index | np.ndarray | pa.Array | pa.ChunkedArray | list) -> pa.Array:
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
+def link_positions(keys: pd.Series | pa.Array, links: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The positions of each link's two keys (`identity_key_l`, `identity_key_r`) among `keys`, -1 where one is
+    not a key: one hash table of the keys for both sides (building it is most of a look-up's cost)."""
+    both = pa.concat_arrays([arrow_text(links["identity_key_l"]), arrow_text(links["identity_key_r"])])
+    positions = key_positions(keys, both)
+    return positions[: len(links)], positions[len(links) :]
+
+
+def arrow_text(values: pd.Series | pd.Index | np.ndarray | pa.Array | pa.ChunkedArray | list) -> pa.Array:
+    """`values` (identity keys, ids) as one Arrow string array, without a Python object per value where they
+    are Arrow-backed already."""
     array = (
         values
-        if isinstance(values, pa.Array)
+        if isinstance(values, pa.Array | pa.ChunkedArray)
         else pa.array(pd.Series(values, dtype=object) if isinstance(values, list) else values)
     )
+    if isinstance(array, pa.ChunkedArray):  # an Arrow-backed pandas column is one
+        array = array.combine_chunks()
     return array.cast(pa.string()) if array.type != pa.string() else array

@@ -132,9 +132,11 @@ def standardise_phones(phones: pd.Series, regions: pd.Series) -> tuple[pd.Series
         for code in distinct.tolist()
     ]
     parsed = {key: _e164(*key) for key in set(keys)}
-    values = np.full(len(written), None, dtype=object)
-    values[present] = np.array([parsed[key] for key in keys], dtype=object)[position]
-    out = pd.Series(values, index=phones.index, dtype=TEXT)
+    # Taken back by position in Arrow (the last entry: no phone), not through an object array per record.
+    per_pair = pa.array([*(parsed[key] for key in keys), None], type=pa.string())
+    index = np.full(len(written), len(keys), dtype=np.int64)
+    index[present] = position
+    out = pd.Series(pd.arrays.ArrowStringArray(per_pair.take(pa.array(index))), index=phones.index)
     return out, int((present & out.isna().to_numpy()).sum())
 
 
@@ -398,6 +400,11 @@ def standardise_cities(cities: pd.Series) -> pd.Series:
 
 def standardise_birth_dates(values: pd.Series) -> pd.Series:
     """Birth dates as dates; anything unreadable, in the future of 1900-2100 or empty becomes null."""
+    if values.dtype == DATE:  # already dates (identity records read them so): only the range to check
+        days = pa.array(values)
+        year = pc.year(days)
+        keep = pc.and_(pc.greater_equal(year, 1900), pc.less_equal(year, 2100))
+        return pd.Series(pd.arrays.ArrowExtensionArray(pc.if_else(keep, days, None)), index=values.index)
     parsed = pd.to_datetime(values, errors="coerce")
     parsed = parsed.where((parsed.dt.year >= 1900) & (parsed.dt.year <= 2100))
     return parsed.astype(DATE)
