@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,9 +156,8 @@ def summarise_files(
     manifest instead of reading the file again).
     """
     cache.mkdir(parents=True, exist_ok=True)
-    records, ids, used = [], [], set()
-    reused = 0
-    for file in files:
+
+    def summarise(file: CanonicalFile) -> tuple[Path, Path, bool]:
         relation = f"read_parquet({_sql_string(file.path)})"
         content = file_hash(file.path)
         distinct = _distinct_rows_sql(file.source_type, file.columns, "{relation}")
@@ -165,27 +165,32 @@ def summarise_files(
             "records": _summary_sql(file.source_type, file.columns, "file_rows"),
             "ids": _keyed_rows_sql("file_rows"),
         }
-        scanned = False
-        for kind, template in queries.items():
-            # The query is part of the name: a change of attributes or rules recomputes every summary.
-            query_hash = hashlib.blake2b((distinct + template).encode(), digest_size=8).hexdigest()
-            path = cache / f"{kind}-{content}-{query_hash}.parquet"
-            if path.exists():
-                reused += kind == "records"
-            else:
+        paths, scanned, reused = {}, False, False
+        with con.cursor() as cursor:  # its own connection: its own temp table, run beside the others
+            for kind, template in queries.items():
+                # The query is part of the name: a change of attributes or rules recomputes every summary.
+                query_hash = hashlib.blake2b((distinct + template).encode(), digest_size=8).hexdigest()
+                paths[kind] = path = cache / f"{kind}-{content}-{query_hash}.parquet"
+                if path.exists():
+                    reused = reused or kind == "records"
+                    continue
                 if not scanned:  # the file is read once, into its distinct rows, for both
-                    con.execute(
+                    cursor.execute(
                         "CREATE OR REPLACE TEMP TABLE file_rows AS "
                         + distinct.replace("{relation}", relation)
                     )
                     scanned = True
                 tmp = path.with_suffix(".tmp")
-                con.execute(f"COPY ({template}) TO {_sql_string(tmp)} (FORMAT parquet)")
+                cursor.execute(f"COPY ({template}) TO {_sql_string(tmp)} (FORMAT parquet)")
                 os.replace(tmp, path)
-            (records if kind == "records" else ids).append(path)
-            used.add(path)
-        if scanned:
-            con.execute("DROP TABLE file_rows")
+        return paths["records"], paths["ids"], reused
+
+    # Two files at a time: one file's query leaves a core idle while it starts, writes or finishes.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        done = list(pool.map(summarise, files))
+    records, ids = [r for r, _, _ in done], [i for _, i, _ in done]
+    reused = sum(was_reused for _, _, was_reused in done)
+    used = {*records, *ids}
     for stale in set(cache.glob("*.parquet")) - used:
         stale.unlink()
     return Summaries(records, ids, reused, cache)
