@@ -7,8 +7,11 @@ Every function works on the distinct values of a column and maps them back, so t
 from __future__ import annotations
 
 import csv
+import multiprocessing
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from functools import cache
 from importlib import resources
 
@@ -425,31 +428,62 @@ def standardise_contact_points(
     return out, {"invalid_emails": bad_emails, "invalid_phones": bad_phones}
 
 
-def standardise_records(records: pd.DataFrame, default_region: str) -> tuple[pd.DataFrame, dict[str, int]]:
+# The columns `standardise_contact_points` replaces, and from how many records a forked process does them.
+CONTACT_POINTS = ("email", "phone", "country")
+CONTACT_POINTS_BESIDE_FROM = 200_000
+
+
+def standardise_records(
+    records: pd.DataFrame, default_region: str, beside_from: int = CONTACT_POINTS_BESIDE_FROM
+) -> tuple[pd.DataFrame, dict[str, int]]:
     """All person attributes of identity records standardised; returns the frame and invalid-value counts.
 
-    An attribute the frame lacks (a source without middle names, say) is read as empty.
+    An attribute the frame lacks (a source without middle names, say) is read as empty. From `beside_from`
+    records on, emails, phones and countries are standardised in a forked process while this one does the
+    names and addresses: both halves are Python work per distinct value, which threads would take in turns.
     """
     missing = [name for name in RAW_ATTRIBUTES if name not in records.columns]
     records = records.assign(**{name: pd.Series(None, index=records.index, dtype=object) for name in missing})
-    out, invalid = standardise_contact_points(records, default_region)
-    names = standardise_names(records["first_name"], records["last_name"], records["full_name"])
-    out["first_name"], out["last_name"] = names["first_name"], names["last_name"]
-    out["first_name_formal"] = canonical_first_names(out["first_name"])
-    out["middle_name"] = _map_distinct(records["middle_name"].astype(TEXT), clean_name)
-    streets = standardise_streets(records["street"], records["house_number"])
-    out["street"], out["house_number"] = streets["street"], streets["house_number"]
-    postcodes = standardise_postcodes(records["postcode"])
-    out["postcode"], out["postcode_district"] = postcodes["postcode"], postcodes["postcode_district"]
-    out["city"] = standardise_cities(records["city"])
-    out["region"] = standardise_cities(records["region"])
-    national_id = records["national_id"].astype(TEXT).str.strip()
-    out["national_id"] = national_id.mask(national_id == "")
-    out["birth_date"] = standardise_birth_dates(records["birth_date"])
-    loyalty = records["loyalty_number"].astype(TEXT).str.strip().str.upper()
-    out["loyalty_number"] = loyalty.mask(loyalty == "")
-    out = out.drop(columns=["full_name"])
+    contact_points = records[list(CONTACT_POINTS)]
+    with _beside(len(records) >= beside_from) as pool:
+        contact = pool.submit(_contact_points, contact_points, default_region) if pool else None
+        out = records.drop(columns=["full_name"])
+        names = standardise_names(records["first_name"], records["last_name"], records["full_name"])
+        out["first_name"], out["last_name"] = names["first_name"], names["last_name"]
+        out["first_name_formal"] = canonical_first_names(out["first_name"])
+        out["middle_name"] = _map_distinct(records["middle_name"].astype(TEXT), clean_name)
+        streets = standardise_streets(records["street"], records["house_number"])
+        out["street"], out["house_number"] = streets["street"], streets["house_number"]
+        postcodes = standardise_postcodes(records["postcode"])
+        out["postcode"], out["postcode_district"] = postcodes["postcode"], postcodes["postcode_district"]
+        out["city"] = standardise_cities(records["city"])
+        out["region"] = standardise_cities(records["region"])
+        national_id = records["national_id"].astype(TEXT).str.strip()
+        out["national_id"] = national_id.mask(national_id == "")
+        out["birth_date"] = standardise_birth_dates(records["birth_date"])
+        loyalty = records["loyalty_number"].astype(TEXT).str.strip().str.upper()
+        out["loyalty_number"] = loyalty.mask(loyalty == "")
+        standardised, invalid = (
+            contact.result() if contact else _contact_points(contact_points, default_region)
+        )
+    for column in CONTACT_POINTS:
+        out[column] = standardised[column].set_axis(out.index)
     return out, invalid
+
+
+def _contact_points(records: pd.DataFrame, default_region: str) -> tuple[pd.DataFrame, dict[str, int]]:
+    out, invalid = standardise_contact_points(records, default_region)
+    return out.reset_index(drop=True), invalid  # (an index is sent back for nothing)
+
+
+@contextmanager
+def _beside(wanted: bool) -> Iterator[ProcessPoolExecutor | None]:
+    """A one-process pool forked from this one, or None when not `wanted` or where processes cannot be forked."""
+    if not wanted or "fork" not in multiprocessing.get_all_start_methods():
+        yield None
+        return
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork")) as pool:
+        yield pool
 
 
 # The raw person attributes `standardise_records` reads (identity records, see records.py).

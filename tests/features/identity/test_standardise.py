@@ -156,3 +156,22 @@ def test_middle_names_regions_and_national_ids_are_standardised() -> None:
     assert records["region"].tolist()[0] == "ile de france" and pd.isna(records["region"].iloc[1])
     assert records["national_id"].tolist()[0] == "3f2a" and pd.isna(records["national_id"].iloc[1])
     assert records["email"].isna().all() and records["street"].isna().all()
+
+
+def test_contact_points_standardised_in_a_forked_process_come_out_as_in_this_one() -> None:
+    raw = pd.DataFrame(
+        {
+            "identity_key": [f"k{i}" for i in range(6)],
+            "first_name": ["Ann", "Bob", None, "Cy", "Di", "Ed"],
+            "last_name": ["Lee", "Ray", "Poe", "Fox", "Oak", "Elm"],
+            "email": [" ANN@Example.com ", "bad@", None, "cy@example.org", "", "ed@example.net"],
+            "phone": ["07700 900123", "+44 7700 900124", "0033 1 23 45 67 89", None, "123", "(0)7700 900125"],
+            "country": ["UK", "GB", "France", None, "US", "gb"],
+        },
+        index=[10, 11, 12, 13, 14, 15],  # not a range: the halves are put back by index
+    )
+    here, invalid_here = standardise_records(raw, "GB", beside_from=len(raw) + 1)
+    forked, invalid_forked = standardise_records(raw, "GB", beside_from=0)
+    pd.testing.assert_frame_equal(forked, here)
+    assert invalid_forked == invalid_here == {"invalid_emails": 1, "invalid_phones": 1}
+    assert here["phone"].tolist()[:3] == ["+447700900123", "+447700900124", "+33123456789"]
