@@ -11,6 +11,7 @@ import pandas as pd
 from features.identity.match import (
     IdentityMatcher,
     MatchPlan,
+    block_pairs,
     collapse_identical,
     comparisons,
     covering_sessions,
@@ -188,3 +189,17 @@ def test_records_without_any_person_attribute_give_no_links() -> None:
     assert matcher.plan_.attributes == () and not matcher.trained_
     links = matcher.predict(records)
     assert links.empty and {"identity_key_l", "identity_key_r", "kind", "match_weight"} <= set(links.columns)
+
+
+def test_block_pairs_counts_the_pairs_of_each_block_and_never_joins_nulls() -> None:
+    records = pd.DataFrame(
+        {
+            "last_name": ["smith", "smith", "smith", "jones", "jones", "lee", None, None],
+            "postcode": ["A1", "A1", "A1", "B2", "B2", "A1", "A1", "A1"],
+        }
+    )
+    # smith/A1: three records, three pairs; jones/B2: one pair; lee and the null names: none.
+    assert block_pairs(records, ("last_name", "postcode")) == 4
+    assert block_pairs(records, ("last_name",)) == 4
+    assert block_pairs(records, ("postcode",)) == 6 * 5 // 2 + 1  # A1 holds six records, B2 two
+    assert block_pairs(records.iloc[:0], ("last_name",)) == 0
