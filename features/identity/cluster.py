@@ -167,8 +167,7 @@ def cluster_records(
         .assign(code=codes)
     )
     variants = who.drop_duplicates()
-    per_cluster = variants["code"].value_counts()
-    several = variants[variants["code"].isin(per_cluster.index[per_cluster > 1])]
+    several = variants[np.isin(variants["code"].to_numpy(), _differing(variants))]
     distinct: dict[int, list[Person]] = {}
     for code, person in zip(several["code"].tolist(), people(several), strict=True):
         distinct.setdefault(code, []).append(person)
@@ -184,6 +183,18 @@ def cluster_records(
         links.loc[cut.index, "kept"] = False
         links.loc[cut.index, "cut_reason"] = cut
     return pd.Series(cluster, index=keys, name="cluster"), links
+
+
+def _differing(variants: pd.DataFrame) -> np.ndarray:
+    """The clusters (codes) holding two different first names or two different birth dates: the only ones where
+    two records can conflict (`conflict.conflict` needs one of them to differ, a missing value never does)."""
+    found = [
+        pairs["code"].to_numpy()[pairs["code"].duplicated().to_numpy()]
+        for column in ("first_name", "birth_date")
+        if column in variants.columns
+        for pairs in [variants[["code", column]].dropna().drop_duplicates()]
+    ]
+    return np.unique(np.concatenate(found)) if found else np.array([], dtype=np.int64)
 
 
 def _split(

@@ -151,10 +151,19 @@ def _first_names_conflict(a: Person, b: Person) -> bool:
 
 def people(records: pd.DataFrame) -> list[Person]:
     """The conflict-relevant attributes of each record, in row order."""
-    # Through Arrow: nulls (None, NaN, NA) come out as None, Arrow text and dates as str and date.
     absent = [None] * len(records)
-    columns = [pa.array(records[c]).to_pylist() if c in records.columns else absent for c in CONFLICT_COLUMNS]
+    columns = [_python_values(records[c]) if c in records.columns else absent for c in CONFLICT_COLUMNS]
     return [Person(*values) for values in zip(*columns, strict=True)]
+
+
+def _python_values(values: pd.Series) -> list:
+    """Through Arrow: nulls (None, NaN, NA) come out as None, Arrow text and dates as str and date.
+
+    Dates by way of numpy: Arrow's `to_pylist` makes each date in Python, twenty times slower."""
+    array = pa.array(values)
+    if pa.types.is_date(array.type):
+        return array.to_pandas(date_as_object=True).tolist()
+    return array.to_pylist()
 
 
 CONFLICT_COLUMNS = ("first_name", "last_name", "birth_date", "national_id")
