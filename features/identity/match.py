@@ -489,13 +489,21 @@ def prior_rules(plan: MatchPlan) -> list[tuple[str, ...]]:
     return rules or [r for r in FALLBACK_PRIOR_RULES if plan.has(*r)]
 
 
-def distinct_records(records: pd.DataFrame) -> pd.DataFrame:
+def distinct_records(records: pd.DataFrame, groups: np.ndarray | None = None) -> pd.DataFrame:
     """One row per distinct way of writing a person: what the matcher is fitted and planned on.
 
     Fifty identical guest checkouts of one heavy buyer would otherwise teach EM that true matches always
     agree on everything.
     """
-    return records.drop_duplicates(subset=MATCH_COLUMNS[1:])
+    groups = identical_groups(records) if groups is None else groups
+    _, first = np.unique(groups, return_index=True)
+    return records.iloc[np.sort(first)]
+
+
+def identical_groups(records: pd.DataFrame) -> np.ndarray:
+    """Each record's group of records written alike (every matched attribute equal; 0, 1, ... in order of
+    appearance): `fit` and `predict` can share one grouping, the costliest step of either outside Splink."""
+    return records.groupby(MATCH_COLUMNS[1:], dropna=False, sort=False).ngroup().to_numpy()
 
 
 def settings_creator(
@@ -524,7 +532,9 @@ def model_fingerprint(plan: MatchPlan) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def collapse_identical(records: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def collapse_identical(
+    records: pd.DataFrame, groups: np.ndarray | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One record per group of identical records that hold a strong identifier (email, phone, card, id).
 
     Fifty guest checkouts written the same way are one person's (they share an identifier and agree on
@@ -532,8 +542,7 @@ def collapse_identical(records: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
     without a strong identifier are never collapsed: two bare "John Smith"s are not one person.
     Returns the records to score and the `identical` links.
     """
-    attributes = MATCH_COLUMNS[1:]
-    group = records.groupby(attributes, dropna=False, sort=False).ngroup().to_numpy()
+    group = identical_groups(records) if groups is None else groups
     strong = records[list(STRONG_IDENTIFIERS)].notna().any(axis=1).to_numpy()
     group = np.where(strong, group, group.max(initial=0) + 1 + np.arange(len(records)))
     # The smallest key of each group, by sorting once in Arrow (key order) and stably by group in numpy.
@@ -629,9 +638,11 @@ class IdentityMatcher:
         self.prior_recall = prior_recall
         self.min_sampling_records = min_sampling_records
 
-    def fit(self, records: pd.DataFrame) -> IdentityMatcher:
-        """Choose the plan from the populated attributes, then train the Splink model on the records."""
-        distinct = distinct_records(records)
+    def fit(self, records: pd.DataFrame, groups: np.ndarray | None = None) -> IdentityMatcher:
+        """Choose the plan from the populated attributes, then train the Splink model on the records.
+
+        `groups`: `identical_groups(records)`, when the caller has them already."""
+        distinct = distinct_records(records, groups)
         plan = plan_matching(distinct)
         n = len(distinct)
         self.plan_, self.fingerprint_, self.n_training_records_ = plan, model_fingerprint(plan), n
@@ -673,16 +684,18 @@ class IdentityMatcher:
         db_api.duckdb_con.close()
         return self
 
-    def predict(self, records: pd.DataFrame, new: pd.Series | None = None) -> pd.DataFrame:
+    def predict(
+        self, records: pd.DataFrame, new: pd.Series | None = None, groups: np.ndarray | None = None
+    ) -> pd.DataFrame:
         """Links between records: both keys, kind, match weight and probability, and the gamma levels.
 
         Pairs sharing a strong identifier are linked deterministically, without Splink scoring them
         (their evidence is the identifier they share: the link's kind); Splink scores the pairs the
         probabilistic blocking rules find and keeps those above the threshold. With `new` (identity
         keys), only the links of new records: each scored against the other records and against the
-        other new ones, never two old records (incremental linkage).
+        other new ones, never two old records (incremental linkage). `groups`: as `fit` takes them.
         """
-        distinct, copies = collapse_identical(records)
+        distinct, copies = collapse_identical(records, groups)
         gammas = [f"gamma_{c.create_output_column_name()}" for c in comparisons(self.plan_)]
         columns = ["identity_key_l", "identity_key_r", "kind", "match_weight", "match_probability", *gammas]
         is_new = None

@@ -31,6 +31,7 @@ from features.identity.match import (
     IdentityMatcher,
     MatchPlan,
     distinct_records,
+    identical_groups,
     model_fingerprint,
     plan_matching,
 )
@@ -165,8 +166,9 @@ def resolve_identities(
             out / "model.json", plan_matching(distinct_records(records)) if check_plan else None
         )
     trained = matcher is None
+    groups = identical_groups(records) if trained or last_run is None else None  # fit and predict share them
     if matcher is None:
-        matcher = IdentityMatcher().fit(records)
+        matcher = IdentityMatcher().fit(records, groups)
         lap("fit")
     # The last run's links stay valid only under its model: reused, or the same priors again.
     same_model = not trained or (not matcher.trained_ and _saved_priors(out / "model.json", matcher))
@@ -176,7 +178,7 @@ def resolve_identities(
     steward = constraints(decisions)
     incremental, carried = {}, None
     if last_run is None:
-        links = matcher.predict(records)
+        links = matcher.predict(records, groups=groups)
         lap("predict")
         links = with_steward_links(links, steward.must, records["identity_key"])
         clusters, links = cluster_records(records, links, steward.cannot)
