@@ -300,7 +300,10 @@ _ARROW_TYPES = {pa.string(): TEXT, pa.large_string(): TEXT, pa.date32(): DATE}
 
 
 def _frame(con: duckdb.DuckDBPyConnection, sql: str) -> pd.DataFrame:
-    """A query's result in pandas with Arrow-backed text and dates: no Python object per value."""
+    """A query's result in pandas with Arrow-backed text and dates: no Python object per value.
+
+    Text leaves DuckDB as large strings, which pandas keeps as they are (ordinary ones it copies over)."""
+    con.execute("SET arrow_large_buffer_size = true")
     return con.sql(sql).to_arrow_table().to_pandas(types_mapper=_ARROW_TYPES.get)
 
 
