@@ -24,6 +24,7 @@ did last time takes last time's standardised values, so phones are parsed only f
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from importlib.metadata import version
@@ -38,7 +39,7 @@ import pyarrow.parquet as pq
 from features.identity.cluster import cluster_records, components
 from features.identity.decisions import STEWARD, Constraints, with_steward_links
 from features.identity.match import IDENTICAL, MATCH_COLUMNS, IdentityMatcher
-from features.identity.records import ATTRIBUTES, is_in, key_positions, raw_hashes
+from features.identity.records import ATTRIBUTES, is_in, key_positions, raw_hashes, write_table
 from features.identity.standardise import standardise_records
 
 
@@ -203,13 +204,17 @@ def _with_cached(
 
 
 def standardise_changed(
-    raw: pd.DataFrame, default_region: str, folder: Path
+    raw: pd.DataFrame,
+    default_region: str,
+    folder: Path,
+    write: Callable[[pd.DataFrame, Path], object] = write_table,
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """`standardise_records` for the records whose raw attributes changed; the others from the last run.
 
     The standardised values (before placeholders are nulled, which depends on every record) are kept in
-    `folder/standardised-<version>.parquet`, keyed by identity key and a hash of the raw attributes.
-    Returns the standardised records in `raw`'s order and the invalid-value counts of all of them.
+    `folder/standardised-<version>.parquet`, keyed by identity key and a hash of the raw attributes, by
+    `write` (the caller may write it in the background). Returns the standardised records in `raw`'s order
+    and the invalid-value counts of all of them.
     """
     raw = raw.reset_index(drop=True)
     if "raw_hash" in raw.columns:  # computed by DuckDB with the records (`records.identity_records`)
@@ -233,7 +238,7 @@ def standardise_changed(
     for stale in folder.glob("standardised-*.parquet"):
         stale.unlink()
     keep = standardised[["identity_key", *attributes]].assign(raw_hash=raw_hash)
-    keep.to_parquet(path, index=False)
+    write(keep, path)
     # Counted on every record, so a run that reuses values reports what a full one does.
     invalid = {
         f"invalid_{column}s": int((raw[column].notna() & standardised[column].isna()).sum())

@@ -319,6 +319,13 @@ def read_records(path: Path, columns: list[str] | None = None, nullable_ints: bo
     return table.replace_schema_metadata(None).to_pandas(types_mapper=types.get)
 
 
+def write_table(frame: pd.DataFrame, path: Path) -> None:
+    """`frame` as Parquet at `path`, written then renamed: a crash never leaves a half-written table behind."""
+    tmp = path.with_suffix(".tmp")
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
 def _sql_string(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 

@@ -12,7 +12,7 @@ import logging
 import os
 import resource
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -43,6 +43,7 @@ from features.identity.records import (
     is_in,
     read_records,
     summarise_files,
+    write_table,
 )
 from features.identity.standardise import null_placeholders
 from features.ingest.manifest import FileHashes
@@ -63,11 +64,24 @@ def _read(path: Path) -> pd.DataFrame | None:
     return pd.read_parquet(path) if path.exists() else None
 
 
-def _write(frame: pd.DataFrame, path: Path) -> None:
-    # Write then rename, so a crash never leaves a half-written table behind.
-    tmp = path.with_suffix(".tmp")
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+class _Background:
+    """Tables written in threads beside the next steps (Parquet's encoding runs outside the GIL); `wait` raises
+    the first write's error."""
+
+    def __init__(self) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=3)
+        self.writes: list[Future] = []
+
+    def write(self, frame: pd.DataFrame, path: Path) -> Future:
+        self.writes.append(self.pool.submit(write_table, frame, path))
+        return self.writes[-1]
+
+    def wait(self) -> None:
+        try:
+            for write in self.writes:
+                write.result()
+        finally:
+            self.pool.shutdown()
 
 
 def load_matcher(path: Path, plan: MatchPlan | None) -> IdentityMatcher | None:
@@ -149,7 +163,8 @@ def resolve_identities(
     con.close()
     lap("load")
 
-    records, invalid = standardise_changed(raw, settings.default_phone_region, out)
+    background = _Background()
+    records, invalid = standardise_changed(raw, settings.default_phone_region, out, background.write)
     records, placeholders = null_placeholders(records, PLACEHOLDER_COLUMNS)
     lap("standardise")
 
@@ -208,20 +223,13 @@ def resolve_identities(
     records = records.assign(customer_id=pd.arrays.ArrowStringArray(customer_id))
 
     out.mkdir(parents=True, exist_ok=True)
-    # Written side by side: Parquet's encoding and compression run outside the GIL, so two cores share them.
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        records_written = pool.submit(_write, records, out / "records.parquet")
-        writes = [
-            pool.submit(_write, links, out / "links.parquet"),
-            pool.submit(
-                _write, ids.aliases if not ids.aliases.empty else empty_aliases(), out / "aliases.parquet"
-            ),
-        ]
-        source_records = _write_crosswalk(summaries, ids.keys, out / "crosswalk.parquet")
-        records_written.result()
-        _write_customers(ids.customers, out / "records.parquet", out / "customers.parquet")
-        for write in writes:
-            write.result()
+    records_written = background.write(records, out / "records.parquet")
+    background.write(links, out / "links.parquet")
+    background.write(ids.aliases if not ids.aliases.empty else empty_aliases(), out / "aliases.parquet")
+    source_records = _write_crosswalk(summaries, ids.keys, out / "crosswalk.parquet")
+    records_written.result()
+    _write_customers(ids.customers, out / "records.parquet", out / "customers.parquet")
+    background.wait()
     if trained:
         (out / "model.json").write_text(json.dumps(matcher.to_json(), indent=2), encoding="utf-8")
     lap("ids and write")
