@@ -69,19 +69,17 @@ class _Background:
     the first write's error."""
 
     def __init__(self) -> None:
-        self.pool = ThreadPoolExecutor(max_workers=3)
         self.writes: list[Future] = []
 
     def write(self, frame: pd.DataFrame, path: Path) -> Future:
-        self.writes.append(self.pool.submit(write_table, frame, path))
+        pool = ThreadPoolExecutor(max_workers=1)
+        self.writes.append(pool.submit(write_table, frame, path))
+        pool.shutdown(wait=False)  # the thread ends with its write, whether or not this run gets to `wait`
         return self.writes[-1]
 
     def wait(self) -> None:
-        try:
-            for write in self.writes:
-                write.result()
-        finally:
-            self.pool.shutdown()
+        for write in self.writes:
+            write.result()
 
 
 def load_matcher(path: Path, plan: MatchPlan | None) -> IdentityMatcher | None:
