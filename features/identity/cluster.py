@@ -43,11 +43,6 @@ def _components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return connected_components(graph, directed=False)[1]
 
 
-def named_components(keys: pd.Series, links: pd.DataFrame) -> np.ndarray:
-    """Each key's cluster, named by its smallest identity key (reproducible), in key order."""
-    return _smallest_keys(arrow_text(keys), components(keys, links))
-
-
 def _smallest_keys(keys: pa.Array, label: np.ndarray) -> np.ndarray:
     """Each record's label (0, 1, ... as `_components` gives them) named by its smallest key, as Python str."""
     by_key = pc.sort_indices(keys).to_numpy()
@@ -179,7 +174,7 @@ def cluster_records(
     if suspicious:
         rows = np.flatnonzero(np.isin(codes, suspicious))
         persons = dict(zip(rows.tolist(), people(who.iloc[rows]), strict=True))
-        cut = _split(np.array(suspicious), codes, cluster, links, keys, (left, right), persons, apart)
+        cut = _split(np.array(suspicious), codes, cluster, links, key_text, (left, right), persons, apart)
         links.loc[cut.index, "kept"] = False
         links.loc[cut.index, "cut_reason"] = cut
     return pd.Series(cluster, index=keys, name="cluster"), links
@@ -202,7 +197,7 @@ def _split(
     codes: np.ndarray,
     cluster: np.ndarray,
     links: pd.DataFrame,
-    keys: np.ndarray,
+    keys: pa.Array,
     positions: tuple[np.ndarray, np.ndarray],
     persons: Mapping[int, Person],
     apart: Mapping[int, set[int]],
@@ -226,7 +221,6 @@ def _split(
         if reason:
             cut[int(link)] = f"conflicting {reason}"
     rows = np.flatnonzero(np.isin(codes, suspicious))
-    parts = pd.DataFrame({"root": [forest.find(int(i)) for i in rows], "key": keys[rows]})
-    smallest = parts.sort_values("key").groupby("root")["key"].transform("first")
-    cluster[rows] = smallest.reindex(parts.index).to_numpy()
+    _, part = np.unique([forest.find(int(i)) for i in rows], return_inverse=True)
+    cluster[rows] = _smallest_keys(keys.take(pa.array(rows)), part)
     return pd.Series(cut, dtype="string")
