@@ -576,12 +576,35 @@ def collapse_identical(
     return records[~copy], copies
 
 
+def _ranked(table: pa.Table) -> tuple[pa.Table, pa.ChunkedArray]:
+    """`table` with each identity key replaced by its rank in key order, and the keys in that order.
+
+    Joins over millions of pairs (Splink's blocking, its `l < r`, the exclusion of pairs an earlier rule
+    found) compare integers instead of text, and every pair keeps the orientation its keys would give it:
+    `predict` at 1M records 10.5 -> 8.6-9.4 s, the same links.
+    """
+    keys = table["identity_key"]
+    by_rank = pc.sort_indices(keys)
+    rank = np.empty(len(table), dtype=np.int64)
+    rank[by_rank.to_numpy()] = np.arange(len(table))
+    column = table.schema.get_field_index("identity_key")
+    return table.set_column(column, "identity_key", pa.array(rank)), keys.take(by_rank)
+
+
+def _unranked(pairs: pd.DataFrame, keys: pa.ChunkedArray) -> pd.DataFrame:
+    """`pairs` with ranks (as `_ranked` gives them) back as identity keys."""
+    for side in ("identity_key_l", "identity_key_r"):
+        pairs[side] = keys.take(pa.array(pairs[side].to_numpy())).to_pandas()
+    return pairs
+
+
 def shared_value_pairs(table: pa.Table, columns: list[str], is_new: np.ndarray | None = None) -> pd.DataFrame:
     """Every pair of records (smaller key left) equal on at least one of `columns`, and on which of them.
 
     A DuckDB self-join per column (nulls never join); with `is_new`, only pairs holding a new record: the
     new records joined with all of them (a join of 1% of the records with the rest, not of all with all).
     """
+    table, in_order = _ranked(table)
     con = duckdb.connect()
     con.register("records", table)
     # The flags are read off each join's own rows: a pair found twice gets the same row twice, which UNION drops.
@@ -607,7 +630,31 @@ def shared_value_pairs(table: pa.Table, columns: list[str], is_new: np.ndarray |
     )
     pairs = con.execute(f"SELECT * FROM ({joined}) ORDER BY identity_key_l, identity_key_r").df()
     con.close()
-    return pairs
+    return _unranked(pairs, in_order)
+
+
+def _links_frame(found: list[pd.DataFrame], gammas: list[str]) -> pd.DataFrame:
+    """Links found each way (copies, shared identifiers, scored pairs) as one frame: keys, kind, weight,
+    probability and gamma levels, null where a way has none. Built column by column in numpy: reindexing
+    and casting the concatenated frame cost 0.9 s at 850k links."""
+
+    def column(name: str, dtype: Any, missing: Any) -> np.ndarray:
+        return np.concatenate(
+            [
+                frame[name].to_numpy(dtype=dtype, na_value=missing)
+                if name in frame
+                else np.full(len(frame), missing, dtype=dtype)
+                for frame in found
+            ]
+        )
+
+    links = {name: column(name, object, None) for name in ("identity_key_l", "identity_key_r")}
+    links["kind"] = pd.array(column("kind", object, None), dtype="string")
+    links |= {name: column(name, np.float64, np.nan) for name in ("match_weight", "match_probability")}
+    for gamma in gammas:  # Splink's levels are never null: a null here is a link Splink did not score
+        scored = np.concatenate([np.full(len(frame), gamma in frame) for frame in found])
+        links[gamma] = pd.arrays.IntegerArray(column(gamma, np.int64, 0), ~scored)
+    return pd.DataFrame(links)
 
 
 def _pair_text(links: pd.DataFrame) -> pa.Array:
@@ -709,7 +756,6 @@ class IdentityMatcher:
         """
         distinct, copies = collapse_identical(records, groups)
         gammas = [f"gamma_{c.create_output_column_name()}" for c in comparisons(self.plan_)]
-        columns = ["identity_key_l", "identity_key_r", "kind", "match_weight", "match_probability", *gammas]
         is_new = None
         if new is not None:
             is_new = is_in(distinct["identity_key"], new)
@@ -727,11 +773,7 @@ class IdentityMatcher:
             # A pair both sharing an identifier and scored keeps the stronger kind: the deterministic one. (An
             # identical copy is never scored: only one record of its group is.)
             found.append(scored[~is_in(_pair_text(scored), _pair_text(shared))].assign(kind="probabilistic"))
-        links = pd.concat([frame for frame in found if len(frame)] or found[:1], ignore_index=True)
-        return links.reindex(columns=columns).astype(
-            {"kind": "string", "match_weight": "float64", "match_probability": "float64"}
-            | {c: "Int64" for c in gammas}
-        )
+        return _links_frame(found, gammas)
 
     def _shared_identifiers(
         self, table: pa.Table, records: pd.DataFrame, is_new: np.ndarray | None
@@ -769,6 +811,7 @@ class IdentityMatcher:
 
         With `is_new`, only pairs with a new record in them (Splink's `predict_between` and `predict_within`).
         """
+        table, keys = _ranked(table)
         db_api = DuckDBAPI(duckdb.connect())
         settings = dict(self.model_, blocking_rules_to_generate_predictions=rules)
         # Validation only logs, and the model was validated when it was fitted on these columns.
@@ -791,9 +834,9 @@ class IdentityMatcher:
             )
         ).df()
         if is_new is not None:  # predict_between(new, all) finds a pair of two new records both ways
-            pairs = pairs.drop_duplicates(["identity_key_l", "identity_key_r"])
+            pairs = pairs.drop_duplicates(["identity_key_l", "identity_key_r"], ignore_index=True)
         db_api.duckdb_con.close()
-        return pairs
+        return _unranked(pairs, keys)
 
     def get_params(self) -> dict[str, Any]:
         """The constructor parameters (as scikit-learn's `get_params`)."""
