@@ -16,8 +16,9 @@ from datetime import datetime
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from features.identity.records import is_in
+from features.identity.records import arrow_text, is_in
 from features.identity.standardise import TEXT
 
 PREFIX = "C"
@@ -72,8 +73,9 @@ def assign_customer_ids(
     """
     carried = carried if carried is not None else pd.DataFrame(columns=["identity_key", "customer_id"])
     carried_ids = pd.Index(carried["customer_id"].unique())
-    keys = pd.DataFrame({"identity_key": clusters.index.astype(str), "cluster": clusters.to_numpy()})
-    keys = keys[~is_in(keys["identity_key"], carried["identity_key"])]
+    keys = pd.DataFrame({"identity_key": _text(clusters.index.to_series()), "cluster": _text(clusters)})
+    if len(carried):
+        keys = keys[~is_in(keys["identity_key"], carried["identity_key"])]
     aliases = previous_aliases if previous_aliases is not None else empty_aliases()
     created = (
         previous_customers.set_index("customer_id")["created_at"]
@@ -101,7 +103,10 @@ def assign_customer_ids(
     owner = dict(zip(survivors["cluster"], survivors["old_id"], strict=True))
 
     next_number = int(_numbers(issued).max()) + 1 if len(issued) else 1
-    new_clusters = sorted(set(keys["cluster"]) - set(owner))
+    # In Arrow: a set and a sort of a million clusters in Python cost 0.3 s (UTF-8 sorts as Python's str does).
+    names = pc.unique(arrow_text(keys["cluster"]))
+    names = names.filter(pc.invert(pc.is_in(names, value_set=pa.array(list(owner), type=pa.string()))))
+    new_clusters = names.take(pc.sort_indices(names)).to_pylist()
     for offset, name in enumerate(new_clusters):
         owner[name] = f"{PREFIX}{next_number + offset:0{DIGITS}d}"
 
@@ -120,7 +125,7 @@ def assign_customer_ids(
     names = pa.array([owner[name] for name in clusters_seen.tolist()], type=pa.string())
     keys = pd.DataFrame(
         {
-            "identity_key": keys["identity_key"].to_numpy(),
+            "identity_key": keys["identity_key"].array,
             "customer_id": pd.arrays.ArrowStringArray(names.take(pa.array(codes))),
         }
     )
