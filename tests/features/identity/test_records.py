@@ -46,6 +46,32 @@ def test_latest_value_across_files_and_summaries_reused_until_a_file_changes(wor
     assert len(list((workspace.identity / "summaries").glob("*.parquet"))) == 4
 
 
+def test_a_key_with_several_rows_in_one_file_gets_each_attributes_latest_value(workspace: Workspace) -> None:
+    # Keys with one row in a file are passed through, keys with several are aggregated: both must agree.
+    rows = [
+        contact("a", "Ann", "Lee", email="ann@old.example", updated_at="2024-01-01T00:00:00Z"),
+        contact("a", None, "Lee", email="ann@new.example", city="York", updated_at="2025-06-01T00:00:00Z"),
+        contact("a", "Anne", None, phone="07700 900123", updated_at="2023-01-01T00:00:00Z"),
+        contact("b", "Bob", "Hart", city="Leeds", updated_at="2024-03-01T00:00:00Z"),
+    ]
+    write_canonical(workspace, "contacts", "crm", rows)
+
+    _, records, _ = _load(workspace)
+    ann, bob = records.loc["crm:a"], records.loc["crm:b"]
+    assert (ann["first_name"], ann["email"], ann["city"], ann["phone"]) == (
+        "Ann",
+        "ann@new.example",
+        "York",
+        "07700 900123",
+    )
+    assert ann["n_rows"] == 3 and list(ann["sources"]) == ["crm"]
+    assert (ann["first_seen"].year, ann["last_seen"].year) == (2023, 2025)
+    assert (bob["first_name"], bob["last_name"], bob["city"]) == ("Bob", "Hart", "Leeds") and pd.isna(
+        bob["email"]
+    )
+    assert bob["n_rows"] == 1 and list(bob["sources"]) == ["crm"] and bob["last_seen"].year == 2024
+
+
 def test_a_daily_load_merges_only_the_new_files_keys_into_last_runs_records(workspace: Workspace) -> None:
     ann = contact("a", "Ann", "Lee", email="ann@old.example", updated_at="2024-01-01T00:00:00Z")
     write_canonical(workspace, "contacts", "crm", [ann, contact("b", "Bob", "Hart")])
