@@ -104,9 +104,9 @@ def assign_customer_ids(
 
     next_number = int(_numbers(issued).max()) + 1 if len(issued) else 1
     # In Arrow: a set and a sort of a million clusters in Python cost 0.3 s (UTF-8 sorts as Python's str does).
-    names = pc.unique(arrow_text(keys["cluster"]))
-    names = names.filter(pc.invert(pc.is_in(names, value_set=pa.array(list(owner), type=pa.string()))))
-    new_clusters = names.take(pc.sort_indices(names)).to_pylist()
+    unowned = pc.unique(arrow_text(keys["cluster"]))
+    unowned = unowned.filter(pc.invert(pc.is_in(unowned, value_set=pa.array(list(owner), type=pa.string()))))
+    new_clusters = unowned.take(pc.sort_indices(unowned)).to_pylist()
     for offset, name in enumerate(new_clusters):
         owner[name] = f"{PREFIX}{next_number + offset:0{DIGITS}d}"
 

@@ -109,8 +109,8 @@ def _summary_sql(source_type: str, have: frozenset[str], relation: str) -> str:
     """One row per key of one file (`relation`: its distinct rows): each attribute's latest value and when.
 
     Most keys have one distinct row (a contact, a card, a guest checkout): that row is already its summary
-    and is passed through; only keys with several rows are aggregated (a file's summary 3.5 -> 1 s at 1M
-    keys, the same rows).
+    and is passed through; only keys with several rows are aggregated (the files of 370k customers, 1.3M
+    keys: 3.5 -> 1.8 s, the same rows).
     """
     wanted = {c.name for c in SOURCE_TYPES[source_type]}
     one, several = [], []
