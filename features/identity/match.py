@@ -70,6 +70,7 @@ BLOCKING_CANDIDATES: tuple[tuple[str, ...], ...] = (
     ("postcode", "last_name"),
     ("street", "postcode"),
     ("postcode", "birth_date"),
+    ("birth_date", "house_number"),
     ("first_name", "postcode"),
 )
 SWAPPED = ("first_name", "last_name")

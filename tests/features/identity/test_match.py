@@ -203,3 +203,29 @@ def test_block_pairs_counts_the_pairs_of_each_block_and_never_joins_nulls() -> N
     assert block_pairs(records, ("last_name",)) == 4
     assert block_pairs(records, ("postcode",)) == 6 * 5 // 2 + 1  # A1 holds six records, B2 two
     assert block_pairs(records.iloc[:0], ("last_name",)) == 0
+
+
+def test_a_person_whose_names_and_postcode_were_retyped_is_found_by_birth_date_and_house_number() -> None:
+    # No rule on names or postcodes pairs these two (FEBRL's rec-337): only the birth date and the house number.
+    moved = pd.DataFrame(
+        [
+            {
+                "identity_key": "x-0",
+                "first_name": "kyle",
+                "last_name": "bullivant",
+                "street": "4 woolrych st",
+            },
+            {
+                "identity_key": "x-1",
+                "first_name": "kyale",
+                "last_name": "bullivnt",
+                "street": "4 woolrych st",
+            },
+        ]
+    ).assign(postcode=["LS3 9AB", "LS9 3AB"], birth_date=date(1959, 5, 23), country="GB")
+    extra, _ = standardise_records(moved, "GB")
+    records = pd.concat([_people(600, 3).assign(email=None), extra], ignore_index=True)
+    matcher = IdentityMatcher(u_max_pairs=2e5, em_max_pairs=2e5).fit(records)
+    assert ("birth_date", "house_number") in matcher.plan_.blocking
+    links = matcher.predict(records)
+    assert len(links[(links["identity_key_l"] == "x-0") & (links["identity_key_r"] == "x-1")]) == 1
