@@ -136,8 +136,8 @@ def cluster_records(
     `cannot`: (smaller, larger) identity key pairs a steward split apart; they never share a cluster.
     """
     key_text = arrow_text(records["identity_key"])  # Arrow: a million Python str cost 0.7 s to make
-    links = links.reset_index(drop=True)
-    links = links.assign(kept=True, cut_reason=pd.Series(pd.NA, index=links.index, dtype="string"))
+    links = links.reset_index(drop=True) if not links.index.equals(pd.RangeIndex(len(links))) else links
+    links = links.assign(kept=True, cut_reason=pd.array(np.full(len(links), None), dtype="string"))
     left, right = link_positions(key_text, links)  # looked up once for components and splits
     apart = _apart(key_text, cannot)
     if apart:

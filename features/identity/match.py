@@ -569,8 +569,9 @@ def collapse_identical(
     copy = first != np.arange(len(records))
     copies = pd.DataFrame(
         {
-            "identity_key_l": keys.take(first[copy]).to_pandas(),  # the smallest key: always the left one
-            "identity_key_r": keys.filter(pa.array(copy)).to_pandas(),
+            # The smallest key: always the left one. Keys stay Arrow text, as links read back from Parquet are.
+            "identity_key_l": pd.arrays.ArrowStringArray(keys.take(first[copy])),
+            "identity_key_r": pd.arrays.ArrowStringArray(keys.filter(pa.array(copy))),
             "kind": pd.Series([IDENTICAL] * int(copy.sum()), dtype="string"),
         }
     )
@@ -595,7 +596,7 @@ def _ranked(table: pa.Table) -> tuple[pa.Table, pa.ChunkedArray]:
 def _unranked(pairs: pd.DataFrame, keys: pa.ChunkedArray) -> pd.DataFrame:
     """`pairs` with ranks (as `_ranked` gives them) back as identity keys."""
     for side in ("identity_key_l", "identity_key_r"):
-        pairs[side] = keys.take(pa.array(pairs[side].to_numpy())).to_pandas()
+        pairs[side] = pd.arrays.ArrowStringArray(keys.take(pa.array(pairs[side].to_numpy())))
     return pairs
 
 
@@ -649,7 +650,10 @@ def _links_frame(found: list[pd.DataFrame], gammas: list[str]) -> pd.DataFrame:
             ]
         )
 
-    links = {name: column(name, object, None) for name in ("identity_key_l", "identity_key_r")}
+    links = {
+        name: pd.arrays.ArrowStringArray(pa.concat_arrays([arrow_text(frame[name]) for frame in found]))
+        for name in ("identity_key_l", "identity_key_r")
+    }
     links["kind"] = pd.array(column("kind", object, None), dtype="string")
     links |= {name: column(name, np.float64, np.nan) for name in ("match_weight", "match_probability")}
     for gamma in gammas:  # Splink's levels are never null: a null here is a link Splink did not score
