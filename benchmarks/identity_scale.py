@@ -127,9 +127,8 @@ def main() -> None:
     if not ws.canonical.is_dir():
         simulate_and_resolve(sample, ws.root, args.customers, args.seed)
     ratios, cpu_ratios = [], []
-    for run in range(
-        1, args.repeat + 1
-    ):  # Tessera then Splink alone, in pairs: a pair's ratio is the reading
+    # Tessera then Splink alone, in pairs: a pair's ratio is the reading.
+    for run in range(1, args.repeat + 1):
         shutil.rmtree(ws.identity, ignore_errors=True)  # cold: no model, no caches
         tessera = run_measured("tessera", [*TESSERA, "resolve", "--workspace", str(ws.root)])
         summary = json.loads((ws.identity / "summary.json").read_text())

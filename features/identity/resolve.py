@@ -173,13 +173,16 @@ def resolve_identities(
     # changed since the last check pass `REPLAN_SHARE` of them (a daily 1% cannot move the plan's counts).
     unplanned = _changed_since_plan(out) + (len(changes.dirty) + len(changes.removed) if changes else 0)
     check_plan = changes is None or unplanned > REPLAN_SHARE * len(records)
+    # Records written alike, grouped once for whichever of the plan check, fit and predict run.
+    groups = identical_groups(records) if (reuse and check_plan) or last_run is None else None
     matcher = None
     if reuse:
         matcher = load_matcher(
-            out / "model.json", plan_matching(distinct_records(records)) if check_plan else None
+            out / "model.json", plan_matching(distinct_records(records, groups)) if check_plan else None
         )
     trained = matcher is None
-    groups = identical_groups(records) if trained or last_run is None else None  # fit and predict share them
+    if trained and groups is None:  # a daily run whose saved model no longer fits: fit and predict anew
+        groups = identical_groups(records)
     if matcher is None:
         matcher = IdentityMatcher().fit(records, groups)
         lap("fit")
