@@ -72,7 +72,11 @@ def labelled_frames(
     labels = labels_at(events, [*cutoffs.training, cutoffs.validation], cutoffs.horizon_days)
     is_validation = labels["cutoff"] == cutoffs.validation
     require_trainable(labels[~is_validation], labels[is_validation], target, min_customers, cutoffs)
-    frame = point_in_time_features(store, labels, feature_service)
+    # In one order whatever order the profile's tables came in: LightGBM's bagging reads rows by position, so the
+    # same rows in another order made another model (validation Gini 0.7247 and 0.7215 on one workspace).
+    frame = point_in_time_features(store, labels, feature_service).sort_values(
+        ["cutoff", "customer_id"], kind="stable"
+    )
     is_validation = frame["cutoff"] == cutoffs.validation
     return LabelledFrames(
         frame[~is_validation].reset_index(drop=True),

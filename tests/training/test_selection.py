@@ -89,3 +89,21 @@ def test_the_refit_learns_from_the_validation_window(recency_workspace: Workspac
     )
     assert refit.scale_ == pytest.approx(validation["value"].sum() / refit._raw(validation).sum())
     assert refit.scale_ != pytest.approx(candidate.scale_)
+
+
+def test_the_same_orders_in_another_order_give_the_same_training_rows(recency_workspace: Workspace) -> None:
+    """LightGBM's bagging reads rows by position: the rows a model learns from come in one order, whatever
+    order the profile's tables were written in, so one workspace and seed make one model."""
+    from training.pipelines import TrainingContext
+    from training.recipes import ChurnRecipe
+
+    frames = []
+    for seed in (None, 3):
+        ctx = TrainingContext(recency_workspace, NOW, small_settings(), FeatureStoreSettings())
+        if seed is not None:
+            ctx.__dict__["orders"] = ctx.orders.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+        frames.append(ChurnRecipe().load(ctx))
+    first, shuffled = frames
+    assert len(first.train) > 0
+    pd.testing.assert_frame_equal(first.train, shuffled.train)
+    pd.testing.assert_frame_equal(first.validation, shuffled.validation)
