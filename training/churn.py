@@ -1,13 +1,16 @@
 """Churn: the probability that a customer makes no purchase within the horizon, calibrated, with reasons.
 
-LightGBM stops early on the latest cutoff of its training frame and then learns from every cutoff, that one
-included, with the number of trees found. Calibration is a Platt scaling (a logistic fit on log-odds: it
-keeps the ranking) learnt on a year of windows, the latest included, from out-of-fold scores: each half of
-the customers is scored by a model that learnt from the other half. With `horizon_days` set, BG/NBD and
-Gamma-Gamma quantities over that horizon (fitted on the latest cutoff's vectors, no label read) are added to
-the features. Reasons are the features with the largest positive contributions (LightGBM's own SHAP values)
-to a customer's churn log-odds. On the whole vector (no `features` chosen), rhythm ratios are features too
-(`rhythm_features`): a tree splits on one column at a time, so "late against their own rhythm" is given whole.
+LightGBM stops early on the latest cutoff's rows, learning from rows whose labels ended by then or, failing
+those, from other customers (`training.tabular.stopping_split`), and then learns from every row with the
+number of trees found. Calibration is a Platt scaling (a logistic fit on log-odds: it keeps the ranking) learnt on a year of
+windows, the latest included, from out-of-fold scores: each half of the customers is scored by a model that
+learnt from the other half. With `horizon_days` set, BG/NBD and Gamma-Gamma quantities over that horizon
+(fitted on the latest cutoff's vectors, no label read) are added to the features; with `from_bgnbd` too, the
+trees start from BG/NBD's P(no purchase) log-odds (fitted where scored, as the textbook candidate's) and learn
+corrections to it. Reasons are the features with the largest positive contributions (LightGBM's own SHAP
+values) to a customer's churn log-odds. On the whole vector (no `features` chosen), rhythm ratios are features
+too (`rhythm_features`): a tree splits on one column at a time, so "late against their own rhythm" is given
+whole.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
-from training.probabilistic import fit_inputs, model_inputs
+from training.probabilistic import ProbabilisticFeatures, fit_inputs, fitted_where_scored, model_inputs
 from training.tabular import (
     fit_early_stopped,
     gain_importance,
@@ -105,6 +108,8 @@ def halves(customer_ids: pd.Series) -> np.ndarray:
 class ChurnModel:
     """Calibrated LightGBM churn classifier on a feature-service frame; predict gives probability and reasons."""
 
+    from_bgnbd = False  # what a champion pickled before the option existed reads
+
     def __init__(
         self,
         n_estimators: int = 300,
@@ -115,6 +120,8 @@ class ChurnModel:
         features: tuple[str, ...] | None = None,
         horizon_days: int | None = None,
         seed: int = 42,
+        label_days: int | None = None,
+        from_bgnbd: bool = False,
     ) -> None:
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -124,6 +131,25 @@ class ChurnModel:
         self.features = features  # only these columns of the frame (None: all of them)
         self.horizon_days = horizon_days  # when set, BG/NBD quantities over it are features too
         self.seed = seed
+        self.label_days = label_days  # the training labels' window, for early stopping (`stopping_split`)
+        # The trees start from BG/NBD's P(no purchase) (fitted where scored) and learn corrections; needs a horizon.
+        self.from_bgnbd = from_bgnbd
+
+    @property
+    def fits_population(self) -> bool:
+        """Whether `fit` takes the population to serve (`population=`), as the textbook BG/NBD does."""
+        return self.from_bgnbd
+
+    def _textbook_logit(self, frame: pd.DataFrame) -> np.ndarray:
+        p = fitted_where_scored(frame, self.horizon_days, self.served_bgnbd_)["p_no_purchase"].to_numpy(float)
+        p = np.clip(p, 1e-9, 1 - 1e-9)
+        return np.log(p / (1 - p))
+
+    def _base(self, frame: pd.DataFrame) -> np.ndarray:
+        """The log-odds the trees start from: BG/NBD's, mapped to the training labels; 0 without `from_bgnbd`."""
+        if not self.from_bgnbd:
+            return np.zeros(len(frame))
+        return self.base_intercept_ + self.base_slope_ * self._textbook_logit(frame)
 
     def _with_rhythm(self, frame: pd.DataFrame) -> pd.DataFrame:
         return frame if self.features is not None else frame.join(rhythm_features(frame))
@@ -139,23 +165,44 @@ class ChurnModel:
         )
 
     def fit(
-        self, frame: pd.DataFrame, churned: pd.Series, cutoffs: pd.Series, calibrate: bool = True
+        self,
+        frame: pd.DataFrame,
+        churned: pd.Series,
+        cutoffs: pd.Series,
+        calibrate: bool = True,
+        population: pd.DataFrame | None = None,
     ) -> ChurnModel:
         """Learn from a training frame (one row per customer and cutoff), its labels and each row's cutoff.
 
         `calibrate=False` leaves out the Platt scaling (two more LightGBM fits) until `calibrate` is called:
-        candidate selection reads the ranking alone, so only the winner needs it.
+        candidate selection reads the ranking alone, so only the winner needs it. `population`: the vectors a
+        model started from BG/NBD fits its served BG/NBD on (default: the latest cutoff's).
         """
-        fitted = fit_inputs(self._with_rhythm(frame), cutoffs, self.features, self.horizon_days)
+        if self.from_bgnbd and self.horizon_days is None:
+            raise ValueError("a churn model started from BG/NBD needs horizon_days")
+        frame = frame.reset_index(drop=True).assign(cutoff=pd.Series(cutoffs).reset_index(drop=True))
+        fitted = fit_inputs(
+            self._with_rhythm(frame), cutoffs, self.features, self.horizon_days, self.label_days
+        )
         self.probabilistic_, self.encoder_ = fitted.quantities, fitted.encoder
         latest, X = fitted.latest, fitted.X
         y = np.asarray(churned, dtype=int)
+        if self.from_bgnbd:
+            served = population if population is not None else frame[latest]
+            self.served_bgnbd_ = ProbabilisticFeatures(self.horizon_days, penalizer=None).fit(served)
+            platt = fit_platt(self._textbook_logit(frame), y)
+            self.base_slope_, self.base_intercept_ = float(platt.coef_[0, 0]), float(platt.intercept_[0])
+        base = self._base(frame)
+        self.base_mean_ = float(base.mean())
         probe = lgb.LGBMClassifier(objective="binary", **self._params(self.n_estimators))
         self.best_iteration_ = int(
-            fit_early_stopped(probe, X, y, latest).best_iteration_ or self.n_estimators
+            fit_early_stopped(
+                probe, X, y, fitted.stopping, init_score=base if self.from_bgnbd else None
+            ).best_iteration_
+            or self.n_estimators
         )
         self.classifier_ = lgb.LGBMClassifier(objective="binary", **self._params(self.best_iteration_)).fit(
-            X, y
+            X, y, init_score=base if self.from_bgnbd else None
         )
         self.features_ = list(self.encoder_.features_)
         self.calibrator_ = None
@@ -167,8 +214,9 @@ class ChurnModel:
         Each half of the customers is scored by a model that learnt from the other half alone: none of their
         rows, at any cutoff, tells it what they did in a window it scores.
         """
-        frame = frame.reset_index(drop=True)
+        frame = frame.reset_index(drop=True).assign(cutoff=pd.Series(cutoffs).reset_index(drop=True))
         X = self.encoder_.transform(self.inputs(frame))
+        base = self._base(frame)
         y = np.asarray(churned, dtype=int)
         window = calibration_window(cutoffs)
         fold = halves(frame["customer_id"])
@@ -177,34 +225,42 @@ class ChurnModel:
             scored, learn = window & (fold == half), fold != half
             if scored.any() and learn.any():
                 model = lgb.LGBMClassifier(objective="binary", **self._params(self.best_iteration_))
-                model.fit(X[learn], y[learn])
-                raw[scored] = model.predict(X[scored], raw_score=True)
+                model.fit(X[learn], y[learn], init_score=base[learn] if self.from_bgnbd else None)
+                raw[scored] = model.predict(X[scored], raw_score=True) + base[scored]
         self.calibrator_ = fit_platt(raw[window], y[window])
         return self
 
-    def _probability(self, X: pd.DataFrame) -> np.ndarray:
-        raw = self.classifier_.predict(X, raw_score=True)
+    def _probability(self, X: pd.DataFrame, base: np.ndarray) -> np.ndarray:
+        raw = self.classifier_.predict(X, raw_score=True) + base
         if self.calibrator_ is None:  # a candidate not calibrated yet: the ranking is right, the level is not
             return 1.0 / (1.0 + np.exp(-raw))
         return self.calibrator_.predict_proba(raw.reshape(-1, 1))[:, 1]
 
-    def _contributions(self, X: pd.DataFrame) -> pd.DataFrame:
-        values = self.classifier_.predict(X, pred_contrib=True)
-        return pd.DataFrame(values, columns=[*self.features_, "bias"], index=X.index)
+    def _contributions(self, X: pd.DataFrame, base: np.ndarray) -> pd.DataFrame:
+        """SHAP values of the trees; a model started from BG/NBD adds its start to `p_no_purchase` (against the
+        training mean; the mean goes to the bias)."""
+        values = pd.DataFrame(
+            self.classifier_.predict(X, pred_contrib=True), columns=[*self.features_, "bias"], index=X.index
+        )
+        if self.from_bgnbd:
+            values["p_no_purchase"] += base - self.base_mean_
+            values["bias"] += self.base_mean_
+        return values
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         """Calibrated P(no purchase within the horizon) per row."""
-        return self._probability(self.encoder_.transform(self.inputs(frame)))
+        return self._probability(self.encoder_.transform(self.inputs(frame)), self._base(frame))
 
     def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Each feature's contribution to each row's churn log-odds (SHAP values; the bias column last)."""
-        return self._contributions(self.encoder_.transform(self.inputs(frame)))
+        return self._contributions(self.encoder_.transform(self.inputs(frame)), self._base(frame))
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """customer_id (when given), churn_probability and the reasons, one row per input row."""
         X = self.encoder_.transform(self.inputs(frame))  # once for both the probability and the reasons
-        reasons = self._contributions(X).drop(columns="bias")
-        return churn_output(frame, self._probability(X), reasons, self.n_reasons)
+        base = self._base(frame)
+        reasons = self._contributions(X, base).drop(columns="bias")
+        return churn_output(frame, self._probability(X, base), reasons, self.n_reasons)
 
     def feature_importance(self) -> pd.Series:
         """Total gain per feature, largest first."""

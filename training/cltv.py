@@ -1,8 +1,9 @@
 """Customer lifetime value over the horizon: a LightGBM point estimate and a quantile interval.
 
 The point model uses a Tweedie objective (spend is zero for many customers and long-tailed for the rest);
-two quantile models give the interval. Each stops early on the latest cutoff of its training frame, then
-learns from every cutoff, that one included, with the number of trees found. With `horizon_days` set,
+two quantile models give the interval. Each stops early on the latest cutoff's rows, learning from rows
+whose labels ended by then or, failing those, from other customers (`training.tabular.stopping_split`), then
+learns from every row with the number of trees found. With `horizon_days` set,
 BG/NBD and Gamma-Gamma quantities over that horizon (`training.probabilistic`, fitted on the latest
 cutoff's vectors) are added to the features.
 """
@@ -16,10 +17,11 @@ from sklearn.base import clone
 
 from training.probabilistic import fit_inputs, model_inputs
 from training.tabular import (
+    StoppingSplit,
     fit_early_stopped,
     gain_importance,
     lgbm_params,
-    time_holdout,
+    stopping_split,
     with_customer_id,
 )
 
@@ -37,10 +39,10 @@ def value_output(frame: pd.DataFrame, point: np.ndarray, low: np.ndarray, high: 
 
 
 def refit_all(
-    model: lgb.LGBMModel, X: pd.DataFrame, y: np.ndarray, holdout: np.ndarray, **fit: object
+    model: lgb.LGBMModel, X: pd.DataFrame, y: np.ndarray, split: StoppingSplit, **fit: object
 ) -> lgb.LGBMModel:
-    """Early-stop `model` on the holdout rows, then fit a copy on every row with the number of trees found."""
-    trees = int(fit_early_stopped(clone(model), X, y, holdout, **fit).best_iteration_ or model.n_estimators)
+    """Early-stop `model` on `split`, then fit a copy on every row with the number of trees found."""
+    trees = int(fit_early_stopped(clone(model), X, y, split, **fit).best_iteration_ or model.n_estimators)
     return model.set_params(n_estimators=trees).fit(X, y)
 
 
@@ -58,6 +60,7 @@ class CLTVModel:
         features: tuple[str, ...] | None = None,
         horizon_days: int | None = None,
         seed: int = 42,
+        label_days: int | None = None,
     ) -> None:
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -68,6 +71,7 @@ class CLTVModel:
         self.features = features  # only these columns of the frame (None: all of them)
         self.horizon_days = horizon_days  # when set, BG/NBD + Gamma-Gamma quantities over it are features too
         self.seed = seed
+        self.label_days = label_days  # the training labels' window, for early stopping (`stopping_split`)
 
     def inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The model's inputs before encoding: the chosen features plus the derived ones (BG/NBD quantities); what a reason's value is read from."""
@@ -86,33 +90,33 @@ class CLTVModel:
         `interval=False` fits the point model only (a candidate is selected on it alone: the quantile models
         are two thirds of the cost); `fit_interval` adds them later, and `predict` gives NaN bounds until then.
         """
-        fitted = fit_inputs(frame, cutoffs, self.features, self.horizon_days)
+        fitted = fit_inputs(frame, cutoffs, self.features, self.horizon_days, self.label_days)
         self.probabilistic_, self.encoder_ = fitted.quantities, fitted.encoder
         y = np.asarray(value, dtype=float)
         point = lgb.LGBMRegressor(
             objective="tweedie", tweedie_variance_power=self.tweedie_variance_power, **self._params()
         )
-        self.point_ = refit_all(point, fitted.X, y, fitted.latest)
+        self.point_ = refit_all(point, fitted.X, y, fitted.stopping)
         self.quantiles_: dict[float, lgb.LGBMModel] = {}
         if interval:
-            self._fit_quantiles(fitted.X, y, fitted.latest)
+            self._fit_quantiles(fitted.X, y, fitted.stopping)
         self.features_ = list(self.encoder_.features_)
         return self
 
     def fit_interval(self, frame: pd.DataFrame, value: pd.Series, cutoffs: pd.Series) -> CLTVModel:
         """The interval's quantile models on the frame the point model was fitted on (after `fit(interval=False)`)."""
         X = self.encoder_.transform(self.inputs(frame.reset_index(drop=True)))
-        latest = time_holdout(cutoffs, frame["customer_id"])
-        self._fit_quantiles(X, np.asarray(value, dtype=float), latest)
+        split = stopping_split(cutoffs, frame["customer_id"], self.label_days)
+        self._fit_quantiles(X, np.asarray(value, dtype=float), split)
         return self
 
-    def _fit_quantiles(self, X: pd.DataFrame, y: np.ndarray, latest: np.ndarray) -> None:
+    def _fit_quantiles(self, X: pd.DataFrame, y: np.ndarray, split: StoppingSplit) -> None:
         self.quantiles_ = {
             q: refit_all(
                 lgb.LGBMRegressor(objective="quantile", alpha=q, **self._params()),
                 X,
                 y,
-                latest,
+                split,
                 eval_metric="quantile",
             )
             for q in self.interval

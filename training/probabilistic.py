@@ -18,7 +18,7 @@ import pandas as pd
 from scipy.optimize import OptimizeResult, minimize
 from scipy.special import betaln, gammaln, hyp2f1
 
-from training.tabular import TabularEncoder, time_holdout
+from training.tabular import StoppingSplit, TabularEncoder, stopping_split, time_holdout
 
 DAY = pd.Timedelta(days=1)
 
@@ -372,6 +372,27 @@ class ProbabilisticFeatures:
         )
 
 
+def fitted_where_scored(
+    frame: pd.DataFrame, horizon_days: int, served: ProbabilisticFeatures
+) -> pd.DataFrame:
+    """BG/NBD and Gamma-Gamma quantities, the textbook way: from a fit on the population being scored.
+
+    Rows of a labelled frame (one with a `cutoff` column) are scored by a fit on their own cutoff's rows (no label
+    read), so a candidate is validated as it is served; served vectors (no `cutoff`) by `served`, the fit on the
+    population at the refit. A fit one label window older scores a population that has aged since: on three
+    months of grocery sales the validation AUC of P(no purchase) fell from 0.798 to 0.770 (docs/models.md).
+    """
+    if "cutoff" not in frame.columns:
+        return served.transform(frame)
+    out = pd.DataFrame(np.nan, index=frame.index, columns=list(served.transform(frame.head(1)).columns))
+    for positions in frame.groupby("cutoff", sort=False).indices.values():
+        rows = frame.iloc[positions]
+        out.iloc[positions] = (
+            ProbabilisticFeatures(horizon_days, penalizer=None).fit(rows).transform(rows).to_numpy(float)
+        )
+    return out
+
+
 def model_inputs(
     frame: pd.DataFrame, features: tuple[str, ...] | None, quantities: ProbabilisticFeatures | None
 ) -> pd.DataFrame:
@@ -382,16 +403,22 @@ def model_inputs(
 
 @dataclass(frozen=True)
 class FittedInputs:
-    """What a learned model fits on: its latest-cutoff mask, the BG/NBD quantities, the encoder, the matrix."""
+    """What a learned model fits on: its latest-cutoff mask, its early-stopping split, the BG/NBD quantities, the
+    encoder, the matrix."""
 
     latest: np.ndarray
+    stopping: StoppingSplit
     quantities: ProbabilisticFeatures | None
     encoder: TabularEncoder
     X: pd.DataFrame
 
 
 def fit_inputs(
-    frame: pd.DataFrame, cutoffs: pd.Series, features: tuple[str, ...] | None, horizon_days: int | None
+    frame: pd.DataFrame,
+    cutoffs: pd.Series,
+    features: tuple[str, ...] | None,
+    horizon_days: int | None,
+    label_days: int | None = None,
 ) -> FittedInputs:
     """Fit a learned model's inputs: BG/NBD on the latest cutoff's vectors (when a horizon is given), the encoder."""
     frame = frame.reset_index(drop=True)
@@ -399,4 +426,5 @@ def fit_inputs(
     quantities = None if horizon_days is None else ProbabilisticFeatures(horizon_days).fit(frame[latest])
     inputs = model_inputs(frame, features, quantities)
     encoder = TabularEncoder().fit(inputs)
-    return FittedInputs(latest, quantities, encoder, encoder.transform(inputs))
+    stopping = stopping_split(cutoffs, frame["customer_id"], label_days)
+    return FittedInputs(latest, stopping, quantities, encoder, encoder.transform(inputs))

@@ -48,6 +48,7 @@ def _lgbm_settings(ctx: TrainingContext, **overrides: Any) -> dict[str, Any]:
         "num_leaves": s.lgbm_num_leaves,
         "min_child_samples": s.lgbm_min_child_samples,
         "seed": s.seed,
+        "label_days": ctx.cutoffs.horizon_days,
         **overrides,
     }
 
@@ -157,6 +158,9 @@ class ChurnRecipe(_TabularRecipe):
         if rfm:
             out["bgnbd"] = BGNBDChurn(horizon, n)
             out["lightgbm_rfm"] = ChurnModel(n_reasons=n, features=RFM_FEATURES, **_lgbm_settings(ctx))
+            out["model_on_bgnbd"] = ChurnModel(
+                n_reasons=n, horizon_days=horizon, from_bgnbd=True, **_lgbm_settings(ctx, **REGULARISED_CHURN)
+            )
         whole = {"n_reasons": n, "horizon_days": horizon if rfm else None}
         out["model_regularised"] = ChurnModel(**whole, **_lgbm_settings(ctx, **REGULARISED_CHURN))
         out["model"] = ChurnModel(**whole, **_lgbm_settings(ctx))

@@ -20,7 +20,14 @@ def test_every_model_is_registered_logged_and_champion(trained: tuple[Workspace,
     churn = results["churn"]
     # Every candidate is scored on the same window and the best one is the champion; the reference lines
     # (computed from the orders themselves) are logged beside them.
-    assert set(churn["candidates"]) == {"recency", "bgnbd", "lightgbm_rfm", "model_regularised", "model"}
+    assert set(churn["candidates"]) == {
+        "recency",
+        "bgnbd",
+        "lightgbm_rfm",
+        "model_on_bgnbd",
+        "model_regularised",
+        "model",
+    }
     assert churn["metrics"]["roc_auc"] == max(churn["candidates"].values()) == churn["gate"]["challenger"]
     assert set(churn["baselines"]) == {"days_since_last_purchase", "bgnbd_p_no_purchase"}
     cltv = results["cltv"]

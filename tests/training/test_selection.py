@@ -38,7 +38,7 @@ def test_when_recency_is_the_signal_the_recency_baseline_wins_and_is_served(
     result = train_model(ChurnRecipe(), ctx)
     tracking.promote(recency_workspace, [result["gate"]])  # as `train_all` does once every model is trained
     scores = result["candidates"]
-    assert set(scores) == {"recency", "bgnbd", "lightgbm_rfm", "model_regularised", "model"}
+    assert set(scores) == {"recency", "bgnbd", "lightgbm_rfm", "model_on_bgnbd", "model_regularised", "model"}
     assert result["candidate"] == "recency" and scores["recency"] == max(scores.values())
     assert result["margin"] == pytest.approx(
         scores["recency"] - max(v for k, v in scores.items() if k != "recency")
