@@ -85,8 +85,9 @@ def score_customers(
 
     store = open_store(workspace, store_settings)
     frame = point_in_time_features(store, entities, metadata.get("feature_service", f"{model}_v1"))
-    # Without the cutoff the vectors are scored as the service scores them: a textbook BG/NBD champion reads a
-    # labelled frame's cutoff as "fit on this population" (`training.textbook.fitted_where_scored`).
+    # Without the cutoff the vectors are scored as the service scores them: a champion that fits BG/NBD where it
+    # scores (the textbook ones, `model_on_bgnbd`) reads a labelled frame's cutoff as "fit on this population"
+    # (`training.probabilistic.fitted_where_scored`).
     scores = estimator.predict(frame.drop(columns="cutoff"))
     scores = scores.assign(
         scored_at=moment.isoformat(), horizon_days=metadata.get("horizon_days"), model_version=version
