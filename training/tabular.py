@@ -93,7 +93,7 @@ def time_holdout(cutoffs: pd.Series, customer_ids: pd.Series) -> np.ndarray:
 
 @dataclass(frozen=True)
 class StoppingSplit:
-    """Masks of the rows trees learn from and of the rows early stopping reads; no customer is on both sides."""
+    """Masks of the rows the trees learn from and of the rows early stopping reads (`stopping_split`)."""
 
     fit: np.ndarray
     holdout: np.ndarray
@@ -111,7 +111,7 @@ def stopping_split(
        rows of the latest cutoff, the trees learn from every row of the other customers. A customer's rows at
        neighbouring cutoffs share most of their label window: stopping on the latest rows of customers whose
        earlier rows were learnt made those rows look predictable and the trees never stopped (300 trees of 300
-       on nine months of history with cutoffs eight days apart; validation ROC AUC 0.693, stopped 0.722:
+       on nine months of history with cutoffs eight days apart; validation ROC AUC 0.693, stopped 0.720:
        docs/benchmarks.md). With one cutoff the fifth's rows are read, as `time_holdout` gives them.
     """
     values = pd.to_datetime(pd.Series(cutoffs).reset_index(drop=True))
