@@ -20,12 +20,13 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
-from training.probabilistic import ProbabilisticFeatures, fit_inputs, fitted_where_scored, model_inputs
+from training.probabilistic import ProbabilisticFeatures, bgnbd_log_odds, fit_inputs, model_inputs
 from training.tabular import (
     fit_early_stopped,
     gain_importance,
     lgbm_params,
     with_customer_id,
+    with_cutoffs,
 )
 
 
@@ -140,16 +141,14 @@ class ChurnModel:
         """Whether `fit` takes the population to serve (`population=`), as the textbook BG/NBD does."""
         return self.from_bgnbd
 
-    def _textbook_logit(self, frame: pd.DataFrame) -> np.ndarray:
-        p = fitted_where_scored(frame, self.horizon_days, self.served_bgnbd_)["p_no_purchase"].to_numpy(float)
-        p = np.clip(p, 1e-9, 1 - 1e-9)
-        return np.log(p / (1 - p))
-
-    def _base(self, frame: pd.DataFrame) -> np.ndarray:
-        """The log-odds the trees start from: BG/NBD's, mapped to the training labels; 0 without `from_bgnbd`."""
+    def _base(self, frame: pd.DataFrame, log_odds: np.ndarray | None = None) -> np.ndarray:
+        """The log-odds the trees start from: BG/NBD's (`log_odds`, when already computed for `frame`), mapped to
+        the training labels; 0 without `from_bgnbd`."""
         if not self.from_bgnbd:
             return np.zeros(len(frame))
-        return self.base_intercept_ + self.base_slope_ * self._textbook_logit(frame)
+        if log_odds is None:
+            log_odds = bgnbd_log_odds(frame, self.horizon_days, self.served_bgnbd_)
+        return self.base_intercept_ + self.base_slope_ * log_odds
 
     def _with_rhythm(self, frame: pd.DataFrame) -> pd.DataFrame:
         return frame if self.features is not None else frame.join(rhythm_features(frame))
@@ -180,7 +179,7 @@ class ChurnModel:
         """
         if self.from_bgnbd and self.horizon_days is None:
             raise ValueError("a churn model started from BG/NBD needs horizon_days")
-        frame = frame.reset_index(drop=True).assign(cutoff=pd.Series(cutoffs).reset_index(drop=True))
+        frame = with_cutoffs(frame, cutoffs)
         fitted = fit_inputs(
             self._with_rhythm(frame), cutoffs, self.features, self.horizon_days, self.label_days
         )
@@ -190,9 +189,12 @@ class ChurnModel:
         if self.from_bgnbd:
             served = population if population is not None else frame[latest]
             self.served_bgnbd_ = ProbabilisticFeatures(self.horizon_days, penalizer=None).fit(served)
-            platt = fit_platt(self._textbook_logit(frame), y)
+            log_odds = bgnbd_log_odds(frame, self.horizon_days, self.served_bgnbd_)  # a fit per cutoff: once
+            platt = fit_platt(log_odds, y)
             self.base_slope_, self.base_intercept_ = float(platt.coef_[0, 0]), float(platt.intercept_[0])
-        base = self._base(frame)
+            base = self._base(frame, log_odds)
+        else:
+            base = self._base(frame)
         self.base_mean_ = float(base.mean())
         probe = lgb.LGBMClassifier(objective="binary", **self._params(self.n_estimators))
         self.best_iteration_ = int(
@@ -214,7 +216,7 @@ class ChurnModel:
         Each half of the customers is scored by a model that learnt from the other half alone: none of their
         rows, at any cutoff, tells it what they did in a window it scores.
         """
-        frame = frame.reset_index(drop=True).assign(cutoff=pd.Series(cutoffs).reset_index(drop=True))
+        frame = with_cutoffs(frame, cutoffs)
         X = self.encoder_.transform(self.inputs(frame))
         base = self._base(frame)
         y = np.asarray(churned, dtype=int)

@@ -393,6 +393,13 @@ def fitted_where_scored(
     return out
 
 
+def bgnbd_log_odds(frame: pd.DataFrame, horizon_days: int, served: ProbabilisticFeatures) -> np.ndarray:
+    """BG/NBD's P(no purchase within the horizon) as log-odds, fitted where scored (`fitted_where_scored`)."""
+    p = fitted_where_scored(frame, horizon_days, served)["p_no_purchase"].to_numpy(float)
+    p = np.clip(p, 1e-9, 1 - 1e-9)
+    return np.log(p / (1 - p))
+
+
 def model_inputs(
     frame: pd.DataFrame, features: tuple[str, ...] | None, quantities: ProbabilisticFeatures | None
 ) -> pd.DataFrame:

@@ -91,6 +91,11 @@ def time_holdout(cutoffs: pd.Series, customer_ids: pd.Series) -> np.ndarray:
     return holdout
 
 
+def with_cutoffs(frame: pd.DataFrame, cutoffs: pd.Series) -> pd.DataFrame:
+    """`frame` indexed 0..n-1 with each row's cutoff as its `cutoff` column: a labelled frame, scored as one."""
+    return frame.reset_index(drop=True).assign(cutoff=pd.Series(cutoffs).reset_index(drop=True))
+
+
 @dataclass(frozen=True)
 class StoppingSplit:
     """Masks of the rows the trees learn from and of the rows early stopping reads (`stopping_split`)."""

@@ -16,8 +16,8 @@ import pandas as pd
 
 from training.churn import calibration_window, churn_output, fit_platt
 from training.cltv import value_output
-from training.probabilistic import ProbabilisticFeatures, fitted_where_scored
-from training.tabular import time_holdout
+from training.probabilistic import ProbabilisticFeatures, bgnbd_log_odds, fitted_where_scored
+from training.tabular import time_holdout, with_cutoffs
 
 
 def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
@@ -73,10 +73,6 @@ def _population(frame: pd.DataFrame, cutoffs: pd.Series, population: pd.DataFram
     return population if population is not None else frame[time_holdout(cutoffs, frame["customer_id"])]
 
 
-def _with_cutoffs(frame: pd.DataFrame, cutoffs: pd.Series) -> pd.DataFrame:
-    return frame.assign(cutoff=np.asarray(cutoffs))
-
-
 class BGNBDChurn:
     """Churn as BG/NBD's P(no purchase within the horizon) (not 1 - P(alive)), Platt-scaled like the model.
 
@@ -91,9 +87,7 @@ class BGNBDChurn:
         self.n_reasons = n_reasons
 
     def _score(self, frame: pd.DataFrame) -> np.ndarray:
-        quantities = fitted_where_scored(frame, self.horizon_days, self.probabilistic_)
-        p = np.clip(quantities["p_no_purchase"].to_numpy(float), 1e-9, 1 - 1e-9)
-        return np.log(p / (1 - p))
+        return bgnbd_log_odds(frame, self.horizon_days, self.probabilistic_)
 
     def fit(
         self,
@@ -111,7 +105,7 @@ class BGNBDChurn:
             _population(frame, cutoffs, population)
         )
         window = calibration_window(cutoffs)
-        scores = self._score(_with_cutoffs(frame, cutoffs)[window])
+        scores = self._score(with_cutoffs(frame, cutoffs)[window])
         self.calibrator_ = fit_platt(scores, np.asarray(churned, int)[window])
         return self
 
@@ -214,7 +208,7 @@ class BGNBDValue(_ValueBaseline):
         self.probabilistic_ = ProbabilisticFeatures(self.horizon_days, penalizer=None).fit(
             _population(frame, cutoffs, population)
         )
-        self._fit_bands(_with_cutoffs(frame, cutoffs), value, latest)
+        self._fit_bands(with_cutoffs(frame, cutoffs), value, latest)
         return self
 
 
