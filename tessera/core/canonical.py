@@ -32,6 +32,9 @@ class Column:
     required: bool = False
     doc: str = ""
     derived: bool = False  # computed by ingestion from another column; a mapping cannot name it
+    # An id (of a customer, card, order, product ...): a whole number written with a decimal point, as a
+    # spreadsheet or a float column writes `13085` (`13085.0`), is read as the whole number.
+    identifier: bool = False
 
 
 # Person attributes that any person-carrying source may have; identity resolution matches on them.
@@ -75,57 +78,71 @@ IDENTIFIER_TYPES = ("email", "phone", "customer_ref", "loyalty_number")
 
 SOURCE_TYPES: dict[str, tuple[Column, ...]] = {
     "order_lines": (
-        Column("order_id", "string", required=True, doc="order or receipt number"),
+        Column("order_id", "string", identifier=True, required=True, doc="order or receipt number"),
         Column("line_no", "int", doc="line within the order"),
-        Column("customer_ref", "string", doc="the source's customer/account id; empty for guests"),
+        Column(
+            "customer_ref",
+            "string",
+            identifier=True,
+            doc="the source's customer/account id; empty for guests",
+        ),
         Column("ordered_at", "timestamp", required=True),
-        Column("sku", "string", doc="product id; absent when the export has no products (orders alone)"),
+        Column(
+            "sku",
+            "string",
+            identifier=True,
+            doc="product id; absent when the export has no products (orders alone)",
+        ),
         Column("product_name", "string"),
         Column("quantity", "float", required=True, doc="units; negative on a return line"),
         Column("unit_price", "float", required=True, doc="price per unit, never negative"),
         Column("currency", "string"),
         Column("channel", "string", doc="online | store"),
-        Column("store_id", "string"),
+        Column("store_id", "string", identifier=True),
         Column("line_type", "string", doc="sale | return | cancellation, from the mapping's `returns` rules"),
-        Column("loyalty_number", "string", doc="loyalty card shown at the till"),
+        Column("loyalty_number", "string", identifier=True, doc="loyalty card shown at the till"),
         *PERSON_COLUMNS,
     ),
     "contacts": (
-        Column("customer_ref", "string", required=True, doc="the CRM's contact id"),
+        Column("customer_ref", "string", identifier=True, required=True, doc="the CRM's contact id"),
         *PERSON_COLUMNS,
         Column("created_at", "timestamp"),
         Column("updated_at", "timestamp"),
     ),
     "loyalty_members": (
-        Column("customer_ref", "string", required=True, doc="the loyalty program's member id"),
-        Column("loyalty_number", "string", required=True, doc="card number, printed on receipts"),
+        Column(
+            "customer_ref", "string", identifier=True, required=True, doc="the loyalty program's member id"
+        ),
+        Column(
+            "loyalty_number", "string", identifier=True, required=True, doc="card number, printed on receipts"
+        ),
         Column("tier", "string"),
         Column("points", "float"),
         Column("joined_at", "timestamp"),
         *PERSON_COLUMNS,
     ),
     "web_events": (
-        Column("event_id", "string"),
+        Column("event_id", "string", identifier=True),
         Column("occurred_at", "timestamp", required=True),
         Column("event_type", "string", required=True, doc=" | ".join(WEB_EVENT_TYPES)),
-        Column("session_id", "string"),
-        Column("anonymous_id", "string", doc="cookie/device id"),
-        Column("customer_ref", "string", doc="account id when logged in"),
-        Column("sku", "string"),
+        Column("session_id", "string", identifier=True),
+        Column("anonymous_id", "string", identifier=True, doc="cookie/device id"),
+        Column("customer_ref", "string", identifier=True, doc="account id when logged in"),
+        Column("sku", "string", identifier=True),
         Column("search_query", "string"),
         Column("page_url", "string"),
     ),
     "email_events": (
         Column("occurred_at", "timestamp", required=True),
         Column("event_type", "string", required=True, doc=" | ".join(EMAIL_EVENT_TYPES)),
-        Column("campaign_id", "string"),
-        Column("customer_ref", "string", doc="recipient id in the email tool's namespace"),
+        Column("campaign_id", "string", identifier=True),
+        Column("customer_ref", "string", identifier=True, doc="recipient id in the email tool's namespace"),
         Column("email", "string"),
     ),
     "support_tickets": (
-        Column("ticket_id", "string", required=True),
+        Column("ticket_id", "string", identifier=True, required=True),
         Column("created_at", "timestamp", required=True),
-        Column("customer_ref", "string"),
+        Column("customer_ref", "string", identifier=True),
         Column("reason", "string"),
         Column("channel", "string", doc=" | ".join(TICKET_CHANNELS)),
         Column("status", "string"),
@@ -138,14 +155,14 @@ SOURCE_TYPES: dict[str, tuple[Column, ...]] = {
     ),
     "consents": (
         Column("identifier_type", "string", required=True, doc=" | ".join(IDENTIFIER_TYPES)),
-        Column("identifier", "string", required=True),
+        Column("identifier", "string", identifier=True, required=True),
         Column("purpose", "string", required=True, doc=" | ".join(CONSENT_PURPOSES)),
         Column("status", "string", required=True, doc=" | ".join(CONSENT_STATUSES)),
         Column("recorded_at", "timestamp", required=True),
         Column("origin", "string", doc="where it was given: web form, store, email link ..."),
     ),
     "products": (
-        Column("sku", "string", required=True),
+        Column("sku", "string", identifier=True, required=True),
         Column("name", "string"),
         Column("category", "string", doc="category path, levels separated by ' > '"),
         Column("brand", "string"),

@@ -120,3 +120,33 @@ def test_only_a_consent_for_an_account_is_keyed() -> None:
     rows, _, _ = canonicalise(raw, consents)
     assert list(rows["record_id"].fillna("-")) == ["C7", "-"]
     assert list(rows["identity_key"].fillna("-")) == ["web:C7", "-"]
+
+
+def test_ids_written_as_whole_numbers_with_a_point_are_the_whole_numbers() -> None:
+    # A spreadsheet, or a float column with gaps, writes customer 13085 as "13085.0".
+    raw = frame(
+        [
+            {**LINE, "No": "536365.0", "Cust": "13085.0", "Sku": "85123.00", "Card": "007.0"},
+            {**LINE, "No": "C536379", "Cust": "13085", "Sku": "85123A"},
+            {**LINE, "No": "O3", "Cust": "1.5", "Sku": "2.0x"},  # not whole numbers: as written
+        ]
+    )
+    rows, rejected, _ = canonicalise(raw, ORDERS)
+    assert rejected.empty
+    assert list(rows["customer_ref"]) == ["13085", "13085", "1.5"]
+    assert list(rows["identity_key"]) == ["web:13085", "web:13085", "web:1.5"]
+    assert list(rows["order_id"]) == ["536365", "C536379", "O3"]
+    assert list(rows["sku"]) == ["85123", "85123A", "2.0x"]
+    assert rows["loyalty_number"].iloc[0] == "007"  # leading zeros kept
+
+
+def test_a_float_id_column_and_a_text_one_name_the_same_customer() -> None:
+    # Parquet and SQL columns keep their types: a float column's 13085.0 is written out as "13085.0" first.
+    raw = pd.DataFrame({"Id": [13085.0, None, 7.0], "Mail": ["a@x.com", "b@x.com", None]})
+    raw.index = pd.RangeIndex(1, 4, name="source_row")
+    contacts = SourceConfig(
+        name="crm", type="contacts", id_namespace="web", columns={"customer_ref": "Id", "email": "Mail"}
+    )
+    rows, rejected, _ = canonicalise(raw, contacts)
+    assert list(rows["identity_key"]) == ["web:13085", "web:7"]
+    assert len(rejected) == 1  # the row without its required id, as before
