@@ -8,6 +8,8 @@ plus `monetary` (mean value of the repeat transactions) for Gamma-Gamma. `rfm_su
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -386,11 +388,32 @@ def fitted_where_scored(
         return served.transform(frame)
     out = pd.DataFrame(np.nan, index=frame.index, columns=list(served.transform(frame.head(1)).columns))
     for positions in frame.groupby("cutoff", sort=False).indices.values():
-        rows = frame.iloc[positions]
-        out.iloc[positions] = (
-            ProbabilisticFeatures(horizon_days, penalizer=None).fit(rows).transform(rows).to_numpy(float)
-        )
+        out.iloc[positions] = _fitted_on_own_rows(frame.iloc[positions], horizon_days)
     return out
+
+
+# A cutoff's own fit is the same whichever candidate asks for it (`bgnbd`, `model_on_bgnbd`, the value
+# candidates) and at whichever step (fit, calibration, validation, refit): kept by what it is a function of,
+# the rows' BG/NBD summaries and the horizon. A training run asks for a few dozen; a served vector never does.
+_OWN_FITS: OrderedDict[bytes, np.ndarray] = OrderedDict()
+_OWN_FITS_KEPT = 32
+
+
+def _fitted_on_own_rows(rows: pd.DataFrame, horizon_days: int) -> np.ndarray:
+    """`ProbabilisticFeatures` fitted on `rows` unpenalised and scoring them (the quantities as an array, one row
+    per row), fitted once per distinct summaries and horizon."""
+    features = ProbabilisticFeatures(horizon_days, penalizer=None)
+    summary = np.ascontiguousarray(rfm_from_features(rows, features.unit_days).to_numpy(float))
+    key = hashlib.blake2b(summary.tobytes() + repr(horizon_days).encode(), digest_size=16).digest()
+    if key in _OWN_FITS:
+        _OWN_FITS.move_to_end(key)
+        return _OWN_FITS[key]
+    quantities = features.fit(rows).transform(rows).to_numpy(float)
+    quantities.flags.writeable = False
+    _OWN_FITS[key] = quantities
+    if len(_OWN_FITS) > _OWN_FITS_KEPT:
+        _OWN_FITS.popitem(last=False)
+    return quantities
 
 
 def bgnbd_log_odds(frame: pd.DataFrame, horizon_days: int, served: ProbabilisticFeatures) -> np.ndarray:

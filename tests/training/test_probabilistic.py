@@ -25,7 +25,9 @@ from training.probabilistic import (
     GammaGammaFitter,
     MeanSpend,
     ProbabilisticCLV,
+    ProbabilisticFeatures,
     fit_spend,
+    fitted_where_scored,
     rfm_summary,
     unless_runaway,
 )
@@ -186,3 +188,41 @@ def test_the_textbook_fit_is_unpenalised_unless_it_runs_away() -> None:
         fit_spend(varied, 0.0).params_
     )
     assert unless_runaway(lambda p: BetaGeoFitter(p).fit(varied), 0.5).penalizer == 0.5
+
+
+def _vectors(rng: np.random.Generator, n: int, cutoff: str) -> pd.DataFrame:
+    tenure = rng.uniform(30, 700, n)
+    orders = rng.poisson(tenure / rng.gamma(1.0, 60.0, n)) + 1
+    return pd.DataFrame(
+        {
+            "customer_id": [f"c{i}" for i in range(n)],
+            "cutoff": pd.Timestamp(cutoff, tz="UTC"),
+            "orders_lifetime": orders,
+            "spend_lifetime": orders * rng.gamma(2.0, 20.0, n),
+            "tenure_days": tenure,
+            "days_since_last_order": tenure * rng.uniform(0, 1, n) ** 2,
+        }
+    )
+
+
+def test_a_cutoffs_own_fit_is_made_once_and_scores_as_a_fresh_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(3)
+    frame = pd.concat([_vectors(rng, 400, "2024-03-01"), _vectors(rng, 400, "2024-06-01")], ignore_index=True)
+    served = ProbabilisticFeatures(90).fit(frame)
+    latest = frame["cutoff"] == frame["cutoff"].max()
+    expected = ProbabilisticFeatures(90, penalizer=None).fit(frame[latest]).transform(frame[latest])
+    fits = []
+    fit = ProbabilisticFeatures.fit
+    monkeypatch.setattr(
+        ProbabilisticFeatures, "fit", lambda self, rows: fits.append(len(rows)) or fit(self, rows)
+    )
+    first = fitted_where_scored(frame, 90, served)
+    assert fits == [400, 400]  # one fit per cutoff
+    again = fitted_where_scored(frame.iloc[::-1].iloc[::-1], 90, served)  # another frame, the same rows
+    assert fits == [400, 400]  # none more: the same summaries
+    pd.testing.assert_frame_equal(again, first)
+    pd.testing.assert_frame_equal(first[latest], expected)
+    fitted_where_scored(frame, 30, served)  # another horizon is another fit
+    changed = frame.assign(spend_lifetime=frame["spend_lifetime"] + 1)
+    fitted_where_scored(changed, 90, served)  # other vectors are other fits
+    assert len(fits) == 6
