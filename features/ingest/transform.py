@@ -29,7 +29,7 @@ from features.ingest.parse import (
     parse_values,
     repeated_text,
     text_series,
-    whole_number_ids,
+    whole_number_text,
 )
 from features.ingest.quarantine import no_rejected_rows, raw_json, reason_kind, rejected_rows
 from tessera.core.canonical import META_COLUMNS, Column, Kind, columns
@@ -198,7 +198,7 @@ def _parse_column(raw: pd.DataFrame, source: SourceConfig, column: Column, verdi
     if column.name in source.values:
         series = as_text(series).replace(source.values[column.name])
     parsed: Parsed = parse_values(series, column.kind, source.parse_options)
-    values = whole_number_ids(parsed.values) if column.identifier else parsed.values
+    values = whole_number_text(parsed.values) if column.numeric_text else parsed.values
 
     def text() -> pd.Series:
         return as_text(series)

@@ -32,9 +32,9 @@ class Column:
     required: bool = False
     doc: str = ""
     derived: bool = False  # computed by ingestion from another column; a mapping cannot name it
-    # An id (of a customer, card, order, product ...): a whole number written with a decimal point, as a
-    # spreadsheet or a float column writes `13085` (`13085.0`), is read as the whole number.
-    identifier: bool = False
+    # Text that is often all digits (an id, a card, phone or national id number): a whole number written with a
+    # decimal point, as a spreadsheet or a float column with gaps writes 13085 (`13085.0`), is the whole number.
+    numeric_text: bool = False
 
 
 # Person attributes that any person-carrying source may have; identity resolution matches on them.
@@ -44,7 +44,7 @@ PERSON_COLUMNS: tuple[Column, ...] = (
     Column("last_name", "string", doc="family name"),
     Column("full_name", "string", doc="whole name when the source does not split it"),
     Column("email", "string", doc="email address as written"),
-    Column("phone", "string", doc="phone number as written"),
+    Column("phone", "string", numeric_text=True, doc="phone number as written"),
     Column("street", "string", doc="street, with the house number unless the source keeps that apart"),
     Column("house_number", "string", doc="house number, when the source keeps it apart from the street"),
     Column("postcode", "string"),
@@ -56,6 +56,7 @@ PERSON_COLUMNS: tuple[Column, ...] = (
     Column(
         "national_id",
         "string",
+        numeric_text=True,
         doc="national or tax id; stored only as a salted hash (`hash_national_ids`), never as written",
     ),
     Column(
@@ -78,19 +79,19 @@ IDENTIFIER_TYPES = ("email", "phone", "customer_ref", "loyalty_number")
 
 SOURCE_TYPES: dict[str, tuple[Column, ...]] = {
     "order_lines": (
-        Column("order_id", "string", identifier=True, required=True, doc="order or receipt number"),
+        Column("order_id", "string", numeric_text=True, required=True, doc="order or receipt number"),
         Column("line_no", "int", doc="line within the order"),
         Column(
             "customer_ref",
             "string",
-            identifier=True,
+            numeric_text=True,
             doc="the source's customer/account id; empty for guests",
         ),
         Column("ordered_at", "timestamp", required=True),
         Column(
             "sku",
             "string",
-            identifier=True,
+            numeric_text=True,
             doc="product id; absent when the export has no products (orders alone)",
         ),
         Column("product_name", "string"),
@@ -98,23 +99,27 @@ SOURCE_TYPES: dict[str, tuple[Column, ...]] = {
         Column("unit_price", "float", required=True, doc="price per unit, never negative"),
         Column("currency", "string"),
         Column("channel", "string", doc="online | store"),
-        Column("store_id", "string", identifier=True),
+        Column("store_id", "string", numeric_text=True),
         Column("line_type", "string", doc="sale | return | cancellation, from the mapping's `returns` rules"),
-        Column("loyalty_number", "string", identifier=True, doc="loyalty card shown at the till"),
+        Column("loyalty_number", "string", numeric_text=True, doc="loyalty card shown at the till"),
         *PERSON_COLUMNS,
     ),
     "contacts": (
-        Column("customer_ref", "string", identifier=True, required=True, doc="the CRM's contact id"),
+        Column("customer_ref", "string", numeric_text=True, required=True, doc="the CRM's contact id"),
         *PERSON_COLUMNS,
         Column("created_at", "timestamp"),
         Column("updated_at", "timestamp"),
     ),
     "loyalty_members": (
         Column(
-            "customer_ref", "string", identifier=True, required=True, doc="the loyalty program's member id"
+            "customer_ref", "string", numeric_text=True, required=True, doc="the loyalty program's member id"
         ),
         Column(
-            "loyalty_number", "string", identifier=True, required=True, doc="card number, printed on receipts"
+            "loyalty_number",
+            "string",
+            numeric_text=True,
+            required=True,
+            doc="card number, printed on receipts",
         ),
         Column("tier", "string"),
         Column("points", "float"),
@@ -122,27 +127,27 @@ SOURCE_TYPES: dict[str, tuple[Column, ...]] = {
         *PERSON_COLUMNS,
     ),
     "web_events": (
-        Column("event_id", "string", identifier=True),
+        Column("event_id", "string", numeric_text=True),
         Column("occurred_at", "timestamp", required=True),
         Column("event_type", "string", required=True, doc=" | ".join(WEB_EVENT_TYPES)),
-        Column("session_id", "string", identifier=True),
-        Column("anonymous_id", "string", identifier=True, doc="cookie/device id"),
-        Column("customer_ref", "string", identifier=True, doc="account id when logged in"),
-        Column("sku", "string", identifier=True),
+        Column("session_id", "string", numeric_text=True),
+        Column("anonymous_id", "string", numeric_text=True, doc="cookie/device id"),
+        Column("customer_ref", "string", numeric_text=True, doc="account id when logged in"),
+        Column("sku", "string", numeric_text=True),
         Column("search_query", "string"),
         Column("page_url", "string"),
     ),
     "email_events": (
         Column("occurred_at", "timestamp", required=True),
         Column("event_type", "string", required=True, doc=" | ".join(EMAIL_EVENT_TYPES)),
-        Column("campaign_id", "string", identifier=True),
-        Column("customer_ref", "string", identifier=True, doc="recipient id in the email tool's namespace"),
+        Column("campaign_id", "string", numeric_text=True),
+        Column("customer_ref", "string", numeric_text=True, doc="recipient id in the email tool's namespace"),
         Column("email", "string"),
     ),
     "support_tickets": (
-        Column("ticket_id", "string", identifier=True, required=True),
+        Column("ticket_id", "string", numeric_text=True, required=True),
         Column("created_at", "timestamp", required=True),
-        Column("customer_ref", "string", identifier=True),
+        Column("customer_ref", "string", numeric_text=True),
         Column("reason", "string"),
         Column("channel", "string", doc=" | ".join(TICKET_CHANNELS)),
         Column("status", "string"),
@@ -151,18 +156,18 @@ SOURCE_TYPES: dict[str, tuple[Column, ...]] = {
         Column("last_name", "string"),
         Column("full_name", "string"),
         Column("email", "string"),
-        Column("phone", "string"),
+        Column("phone", "string", numeric_text=True),
     ),
     "consents": (
         Column("identifier_type", "string", required=True, doc=" | ".join(IDENTIFIER_TYPES)),
-        Column("identifier", "string", identifier=True, required=True),
+        Column("identifier", "string", numeric_text=True, required=True),
         Column("purpose", "string", required=True, doc=" | ".join(CONSENT_PURPOSES)),
         Column("status", "string", required=True, doc=" | ".join(CONSENT_STATUSES)),
         Column("recorded_at", "timestamp", required=True),
         Column("origin", "string", doc="where it was given: web form, store, email link ..."),
     ),
     "products": (
-        Column("sku", "string", identifier=True, required=True),
+        Column("sku", "string", numeric_text=True, required=True),
         Column("name", "string"),
         Column("category", "string", doc="category path, levels separated by ' > '"),
         Column("brand", "string"),

@@ -150,3 +150,12 @@ def test_a_float_id_column_and_a_text_one_name_the_same_customer() -> None:
     rows, rejected, _ = canonicalise(raw, contacts)
     assert list(rows["identity_key"]) == ["web:13085", "web:7"]
     assert len(rejected) == 1  # the row without its required id, as before
+
+
+def test_phone_and_national_id_numbers_written_as_floats_keep_their_digits() -> None:
+    raw = pd.DataFrame({"Id": ["1", "2"], "Tel": [1701234567.0, None], "Ssn": ["123456789.0", "123456789"]})
+    raw.index = pd.RangeIndex(1, 3, name="source_row")
+    columns = {"customer_ref": "Id", "phone": "Tel", "national_id": "Ssn"}
+    rows, _, _ = canonicalise(raw, SourceConfig(name="crm", type="contacts", columns=columns))
+    assert rows["phone"].iloc[0] == "1701234567"  # not 17012345670
+    assert rows["national_id"].iloc[0] == rows["national_id"].iloc[1]  # one id, one hash
