@@ -341,7 +341,7 @@ class NextBestProductRecipe:
                 s.tifu_own_weight,
                 s.tifu_group_size,
             )
-            window = tuning_window(data.history, v, ctx.cutoffs.horizon_days, ctx.catalogue, 4000, s.seed)
+            window = tuning_window(data.history, v, ctx.cutoffs.horizon_days, ctx.catalogue, s.seed)
             # Too few buyers in the tuning window: no blend is learnt, and TIFU-KNN keeps the paper's values.
             learning = {**base, "iterations": s.als_iterations}
             tuned = None if window is None else tune(window, space, learning, self.k, s.seed)

@@ -12,6 +12,7 @@ settings are compared with the blend learnt on one half of the customers and NDC
 from __future__ import annotations
 
 import itertools
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,9 +25,17 @@ from sklearn.linear_model import LogisticRegression
 from training.baselines import tifu_blend
 from training.recommend import ALL, GROUP_TERMS, SHARED, SHARED_TERMS, NextBestProduct, top_k
 
+logger = logging.getLogger(__name__)
+
 CANDIDATES_PER_COMPONENT = 30
 CANDIDATES_POPULAR = 10
 MIN_TUNING_CUSTOMERS = 10
+# Customers in the tuning window: a seeded sample when more bought in it.
+TUNING_CUSTOMERS = 4000
+# Tuning holds each component's value of every product for every window customer (dense customers × products,
+# float32): the window's customers are capped so that customers × products stays under this. 4,000 customers
+# up to 25,000 products; a catalogue of 47,500 took 10.4 GiB with 4,000 (docs/benchmarks.md).
+TUNING_CELLS = 100_000_000
 # Every component weighed: what a model is fitted with before its blend is learnt.
 EVERYTHING = {
     ALL: {term: 1.0 for term in GROUP_TERMS[1:]},
@@ -179,19 +188,28 @@ def truth_matrix(model: NextBestProduct, customers: list[str], truth: pd.DataFra
 
 
 def tuning_window(
-    events: pd.DataFrame,
-    end: datetime,
-    horizon_days: int,
-    catalogue: pd.DataFrame | None,
-    max_customers: int,
-    seed: int,
+    events: pd.DataFrame, end: datetime, horizon_days: int, catalogue: pd.DataFrame | None, seed: int
 ) -> Window | None:
-    """The last `horizon_days` before `end` as a tuning window, or None when too few customers bought in it."""
+    """The last `horizon_days` before `end` as a tuning window, or None when too few customers bought in it.
+
+    At most `TUNING_CUSTOMERS` customers, fewer where the catalogue is so large that their dense values would
+    pass `TUNING_CELLS` (logged).
+    """
     start = pd.Timestamp(end) - pd.Timedelta(days=horizon_days)
-    customers, truth = validation_sample(events, start, end, max_customers, seed)
+    history = events[events["occurred_at"] <= start]
+    products = max(int(history["sku"].nunique()), 1)
+    most = min(TUNING_CUSTOMERS, max(TUNING_CELLS // products, MIN_TUNING_CUSTOMERS))
+    if most < TUNING_CUSTOMERS:
+        logger.info(
+            "recommender tuning: at most %s customers in the window (%s products; %s customers × products at most)",
+            f"{most:,}",
+            f"{products:,}",
+            f"{TUNING_CELLS:,}",
+        )
+    customers, truth = validation_sample(events, start, end, most, seed)
     if len(customers) < MIN_TUNING_CUSTOMERS:
         return None
-    return Window(events[events["occurred_at"] <= start], start, customers, truth, catalogue)
+    return Window(history, start, customers, truth, catalogue)
 
 
 def _subset(values: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
@@ -237,7 +255,7 @@ def search_blend(
     """
     halves = np.arange(len(window.customers)) % 2 == 0
     trials = []
-    best: tuple[float, dict[str, Any], NextBestProduct, dict[str, np.ndarray], sp.csr_matrix] | None = None
+    best: tuple[float, dict[str, Any], NextBestProduct, sp.csr_matrix] | None = None
     for factors, regularization, alpha in itertools.product(space.factors, space.regularization, space.alpha):
         params = {**base, "factors": factors, "regularization": regularization, "alpha": alpha}
         model = NextBestProduct(**params, blend=EVERYTHING).fit(
@@ -263,10 +281,12 @@ def search_blend(
             }
         )
         if best is None or score > best[0]:
-            best = (score, params, model, values, truth)
+            best = (score, params, model, truth)
+        del values  # one setting's dense values at a time: the best one's are computed again below
     if best is None:
         raise ValueError("the ALS search space is empty")
-    _, params, model, values, truth = best
+    _, params, model, truth = best
+    values = components(model, window.history, window.start, window.customers)
     blend = learn_blend(model, values, truth, seed)
     return (None if blend is None else {**params, "blend": blend}), trials
 

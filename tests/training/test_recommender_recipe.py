@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from recommender_data import NOW, context, repeat_buyers
 
+from training import tuning
 from training.baselines import BASELINES
 from training.errors import ModelSkipped
 from training.recipes import NextBestProductRecipe
@@ -130,3 +131,17 @@ def test_guest_receipts_count_for_popularity_but_are_nobodys_history(tmp_path: P
     fitted = recipe.candidates(ctx, recipe.load(ctx))["popularity"]
     assert fitted.items_[int(np.argmax(fitted.popularity_))] == last
     assert not any(c.startswith("anonymous:") for c in recipe.load(ctx).customers)
+
+
+def test_a_large_catalogue_tunes_on_fewer_customers(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 80 customers and 40 staples plus a one-off product in half the baskets: about 420 products.
+    events = repeat_buyers(customers=80, items=40, one_offs=0.5)
+    end = NOW - pd.Timedelta(days=90)
+    window = tuning.tuning_window(events, end, 90, None, seed=0)
+    assert window is not None and len(window.customers) == 80  # all of them: far under the limit
+    products = events[events["occurred_at"] <= window.start]["sku"].nunique()
+    monkeypatch.setattr(tuning, "TUNING_CELLS", products * 30)  # room for 30 customers' dense values
+    smaller = tuning.tuning_window(events, end, 90, None, seed=0)
+    assert smaller is not None and len(smaller.customers) == 30
+    assert set(smaller.customers) <= set(window.customers)
+    assert set(smaller.truth["customer_id"]) <= set(smaller.customers)
