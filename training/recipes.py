@@ -298,6 +298,9 @@ class RecommenderData:
     customers: list[str]
     truth: pd.DataFrame
     trials: pd.DataFrame = field(default_factory=pd.DataFrame)
+    tuning_customers: int = (
+        0  # customers in the tuning window (0: no window, the baselines keep their values)
+    )
     params: dict[str, dict[str, Any]] = field(default_factory=dict)  # each candidate's constructor parameters
     fitted: dict[str, NextBestProduct] = field(default_factory=dict)  # each candidate fitted up to validation
 
@@ -345,6 +348,7 @@ class NextBestProductRecipe:
             # Too few buyers in the tuning window: no blend is learnt, and TIFU-KNN keeps the paper's values.
             learning = {**base, "iterations": s.als_iterations}
             tuned = None if window is None else tune(window, space, learning, self.k, s.seed)
+            data.tuning_customers = 0 if window is None else len(window.customers)
             data.params = baseline_params(base, None if tuned is None else tuned.tifu)
             if tuned is not None:
                 data.trials = tuned.trials
@@ -401,6 +405,7 @@ class NextBestProductRecipe:
             "blend": model.blend_,
             "k": self.k,
             "items": len(model.items_),
+            "tuning_customers": data.tuning_customers,
         }
         example_customers = list(pd.unique(data.history["customer_id"]))[:2]
         example = data.history[data.history["customer_id"].isin(example_customers)].head(20)

@@ -38,6 +38,7 @@ def test_every_baseline_and_the_learned_blend_are_candidates(repeat: tuple) -> N
     assert {"recall_at_10", "ndcg_at_10"} <= set(table.columns)
     # The tuning window lies before the validation cutoff: TIFU-KNN's grid and the ALS grid were both tried.
     assert set(evaluation.tables["tuning"]["candidate"]) == {"tifu_knn", "learned"}
+    assert recipe.logged(ctx, candidates["learned"], data).params["tuning_customers"] == 80  # all of them
 
 
 def test_own_most_bought_wins_when_everyone_rebuys_the_same_items(repeat: tuple) -> None:
@@ -94,8 +95,10 @@ def test_without_a_tuning_window_the_baselines_remain(tmp_path: Path) -> None:
     events = events[events["occurred_at"] > NOW - pd.Timedelta(days=120)]
     recipe = NextBestProductRecipe()
     ctx = context(events, tmp_path)
-    candidates = recipe.candidates(ctx, recipe.load(ctx))
+    data = recipe.load(ctx)
+    candidates = recipe.candidates(ctx, data)
     assert set(candidates) == set(BASELINES)
+    assert data.tuning_customers == 0
 
 
 def test_two_products_and_a_handful_of_customers_fit_every_candidate(tmp_path: Path) -> None:
