@@ -298,9 +298,8 @@ class RecommenderData:
     customers: list[str]
     truth: pd.DataFrame
     trials: pd.DataFrame = field(default_factory=pd.DataFrame)
-    tuning_customers: int = (
-        0  # customers in the tuning window (0: no window, the baselines keep their values)
-    )
+    # Customers in the tuning window (0: no window, and the baselines keep their usual values).
+    tuning_customers: int = 0
     params: dict[str, dict[str, Any]] = field(default_factory=dict)  # each candidate's constructor parameters
     fitted: dict[str, NextBestProduct] = field(default_factory=dict)  # each candidate fitted up to validation
 

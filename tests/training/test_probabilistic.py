@@ -218,7 +218,7 @@ def test_a_cutoffs_own_fit_is_made_once_and_scores_as_a_fresh_one(monkeypatch: p
     )
     first = fitted_where_scored(frame, 90, served)
     assert fits == [400, 400]  # one fit per cutoff
-    again = fitted_where_scored(frame.iloc[::-1].iloc[::-1], 90, served)  # another frame, the same rows
+    again = fitted_where_scored(frame.copy(), 90, served)  # another frame, the same rows
     assert fits == [400, 400]  # none more: the same summaries
     pd.testing.assert_frame_equal(again, first)
     pd.testing.assert_frame_equal(first[latest], expected)
