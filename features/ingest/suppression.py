@@ -70,11 +70,23 @@ def add_suppressed(workspace: Workspace, hashes: Iterable[str], erasure_id: str)
 
 
 def suppressed_rows(rows: pd.DataFrame, suppressed: frozenset[str], salt: bytes) -> pd.Series:
-    """Which canonical rows belong to a suppressed person: a value of theirs in a SUPPRESSED_COLUMNS column."""
+    """Which canonical rows belong to a suppressed person: a value of theirs in a SUPPRESSED_COLUMNS column.
+
+    A value ending in a digit also matches with `.0` after it: until ingestion read `13085.0` as 13085
+    (`numeric_text`, docs/sources.md), such ids and numbers were kept, and hashed at erasure, as written.
+    """
     hit = np.zeros(len(rows), dtype=bool)
     for column in SUPPRESSED_COLUMNS:
         if suppressed and column in rows.columns:
             present = rows[column].notna().to_numpy()
-            hashed = rows[column][present].astype(str).map(lambda v: identifier_hash(v, salt))
-            hit[present] |= hashed.isin(suppressed).to_numpy()
+            codes, distinct = pd.factorize(rows[column][present].astype(str))  # each value hashed once
+            erased = np.array(
+                [
+                    identifier_hash(v, salt) in suppressed
+                    or (v[-1:].isdigit() and identifier_hash(f"{v}.0", salt) in suppressed)
+                    for v in distinct
+                ],
+                dtype=bool,
+            )
+            hit[present] |= erased[codes]
     return pd.Series(hit, index=rows.index)

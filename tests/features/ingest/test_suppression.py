@@ -39,3 +39,20 @@ def test_rows_of_a_suppressed_key_or_email_are_found_whatever_the_case(tmp_path)
     assert not suppressed_rows(
         rows, read_suppressed(workspace, other), suppression_salt(workspace, other)
     ).any()
+
+
+def test_an_id_erased_as_written_with_a_point_zero_still_matches_the_whole_number(tmp_path) -> None:
+    # Erased before ingestion read `13085.0` as 13085: the list holds the hash of the key as it was written.
+    workspace, settings = Workspace(tmp_path), Settings(workspace=tmp_path)
+    salt = suppression_salt(workspace, settings)
+    add_suppressed(
+        workspace, {identifier_hash("shop:13085.0", salt), identifier_hash("1701234567.0", salt)}, "e1"
+    )
+    rows = pd.DataFrame(
+        {
+            "identity_key": ["shop:13085", "shop:13085", "shop:1308", "shop:A", "crm:9"],
+            "phone": [None, None, None, None, "1701234567"],
+        }
+    )
+    hit = suppressed_rows(rows, read_suppressed(workspace, settings), salt)
+    assert hit.tolist() == [True, True, False, False, True]
