@@ -141,14 +141,13 @@ class ChurnModel:
         """Whether `fit` takes the population to serve (`population=`), as the textbook BG/NBD does."""
         return self.from_bgnbd
 
-    def _base(self, frame: pd.DataFrame, log_odds: np.ndarray | None = None) -> np.ndarray:
-        """The log-odds the trees start from: BG/NBD's (`log_odds`, when already computed for `frame`), mapped to
-        the training labels; 0 without `from_bgnbd`."""
+    def _base(self, frame: pd.DataFrame) -> np.ndarray:
+        """The log-odds the trees start from: BG/NBD's, mapped to the training labels; 0 without `from_bgnbd`."""
         if not self.from_bgnbd:
             return np.zeros(len(frame))
-        if log_odds is None:
-            log_odds = bgnbd_log_odds(frame, self.horizon_days, self.served_bgnbd_)
-        return self.base_intercept_ + self.base_slope_ * log_odds
+        return self.base_intercept_ + self.base_slope_ * bgnbd_log_odds(
+            frame, self.horizon_days, self.served_bgnbd_
+        )
 
     def _with_rhythm(self, frame: pd.DataFrame) -> pd.DataFrame:
         return frame if self.features is not None else frame.join(rhythm_features(frame))
@@ -189,12 +188,10 @@ class ChurnModel:
         if self.from_bgnbd:
             served = population if population is not None else frame[latest]
             self.served_bgnbd_ = ProbabilisticFeatures(self.horizon_days, penalizer=None).fit(served)
-            log_odds = bgnbd_log_odds(frame, self.horizon_days, self.served_bgnbd_)  # a fit per cutoff: once
-            platt = fit_platt(log_odds, y)
+            # Each cutoff's own BG/NBD fit is made once and kept (`training.probabilistic`): `_base` reuses it.
+            platt = fit_platt(bgnbd_log_odds(frame, self.horizon_days, self.served_bgnbd_), y)
             self.base_slope_, self.base_intercept_ = float(platt.coef_[0, 0]), float(platt.intercept_[0])
-            base = self._base(frame, log_odds)
-        else:
-            base = self._base(frame)
+        base = self._base(frame)
         self.base_mean_ = float(base.mean())
         probe = lgb.LGBMClassifier(objective="binary", **self._params(self.n_estimators))
         self.best_iteration_ = int(

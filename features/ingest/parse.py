@@ -104,7 +104,10 @@ def as_text(values: pd.Series) -> pd.Series:
 def whole_number_text(values: pd.Series) -> pd.Series:
     """Text written as a whole number with a decimal point (`13085.0`, as a spreadsheet or a float column with
     gaps writes `13085`) as that whole number; any other text as it is."""
-    return _series(pc.replace_substring_regex(_arrow(values), r"^(\d+)\.0+$", r"\1"), values.index, TEXT)
+    text = _arrow(values)
+    if not pc.any(pc.match_substring(text, ".")).as_py():  # most chunks: a plain look for a point, no regex
+        return values
+    return _series(pc.replace_substring_regex(text, r"^(\d+)\.0+$", r"\1"), values.index, TEXT)
 
 
 def parse_values(values: pd.Series, kind: Kind, options: ParseOptions) -> Parsed:
