@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
+from functools import partial, reduce
 from typing import NamedTuple
 
 import numpy as np
@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features.ingest.expressions import Expression
+from features.ingest.expressions import Expression, Formula
 from features.ingest.mapping import ALLOWED_VALUES, PRICE_COLUMNS, VALUE_RANGES, LineRule, SourceConfig
 from features.ingest.parse import (
     PANDAS_DTYPES,
@@ -144,6 +144,7 @@ class _Checks:
     """The checks of one canonical column: a failed one rejects the row (required column) or blanks the value."""
 
     def __init__(self, source: SourceConfig, column: Column, verdicts: _Verdicts, index: pd.Index) -> None:
+        self.column = column.name
         self.rejects = column.required or (source.type, column.name) in ROW_DEFINING
         self.verdicts = verdicts
         self.blanked = np.zeros(len(index), dtype=bool)
@@ -171,7 +172,43 @@ def _evaluate(raw: pd.DataFrame, source: SourceConfig, expression: Expression, c
             _unparseable(expression.input_kind, name, parsed.expected),
         )
         inputs[name] = parsed.values
-    return expression.evaluate(inputs, raw.index)
+    result = expression.evaluate(inputs, raw.index)
+    if isinstance(expression, Formula):
+        _check_finite(raw, expression, inputs, result, checks)
+    return result
+
+
+def _check_finite(
+    raw: pd.DataFrame,
+    formula: Formula,
+    inputs: dict[str, pd.Series],
+    result: pd.Series,
+    checks: _Checks,
+) -> None:
+    """A formula whose inputs are all there but whose result is not a number (a division by zero, `0 / 0`, an
+    overflow) fails its column with that reason, quoting the inputs, not as an empty value."""
+    present = np.logical_and.reduce([inputs[name].notna().to_numpy() for name in formula.inputs])
+    undefined = result.isna().to_numpy() & present
+    if not undefined.any():
+        return
+
+    def quoted() -> pd.Series:
+        text = pd.Series(None, index=raw.index, dtype=object)
+        parts = [
+            name + " '" + as_text(_raw(raw, name))[undefined].astype(str) + "'" for name in formula.inputs
+        ]
+        text[undefined] = reduce(lambda left, right: left + ", " + right, parts)
+        return text
+
+    checks.fail(
+        pd.Series(undefined, index=raw.index),
+        formula.label,
+        quoted,
+        lambda values: (
+            f"division by zero or overflow: formula '{formula.label}' ({checks.column}) of {values}; "
+            "expected a non-zero divisor"
+        ),
+    )
 
 
 def _input(

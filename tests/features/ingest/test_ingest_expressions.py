@@ -89,8 +89,36 @@ def test_a_bad_input_of_a_required_column_quarantines_the_row_naming_that_input(
     fields = dict(zip(rejected["source_row"], rejected["field"], strict=True))
     assert fields[2] == "Amount"
     assert reasons[2] == "unparseable number 'ten' in column 'Amount'; expected a number with decimal '.'"
-    # 0 / 0 has no value: a required unit price is then missing, named by its formula.
-    assert reasons[3] == "required value missing: column 'Amount / Qty' (unit_price) is empty"
+    # 0 / 0 has no value: the formula is named with its inputs as written, not reported as an empty value.
+    assert fields[3] == "Amount / Qty"
+    assert reasons[3] == (
+        "division by zero or overflow: formula 'Amount / Qty' (unit_price) of Amount '0', Qty '0'; "
+        "expected a non-zero divisor"
+    )
+
+
+def test_a_division_by_zero_in_an_optional_column_blanks_it_and_counts_it() -> None:
+    per_visit = {"formula": "Points / Visits"}
+    club = source("loyalty_members", {"customer_ref": "Id", "loyalty_number": "Card", "points": per_visit})
+    raw = frame(
+        [
+            {"Id": "1", "Card": "L1", "Points": "10", "Visits": "0"},
+            {"Id": "2", "Card": "L2", "Points": "6", "Visits": "3"},
+            {
+                "Id": "3",
+                "Card": "L3",
+                "Points": "6",
+                "Visits": None,
+            },  # a missing input: no value, not a bad one
+        ]
+    )
+    rows, rejected, blanked = canonicalise(raw, club)
+    assert rejected.empty
+    assert rows["points"].isna().tolist() == [True, False, True] and rows["points"].iloc[1] == 2.0
+    assert [(b.field, b.kind, b.values) for b in blanked] == [
+        ("Points / Visits", "division by zero or overflow", 1)
+    ]
+    assert "of Points '10', Visits '0'" in blanked[0].example
 
 
 def test_a_bad_input_of_an_optional_column_blanks_it_and_keeps_the_row() -> None:
