@@ -18,7 +18,7 @@ import pandas as pd
 
 from features.ingest.parse import TEXT
 from features.ingest.quarantine import rejected_lines
-from features.ingest.readers import RawChunk
+from features.ingest.readers import RawChunk, open_text
 from tessera.core.errors import InputError
 
 _BLOCK_LINES = 20_000
@@ -108,7 +108,7 @@ def _not_object(number: int, value: Any) -> str:
 
 def jsonl_columns(path: Path, encoding: str, sample_rows: int) -> list[str]:
     """The dotted paths found in the first `sample_rows` objects of a JSON Lines export."""
-    with path.open(encoding=encoding) as handle:
+    with open_text(path, encoding) as handle:
         lines = list(islice(_lines(handle, path), sample_rows))
     found: dict[str, None] = {}
     for record, _ in _parse(lines):
@@ -154,7 +154,7 @@ def _chunk(lines: list[tuple[int, str]], first_row: int, path: Path) -> RawChunk
 
 def jsonl_chunks(path: Path, encoding: str, chunk_rows: int, first_row: int) -> Iterator[RawChunk]:
     """A JSON Lines export in chunks of `chunk_rows` non-blank lines."""
-    with path.open(encoding=encoding) as handle:
+    with open_text(path, encoding) as handle:
         lines = _lines(handle, path)
         while chunk := list(islice(lines, chunk_rows)):
             yield _chunk(chunk, first_row, path)

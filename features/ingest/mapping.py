@@ -39,9 +39,14 @@ from tessera.core.canonical import (
 )
 from tessera.core.errors import InputError
 
-FORMATS = ("csv", "parquet", "jsonl")
+FORMATS = ("csv", "parquet", "jsonl", "excel")
 _SUFFIX_FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
 _SUFFIX_FORMATS |= {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+_SUFFIX_FORMATS |= {suffix: "excel" for suffix in (".xlsx", ".xlsm", ".xlsb", ".xls", ".ods")}
+# A compressed text export (`orders.csv.gz`) has the format of the suffix before it; read as it is decompressed.
+COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zst", ".lz4")
+# The `sheet` of an Excel source that reads every sheet of the workbook, in the workbook's order.
+ALL_SHEETS = "*"
 RETURN_RULES = ("negative_quantity", "flag", "id_prefix")
 CANCELLATION_RULES = ("flag", "id_prefix")
 # The `delimiter` of an export whose fields are separated by runs of blanks.
@@ -142,6 +147,7 @@ class SourceConfig(BaseModel):
     type: str
     path: Text | None = None
     format: str | None = None
+    sheet: Text | list[Text] | None = None  # excel only: a sheet's name, several, or "*"; default the first
     encoding: str = "utf-8"
     delimiter: Text = ","  # one character, or `whitespace` for fields separated by runs of blanks
     quotechar: Text | None = '"'
@@ -166,10 +172,15 @@ class SourceConfig(BaseModel):
 
     @property
     def file_format(self) -> str:
-        """csv, parquet or jsonl: the declared format, else the one the path's suffix names."""
+        """csv, parquet, jsonl or excel: the declared format, else the one the path's suffix names (the suffix
+        before a compression suffix such as `.gz` for a compressed text export)."""
         if self.format:
             return self.format
-        return _SUFFIX_FORMATS.get(Path(self.path or "").suffix.lower(), "")
+        suffixes = [suffix.lower() for suffix in Path(self.path or "").suffixes]
+        if len(suffixes) > 1 and suffixes[-1] in COMPRESSED_SUFFIXES:
+            found = _SUFFIX_FORMATS.get(suffixes[-2], "")
+            return found if found in ("csv", "jsonl") else ""
+        return _SUFFIX_FORMATS.get(suffixes[-1] if suffixes else "", "")
 
     @property
     def parse_options(self) -> ParseOptions:
@@ -357,6 +368,8 @@ def _check_origin(source: SourceConfig, fail: Fail) -> None:
             else f"cannot tell the format of {source.path!r}"
         )
         raise fail(f"{stated}; expected `format:` one of {', '.join(FORMATS)}")
+    if source.sheet is not None and source.file_format != "excel":
+        raise fail("`sheet` names a sheet of an Excel workbook; this source is not `format: excel`")
 
 
 def _check_text_options(source: SourceConfig, fail: Fail) -> None:

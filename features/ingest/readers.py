@@ -1,13 +1,14 @@
 """Readers: a source's export as a stream of chunks of raw rows, numbered by their 1-based data row.
 
-CSV and JSON Lines are read as text only (nothing guesses types); Parquet and SQL keep the types their
-schema declares. A row the reader cannot split into fields is rejected here, with its data row, so every
+CSV and JSON Lines are read as text only (nothing guesses types), decompressed as they are read when
+compressed; Parquet and SQL keep the types their schema declares, Excel the types of its cells (`excel.py`). A row the reader cannot split into fields is rejected here, with its data row, so every
 row read is accounted for. With a glob, files are read in sorted order and data rows count on across them.
 """
 
 from __future__ import annotations
 
 import glob
+import io
 import itertools
 import json
 from collections.abc import Callable, Iterator
@@ -53,6 +54,12 @@ def resolve_files(source: SourceConfig, folder: Path) -> list[Path]:
     if not full.is_file():
         raise InputError(f"file {str(full)!r} does not exist; expected the export named by `path`")
     return [full]
+
+
+def open_text(path: Path, encoding: str) -> io.TextIOWrapper:
+    """A text export opened for reading, decompressed as it is read when its name ends in `.gz`, `.bz2`, `.zst`
+    or `.lz4` (Arrow's CSV reader does the same by itself)."""
+    return io.TextIOWrapper(pa.input_stream(str(path), compression="detect"), encoding=encoding)
 
 
 def arrow_frame(table: pa.Table, first_row: int) -> pd.DataFrame:
@@ -156,7 +163,7 @@ def _data_rows(count: int, start: int, bad: np.ndarray) -> np.ndarray:
     return rows[~np.isin(rows, bad)] if skipped else rows
 
 
-def _wrong_field_count(row: int, fields: int, expected: int) -> str:
+def wrong_field_count(row: int, fields: int, expected: int) -> str:
     return f"wrong number of fields: data row {row} has {fields} fields; expected {expected}"
 
 
@@ -214,7 +221,7 @@ def csv_chunks(path: Path, source: SourceConfig, chunk_rows: int, first_row: int
         frame.index = pd.Index(rows + first_row - 1, name="source_row")
         rejected = rejected_lines(
             [first_row - 1 + row for row, _, _ in mine],
-            [_wrong_field_count(row, n, len(names)) for row, _, n in mine],
+            [wrong_field_count(row, n, len(names)) for row, _, n in mine],
             [text for _, text, _ in mine],
         )
         chunk = RawChunk(frame, rejected, str(path), end - next_row)
@@ -241,7 +248,7 @@ def csv_chunks(path: Path, source: SourceConfig, chunk_rows: int, first_row: int
 
 def _first_line(path: Path, source: SourceConfig) -> str:
     try:
-        with path.open(encoding=source.encoding) as lines:
+        with open_text(path, source.encoding) as lines:
             return next((line for line in lines if line.strip()), "")
     except UnicodeDecodeError as error:
         raise InputError(f"file {str(path)!r} cannot be read as {source.encoding} ({error})") from None
@@ -251,7 +258,7 @@ def _whitespace_chunks(
     path: Path, source: SourceConfig, names: list[str], chunk_rows: int, first_row: int
 ) -> Iterator[RawChunk]:
     """An export whose fields are separated by runs of blanks (fixed-width reports); blank lines skipped."""
-    with path.open(encoding=source.encoding) as handle:
+    with open_text(path, source.encoding) as handle:
         lines = (line.rstrip("\r\n") for line in handle)
         numbered = ((n, line) for n, line in enumerate((x for x in lines if x.strip()), start=1))
         if source.header:
@@ -277,7 +284,7 @@ def _split_whitespace(batch: list[tuple[int, str]], names: list[str], first_row:
     bad = np.flatnonzero(~good)
     rejected = rejected_lines(
         [int(rows[i]) for i in bad],
-        [_wrong_field_count(int(rows[i]), counts[i], len(names)) for i in bad],
+        [wrong_field_count(int(rows[i]), counts[i], len(names)) for i in bad],
         [batch[i][1] for i in bad],
     )
     return RawChunk(frame, rejected, file, len(batch))

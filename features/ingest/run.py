@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from features.ingest.excel import excel_chunks, excel_columns, several_sheets
 from features.ingest.jsonl import jsonl_chunks, jsonl_columns
 from features.ingest.manifest import content_hash, record_files
 from features.ingest.mapping import SourceConfig, SourcesConfig, load_sources
@@ -80,6 +81,8 @@ def _export_columns(
         return {str(path): csv_columns(path, source) for path in files}
     if source.file_format == "parquet":
         return {str(path): parquet_columns(path) for path in files}
+    if source.file_format == "excel":
+        return {label: names for path in files for label, names in excel_columns(path, source).items()}
     # JSON Lines has no header: a field may be absent from some objects, so the files count together.
     found = {name: None for path in files for name in jsonl_columns(path, source.encoding, sample_rows)}
     return {", ".join(str(p) for p in files): list(found)}
@@ -127,6 +130,8 @@ def _chunks(plan: SourcePlan, chunk_rows: int) -> Iterator[RawChunk]:
             chunks = csv_chunks(path, source, chunk_rows, first_row)
         elif source.file_format == "parquet":
             chunks = parquet_chunks(path, chunk_rows, first_row)
+        elif source.file_format == "excel":
+            chunks = excel_chunks(path, source, chunk_rows, first_row)
         else:
             chunks = jsonl_chunks(path, source.encoding, chunk_rows, first_row)
         for chunk in chunks:
@@ -204,7 +209,8 @@ def ingest_source(
             pq.ParquetWriter(temporary[0], schema) as rows_out,
             pq.ParquetWriter(temporary[1], QUARANTINE_SCHEMA) as bad_out,
         ):
-            repeats = RepeatedRows() if len(plan.files) > 1 else None  # overlapping exports
+            several = len(plan.files) > 1 or several_sheets(source)
+            repeats = RepeatedRows() if several else None  # overlapping exports
             for chunk in track(
                 _chunks(plan, settings.ingest_chunk_rows), description=f"ingest {source.name}"
             ):
