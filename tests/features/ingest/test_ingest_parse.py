@@ -44,6 +44,23 @@ def test_iso_times_keep_their_own_offset() -> None:
     assert bad == [False, False, False, True]
 
 
+def test_iso_times_named_utc_or_gmt_are_utc_whatever_the_sources_timezone() -> None:
+    berlin = ParseOptions(timezone="Europe/Berlin")
+    written = [
+        "2019-10-01 00:00:03 UTC",
+        "2019-10-01 00:00:03GMT",
+        "2019-10-01 00:00:03",
+        "2019-10-01 00:00 CET",
+    ]
+    values, bad = parsed(written, "timestamp", berlin)
+    assert values[:3] == [
+        pd.Timestamp("2019-10-01 00:00:03", tz="UTC"),
+        pd.Timestamp("2019-10-01 00:00:03", tz="UTC"),
+        pd.Timestamp("2019-09-30 22:00:03", tz="UTC"),  # no zone: Berlin's wall time
+    ]
+    assert bad == [False, False, False, True]  # another zone's name is not guessed
+
+
 def test_dates_accept_the_date_part_of_the_formats_and_iso() -> None:
     values, bad = parsed(["12/03/1985", "1985-03-12", "12/03/1985 10:00", "1985-02-30", ""], "date", LONDON)
     assert values == [dt.date(1985, 3, 12)] * 3 + [None, None]
