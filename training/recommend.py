@@ -408,9 +408,10 @@ class NextBestProduct:
         """Top-k per customer: customer_id, rank, sku, score, personalised (false for the best-seller fallback)."""
         customers = list(pd.unique(events["customer_id"])) if customers is None else list(customers)
         allowed = self._allowed(categories, exclude_skus)
+        chunks = list(_chunks(customers))
         frames = [
-            self._recommend_chunk(events, now, chunk, k, exclude_purchased, allowed, personalised)
-            for chunk in _chunks(customers)
+            self._recommend_chunk(history, now, chunk, k, exclude_purchased, allowed, personalised)
+            for chunk, history in zip(chunks, _histories(events, chunks), strict=True)
         ]
         if not frames:
             return pd.DataFrame(columns=["customer_id", "rank", "sku", "score", "personalised"])
@@ -562,6 +563,25 @@ def _per_row_max(matrix: sp.csr_matrix) -> sp.csr_matrix:
     return (sp.diags(1.0 / np.maximum(peaks, 1e-12)) @ matrix).tocsr().astype(np.float32)
 
 
-def _chunks(items: list[str], size: int = _CHUNK) -> Iterator[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def _chunks(items: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def _histories(events: pd.DataFrame, chunks: list[list[str]]) -> Iterator[pd.DataFrame]:
+    """Each chunk's customers' events (in the order of `events`), from one grouping of the events by customer.
+
+    Picking them out by a scan of every event per chunk cost 0.65 s a chunk at 2M events: half a minute for
+    100,000 customers, hours for a million.
+    """
+    if len(chunks) <= 1:
+        yield from (events for _ in chunks)
+        return
+    codes, customers = pd.factorize(events["customer_id"].astype(str))
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(customers) + 1))
+    known = pd.Index(customers)
+    for chunk in chunks:
+        found = known.get_indexer([str(c) for c in chunk])
+        parts = [order[bounds[f] : bounds[f + 1]] for f in found[found >= 0]]
+        yield events.iloc[np.sort(np.concatenate(parts)) if parts else []]

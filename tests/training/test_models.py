@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from training_fixtures import NOW, events_from
 
+from training import recommend
 from training.churn import ChurnModel, calibration_window
 from training.cltv import CLTVModel
 from training.recommend import ALL, SHARED, NextBestProduct
@@ -189,6 +190,23 @@ def test_serving_form_matches_batch_form(recommender: tuple) -> None:
     served = model.predict(request, now=NOW.isoformat(), k=5)
     batch = model.recommend(events, NOW, [customer, "brand-new"], k=5)
     pd.testing.assert_frame_equal(served.reset_index(drop=True), batch.reset_index(drop=True))
+
+
+def test_recommending_in_chunks_gives_each_customer_what_one_batch_gives(
+    recommender: tuple, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model, events = recommender
+    customers = [*events["customer_id"].unique()[:40], "never-seen"]
+    whole = model.recommend(events, NOW, customers, k=10, exclude_purchased=True)
+    monkeypatch.setattr(
+        recommend, "_CHUNK", 7
+    )  # six chunks, each customer's events picked out of the grouping
+    chunked = model.recommend(events, NOW, customers[::-1], k=10, exclude_purchased=True)
+    key = ["customer_id", "rank"]
+    pd.testing.assert_frame_equal(
+        chunked.sort_values(key).reset_index(drop=True), whole.sort_values(key).reset_index(drop=True)
+    )
+    assert set(whole["customer_id"]) == set(customers)
 
 
 def test_similar_products_come_from_the_same_model(recommender: tuple) -> None:
