@@ -130,10 +130,23 @@ def _parse_string(values: pd.Series, options: ParseOptions) -> Parsed:
     return Parsed(text, pd.Series(False, index=values.index), "text")
 
 
-def _number_pattern(decimal: str) -> str:
-    thousands = re.escape("," if decimal == "." else ".")
-    point = re.escape(decimal)
-    return rf"^[+-]?(?:\d+|\d{{1,3}}(?:{thousands}\d{{3}})+)?(?:{point}\d*)?(?:[eE][+-]?\d+)?$"
+# Written around a number by some exports: a currency symbol before or after it, digits grouped in thousands by a
+# blank (a space, a no-break or a narrow no-break space) or an apostrophe (1'234.50) as well as by the separator
+# that is not the decimal one.
+_CURRENCY = "$£€¥₹"
+_GROUP_BLANKS = " \u00a0\u202f'"
+
+
+def _number_pattern(decimal: str, written_around: bool = False) -> str:
+    """A number with `decimal`, digits optionally grouped by the other separator; `written_around`: also grouped
+    by a blank or an apostrophe, and with a currency symbol before or after it."""
+    groups = ("," if decimal == "." else ".") + (_GROUP_BLANKS if written_around else "")
+    thousands = "[" + re.escape(groups) + "]"
+    number = rf"(?:\d+|\d{{1,3}}(?:{thousands}\d{{3}})+)?(?:{re.escape(decimal)}\d*)?(?:[eE][+-]?\d+)?"
+    if not written_around:
+        return rf"^[+-]?{number}$"
+    signed = rf"(?:[+-]?(?:[{_CURRENCY}]\s?)?|[{_CURRENCY}]\s?[+-])"  # -$3.00 or $-3.00
+    return rf"^{signed}{number}(?:\s?[{_CURRENCY}])?$"
 
 
 def _parse_float(values: pd.Series, options: ParseOptions) -> Parsed:
@@ -141,12 +154,16 @@ def _parse_float(values: pd.Series, options: ParseOptions) -> Parsed:
     if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
         return Parsed(values.astype("float64"), pd.Series(False, index=values.index), expected)
     text = _arrow(as_text(values))
-    ok = pc.and_(
-        pc.match_substring_regex(text, _number_pattern(options.decimal)),
-        pc.match_substring_regex(text, r"\d"),
-    )
-    thousands = "," if options.decimal == "." else "."
-    plain = pc.replace_substring(text, thousands, "")
+    plain_number = pc.fill_null(pc.match_substring_regex(text, _number_pattern(options.decimal)), False)
+    # The longer pattern (a currency, grouping blanks) only for what the plain one refused: half the time again.
+    other = pc.and_(pc.is_valid(text), pc.invert(plain_number))
+    if pc.any(other).as_py():
+        around = pc.match_substring_regex(text, _number_pattern(options.decimal, written_around=True))
+        plain_number = pc.or_(plain_number, pc.fill_null(around, False))
+    ok = pc.and_(plain_number, pc.match_substring_regex(text, r"\d"))
+    plain = pc.replace_substring(text, "," if options.decimal == "." else ".", "")
+    if pc.any(other).as_py():
+        plain = pc.replace_substring_regex(plain, "[" + re.escape(_GROUP_BLANKS + _CURRENCY) + "]", "")
     if options.decimal != ".":
         plain = pc.replace_substring(plain, options.decimal, ".")
     numbers = pc.cast(pc.if_else(ok, plain, pa.scalar(None, plain.type)), pa.float64())

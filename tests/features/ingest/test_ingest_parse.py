@@ -77,6 +77,17 @@ def test_numbers_follow_the_decimal_separator() -> None:
     assert values == [1234.5, None, 3.0] and bad == [False, True, False]
 
 
+def test_numbers_may_carry_a_currency_symbol_and_group_thousands_by_a_blank_or_an_apostrophe() -> None:
+    written = ["$12.50", "12.50 €", "-$3.00", "$-3", "1 234.5", "1\u202f234.5", "1'234.50", "£1,234"]
+    values, bad = parsed(written, "float")
+    assert values == [12.5, 12.5, -3.0, -3.0, 1234.5, 1234.5, 1234.5, 1234.0] and not any(bad)
+    values, bad = parsed(["1 234,50 €", "€ 3,5", "1\u00a0234"], "float", ParseOptions(decimal=","))
+    assert values == [1234.5, 3.5, 1234.0] and not any(bad)
+    # Not a number written around, but something else: still unparseable.
+    values, bad = parsed(["-$-3", "$", "1 2", "12 USD", "(4.00)", "12$50"], "float")
+    assert values == [None] * 6 and all(bad)
+
+
 def test_whole_numbers_and_booleans() -> None:
     assert parsed(["3", "3.0", "3.5", "x"], "int") == ([3, 3, None, None], [False, False, True, True])
     values, bad = parsed(["Yes", "n", "TRUE", "0", "maybe", ""], "bool")
