@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from python_calamine import CalamineWorkbook
+from python_calamine import CalamineError, CalamineWorkbook
 
 from features.ingest.mapping import ALL_SHEETS, SourceConfig
 from features.ingest.quarantine import rejected_lines
@@ -27,19 +27,33 @@ from features.ingest.readers import RawChunk, arrow_frame, wrong_field_count
 from tessera.core.errors import InputError
 
 
+def _unreadable(path: Path, error: Exception) -> InputError:
+    return InputError(
+        f"file {str(path)!r} is not a readable Excel workbook ({type(error).__name__}: {error}); expected "
+        ".xlsx, .xlsm, .xlsb, .xls or .ods"
+    )
+
+
 def _workbook(path: Path) -> CalamineWorkbook:
     try:
         return CalamineWorkbook.from_path(str(path))
-    except Exception as error:  # calamine's errors share no base class: any failure is an unreadable file
-        raise InputError(
-            f"file {str(path)!r} is not a readable Excel workbook ({type(error).__name__}: {error}); expected "
-            ".xlsx, .xlsm, .xlsb, .xls or .ods"
-        ) from None
+    except (CalamineError, OSError, ValueError) as error:
+        raise _unreadable(path, error) from None
 
 
-def sheets(path: Path, source: SourceConfig) -> list[str]:
+def _sheet_rows(
+    workbook: CalamineWorkbook, path: Path, sheet: str, nrows: int | None = None
+) -> list[list[Any]]:
+    """The sheet's cells, row by row (the empty area around the data left out)."""
+    try:
+        return workbook.get_sheet_by_name(sheet).to_python(skip_empty_area=True, nrows=nrows)
+    except (CalamineError, ValueError) as error:
+        raise _unreadable(path, error) from None
+
+
+def sheets(path: Path, source: SourceConfig, workbook: CalamineWorkbook) -> list[str]:
     """The sheets the source reads, in order: `sheet` (a name, several, or "*"), else the first."""
-    names = list(_workbook(path).sheet_names)
+    names = list(workbook.sheet_names)
     if source.sheet is None:
         return names[:1]
     if source.sheet == ALL_SHEETS:
@@ -86,18 +100,15 @@ def _names(first: list[Any], path: Path, sheet: str) -> list[str]:
     return names
 
 
-def _rows(path: Path, sheet: str) -> list[list[Any]]:
-    return _workbook(path).get_sheet_by_name(sheet).to_python(skip_empty_area=True)
-
-
 def excel_columns(path: Path, source: SourceConfig) -> dict[str, list[str]]:
     """Each read sheet's column names (the header row, or the mapping's `column_names`), keyed by its label."""
     found = {}
-    for sheet in sheets(path, source):
+    workbook = _workbook(path)
+    for sheet in sheets(path, source, workbook):
         if not source.header:
             found[_label(path, sheet)] = list(source.column_names or [])
             continue
-        rows = _workbook(path).get_sheet_by_name(sheet).to_python(skip_empty_area=True, nrows=1)
+        rows = _sheet_rows(workbook, path, sheet, nrows=1)
         found[_label(path, sheet)] = _names(rows[0] if rows else [], path, sheet)
     return found
 
@@ -139,9 +150,8 @@ def _column(cells: list[Any], decimal: str) -> pa.Array:
 
 
 def _sheet_chunks(
-    path: Path, sheet: str, source: SourceConfig, chunk_rows: int, first_row: int
+    rows: list[list[Any]], path: Path, sheet: str, source: SourceConfig, chunk_rows: int, first_row: int
 ) -> Iterator[RawChunk]:
-    rows = _rows(path, sheet)
     if source.header:
         names, rows = _names(rows[0] if rows else [], path, sheet), rows[1:]
     else:
@@ -173,7 +183,9 @@ def _sheet_chunks(
 
 def excel_chunks(path: Path, source: SourceConfig, chunk_rows: int, first_row: int) -> Iterator[RawChunk]:
     """The read sheets of an Excel export in chunks of `chunk_rows` rows; data rows count on across sheets."""
-    for sheet in sheets(path, source):
-        for chunk in _sheet_chunks(path, sheet, source, chunk_rows, first_row):
+    workbook = _workbook(path)
+    for sheet in sheets(path, source, workbook):
+        rows = _sheet_rows(workbook, path, sheet)
+        for chunk in _sheet_chunks(rows, path, sheet, source, chunk_rows, first_row):
             first_row += chunk.rows_read
             yield chunk
