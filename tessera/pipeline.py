@@ -24,6 +24,7 @@ from tessera.core.settings import Settings, Workspace
 from training import tracking
 from training.errors import ModelSkipped
 from training.pipelines import TrainingContext, train_model
+from training.probabilistic import forget_own_fits
 from training.recipes import recipe_for
 from training.settings import TrainingSettings
 
@@ -87,16 +88,19 @@ def train_all(
     tracking.sync_champion_aliases(workspace)  # a training killed while promoting left them behind
     ctx = TrainingContext(workspace, now, settings, store_settings)
     results: dict[str, Any] = {}
-    for recipe in track(recipes, "Training models"):
-        log.info("training %s as of %s", recipe.name, ctx.now)
-        try:
-            result = train_model(recipe, ctx)
-        except ModelSkipped as skipped:
-            log.info("%s skipped: %s", recipe.name, skipped)
-            results[recipe.name] = {"skipped": str(skipped)}
-        else:
-            note = {"note": ctx.cutoffs.note} if ctx.cutoffs.note else {}
-            results[recipe.name] = {**result, "cutoffs": ctx.cutoffs.describe(), **note}
+    try:
+        for recipe in track(recipes, "Training models"):
+            log.info("training %s as of %s", recipe.name, ctx.now)
+            try:
+                result = train_model(recipe, ctx)
+            except ModelSkipped as skipped:
+                log.info("%s skipped: %s", recipe.name, skipped)
+                results[recipe.name] = {"skipped": str(skipped)}
+            else:
+                note = {"note": ctx.cutoffs.note} if ctx.cutoffs.note else {}
+                results[recipe.name] = {**result, "cutoffs": ctx.cutoffs.describe(), **note}
+    finally:
+        forget_own_fits()  # the cutoffs' BG/NBD fits are this run's: a scheduler's next run has other rows
     # Every model's champion moves together, once all are trained and registered: one release made current by
     # one alias move, so a training killed on the way (or during the move) leaves every champion as it was.
     tracking.promote(workspace, [r["gate"] for r in results.values() if "gate" in r], checkpoint)

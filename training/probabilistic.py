@@ -399,6 +399,11 @@ _OWN_FITS: OrderedDict[bytes, np.ndarray] = OrderedDict()
 _OWN_FITS_KEPT = 32
 
 
+def forget_own_fits() -> None:
+    """Drop the kept fits: a training run ends with them (a scheduler's process lives on between runs)."""
+    _OWN_FITS.clear()
+
+
 def _fitted_on_own_rows(rows: pd.DataFrame, horizon_days: int) -> np.ndarray:
     """`ProbabilisticFeatures` fitted on `rows` unpenalised and scoring them (the quantities as an array, one row
     per row), fitted once per distinct summaries and horizon."""

@@ -28,6 +28,7 @@ from training.probabilistic import (
     ProbabilisticFeatures,
     fit_spend,
     fitted_where_scored,
+    forget_own_fits,
     rfm_summary,
     unless_runaway,
 )
@@ -226,3 +227,6 @@ def test_a_cutoffs_own_fit_is_made_once_and_scores_as_a_fresh_one(monkeypatch: p
     changed = frame.assign(spend_lifetime=frame["spend_lifetime"] + 1)
     fitted_where_scored(changed, 90, served)  # other vectors are other fits
     assert len(fits) == 6
+    forget_own_fits()  # what a training run does as it ends
+    fitted_where_scored(frame, 90, served)
+    assert len(fits) == 8
