@@ -145,8 +145,9 @@ def _number_pattern(decimal: str, written_around: bool = False) -> str:
     number = rf"(?:\d+|\d{{1,3}}(?:{thousands}\d{{3}})+)?(?:{re.escape(decimal)}\d*)?(?:[eE][+-]?\d+)?"
     if not written_around:
         return rf"^[+-]?{number}$"
-    signed = rf"(?:[+-]?(?:[{_CURRENCY}]\s?)?|[{_CURRENCY}]\s?[+-])"  # -$3.00 or $-3.00
-    return rf"^{signed}{number}(?:\s?[{_CURRENCY}])?$"
+    blank = "[ \u00a0\u202f]?"  # "12,50 €" is often written with a no-break space
+    signed = rf"(?:[+-]?(?:[{_CURRENCY}]{blank})?|[{_CURRENCY}]{blank}[+-])"  # -$3.00 or $-3.00
+    return rf"^{signed}{number}(?:{blank}[{_CURRENCY}])?$"
 
 
 def _parse_float(values: pd.Series, options: ParseOptions) -> Parsed:
@@ -156,13 +157,13 @@ def _parse_float(values: pd.Series, options: ParseOptions) -> Parsed:
     text = _arrow(as_text(values))
     plain_number = pc.fill_null(pc.match_substring_regex(text, _number_pattern(options.decimal)), False)
     # The longer pattern (a currency, grouping blanks) only for what the plain one refused: half the time again.
-    other = pc.and_(pc.is_valid(text), pc.invert(plain_number))
-    if pc.any(other).as_py():
+    written_around = pc.any(pc.and_(pc.is_valid(text), pc.invert(plain_number))).as_py()
+    if written_around:
         around = pc.match_substring_regex(text, _number_pattern(options.decimal, written_around=True))
         plain_number = pc.or_(plain_number, pc.fill_null(around, False))
     ok = pc.and_(plain_number, pc.match_substring_regex(text, r"\d"))
     plain = pc.replace_substring(text, "," if options.decimal == "." else ".", "")
-    if pc.any(other).as_py():
+    if written_around:
         plain = pc.replace_substring_regex(plain, "[" + re.escape(_GROUP_BLANKS + _CURRENCY) + "]", "")
     if options.decimal != ".":
         plain = pc.replace_substring(plain, options.decimal, ".")

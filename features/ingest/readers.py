@@ -1,8 +1,9 @@
 """Readers: a source's export as a stream of chunks of raw rows, numbered by their 1-based data row.
 
 CSV and JSON Lines are read as text only (nothing guesses types), decompressed as they are read when
-compressed; Parquet and SQL keep the types their schema declares, Excel the types of its cells (`excel.py`). A row the reader cannot split into fields is rejected here, with its data row, so every
-row read is accounted for. With a glob, files are read in sorted order and data rows count on across them.
+compressed; Parquet and SQL keep the types their schema declares; Excel cells are read as a CSV would write
+them, a column of dates or times keeping that type (`excel.py`). A row the reader cannot split into fields is
+rejected here, with its data row, so every row read is accounted for. With a glob, files are read in sorted order and data rows count on across them.
 """
 
 from __future__ import annotations

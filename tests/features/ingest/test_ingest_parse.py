@@ -81,8 +81,10 @@ def test_numbers_may_carry_a_currency_symbol_and_group_thousands_by_a_blank_or_a
     written = ["$12.50", "12.50 €", "-$3.00", "$-3", "1 234.5", "1\u202f234.5", "1'234.50", "£1,234"]
     values, bad = parsed(written, "float")
     assert values == [12.5, 12.5, -3.0, -3.0, 1234.5, 1234.5, 1234.5, 1234.0] and not any(bad)
-    values, bad = parsed(["1 234,50 €", "€ 3,5", "1\u00a0234"], "float", ParseOptions(decimal=","))
-    assert values == [1234.5, 3.5, 1234.0] and not any(bad)
+    values, bad = parsed(
+        ["1 234,50 €", "€ 3,5", "1\u00a0234", "12,50\u00a0€"], "float", ParseOptions(decimal=",")
+    )
+    assert values == [1234.5, 3.5, 1234.0, 12.5] and not any(bad)
     # Not a number written around, but something else: still unparseable.
     values, bad = parsed(["-$-3", "$", "1 2", "12 USD", "(4.00)", "12$50"], "float")
     assert values == [None] * 6 and all(bad)
