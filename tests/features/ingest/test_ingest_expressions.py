@@ -97,43 +97,40 @@ def test_a_bad_input_of_a_required_column_quarantines_the_row_naming_that_input(
     )
 
 
-def test_a_division_by_zero_in_an_optional_column_blanks_it_and_counts_it() -> None:
-    per_visit = {"formula": "Points / Visits"}
-    club = source("loyalty_members", {"customer_ref": "Id", "loyalty_number": "Card", "points": per_visit})
+@pytest.mark.parametrize(
+    ("formula", "bad_row", "field", "kind", "good"),
+    [
+        (
+            "Base + Bonus",
+            {"Base": "10", "Bonus": "x"},
+            "Bonus",
+            "unparseable number",
+            8.0,
+        ),  # named by its input
+        ("Base / Bonus", {"Base": "10", "Bonus": "0"}, "Base / Bonus", "division by zero or overflow", 3.0),
+    ],
+)
+def test_a_bad_value_of_an_optional_formula_column_is_blanked_and_counted_and_the_row_kept(
+    formula: str, bad_row: dict, field: str, kind: str, good: float
+) -> None:
+    club = source(
+        "loyalty_members", {"customer_ref": "Id", "loyalty_number": "Card", "points": {"formula": formula}}
+    )
+    missing = {
+        "Id": "3",
+        "Card": "L3",
+        "Base": "6",
+        "Bonus": None,
+    }  # a missing input: no value, not a bad one
     raw = frame(
-        [
-            {"Id": "1", "Card": "L1", "Points": "10", "Visits": "0"},
-            {"Id": "2", "Card": "L2", "Points": "6", "Visits": "3"},
-            {
-                "Id": "3",
-                "Card": "L3",
-                "Points": "6",
-                "Visits": None,
-            },  # a missing input: no value, not a bad one
-        ]
+        [{"Id": "1", "Card": "L1", **bad_row}, {"Id": "2", "Card": "L2", "Base": "6", "Bonus": "2"}, missing]
     )
     rows, rejected, blanked = canonicalise(raw, club)
     assert rejected.empty
-    assert rows["points"].isna().tolist() == [True, False, True] and rows["points"].iloc[1] == 2.0
-    assert [(b.field, b.kind, b.values) for b in blanked] == [
-        ("Points / Visits", "division by zero or overflow", 1)
-    ]
-    assert "of Points '10', Visits '0'" in blanked[0].example
-
-
-def test_a_bad_input_of_an_optional_column_blanks_it_and_keeps_the_row() -> None:
-    points = {"formula": "Base + Bonus"}
-    club = source("loyalty_members", {"customer_ref": "Id", "loyalty_number": "Card", "points": points})
-    raw = frame(
-        [
-            {"Id": "1", "Card": "L1", "Base": "10", "Bonus": "x"},
-            {"Id": "2", "Card": "L2", "Base": "1", "Bonus": "2"},
-        ]
-    )
-    rows, rejected, blanked = canonicalise(raw, club)
-    assert rejected.empty
-    assert rows["points"].isna().tolist() == [True, False] and rows["points"].iloc[1] == 3.0
-    assert [(b.field, b.kind, b.values) for b in blanked] == [("Bonus", "unparseable number", 1)]
+    assert rows["points"].isna().tolist() == [True, False, True] and rows["points"].iloc[1] == good
+    assert [(b.field, b.kind, b.values) for b in blanked] == [(field, kind, 1)]
+    if kind.startswith("division"):
+        assert "of Base '10', Bonus '0'" in blanked[0].example
 
 
 def test_extract_keeps_the_first_group_or_the_whole_match() -> None:
