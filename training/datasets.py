@@ -7,6 +7,7 @@ baseline's purchase history and the recommender's events.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,8 @@ from training.labels import Cutoffs, labels_at
 
 if TYPE_CHECKING:
     from feast import FeatureStore  # Feast is heavy: imported only when features are read
+
+log = logging.getLogger(__name__)
 
 
 def point_in_time_features(
@@ -61,17 +64,22 @@ def labelled_frames(
     feature_service: str,
     target: str,
     min_customers: int,
+    max_training_rows: int | None = None,
+    seed: int = 42,
 ) -> LabelledFrames:
     """Entity rows (customers who bought before each cutoff) with labels, joined to the service's features.
 
     Raises ModelSkipped, before any feature is read, when the labels cannot train a model of `target`
-    (`churned` or `value`): no training cutoff, too few customers, or a single outcome.
+    (`churned` or `value`): no training cutoff, too few customers, or a single outcome. Training rows beyond
+    `max_training_rows` are cut by a seeded sample of customers (`sampled_for_training`).
     """
     if not cutoffs.training:
         raise ModelSkipped(cutoffs.note)
     labels = labels_at(events, [*cutoffs.training, cutoffs.validation], cutoffs.horizon_days)
     is_validation = labels["cutoff"] == cutoffs.validation
     require_trainable(labels[~is_validation], labels[is_validation], target, min_customers, cutoffs)
+    if max_training_rows is not None:
+        labels = sampled_for_training(labels, is_validation, max_training_rows, seed)
     # In one order whatever order the profile's tables came in: LightGBM's bagging reads rows by position, so the
     # same rows in another order made another model (validation Gini 0.7247 and 0.7215 on one workspace).
     frame = point_in_time_features(store, labels, feature_service).sort_values(
@@ -83,6 +91,27 @@ def labelled_frames(
         frame[is_validation].reset_index(drop=True),
         feature_service,
     )
+
+
+def sampled_for_training(
+    labels: pd.DataFrame, is_validation: pd.Series, max_rows: int, seed: int
+) -> pd.DataFrame:
+    """`labels` with the training rows cut to about `max_rows` by a seeded sample of customers: a kept customer keeps
+    its rows at every training cutoff, so each cutoff's population stays a fair sample of it; every validation row
+    is kept. Unchanged when the training rows fit."""
+    training = ~is_validation.to_numpy()
+    rows = int(training.sum())
+    if rows <= max_rows:
+        return labels
+    ids = labels["customer_id"].astype(str)
+    draw = pd.util.hash_pandas_object(ids + f"\0{seed}", index=False).to_numpy() / 2.0**64
+    kept = ~training | (draw < max_rows / rows)
+    log.info(
+        "training on %s of %s customer-cutoff rows: a seeded sample of customers (TESSERA_TRAINING_MAX_TRAINING_ROWS)",
+        f"{int((kept & training).sum()):,}",
+        f"{rows:,}",
+    )
+    return labels[kept]
 
 
 def require_trainable(

@@ -73,6 +73,7 @@ def _tabular_logged(data: LabelledFrames, target: str, estimator: Any) -> Logged
             "estimator": type(estimator).__name__,
             "feature_service": data.feature_service,
             "n_features": len(data.features),
+            "training_rows": len(data.train),  # after the sample above TESSERA_TRAINING_MAX_TRAINING_ROWS
         },
         inputs={"feature_service": data.feature_service, "features": data.features},
         datasets={
@@ -114,7 +115,16 @@ class _TabularRecipe:
         """Point-in-time frames of the model's feature service (`<name>_feature_service`), labelled at the cutoffs."""
         s = ctx.settings
         service = getattr(s, f"{self.name}_feature_service")
-        return labelled_frames(ctx.store, ctx.orders, ctx.cutoffs, service, self.target, s.min_customers)
+        return labelled_frames(
+            ctx.store,
+            ctx.orders,
+            ctx.cutoffs,
+            service,
+            self.target,
+            s.min_customers,
+            s.max_training_rows,
+            s.seed,
+        )
 
     def _estimators(self, ctx: TrainingContext, data: LabelledFrames) -> dict[str, Any]:
         raise NotImplementedError

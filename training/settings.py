@@ -30,6 +30,10 @@ class TrainingSettings(BaseSettings):
     min_horizon_days: int = Field(7, ge=1)
     # Below this many customers with a purchase before the validation cutoff a model is skipped, not trained.
     min_customers: int = Field(100, ge=1)
+    # Customer-cutoff rows churn and CLTV learn from: above it, a seeded sample of customers, the same ones at every
+    # training cutoff (the validation window keeps every customer). 100,000 customers' cutoffs fit whole; at
+    # 400,000 churn took 10.7 GiB whole, so about 1.4 million customers would not fit 24 GiB (docs/benchmarks.md).
+    max_training_rows: int = Field(1_000_000, ge=1_000)
     seed: int = 42
     # The models `train all`, `tessera run` and `retrain` train.
     models: tuple[str, ...] = ("churn", "cltv", "next_best_product")

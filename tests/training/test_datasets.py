@@ -11,7 +11,7 @@ import pytest
 
 from features.profile.read import load_anonymous_purchases, load_events, load_order_lines
 from tessera.core.settings import Workspace
-from training.datasets import require_products, require_trainable
+from training.datasets import require_products, require_trainable, sampled_for_training
 from training.errors import ModelSkipped
 from training.labels import Cutoffs
 from training.recommend import popularity
@@ -70,6 +70,25 @@ def test_the_same_value_for_everyone_leaves_nothing_to_rank() -> None:
 
 def events(skus: list[str | None], kind: str = "purchase") -> pd.DataFrame:
     return pd.DataFrame({"customer_id": [f"C{i}" for i in range(len(skus))], "sku": skus, "kind": kind})
+
+
+def test_training_rows_beyond_the_budget_are_a_seeded_sample_of_whole_customers() -> None:
+    cutoffs = pd.to_datetime(["2025-01-01", "2025-02-01", "2025-03-01", "2025-06-01"], utc=True)
+    rows = pd.DataFrame(
+        [(f"C{i}", cutoff, i % 2 == 0) for cutoff in cutoffs for i in range(1000)],
+        columns=["customer_id", "cutoff", "churned"],
+    )
+    is_validation = rows["cutoff"] == cutoffs[-1]
+
+    sample = sampled_for_training(rows, is_validation, 1500, seed=42)
+    training = sample[sample["cutoff"] != cutoffs[-1]]
+    assert 1200 <= len(training) <= 1800  # about the budget of 1,500 of the 3,000 training rows
+    assert training.groupby("customer_id").size().eq(3).all()  # a kept customer at every training cutoff
+    assert (sample["cutoff"] == cutoffs[-1]).sum() == 1000  # the validation window keeps everyone
+    pd.testing.assert_frame_equal(sampled_for_training(rows, is_validation, 1500, seed=42), sample)
+    other = sampled_for_training(rows, is_validation, 1500, seed=7)
+    assert set(other.loc[other["cutoff"] != cutoffs[-1], "customer_id"]) != set(training["customer_id"])
+    assert sampled_for_training(rows, is_validation, 3000, seed=42) is rows  # within the budget: untouched
 
 
 def test_a_recommender_needs_two_products_and_enough_buyers() -> None:
