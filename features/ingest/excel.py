@@ -157,9 +157,14 @@ def _sheet_chunks(
     else:
         names = list(source.column_names or [])
     rows = [row for row in rows if not all(_blank(cell) for cell in row)]
-    # Only with `column_names` can a row have a filled cell beyond the named columns: it cannot be read.
-    filled = [max((i + 1 for i, cell in enumerate(row) if not _blank(cell)), default=0) for row in rows]
-    fits = np.array([width <= len(names) for width in filled], dtype=bool)
+    # Only with `column_names` can a row have a filled cell beyond the named columns (a header names every column
+    # of the sheet's area): such a row cannot be read.
+    beyond = [] if source.header else [row[len(names) :] for row in rows]
+    filled = [
+        len(names) + max((i + 1 for i, cell in enumerate(rest) if not _blank(cell)), default=0)
+        for rest in beyond
+    ]
+    fits = np.array([width <= len(names) for width in filled] if beyond else [True] * len(rows), dtype=bool)
     table = pa.table(
         {
             name: _column([row[i] if i < len(row) else None for row in rows], source.decimal)
